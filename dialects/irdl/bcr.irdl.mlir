@@ -1,0 +1,63 @@
+// The `bcr` dialect: loop level, on memrefs. A BCRC-packed weight is read
+// from the model's weight blob through its slot table at run time, so the IR
+// depends on the shapes and block size only, never on the weight values.
+// Semantic checks (ranks, shapes, block sizes) are in dialects/src/bcr.rs.
+irdl.dialect @bcr {
+  // The four BCRC arrays of one weight matrix (docs/lr-and-bcrc.md):
+  // strips (i32), block_col (i16), masks (i8), values (f32), taken from the
+  // blob's slots `slot` .. `slot + 3`.
+  irdl.operation @packed {
+    %blob = irdl.base "!builtin.memref"
+    %strips = irdl.base "!builtin.memref"
+    %block_col = irdl.base "!builtin.memref"
+    %masks = irdl.base "!builtin.memref"
+    %values = irdl.base "!builtin.memref"
+    %name = irdl.base "#builtin.string"
+    %order = irdl.base "#builtin.string"
+    %slot = irdl.base "#builtin.integer"
+    %rows = irdl.base "#builtin.integer"
+    %cols = irdl.base "#builtin.integer"
+    %block_rows = irdl.base "#builtin.integer"
+    %block_cols = irdl.base "#builtin.integer"
+    irdl.operands(blob: %blob)
+    irdl.results(strips: %strips, block_col: %block_col, masks: %masks, values: %values)
+    irdl.attributes { "name" = %name, "order" = %order, "slot" = %slot, "rows" = %rows, "cols" = %cols, "block_rows" = %block_rows, "block_cols" = %block_cols }
+  }
+  // A dense f32 array (bias, a layer that stays dense) from blob slot `slot`.
+  irdl.operation @dense {
+    %blob = irdl.base "!builtin.memref"
+    %result = irdl.base "!builtin.memref"
+    %name = irdl.base "#builtin.string"
+    %slot = irdl.base "#builtin.integer"
+    irdl.operands(blob: %blob)
+    irdl.results(result: %result)
+    irdl.attributes { "name" = %name, "slot" = %slot }
+  }
+  // C[M,N] += W[M,K] * X[K,N], W in BCRC (GEMM-shaped work).
+  irdl.operation @spmm {
+    %strips = irdl.base "!builtin.memref"
+    %block_col = irdl.base "!builtin.memref"
+    %masks = irdl.base "!builtin.memref"
+    %values = irdl.base "!builtin.memref"
+    %x = irdl.base "!builtin.memref"
+    %c = irdl.base "!builtin.memref"
+    %block_rows = irdl.base "#builtin.integer"
+    %block_cols = irdl.base "#builtin.integer"
+    %vector_width = irdl.base "#builtin.integer"
+    irdl.operands(strips: %strips, block_col: %block_col, masks: %masks, values: %values, input: %x, output: %c)
+    irdl.attributes { "block_rows" = %block_rows, "block_cols" = %block_cols, "vector_width" = %vector_width }
+  }
+  // c[M] += W[M,K] * x[K], W in BCRC (matrix-vector work, N = 1).
+  irdl.operation @spmv {
+    %strips = irdl.base "!builtin.memref"
+    %block_col = irdl.base "!builtin.memref"
+    %masks = irdl.base "!builtin.memref"
+    %values = irdl.base "!builtin.memref"
+    %x = irdl.base "!builtin.memref"
+    %c = irdl.base "!builtin.memref"
+    %block_rows = irdl.base "#builtin.integer"
+    %block_cols = irdl.base "#builtin.integer"
+    irdl.operands(strips: %strips, block_col: %block_col, masks: %masks, values: %values, input: %x, output: %c)
+    irdl.attributes { "block_rows" = %block_rows, "block_cols" = %block_cols }
+  }
+}

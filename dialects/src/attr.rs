@@ -1,0 +1,42 @@
+//! Reading and making the few attribute kinds our ops carry.
+
+use melior::{
+    ir::{
+        attribute::{IntegerAttribute, StringAttribute},
+        operation::OperationLike,
+        r#type::IntegerType,
+        Attribute, AttributeLike, Identifier,
+    },
+    Context,
+};
+
+/// An integer attribute's value, if the op has one of that name.
+pub fn int<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<i64> {
+    let attribute = op.attribute(name).ok()?;
+    IntegerAttribute::try_from(attribute).ok().map(|a| a.value())
+}
+
+/// A string attribute's value, if the op has one of that name.
+pub fn string<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<String> {
+    let attribute = op.attribute(name).ok()?;
+    StringAttribute::try_from(attribute).ok().map(|a| a.value().to_string())
+}
+
+/// `name = value : i64`.
+pub fn named_i64<'c>(context: &'c Context, name: &str, value: i64) -> (Identifier<'c>, Attribute<'c>) {
+    (
+        Identifier::new(context, name),
+        IntegerAttribute::new(IntegerType::new(context, 64).into(), value).into(),
+    )
+}
+
+/// `name = "value"`.
+pub fn named_str<'c>(context: &'c Context, name: &str, value: &str) -> (Identifier<'c>, Attribute<'c>) {
+    (Identifier::new(context, name), StringAttribute::new(context, value).into())
+}
+
+/// Whether an attribute is a dense elements attribute.
+pub fn is_dense_elements(attribute: Attribute) -> bool {
+    // SAFETY: read-only query.
+    unsafe { mlir_sys::mlirAttributeIsADenseElements(attribute.to_raw()) }
+}

@@ -1,0 +1,307 @@
+//! The `bcr` loop-level sparse dialect: typed builders, accessors and the
+//! semantic verifier.
+//!
+//! A BCRC-packed matrix is four arrays in the model's weight blob (see
+//! docs/lr-and-bcrc.md): `strips` (i32), `block_col` (i16), `masks` (i8) and
+//! `values` (f32). `bcr.packed` yields them; `bcr.spmm` and `bcr.spmv`
+//! consume them. Ops carry their schedule as attributes, so each loop
+//! transformation is a pass that rewrites attributes or ops.
+
+use crate::{attr, shape};
+use melior::{
+    ir::{
+        r#type::TypeLike,
+        attribute::{IntegerAttribute, StringAttribute},
+        operation::{OperationBuilder, OperationLike},
+        r#type::{IntegerType, MemRefType},
+        Location, Operation, Type, Value, ValueLike,
+    },
+    Context,
+};
+
+/// `bcr.packed` — the BCRC arrays of one weight matrix.
+pub const PACKED: &str = "bcr.packed";
+/// `bcr.dense` — a dense f32 array from the weight blob.
+pub const DENSE: &str = "bcr.dense";
+/// `bcr.spmm` — `C[M,N] += W[M,K] * X[K,N]`.
+pub const SPMM: &str = "bcr.spmm";
+/// `bcr.spmv` — `c[M] += W[M,K] * x[K]`.
+pub const SPMV: &str = "bcr.spmv";
+
+/// Number of blob slots a `bcr.packed` occupies (one per BCRC array).
+pub const PACKED_SLOTS: i64 = 4;
+
+/// Work order of the blocks in a packed matrix (BCR.md, "Reorder").
+pub const ORDER_NATURAL: &str = "natural";
+/// Blocks with equal kept rows adjacent, strips by descending work.
+pub const ORDER_GROUPED: &str = "grouped";
+
+/// Static description of a packed matrix, as carried by `bcr.packed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedInfo {
+    /// Name of the weight in the model.
+    pub name: String,
+    /// First blob slot of the four arrays.
+    pub slot: i64,
+    /// Rows (M) of the matrix.
+    pub rows: i64,
+    /// Columns (K) of the matrix.
+    pub cols: i64,
+    /// Block rows.
+    pub block_rows: i64,
+    /// Block columns.
+    pub block_cols: i64,
+    /// Work order, [`ORDER_NATURAL`] or [`ORDER_GROUPED`].
+    pub order: String,
+}
+
+fn dynamic_memref<'c>(element: Type<'c>) -> Type<'c> {
+    MemRefType::new(element, &[i64::MIN], None, None).into()
+}
+
+/// The result types of `bcr.packed`: `memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>`.
+pub fn packed_result_types(context: &Context) -> [Type<'_>; 4] {
+    [
+        dynamic_memref(IntegerType::new(context, 32).into()),
+        dynamic_memref(IntegerType::new(context, 16).into()),
+        dynamic_memref(IntegerType::new(context, 8).into()),
+        dynamic_memref(Type::float32(context)),
+    ]
+}
+
+/// Builds `bcr.packed(blob) {name, slot, rows, cols, block_rows, block_cols, order}`.
+pub fn packed<'c>(context: &'c Context, blob: Value<'c, '_>, info: &PackedInfo, location: Location<'c>) -> Operation<'c> {
+    OperationBuilder::new(PACKED, location)
+        .add_operands(&[blob])
+        .add_attributes(&[
+            attr::named_str(context, "name", &info.name),
+            attr::named_i64(context, "slot", info.slot),
+            attr::named_i64(context, "rows", info.rows),
+            attr::named_i64(context, "cols", info.cols),
+            attr::named_i64(context, "block_rows", info.block_rows),
+            attr::named_i64(context, "block_cols", info.block_cols),
+            attr::named_str(context, "order", &info.order),
+        ])
+        .add_results(&packed_result_types(context))
+        .build()
+        .expect("bcr.packed matches its IRDL declaration")
+}
+
+/// Reads the attributes of a `bcr.packed`.
+pub fn packed_info<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<PackedInfo> {
+    Some(PackedInfo {
+        name: attr::string(op, "name")?,
+        slot: attr::int(op, "slot")?,
+        rows: attr::int(op, "rows")?,
+        cols: attr::int(op, "cols")?,
+        block_rows: attr::int(op, "block_rows")?,
+        block_cols: attr::int(op, "block_cols")?,
+        order: attr::string(op, "order")?,
+    })
+}
+
+/// Sets the work order of a `bcr.packed` (used by `bcr-reorder`).
+pub fn set_order<'c>(op: &mut melior::ir::operation::OperationRefMut<'c, '_>, context: &'c Context, order: &str) {
+    use melior::ir::operation::OperationMutLike;
+    op.set_attribute("order", StringAttribute::new(context, order).into());
+}
+
+/// Builds `bcr.dense(blob) {name, slot}` with a static f32 memref result.
+pub fn dense<'c>(context: &'c Context, blob: Value<'c, '_>, name: &str, slot: i64, shape: &[i64], location: Location<'c>) -> Operation<'c> {
+    OperationBuilder::new(DENSE, location)
+        .add_operands(&[blob])
+        .add_attributes(&[attr::named_str(context, "name", name), attr::named_i64(context, "slot", slot)])
+        .add_results(&[MemRefType::new(Type::float32(context), shape, None, None).into()])
+        .build()
+        .expect("bcr.dense matches its IRDL declaration")
+}
+
+/// The four BCRC operands of a sparse product, in operand order.
+#[derive(Clone, Copy)]
+pub struct Packed<'c, 'a> {
+    /// `memref<?xi32>` strip records.
+    pub strips: Value<'c, 'a>,
+    /// `memref<?xi16>` block columns.
+    pub block_col: Value<'c, 'a>,
+    /// `memref<?xi8>` row and column masks.
+    pub masks: Value<'c, 'a>,
+    /// `memref<?xf32>` kept sub-matrices.
+    pub values: Value<'c, 'a>,
+}
+
+/// Builds `bcr.spmm(strips, block_col, masks, values, x, c) {block_rows, block_cols, vector_width}`.
+#[allow(clippy::too_many_arguments)]
+pub fn spmm<'c>(
+    context: &'c Context,
+    packed: Packed<'c, '_>,
+    x: Value<'c, '_>,
+    c: Value<'c, '_>,
+    block_rows: i64,
+    block_cols: i64,
+    vector_width: i64,
+    location: Location<'c>,
+) -> Operation<'c> {
+    OperationBuilder::new(SPMM, location)
+        .add_operands(&[packed.strips, packed.block_col, packed.masks, packed.values, x, c])
+        .add_attributes(&[
+            attr::named_i64(context, "block_rows", block_rows),
+            attr::named_i64(context, "block_cols", block_cols),
+            attr::named_i64(context, "vector_width", vector_width),
+        ])
+        .build()
+        .expect("bcr.spmm matches its IRDL declaration")
+}
+
+/// Builds `bcr.spmv(strips, block_col, masks, values, x, c) {block_rows, block_cols}`.
+pub fn spmv<'c>(
+    context: &'c Context,
+    packed: Packed<'c, '_>,
+    x: Value<'c, '_>,
+    c: Value<'c, '_>,
+    block_rows: i64,
+    block_cols: i64,
+    location: Location<'c>,
+) -> Operation<'c> {
+    OperationBuilder::new(SPMV, location)
+        .add_operands(&[packed.strips, packed.block_col, packed.masks, packed.values, x, c])
+        .add_attributes(&[attr::named_i64(context, "block_rows", block_rows), attr::named_i64(context, "block_cols", block_cols)])
+        .build()
+        .expect("bcr.spmv matches its IRDL declaration")
+}
+
+/// Operands and attributes of a `bcr.spmm` or `bcr.spmv`.
+pub struct SparseProduct<'c, 'a> {
+    /// The BCRC arrays.
+    pub packed: Packed<'c, 'a>,
+    /// Activations: `[K, N]` (spmm) or `[K]` (spmv).
+    pub x: Value<'c, 'a>,
+    /// Accumulated output: `[M, N]` (spmm) or `[M]` (spmv).
+    pub c: Value<'c, 'a>,
+    /// Block rows.
+    pub block_rows: i64,
+    /// Block columns.
+    pub block_cols: i64,
+    /// f32 lanes per vector (spmm only; 1 for spmv).
+    pub vector_width: i64,
+}
+
+/// Reads a `bcr.spmm` or `bcr.spmv`.
+pub fn sparse_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<SparseProduct<'c, 'a>> {
+    Some(SparseProduct {
+        packed: Packed {
+            strips: op.operand(0).ok()?,
+            block_col: op.operand(1).ok()?,
+            masks: op.operand(2).ok()?,
+            values: op.operand(3).ok()?,
+        },
+        x: op.operand(4).ok()?,
+        c: op.operand(5).ok()?,
+        block_rows: attr::int(op, "block_rows")?,
+        block_cols: attr::int(op, "block_cols")?,
+        vector_width: attr::int(op, "vector_width").unwrap_or(1),
+    })
+}
+
+/// Sets an integer schedule attribute on a `bcr` op.
+pub fn set_int<'c>(op: &mut melior::ir::operation::OperationRefMut<'c, '_>, context: &'c Context, name: &str, value: i64) {
+    use melior::ir::operation::OperationMutLike;
+    op.set_attribute(name, IntegerAttribute::new(IntegerType::new(context, 64).into(), value).into());
+}
+
+fn element_is(value: Value, bits: u32, float: bool) -> bool {
+    let Some(element) = shape::element_type(value.r#type()) else { return false };
+    let raw = element.to_raw();
+    // SAFETY: read-only queries on a live type.
+    unsafe {
+        if float {
+            mlir_sys::mlirTypeIsAF32(raw)
+        } else {
+            mlir_sys::mlirTypeIsAInteger(raw) && mlir_sys::mlirIntegerTypeGetWidth(raw) == bits
+        }
+    }
+}
+
+/// Checks the semantics of one `bcr` op; `Ok` for ops of other dialects.
+pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String> {
+    let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+    match name.as_str() {
+        PACKED => {
+            let info = packed_info(op).ok_or("'bcr.packed' needs name, slot, rows, cols, block_rows, block_cols (integers) and order (string)")?;
+            if info.rows <= 0 || info.cols <= 0 {
+                return Err(format!("matrix must be non-empty, got {}x{}", info.rows, info.cols));
+            }
+            check_block(info.block_rows, info.block_cols)?;
+            if info.order != ORDER_NATURAL && info.order != ORDER_GROUPED {
+                return Err(format!("order must be \"natural\" or \"grouped\", got \"{}\"", info.order));
+            }
+            if info.slot < 0 {
+                return Err("slot must be >= 0".into());
+            }
+            let expected = ["memref<?xi32>", "memref<?xi16>", "memref<?xi8>", "memref<?xf32>"];
+            for (index, want) in expected.iter().enumerate() {
+                let got = op.result(index).map(|r| r.r#type().to_string()).unwrap_or_default();
+                if got != *want {
+                    return Err(format!("result #{index} must be {want}, got {got}"));
+                }
+            }
+        }
+        DENSE => {
+            let result = op.result(0).map_err(|_| "missing result")?;
+            if !shape::is_f32_shaped(result.r#type()) || shape::static_shape(result.r#type()).is_none() {
+                return Err(format!("result must be a static f32 memref, got {}", result.r#type()));
+            }
+            if attr::int(op, "slot").is_none_or(|s| s < 0) {
+                return Err("slot must be an integer >= 0".into());
+            }
+        }
+        SPMM | SPMV => {
+            let product = sparse_product(op).ok_or("needs six operands and integer block_rows, block_cols")?;
+            check_block(product.block_rows, product.block_cols)?;
+            let p = &product.packed;
+            if !(element_is(p.strips, 32, false) && element_is(p.block_col, 16, false) && element_is(p.masks, 8, false) && element_is(p.values, 0, true)) {
+                return Err("BCRC operands must be memrefs of i32, i16, i8 and f32".into());
+            }
+            let x = shape::static_shape(product.x.r#type()).filter(|_| shape::is_f32_shaped(product.x.r#type()));
+            let c = shape::static_shape(product.c.r#type()).filter(|_| shape::is_f32_shaped(product.c.r#type()));
+            let (Some(x), Some(c)) = (x, c) else {
+                return Err("input and output must be static f32 memrefs".into());
+            };
+            if name == SPMM {
+                if x.len() != 2 || c.len() != 2 || x[1] != c[1] {
+                    return Err(format!("bcr.spmm needs input [K, N] and output [M, N], got {x:?} and {c:?}"));
+                }
+                let vw = product.vector_width;
+                if !(vw == 1 || vw == 2 || vw == 4 || vw == 8 || vw == 16) {
+                    return Err(format!("vector_width must be 1, 2, 4, 8 or 16, got {vw}"));
+                }
+            } else if x.len() != 1 || c.len() != 1 {
+                return Err(format!("bcr.spmv needs input [K] and output [M], got {x:?} and {c:?}"));
+            }
+            if let Some(packed) = p.strips.is_operation_result().then(|| defining_packed(p.strips)).flatten() {
+                if packed.rows != c[0] || packed.cols != x[0] {
+                    return Err(format!("packed matrix '{}' is {}x{} but the product needs {}x{}", packed.name, packed.rows, packed.cols, c[0], x[0]));
+                }
+                if packed.block_rows != product.block_rows || packed.block_cols != product.block_cols {
+                    return Err(format!("block size {}x{} differs from the packed matrix's {}x{}", product.block_rows, product.block_cols, packed.block_rows, packed.block_cols));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `bcr.packed` that defines `value`, if any.
+pub fn defining_packed(value: Value) -> Option<PackedInfo> {
+    // SAFETY: the value is alive; an op result always has an owner.
+    let owner = unsafe { mlir_sys::mlirOpResultGetOwner(value.to_raw()) };
+    let op = unsafe { melior::ir::OperationRef::from_raw(owner) };
+    (op.name().as_string_ref().as_str().ok()? == PACKED).then(|| packed_info(&op)).flatten()
+}
+
+fn check_block(rows: i64, cols: i64) -> Result<(), String> {
+    if !(1..=64).contains(&rows) || !(1..=64).contains(&cols) {
+        return Err(format!("block size {rows}x{cols} out of range (1..=64 each)"));
+    }
+    Ok(())
+}

@@ -1,0 +1,583 @@
+//! The MLIR-free graph: what the ONNX frontend produces and what the
+//! reference interpreter runs.
+//!
+//! It deliberately knows only f32 tensors with static shapes and the handful
+//! of ops an MLP needs, so every later stage can rely on those facts instead of
+//! re-checking them.
+
+use std::collections::BTreeMap;
+
+use crate::error::ModelError;
+use crate::tensor::Tensor;
+
+/// A graph value with its static shape (element type is always f32).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueInfo {
+    /// Value name, unique in the graph.
+    pub name: String,
+    /// Static dimensions.
+    pub shape: Vec<usize>,
+}
+
+/// One operation (ONNX semantics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `Y = alpha * A' * B' + beta * C`, where `A'`/`B'` are optionally
+    /// transposed and `C` (optional third input) broadcasts to the output.
+    Gemm {
+        /// Scale of the product.
+        alpha: f32,
+        /// Scale of `C`.
+        beta: f32,
+        /// Transpose `A` first.
+        trans_a: bool,
+        /// Transpose `B` first (the usual layout of FC weights: out x in).
+        trans_b: bool,
+    },
+    /// Matrix product of a 2-D (or 1-D) and a 2-D (or 1-D) operand.
+    MatMul,
+    /// Element-wise addition with numpy broadcasting.
+    Add,
+    /// `max(x, 0)`.
+    Relu,
+    /// Collapses dims `[..axis)` and `[axis..]` into a 2-D tensor.
+    Flatten {
+        /// Split point; negative counts from the end.
+        axis: i64,
+    },
+    /// Reshape to `shape`, where `0` copies the input dim and `-1` is
+    /// inferred (ONNX `allowzero = 0`). The shape is taken from the constant
+    /// second input at load time, so the node keeps only its data input.
+    Reshape {
+        /// Target shape with ONNX's `0`/`-1` conventions.
+        shape: Vec<i64>,
+    },
+}
+
+impl Op {
+    /// The ONNX op type name.
+    pub fn op_type(&self) -> &'static str {
+        match self {
+            Op::Gemm { .. } => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Add => "Add",
+            Op::Relu => "Relu",
+            Op::Flatten { .. } => "Flatten",
+            Op::Reshape { .. } => "Reshape",
+        }
+    }
+}
+
+/// One node of the graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Node name (may be empty; errors then say `#index`).
+    pub name: String,
+    /// The operation.
+    pub op: Op,
+    /// Input value names (graph inputs, initializers or earlier outputs).
+    pub inputs: Vec<String>,
+    /// Output value names (exactly one for every supported op).
+    pub outputs: Vec<String>,
+}
+
+/// A whole model: inputs, outputs, nodes in topological order and weights.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Graph {
+    /// Graph name.
+    pub name: String,
+    /// Runtime inputs (initializers are never listed here).
+    pub inputs: Vec<ValueInfo>,
+    /// Graph outputs with their declared shapes.
+    pub outputs: Vec<ValueInfo>,
+    /// Nodes, topologically sorted.
+    pub nodes: Vec<Node>,
+    /// Constant f32 tensors (weights, biases) by value name.
+    pub initializers: BTreeMap<String, Tensor>,
+}
+
+/// The label used in errors for node `index`: its name, or `#index`.
+pub fn node_label(node: &Node, index: usize) -> String {
+    if node.name.is_empty() {
+        format!("#{index}")
+    } else {
+        node.name.clone()
+    }
+}
+
+/// Numpy broadcasting of two shapes, or `None` if they are incompatible.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        // Align from the right: missing leading dims act as 1.
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = if da == db {
+            da
+        } else if da == 1 {
+            db
+        } else if db == 1 {
+            da
+        } else {
+            return None;
+        };
+    }
+    Some(out)
+}
+
+/// True when `from` broadcasts to exactly `to` (ONNX "unidirectional").
+pub fn unidirectional_broadcastable(from: &[usize], to: &[usize]) -> bool {
+    from.len() <= to.len()
+        && from
+            .iter()
+            .rev()
+            .zip(to.iter().rev())
+            .all(|(&f, &t)| f == t || f == 1)
+}
+
+fn shape_err(label: &str, message: String) -> ModelError {
+    ModelError::Shape {
+        node: label.to_string(),
+        message,
+    }
+}
+
+fn expect_arity(label: &str, node: &Node, min: usize, max: usize) -> Result<(), ModelError> {
+    let n = node.inputs.len();
+    if n < min || n > max {
+        let want = if min == max {
+            format!("{min}")
+        } else {
+            format!("{min} to {max}")
+        };
+        return Err(shape_err(
+            label,
+            format!("{} takes {want} inputs, got {n}", node.op.op_type()),
+        ));
+    }
+    if node.outputs.len() != 1 {
+        return Err(shape_err(
+            label,
+            format!(
+                "{} has exactly one output, got {}",
+                node.op.op_type(),
+                node.outputs.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Output shape of `node` given its input shapes (in input order).
+///
+/// `label` is what errors call the node. Shared by shape inference and the
+/// reference interpreter so both agree on every rule.
+pub fn node_output_shape(
+    label: &str,
+    node: &Node,
+    ins: &[&[usize]],
+) -> Result<Vec<usize>, ModelError> {
+    match &node.op {
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => {
+            expect_arity(label, node, 2, 3)?;
+            let (a, b) = (ins[0], ins[1]);
+            if a.len() != 2 || b.len() != 2 {
+                return Err(shape_err(
+                    label,
+                    format!("Gemm needs 2-D A and B, got A {a:?} and B {b:?}"),
+                ));
+            }
+            let (n, k) = if *trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+            let (kb, m) = if *trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
+            if k != kb {
+                return Err(shape_err(
+                    label,
+                    format!(
+                        "Gemm inner dimensions differ: A {a:?} (trans_a={trans_a}) gives K={k}, \
+                         B {b:?} (trans_b={trans_b}) gives K={kb}"
+                    ),
+                ));
+            }
+            let out = vec![n, m];
+            if let Some(c) = ins.get(2) {
+                if !unidirectional_broadcastable(c, &out) {
+                    return Err(shape_err(
+                        label,
+                        format!("Gemm C {c:?} does not broadcast to the output {out:?}"),
+                    ));
+                }
+            }
+            Ok(out)
+        }
+        Op::MatMul => {
+            expect_arity(label, node, 2, 2)?;
+            let (a, b) = (ins[0], ins[1]);
+            let (ka, kb, out) = match (a.len(), b.len()) {
+                (2, 2) => (a[1], b[0], vec![a[0], b[1]]),
+                (1, 2) => (a[0], b[0], vec![b[1]]),
+                (2, 1) => (a[1], b[0], vec![a[0]]),
+                (1, 1) => (a[0], b[0], vec![]),
+                _ => {
+                    return Err(shape_err(
+                        label,
+                        format!("MatMul supports only 1-D/2-D operands, got {a:?} and {b:?}"),
+                    ))
+                }
+            };
+            if ka != kb {
+                return Err(shape_err(
+                    label,
+                    format!("MatMul inner dimensions differ: {a:?} x {b:?}"),
+                ));
+            }
+            Ok(out)
+        }
+        Op::Add => {
+            expect_arity(label, node, 2, 2)?;
+            broadcast_shapes(ins[0], ins[1]).ok_or_else(|| {
+                shape_err(
+                    label,
+                    format!("Add cannot broadcast {:?} with {:?}", ins[0], ins[1]),
+                )
+            })
+        }
+        Op::Relu => {
+            expect_arity(label, node, 1, 1)?;
+            Ok(ins[0].to_vec())
+        }
+        Op::Flatten { axis } => {
+            expect_arity(label, node, 1, 1)?;
+            let x = ins[0];
+            let r = x.len() as i64;
+            if *axis < -r || *axis > r {
+                return Err(shape_err(
+                    label,
+                    format!("Flatten axis {axis} is out of range for input {x:?}"),
+                ));
+            }
+            let ax = if *axis < 0 { axis + r } else { *axis } as usize;
+            Ok(vec![x[..ax].iter().product(), x[ax..].iter().product()])
+        }
+        Op::Reshape { shape } => {
+            expect_arity(label, node, 1, 1)?;
+            reshape_shape(label, ins[0], shape)
+        }
+    }
+}
+
+fn reshape_shape(label: &str, x: &[usize], shape: &[i64]) -> Result<Vec<usize>, ModelError> {
+    let total: usize = x.iter().product();
+    let mut out = Vec::with_capacity(shape.len());
+    let mut infer_at = None;
+    for (i, &d) in shape.iter().enumerate() {
+        match d {
+            0 => match x.get(i) {
+                Some(&xd) => out.push(xd),
+                None => {
+                    return Err(shape_err(
+                        label,
+                        format!(
+                            "Reshape target {shape:?}: 0 at position {i} has no input dim to copy \
+                             (input {x:?})"
+                        ),
+                    ))
+                }
+            },
+            -1 => {
+                if infer_at.is_some() {
+                    return Err(shape_err(
+                        label,
+                        format!("Reshape target {shape:?} has more than one -1"),
+                    ));
+                }
+                infer_at = Some(i);
+                out.push(1);
+            }
+            d if d > 0 => out.push(d as usize),
+            d => {
+                return Err(shape_err(
+                    label,
+                    format!("Reshape target {shape:?} has invalid dim {d}"),
+                ))
+            }
+        }
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = infer_at {
+        if known == 0 || total % known != 0 {
+            return Err(shape_err(
+                label,
+                format!("Reshape cannot infer -1 in {shape:?} from input {x:?}"),
+            ));
+        }
+        out[i] = total / known;
+    } else if known != total {
+        return Err(shape_err(
+            label,
+            format!("Reshape target {shape:?} has {known} elements but input {x:?} has {total}"),
+        ));
+    }
+    Ok(out)
+}
+
+impl Graph {
+    /// Shapes of every value (inputs, initializers, node outputs), computed
+    /// in node order.
+    ///
+    /// Errors name the node: an input that is not defined before it (the
+    /// graph is not topologically sorted, or the name is wrong), a value
+    /// defined twice, or shapes that do not fit its op.
+    pub fn infer_shapes(&self) -> Result<BTreeMap<String, Vec<usize>>, ModelError> {
+        let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (name, t) in &self.initializers {
+            if t.shape.iter().product::<usize>() != t.data.len() {
+                return Err(ModelError::Tensor {
+                    name: name.clone(),
+                    message: format!(
+                        "initializer shape {:?} does not match its {} values",
+                        t.shape,
+                        t.data.len()
+                    ),
+                });
+            }
+            shapes.insert(name.clone(), t.shape.clone());
+        }
+        for vi in &self.inputs {
+            if shapes.insert(vi.name.clone(), vi.shape.clone()).is_some() {
+                return Err(shape_err(
+                    &vi.name,
+                    "graph input is also an initializer or listed twice".to_string(),
+                ));
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let label = node_label(node, i);
+            let mut ins: Vec<&[usize]> = Vec::with_capacity(node.inputs.len());
+            for name in &node.inputs {
+                match shapes.get(name) {
+                    Some(s) => ins.push(s),
+                    None => {
+                        return Err(shape_err(
+                            &label,
+                            format!(
+                                "input '{name}' is not defined before this node \
+                                 (unknown value, or nodes not topologically sorted)"
+                            ),
+                        ))
+                    }
+                }
+            }
+            let out = node_output_shape(&label, node, &ins)?;
+            for o in &node.outputs {
+                if shapes.insert(o.clone(), out.clone()).is_some() {
+                    return Err(shape_err(&label, format!("output '{o}' is defined twice")));
+                }
+            }
+        }
+        Ok(shapes)
+    }
+
+    /// Checks the whole graph: shapes infer, and every declared output exists
+    /// with the shape the nodes produce.
+    pub fn validate(&self) -> Result<BTreeMap<String, Vec<usize>>, ModelError> {
+        let shapes = self.infer_shapes()?;
+        for out in &self.outputs {
+            match shapes.get(&out.name) {
+                None => {
+                    return Err(shape_err(
+                        &out.name,
+                        "graph output is not produced by any node, input or initializer"
+                            .to_string(),
+                    ))
+                }
+                Some(s) if *s != out.shape => {
+                    return Err(shape_err(
+                        &out.name,
+                        format!(
+                            "graph output is declared with shape {:?} but the nodes produce {:?}",
+                            out.shape, s
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(shapes)
+    }
+
+    /// The node producing value `name`, if any.
+    pub fn producer(&self, name: &str) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.outputs.iter().any(|o| o == name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, op: Op, ins: &[&str], out: &str) -> Node {
+        Node {
+            name: name.into(),
+            op,
+            inputs: ins.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![out.into()],
+        }
+    }
+
+    fn gemm(ta: bool, tb: bool) -> Op {
+        Op::Gemm {
+            alpha: 1.0,
+            beta: 1.0,
+            trans_a: ta,
+            trans_b: tb,
+        }
+    }
+
+    fn graph(nodes: Vec<Node>, inits: &[(&str, Vec<usize>)]) -> Graph {
+        Graph {
+            name: "g".into(),
+            inputs: vec![ValueInfo {
+                name: "x".into(),
+                shape: vec![2, 3],
+            }],
+            outputs: vec![],
+            nodes,
+            initializers: inits
+                .iter()
+                .map(|(n, s)| (n.to_string(), Tensor::zeros(s.clone())))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn broadcasting() {
+        assert_eq!(broadcast_shapes(&[2, 3], &[3]), Some(vec![2, 3]));
+        assert_eq!(broadcast_shapes(&[2, 1], &[1, 4]), Some(vec![2, 4]));
+        assert_eq!(broadcast_shapes(&[], &[5]), Some(vec![5]));
+        assert_eq!(broadcast_shapes(&[2, 3], &[2]), None);
+        assert!(unidirectional_broadcastable(&[4], &[2, 4]));
+        assert!(unidirectional_broadcastable(&[1, 4], &[2, 4]));
+        assert!(!unidirectional_broadcastable(&[2, 4], &[4]));
+        assert!(!unidirectional_broadcastable(&[3], &[2, 4]));
+    }
+
+    #[test]
+    fn gemm_shapes_with_transposes() {
+        // x: [2,3]; W: [5,3] with trans_b -> [2,5]; bias [5].
+        let g = graph(
+            vec![node("fc", gemm(false, true), &["x", "w", "b"], "y")],
+            &[("w", vec![5, 3]), ("b", vec![5])],
+        );
+        assert_eq!(g.infer_shapes().unwrap()["y"], vec![2, 5]);
+        // trans_a: x^T is [3,2]; B [2,4] -> [3,4].
+        let g = graph(
+            vec![node("fc", gemm(true, false), &["x", "w"], "y")],
+            &[("w", vec![2, 4])],
+        );
+        assert_eq!(g.infer_shapes().unwrap()["y"], vec![3, 4]);
+    }
+
+    #[test]
+    fn gemm_mismatch_names_node_and_shapes() {
+        let g = graph(
+            vec![node("fc1", gemm(false, false), &["x", "w"], "y")],
+            &[("w", vec![4, 5])],
+        );
+        let e = g.infer_shapes().unwrap_err().to_string();
+        assert!(e.contains("fc1"), "{e}");
+        assert!(e.contains("[2, 3]") && e.contains("[4, 5]"), "{e}");
+        let g = graph(
+            vec![node("fc1", gemm(false, true), &["x", "w", "b"], "y")],
+            &[("w", vec![5, 3]), ("b", vec![3])],
+        );
+        let e = g.infer_shapes().unwrap_err().to_string();
+        assert!(
+            e.contains("fc1") && e.contains("[3]") && e.contains("[2, 5]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn undefined_input_names_node() {
+        let g = graph(
+            vec![
+                node("", Op::Relu, &["h"], "y"),
+                node("first", Op::Relu, &["x"], "h"),
+            ],
+            &[],
+        );
+        let e = g.infer_shapes().unwrap_err().to_string();
+        assert!(e.contains("'#0'") && e.contains("'h'"), "{e}");
+    }
+
+    #[test]
+    fn flatten_reshape_matmul_add() {
+        let g = graph(
+            vec![
+                node(
+                    "r",
+                    Op::Reshape {
+                        shape: vec![0, -1, 1],
+                    },
+                    &["x"],
+                    "a",
+                ),
+                node("f", Op::Flatten { axis: -1 }, &["a"], "b"),
+                node("m", Op::MatMul, &["b", "w"], "c"),
+                node("p", Op::Add, &["c", "bias"], "d"),
+            ],
+            &[("w", vec![1, 7]), ("bias", vec![1, 7])],
+        );
+        let s = g.infer_shapes().unwrap();
+        assert_eq!(s["a"], vec![2, 3, 1]);
+        assert_eq!(s["b"], vec![6, 1]);
+        assert_eq!(s["c"], vec![6, 7]);
+        assert_eq!(s["d"], vec![6, 7]);
+        let bad = graph(
+            vec![node(
+                "r",
+                Op::Reshape {
+                    shape: vec![4, -1, -1],
+                },
+                &["x"],
+                "a",
+            )],
+            &[],
+        );
+        assert!(bad.infer_shapes().is_err());
+        let bad = graph(
+            vec![node("r", Op::Reshape { shape: vec![4, 2] }, &["x"], "a")],
+            &[],
+        );
+        let e = bad.infer_shapes().unwrap_err().to_string();
+        assert!(e.contains("8 elements") && e.contains("6"), "{e}");
+    }
+
+    #[test]
+    fn validate_checks_declared_outputs() {
+        let mut g = graph(vec![node("relu", Op::Relu, &["x"], "y")], &[]);
+        g.outputs.push(ValueInfo {
+            name: "y".into(),
+            shape: vec![2, 3],
+        });
+        assert!(g.validate().is_ok());
+        g.outputs[0].shape = vec![3, 2];
+        let e = g.validate().unwrap_err().to_string();
+        assert!(e.contains("[3, 2]") && e.contains("[2, 3]"), "{e}");
+        g.outputs[0].name = "nope".into();
+        assert!(g.validate().is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! `grim-model`: everything grim knows about a model *before* MLIR.
+//!
+//! This crate reads and writes the on-disk formats (ONNX, the layerwise
+//! representation, `.npy`), holds a small graph of f32 ops with static shapes,
+//! interprets it with a naive reference interpreter, and implements BCR
+//! pruning and BCRC packing of weight matrices.
+//!
+//! It deliberately has no MLIR or LLVM dependency: the reference interpreter
+//! and the packing must stay trustworthy oracles for the compiled code, the
+//! tools that only inspect or prune models should not need a compiler
+//! toolchain, and its tests run in seconds.
+
+#![deny(missing_docs)]
+
+pub mod bcrc;
+pub mod error;
+mod fsutil;
+pub mod graph;
+pub mod lr;
+pub mod mlp;
+pub mod npy;
+pub mod onnx;
+pub mod reference;
+pub mod tensor;
+
+pub use bcrc::{bcr_project, random_bcr_weight, Bcrc, BcrcStats, BlockSize, BlockView, Order};
+pub use error::ModelError;
+pub use graph::{Graph, Node, Op, ValueInfo};
+pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
+pub use mlp::{demo_mlp, mlp};
+pub use npy::{read_npy, write_npy};
+pub use onnx::{load_onnx, save_onnx};
+pub use reference::run_reference;
+pub use tensor::Tensor;

@@ -1,0 +1,182 @@
+//! Generated BCR-pruned MLPs: the demo model and test models of every size.
+//!
+//! Generated rather than shipped so that tests and the demo need no binary
+//! fixtures and can vary shapes, block sizes and keeps freely.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::bcrc::{bcr_project, BlockSize};
+use crate::error::ModelError;
+use crate::graph::{Graph, Node, Op, ValueInfo};
+use crate::tensor::Tensor;
+
+/// The demo model: `x[1,256] -> fc1(512) -> relu -> fc2(512) -> relu -> fc3(10) -> y[1,10]`,
+/// with fc1 and fc2 BCR-pruned at block 8x16, row_keep 0.5, col_keep 0.25
+/// (8x compression) and fc3 dense.
+pub fn demo_mlp(seed: u64) -> Graph {
+    let block = BlockSize { rows: 8, cols: 16 };
+    match mlp(1, &[256, 512, 512, 10], block, 0.5, 0.25, seed) {
+        Ok(g) => g,
+        // The arguments are constants that mlp() accepts.
+        Err(e) => unreachable!("demo_mlp parameters are valid: {e}"),
+    }
+}
+
+/// A general MLP: input `x` of shape `[batch, dims[0]]`, Gemm layers `fc1`..
+/// (weights `fcN.weight` of shape `[out, in]` with `transB = 1`, biases
+/// `fcN.bias`), ReLU between layers, output `y` of shape `[batch, dims[last]]`.
+///
+/// Every layer but the last is BCR-projected with `block`, `row_keep` and
+/// `col_keep`; the last stays dense (small classifier layers are not worth
+/// pruning). Weights are rescaled after pruning so each output has the
+/// variance He initialisation would give a dense layer, which keeps
+/// activations O(1) however hard the layers are pruned.
+pub fn mlp(
+    batch: usize,
+    dims: &[usize],
+    block: BlockSize,
+    row_keep: f64,
+    col_keep: f64,
+    seed: u64,
+) -> Result<Graph, ModelError> {
+    if dims.len() < 2 || batch == 0 || dims.contains(&0) {
+        return Err(ModelError::Bcr {
+            message: format!(
+                "mlp needs batch > 0 and at least two non-zero dims, got batch {batch}, dims {dims:?}"
+            ),
+        });
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut initializers = BTreeMap::new();
+    let mut nodes = Vec::new();
+    let n_layers = dims.len() - 1;
+    let mut cur = "x".to_string();
+    for l in 0..n_layers {
+        let (k, m) = (dims[l], dims[l + 1]);
+        let name = format!("fc{}", l + 1);
+        let mut w: Vec<f32> = (0..m * k).map(|_| rng.gen_range(-1.0f32..=1.0)).collect();
+        if l + 1 < n_layers {
+            bcr_project(&mut w, m, k, block, row_keep, col_keep)?;
+        }
+        // He: Var(y) = 2 Var(x) for ReLU nets when sum_k w^2 = 2 per output row.
+        // Use the mean over rows that survived pruning.
+        let mut sum_sq = 0.0f64;
+        let mut live_rows = 0usize;
+        for row in w.chunks(k) {
+            let s: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
+            if s > 0.0 {
+                sum_sq += s;
+                live_rows += 1;
+            }
+        }
+        if live_rows > 0 {
+            let scale = (2.0 * live_rows as f64 / sum_sq).sqrt() as f32;
+            w.iter_mut().for_each(|v| *v *= scale);
+        }
+        let b: Vec<f32> = (0..m).map(|_| rng.gen_range(-0.1f32..=0.1)).collect();
+        let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
+        initializers.insert(wn.clone(), Tensor::new(vec![m, k], w)?);
+        initializers.insert(bn.clone(), Tensor::new(vec![m], b)?);
+        let out = if l + 1 == n_layers {
+            "y".to_string()
+        } else {
+            format!("{name}.out")
+        };
+        nodes.push(Node {
+            name: name.clone(),
+            op: Op::Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b: true,
+            },
+            inputs: vec![cur, wn, bn],
+            outputs: vec![out.clone()],
+        });
+        cur = out;
+        if l + 1 < n_layers {
+            let relu_out = format!("relu{}.out", l + 1);
+            nodes.push(Node {
+                name: format!("relu{}", l + 1),
+                op: Op::Relu,
+                inputs: vec![cur],
+                outputs: vec![relu_out.clone()],
+            });
+            cur = relu_out;
+        }
+    }
+    Ok(Graph {
+        name: "mlp".into(),
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![batch, dims[0]],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![batch, dims[n_layers]],
+        }],
+        nodes,
+        initializers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bcrc::{Bcrc, Order};
+    use crate::reference::run_reference;
+
+    #[test]
+    fn demo_shapes_sparsity_and_scale() {
+        let g = demo_mlp(1);
+        g.validate().unwrap();
+        assert_eq!(g.inputs[0].shape, vec![1, 256]);
+        assert_eq!(g.outputs[0].shape, vec![1, 10]);
+        assert_eq!(g, demo_mlp(1));
+        assert_ne!(g, demo_mlp(2));
+        let block = BlockSize::new(8, 16).unwrap();
+        for (name, m, k) in [("fc1", 512, 256), ("fc2", 512, 512)] {
+            let w = &g.initializers[&format!("{name}.weight")];
+            assert_eq!(w.shape, vec![m, k]);
+            let s = Bcrc::pack(&w.data, m, k, block, Order::Grouped)
+                .unwrap()
+                .stats();
+            // Every 8x16 block keeps exactly 4 rows x 4 cols: 8x.
+            assert_eq!(s.nonzeros, m * k / 8, "{name}");
+            assert_eq!(s.fill, 1.0, "{name}");
+        }
+        let w3 = &g.initializers["fc3.weight"];
+        assert!(w3.data.iter().all(|&v| v != 0.0), "fc3 is dense");
+
+        let x = Tensor::new(
+            vec![1, 256],
+            (0..256)
+                .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let y = run_reference(&g, &[x]).unwrap();
+        let max = y[0].data.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+        assert!(
+            max.is_finite() && max > 1e-2 && max < 1e2,
+            "activations O(1): max |y| = {max}"
+        );
+    }
+
+    #[test]
+    fn general_mlp_and_errors() {
+        let g = mlp(3, &[20, 9, 4], BlockSize::new(4, 4).unwrap(), 0.5, 0.5, 0).unwrap();
+        g.validate().unwrap();
+        assert_eq!(g.outputs[0].shape, vec![3, 4]);
+        assert_eq!(g.nodes.len(), 3);
+        assert!(mlp(1, &[4], BlockSize::new(4, 4).unwrap(), 0.5, 0.5, 0).is_err());
+        assert!(
+            mlp(1, &[4, 4], BlockSize::new(4, 4).unwrap(), 0.0, 0.5, 0).is_ok(),
+            "last layer is not pruned"
+        );
+        assert!(mlp(1, &[4, 4, 4], BlockSize::new(4, 4).unwrap(), 0.0, 0.5, 0).is_err());
+    }
+}

@@ -1,0 +1,1146 @@
+//! ONNX import and export for the supported subset.
+//!
+//! The protobuf messages are declared by hand with `prost` derives (only the
+//! fields grim reads or writes; prost skips the others while decoding), so the
+//! build needs no `protoc`. Field numbers follow `onnx/onnx.proto`. ONNX is
+//! proto2: repeated scalars without `[packed = true]` (dims, ints, floats) are
+//! written unpacked, as onnx itself does; the decoder accepts both encodings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use prost::Message;
+
+use crate::error::ModelError;
+use crate::fsutil::write_atomic;
+use crate::graph::{node_output_shape, Graph, Node, Op, ValueInfo};
+use crate::tensor::{checked_numel, Tensor};
+
+/// The ONNX protobuf messages (subset).
+pub mod proto {
+    /// `onnx.ModelProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        /// IR version.
+        #[prost(int64, tag = "1")]
+        pub ir_version: i64,
+        /// Operator sets the model uses.
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<OperatorSetIdProto>,
+        /// Producer tool name.
+        #[prost(string, tag = "2")]
+        pub producer_name: String,
+        /// The main graph.
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<GraphProto>,
+    }
+
+    /// `onnx.OperatorSetIdProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OperatorSetIdProto {
+        /// Domain ("" or "ai.onnx" is the default domain).
+        #[prost(string, tag = "1")]
+        pub domain: String,
+        /// Opset version.
+        #[prost(int64, tag = "2")]
+        pub version: i64,
+    }
+
+    /// `onnx.GraphProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphProto {
+        /// Nodes, topologically sorted.
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeProto>,
+        /// Graph name.
+        #[prost(string, tag = "2")]
+        pub name: String,
+        /// Constant tensors.
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+        /// Inputs (may include initializers).
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<ValueInfoProto>,
+        /// Outputs.
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<ValueInfoProto>,
+        /// Types of intermediate values.
+        #[prost(message, repeated, tag = "13")]
+        pub value_info: Vec<ValueInfoProto>,
+    }
+
+    /// `onnx.NodeProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        /// Input value names.
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        /// Output value names.
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        /// Node name.
+        #[prost(string, tag = "3")]
+        pub name: String,
+        /// Operator type.
+        #[prost(string, tag = "4")]
+        pub op_type: String,
+        /// Attributes.
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+        /// Operator domain.
+        #[prost(string, tag = "7")]
+        pub domain: String,
+    }
+
+    /// `onnx.AttributeProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        /// Attribute name.
+        #[prost(string, tag = "1")]
+        pub name: String,
+        /// FLOAT value.
+        #[prost(float, tag = "2")]
+        pub f: f32,
+        /// INT value.
+        #[prost(int64, tag = "3")]
+        pub i: i64,
+        /// STRING value.
+        #[prost(bytes = "vec", tag = "4")]
+        pub s: Vec<u8>,
+        /// TENSOR value.
+        #[prost(message, optional, tag = "5")]
+        pub t: Option<TensorProto>,
+        /// FLOATS value.
+        #[prost(float, repeated, packed = "false", tag = "7")]
+        pub floats: Vec<f32>,
+        /// INTS value.
+        #[prost(int64, repeated, packed = "false", tag = "8")]
+        pub ints: Vec<i64>,
+        /// Attribute type (see [`attr_type`](super::attr_type)).
+        #[prost(int32, tag = "20")]
+        pub r#type: i32,
+    }
+
+    /// `onnx.TensorProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        /// Dimensions.
+        #[prost(int64, repeated, packed = "false", tag = "1")]
+        pub dims: Vec<i64>,
+        /// Element type (see [`data_type`](super::data_type)).
+        #[prost(int32, tag = "2")]
+        pub data_type: i32,
+        /// FLOAT data (when `raw_data` is empty).
+        #[prost(float, repeated, tag = "4")]
+        pub float_data: Vec<f32>,
+        /// INT32 (and smaller) data.
+        #[prost(int32, repeated, tag = "5")]
+        pub int32_data: Vec<i32>,
+        /// INT64 data.
+        #[prost(int64, repeated, tag = "7")]
+        pub int64_data: Vec<i64>,
+        /// Tensor (value) name.
+        #[prost(string, tag = "8")]
+        pub name: String,
+        /// Little-endian raw bytes of the data.
+        #[prost(bytes = "vec", tag = "9")]
+        pub raw_data: Vec<u8>,
+        /// DOUBLE data.
+        #[prost(double, repeated, tag = "10")]
+        pub double_data: Vec<f64>,
+    }
+
+    /// `onnx.ValueInfoProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueInfoProto {
+        /// Value name.
+        #[prost(string, tag = "1")]
+        pub name: String,
+        /// Value type.
+        #[prost(message, optional, tag = "2")]
+        pub r#type: Option<TypeProto>,
+    }
+
+    /// `onnx.TypeProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProto {
+        /// The kind of type (only tensors are modelled).
+        #[prost(oneof = "type_proto::Value", tags = "1")]
+        pub value: Option<type_proto::Value>,
+    }
+
+    /// Nested types of `TypeProto`.
+    pub mod type_proto {
+        /// `TypeProto.Tensor`.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Tensor {
+            /// Element type (see [`data_type`](super::super::data_type)).
+            #[prost(int32, tag = "1")]
+            pub elem_type: i32,
+            /// Shape, if known.
+            #[prost(message, optional, tag = "2")]
+            pub shape: Option<super::TensorShapeProto>,
+        }
+
+        /// The `value` oneof.
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Value {
+            /// A tensor type.
+            #[prost(message, tag = "1")]
+            TensorType(Tensor),
+        }
+    }
+
+    /// `onnx.TensorShapeProto`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        /// Dimensions.
+        #[prost(message, repeated, tag = "1")]
+        pub dim: Vec<tensor_shape_proto::Dimension>,
+    }
+
+    /// Nested types of `TensorShapeProto`.
+    pub mod tensor_shape_proto {
+        /// `TensorShapeProto.Dimension`.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Dimension {
+            /// Static size or symbolic name.
+            #[prost(oneof = "dimension::Value", tags = "1, 2")]
+            pub value: Option<dimension::Value>,
+        }
+
+        /// Nested types of `Dimension`.
+        pub mod dimension {
+            /// The `value` oneof.
+            #[derive(Clone, PartialEq, prost::Oneof)]
+            pub enum Value {
+                /// A static size.
+                #[prost(int64, tag = "1")]
+                DimValue(i64),
+                /// A symbolic (dynamic) size.
+                #[prost(string, tag = "2")]
+                DimParam(String),
+            }
+        }
+    }
+}
+
+/// `TensorProto.DataType` values grim handles.
+pub mod data_type {
+    /// float32.
+    pub const FLOAT: i32 = 1;
+    /// int64.
+    pub const INT64: i32 = 7;
+
+    /// The ONNX name of a data type, for error messages.
+    pub fn name(t: i32) -> &'static str {
+        match t {
+            0 => "UNDEFINED",
+            1 => "FLOAT",
+            2 => "UINT8",
+            3 => "INT8",
+            4 => "UINT16",
+            5 => "INT16",
+            6 => "INT32",
+            7 => "INT64",
+            8 => "STRING",
+            9 => "BOOL",
+            10 => "FLOAT16",
+            11 => "DOUBLE",
+            12 => "UINT32",
+            13 => "UINT64",
+            16 => "BFLOAT16",
+            _ => "unknown",
+        }
+    }
+}
+
+/// `AttributeProto.AttributeType` values grim handles.
+pub mod attr_type {
+    /// Type not set (old models): inferred from the filled field.
+    pub const UNDEFINED: i32 = 0;
+    /// `f`.
+    pub const FLOAT: i32 = 1;
+    /// `i`.
+    pub const INT: i32 = 2;
+    /// `t`.
+    pub const TENSOR: i32 = 4;
+    /// `ints`.
+    pub const INTS: i32 = 7;
+}
+
+use proto::tensor_shape_proto::{dimension, Dimension};
+use proto::type_proto;
+use proto::*;
+
+/// A decoded constant: the only element types grim uses.
+enum Const {
+    F32(Tensor),
+    I64(Vec<usize>, Vec<i64>),
+}
+
+fn model_err(path: &Path, message: String) -> ModelError {
+    ModelError::OnnxModel {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Decodes a tensor; errors are messages for the caller to place.
+fn decode_tensor(t: &TensorProto) -> Result<Const, String> {
+    let mut shape = Vec::with_capacity(t.dims.len());
+    for &d in &t.dims {
+        shape.push(
+            usize::try_from(d).map_err(|_| format!("negative dimension {d} in {:?}", t.dims))?,
+        );
+    }
+    let n = checked_numel(&shape).ok_or_else(|| format!("dims {:?} are too large", t.dims))?;
+    let raw = |width: usize| -> Result<Option<&[u8]>, String> {
+        if t.raw_data.is_empty() {
+            return Ok(None);
+        }
+        if Some(t.raw_data.len()) != n.checked_mul(width) {
+            return Err(format!(
+                "raw_data has {} bytes, dims {:?} need {}",
+                t.raw_data.len(),
+                t.dims,
+                n.saturating_mul(width)
+            ));
+        }
+        Ok(Some(&t.raw_data))
+    };
+    let count_err = |have: usize| {
+        format!(
+            "has {have} values but dims {:?} need {n} (external data is not supported)",
+            t.dims
+        )
+    };
+    match t.data_type {
+        data_type::FLOAT => {
+            let data: Vec<f32> = match raw(4)? {
+                Some(b) => b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                None => t.float_data.clone(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::F32(Tensor { shape, data }))
+        }
+        data_type::INT64 => {
+            let data: Vec<i64> = match raw(8)? {
+                Some(b) => b
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+                None => t.int64_data.clone(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::I64(shape, data))
+        }
+        other => Err(format!(
+            "element type {} ({other}) is not supported (grim handles FLOAT, and INT64 shapes)",
+            data_type::name(other)
+        )),
+    }
+}
+
+/// The static f32 shape of a graph input/output, `Ok(None)` if the type or
+/// shape is absent (allowed for outputs, which are then inferred).
+fn value_shape(vi: &ValueInfoProto, what: &str) -> Result<Option<Vec<usize>>, String> {
+    let Some(tp) = &vi.r#type else {
+        return Ok(None);
+    };
+    let Some(type_proto::Value::TensorType(tt)) = &tp.value else {
+        return Err(format!("{what} '{}' is not a tensor", vi.name));
+    };
+    if tt.elem_type != data_type::FLOAT && tt.elem_type != 0 {
+        return Err(format!(
+            "{what} '{}' has element type {}; grim supports FLOAT only",
+            vi.name,
+            data_type::name(tt.elem_type)
+        ));
+    }
+    let Some(shape) = &tt.shape else {
+        return Ok(None);
+    };
+    let mut dims = Vec::with_capacity(shape.dim.len());
+    for (i, d) in shape.dim.iter().enumerate() {
+        match &d.value {
+            Some(dimension::Value::DimValue(v)) if *v >= 0 => dims.push(*v as usize),
+            Some(dimension::Value::DimParam(p)) => {
+                return Err(format!(
+                    "{what} '{}' has dynamic dimension '{p}' at index {i}; grim needs static shapes",
+                    vi.name
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{what} '{}' has no static size at dimension {i} ({other:?}); grim needs static shapes",
+                    vi.name
+                ))
+            }
+        }
+    }
+    Ok(Some(dims))
+}
+
+/// Reads the attributes of one node, checking names and types.
+struct Attrs<'a> {
+    label: &'a str,
+    op_type: &'a str,
+}
+
+impl Attrs<'_> {
+    fn unsupported(&self, what: String) -> ModelError {
+        ModelError::Unsupported {
+            node: self.label.to_string(),
+            op_type: self.op_type.to_string(),
+            what,
+        }
+    }
+
+    fn check_type(&self, a: &AttributeProto, want: i32, want_name: &str) -> Result<(), ModelError> {
+        if a.r#type != want && a.r#type != attr_type::UNDEFINED {
+            return Err(self.unsupported(format!(
+                "attribute '{}' must be {want_name} (attribute type {}), got type {}",
+                a.name, want, a.r#type
+            )));
+        }
+        Ok(())
+    }
+
+    fn float(&self, a: &AttributeProto) -> Result<f32, ModelError> {
+        self.check_type(a, attr_type::FLOAT, "a float")?;
+        Ok(a.f)
+    }
+
+    fn int(&self, a: &AttributeProto) -> Result<i64, ModelError> {
+        self.check_type(a, attr_type::INT, "an int")?;
+        Ok(a.i)
+    }
+
+    fn bool01(&self, a: &AttributeProto) -> Result<bool, ModelError> {
+        match self.int(a)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(self.unsupported(format!("attribute '{}' must be 0 or 1, got {v}", a.name))),
+        }
+    }
+
+    fn unknown(&self, a: &AttributeProto) -> ModelError {
+        self.unsupported(format!("unsupported attribute '{}'", a.name))
+    }
+}
+
+/// Reads and converts an ONNX model.
+///
+/// Errors name the file, and for node-level problems the node (its name, or
+/// `#index`), its op type and what is unsupported or missing.
+pub fn load_onnx(path: &Path) -> Result<Graph, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| ModelError::OnnxDecode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    from_proto(&model, path)
+}
+
+/// Converts a decoded model; `path` is only used in error messages.
+pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> {
+    let g = model.graph.as_ref().ok_or_else(|| {
+        model_err(
+            path,
+            "the model has no graph (is this an ONNX file?)".to_string(),
+        )
+    })?;
+    for os in &model.opset_import {
+        if !(os.domain.is_empty() || os.domain == "ai.onnx") {
+            return Err(model_err(
+                path,
+                format!("operator set domain '{}' is not supported", os.domain),
+            ));
+        }
+    }
+
+    let mut floats: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut ints: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
+    for t in &g.initializer {
+        match decode_tensor(t)
+            .map_err(|m| model_err(path, format!("initializer '{}': {m}", t.name)))?
+        {
+            Const::F32(x) => {
+                floats.insert(t.name.clone(), x);
+            }
+            Const::I64(s, v) => {
+                ints.insert(t.name.clone(), (s, v));
+            }
+        }
+    }
+
+    let mut inputs = Vec::new();
+    for vi in &g.input {
+        if floats.contains_key(&vi.name) || ints.contains_key(&vi.name) {
+            continue;
+        }
+        let shape = value_shape(vi, "graph input")
+            .map_err(|m| model_err(path, m))?
+            .ok_or_else(|| {
+                model_err(
+                    path,
+                    format!("graph input '{}' has no static tensor shape", vi.name),
+                )
+            })?;
+        inputs.push(ValueInfo {
+            name: vi.name.clone(),
+            shape,
+        });
+    }
+
+    // Shapes as nodes are converted: needed to turn an Identity that feeds a
+    // graph output into an equivalent Reshape.
+    let mut shapes: BTreeMap<String, Vec<usize>> = floats
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    shapes.extend(inputs.iter().map(|v| (v.name.clone(), v.shape.clone())));
+    let graph_outputs: BTreeSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
+    // Identity outputs that are not graph outputs are replaced by their input.
+    let mut alias: BTreeMap<String, String> = BTreeMap::new();
+    let mut nodes = Vec::new();
+
+    for (index, np) in g.node.iter().enumerate() {
+        let label = if np.name.is_empty() {
+            format!("#{index}")
+        } else {
+            np.name.clone()
+        };
+        let at = Attrs {
+            label: &label,
+            op_type: &np.op_type,
+        };
+        if !(np.domain.is_empty() || np.domain == "ai.onnx") {
+            return Err(at.unsupported(format!("operator domain '{}' is not supported", np.domain)));
+        }
+        let resolve = |n: &String| alias.get(n).cloned().unwrap_or_else(|| n.clone());
+        let mut node_inputs: Vec<String> = np.input.iter().map(resolve).collect();
+        // An empty name marks an omitted optional input; only Gemm's C may be omitted.
+        while node_inputs.last().is_some_and(|s| s.is_empty()) {
+            node_inputs.pop();
+        }
+        if node_inputs.iter().any(|s| s.is_empty()) {
+            return Err(at.unsupported("an omitted (empty) input before a present one".into()));
+        }
+        if np.output.len() != 1 || np.output[0].is_empty() {
+            return Err(at.unsupported(format!(
+                "expected exactly one output, got {}",
+                np.output.len()
+            )));
+        }
+        let out_name = np.output[0].clone();
+
+        let op =
+            match np.op_type.as_str() {
+                "Gemm" => {
+                    let (mut alpha, mut beta, mut trans_a, mut trans_b) = (1.0, 1.0, false, false);
+                    for a in &np.attribute {
+                        match a.name.as_str() {
+                            "alpha" => alpha = at.float(a)?,
+                            "beta" => beta = at.float(a)?,
+                            "transA" => trans_a = at.bool01(a)?,
+                            "transB" => trans_b = at.bool01(a)?,
+                            _ => return Err(at.unknown(a)),
+                        }
+                    }
+                    Op::Gemm {
+                        alpha,
+                        beta,
+                        trans_a,
+                        trans_b,
+                    }
+                }
+                "MatMul" | "Add" | "Relu" | "Identity" => {
+                    if let Some(a) = np.attribute.first() {
+                        return Err(at.unknown(a));
+                    }
+                    match np.op_type.as_str() {
+                        "MatMul" => Op::MatMul,
+                        "Add" => Op::Add,
+                        "Relu" => Op::Relu,
+                        _ => {
+                            if node_inputs.len() != 1 {
+                                return Err(at.unsupported(format!(
+                                    "expected 1 input, got {}",
+                                    node_inputs.len()
+                                )));
+                            }
+                            let src = node_inputs[0].clone();
+                            if !graph_outputs.contains(out_name.as_str()) {
+                                alias.insert(out_name, src);
+                                continue;
+                            }
+                            // A graph output keeps its name: a reshape to the same
+                            // shape (0 copies each input dim) is an identity.
+                            let rank = shapes.get(&src).map(Vec::len).ok_or_else(|| {
+                                ModelError::Shape {
+                                    node: label.clone(),
+                                    message: format!(
+                                        "input '{src}' is not defined before this node"
+                                    ),
+                                }
+                            })?;
+                            Op::Reshape {
+                                shape: vec![0; rank],
+                            }
+                        }
+                    }
+                }
+                "Flatten" => {
+                    let mut axis = 1;
+                    for a in &np.attribute {
+                        match a.name.as_str() {
+                            "axis" => axis = at.int(a)?,
+                            _ => return Err(at.unknown(a)),
+                        }
+                    }
+                    Op::Flatten { axis }
+                }
+                "Reshape" => {
+                    for a in &np.attribute {
+                        match a.name.as_str() {
+                            // allowzero=1 gives 0 a different meaning; only the
+                            // default is modelled, so reject the other value.
+                            "allowzero" if at.int(a)? == 0 => {}
+                            _ => return Err(at.unknown(a)),
+                        }
+                    }
+                    if node_inputs.len() != 2 {
+                        return Err(at.unsupported(format!(
+                            "expected 2 inputs (data, shape), got {}",
+                            node_inputs.len()
+                        )));
+                    }
+                    let shape_name = node_inputs.pop().unwrap_or_default();
+                    let shape = match ints.get(&shape_name) {
+                        Some((dims, v)) if dims.len() == 1 => v.clone(),
+                        _ => {
+                            return Err(at.unsupported(format!(
+                                "shape input '{shape_name}' must be a constant 1-D INT64 tensor \
+                             (initializer or Constant)"
+                            )))
+                        }
+                    };
+                    Op::Reshape { shape }
+                }
+                "Constant" => {
+                    let mut value = None;
+                    for a in &np.attribute {
+                        match a.name.as_str() {
+                            "value" => {
+                                at.check_type(a, attr_type::TENSOR, "a tensor")?;
+                                let t = a.t.as_ref().ok_or_else(|| {
+                                    at.unsupported("attribute 'value' has no tensor".into())
+                                })?;
+                                value = Some(
+                                    decode_tensor(t)
+                                        .map_err(|m| at.unsupported(format!("value: {m}")))?,
+                                );
+                            }
+                            _ => return Err(at.unknown(a)),
+                        }
+                    }
+                    match value {
+                        Some(Const::F32(t)) => {
+                            shapes.insert(out_name.clone(), t.shape.clone());
+                            floats.insert(out_name, t);
+                        }
+                        Some(Const::I64(s, v)) => {
+                            ints.insert(out_name, (s, v));
+                        }
+                        None => return Err(at.unsupported("missing attribute 'value'".into())),
+                    }
+                    continue;
+                }
+                other => {
+                    return Err(at.unsupported(format!("operator '{other}' is not supported")));
+                }
+            };
+        let node = Node {
+            name: np.name.clone(),
+            op,
+            inputs: node_inputs,
+            outputs: vec![out_name.clone()],
+        };
+        let mut ins: Vec<&[usize]> = Vec::new();
+        for name in &node.inputs {
+            ins.push(shapes.get(name).ok_or_else(|| ModelError::Shape {
+                node: label.clone(),
+                message: format!(
+                    "input '{name}' is not defined before this node \
+                     (unknown value, non-float constant, or nodes not topologically sorted)"
+                ),
+            })?);
+        }
+        let out_shape = node_output_shape(&label, &node, &ins)?;
+        shapes.insert(out_name, out_shape);
+        nodes.push(node);
+    }
+
+    let mut outputs = Vec::new();
+    for vi in &g.output {
+        let declared = value_shape(vi, "graph output").map_err(|m| model_err(path, m))?;
+        let name = alias
+            .get(&vi.name)
+            .cloned()
+            .unwrap_or_else(|| vi.name.clone());
+        let shape = match (declared, shapes.get(&name)) {
+            (Some(d), _) => d,
+            (None, Some(s)) => s.clone(),
+            (None, None) => {
+                return Err(model_err(
+                    path,
+                    format!("graph output '{}' is never computed", vi.name),
+                ))
+            }
+        };
+        outputs.push(ValueInfo {
+            name: vi.name.clone(),
+            shape,
+        });
+    }
+
+    let graph = Graph {
+        name: g.name.clone(),
+        inputs,
+        outputs,
+        nodes,
+        initializers: floats,
+    };
+    graph.validate()?;
+    Ok(graph)
+}
+
+fn tensor_type(shape: &[usize]) -> Option<TypeProto> {
+    Some(TypeProto {
+        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+            elem_type: data_type::FLOAT,
+            shape: Some(TensorShapeProto {
+                dim: shape
+                    .iter()
+                    .map(|&d| Dimension {
+                        value: Some(dimension::Value::DimValue(d as i64)),
+                    })
+                    .collect(),
+            }),
+        })),
+    })
+}
+
+fn vi_proto(name: &str, shape: &[usize]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: tensor_type(shape),
+    }
+}
+
+fn attr_f(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        f,
+        r#type: attr_type::FLOAT,
+        ..Default::default()
+    }
+}
+
+fn attr_i(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: attr_type::INT,
+        ..Default::default()
+    }
+}
+
+/// Converts a graph to an ONNX model (IR version 8, opset 17).
+///
+/// Reshape targets become INT64 initializers named `<output>_shape` (made
+/// unique if taken). Intermediate values get `value_info` when shapes infer;
+/// the graph is otherwise written as given, so invalid graphs can be saved
+/// to test the loader.
+pub fn to_proto(graph: &Graph) -> ModelProto {
+    let mut used: BTreeSet<String> = graph.initializers.keys().cloned().collect();
+    used.extend(graph.inputs.iter().map(|v| v.name.clone()));
+    for n in &graph.nodes {
+        used.extend(n.outputs.iter().cloned());
+    }
+    let mut initializer: Vec<TensorProto> = graph
+        .initializers
+        .iter()
+        .map(|(name, t)| TensorProto {
+            dims: t.shape.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::FLOAT,
+            name: name.clone(),
+            raw_data: t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        })
+        .collect();
+    let mut node = Vec::with_capacity(graph.nodes.len());
+    for n in &graph.nodes {
+        let mut inputs = n.inputs.clone();
+        let attribute = match &n.op {
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => vec![
+                attr_f("alpha", *alpha),
+                attr_f("beta", *beta),
+                attr_i("transA", *trans_a as i64),
+                attr_i("transB", *trans_b as i64),
+            ],
+            Op::Flatten { axis } => vec![attr_i("axis", *axis)],
+            Op::Reshape { shape } => {
+                let base = format!(
+                    "{}_shape",
+                    n.outputs.first().map_or("reshape", |s| s.as_str())
+                );
+                let mut name = base.clone();
+                let mut k = 1;
+                while used.contains(&name) {
+                    name = format!("{base}_{k}");
+                    k += 1;
+                }
+                used.insert(name.clone());
+                initializer.push(TensorProto {
+                    dims: vec![shape.len() as i64],
+                    data_type: data_type::INT64,
+                    name: name.clone(),
+                    raw_data: shape.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ..Default::default()
+                });
+                inputs.push(name);
+                vec![]
+            }
+            Op::MatMul | Op::Add | Op::Relu => vec![],
+        };
+        node.push(NodeProto {
+            input: inputs,
+            output: n.outputs.clone(),
+            name: n.name.clone(),
+            op_type: n.op.op_type().to_string(),
+            attribute,
+            domain: String::new(),
+        });
+    }
+    let outputs: BTreeSet<&str> = graph.outputs.iter().map(|o| o.name.as_str()).collect();
+    let value_info = match graph.infer_shapes() {
+        Ok(shapes) => graph
+            .nodes
+            .iter()
+            .flat_map(|n| n.outputs.iter())
+            .filter(|o| !outputs.contains(o.as_str()))
+            .filter_map(|o| shapes.get(o).map(|s| vi_proto(o, s)))
+            .collect(),
+        Err(_) => vec![],
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        producer_name: "grim".into(),
+        graph: Some(GraphProto {
+            node,
+            name: graph.name.clone(),
+            initializer,
+            input: graph
+                .inputs
+                .iter()
+                .map(|v| vi_proto(&v.name, &v.shape))
+                .collect(),
+            output: graph
+                .outputs
+                .iter()
+                .map(|v| vi_proto(&v.name, &v.shape))
+                .collect(),
+            value_info,
+        }),
+    }
+}
+
+/// Writes `graph` as an ONNX file, atomically.
+pub fn save_onnx(graph: &Graph, path: &Path) -> Result<(), ModelError> {
+    write_atomic(path, &to_proto(graph).encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_graph() -> Graph {
+        let w = Tensor::new(vec![4, 6], (0..24).map(|i| i as f32 * 0.25 - 3.0).collect()).unwrap();
+        let b = Tensor::new(vec![4], vec![0.5, -0.5, 1.0, 0.0]).unwrap();
+        let mut initializers = BTreeMap::new();
+        initializers.insert("w".to_string(), w);
+        initializers.insert("b".to_string(), b);
+        let n = |name: &str, op: Op, ins: &[&str], out: &str| Node {
+            name: name.into(),
+            op,
+            inputs: ins.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![out.into()],
+        };
+        Graph {
+            name: "small".into(),
+            inputs: vec![ValueInfo {
+                name: "x".into(),
+                shape: vec![2, 3, 2],
+            }],
+            outputs: vec![ValueInfo {
+                name: "y".into(),
+                shape: vec![8],
+            }],
+            nodes: vec![
+                n("flat", Op::Flatten { axis: 1 }, &["x"], "f"),
+                n(
+                    "fc",
+                    Op::Gemm {
+                        alpha: 0.5,
+                        beta: 2.0,
+                        trans_a: false,
+                        trans_b: true,
+                    },
+                    &["f", "w", "b"],
+                    "g",
+                ),
+                n("", Op::Relu, &["g"], "r"),
+                n("add", Op::Add, &["r", "b"], "s"),
+                n("rs", Op::Reshape { shape: vec![-1] }, &["s"], "y"),
+            ],
+            initializers,
+        }
+    }
+
+    fn write(model: &ModelProto) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.onnx");
+        std::fs::write(&p, model.encode_to_vec()).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn round_trip() {
+        let g = small_graph();
+        g.validate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.onnx");
+        save_onnx(&g, &p).unwrap();
+        assert_eq!(load_onnx(&p).unwrap(), g);
+        let m = ModelProto::decode(std::fs::read(&p).unwrap().as_slice()).unwrap();
+        assert_eq!((m.ir_version, m.opset_import[0].version), (8, 17));
+        let gp = m.graph.unwrap();
+        assert!(gp
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == data_type::FLOAT)
+            .all(|t| !t.raw_data.is_empty() && t.float_data.is_empty()));
+        let vi: Vec<&str> = gp.value_info.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(vi, ["f", "g", "r", "s"]);
+    }
+
+    #[test]
+    fn truncated_and_garbage_name_the_file() {
+        let g = small_graph();
+        let bytes = to_proto(&g).encode_to_vec();
+        let (_d, p) = write(&to_proto(&g));
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let e = load_onnx(&p).unwrap_err();
+        assert!(matches!(e, ModelError::OnnxDecode { .. }), "{e:?}");
+        assert!(e.to_string().contains("m.onnx"), "{e}");
+        std::fs::write(&p, b"\xff\xff\xff\xff garbage").unwrap();
+        assert!(load_onnx(&p).unwrap_err().to_string().contains("m.onnx"));
+        std::fs::write(&p, b"").unwrap();
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(e.contains("m.onnx") && e.contains("no graph"), "{e}");
+        let e = load_onnx(Path::new("/nonexistent/x.onnx"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/x.onnx"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_op_and_attribute() {
+        let mut m = to_proto(&small_graph());
+        let gp = m.graph.as_mut().unwrap();
+        gp.node[2].op_type = "Conv".into();
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert_eq!(e, "node '#2' (Conv): operator 'Conv' is not supported");
+
+        let mut m = to_proto(&small_graph());
+        m.graph.as_mut().unwrap().node[1]
+            .attribute
+            .push(attr_i("foo", 1));
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert_eq!(e, "node 'fc' (Gemm): unsupported attribute 'foo'");
+
+        let mut m = to_proto(&small_graph());
+        m.graph.as_mut().unwrap().node[1].attribute[0] = attr_i("alpha", 2);
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("node 'fc' (Gemm): attribute 'alpha' must be a float"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn types_and_dynamic_dims_rejected() {
+        let mut m = to_proto(&small_graph());
+        if let Some(type_proto::Value::TensorType(t)) = &mut m.graph.as_mut().unwrap().input[0]
+            .r#type
+            .as_mut()
+            .unwrap()
+            .value
+        {
+            t.shape.as_mut().unwrap().dim[0].value = Some(dimension::Value::DimParam("N".into()));
+        }
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("'x'") && e.contains("dynamic dimension 'N'"),
+            "{e}"
+        );
+
+        let mut m = to_proto(&small_graph());
+        if let Some(type_proto::Value::TensorType(t)) = &mut m.graph.as_mut().unwrap().output[0]
+            .r#type
+            .as_mut()
+            .unwrap()
+            .value
+        {
+            t.elem_type = 11;
+        }
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(e.contains("'y'") && e.contains("DOUBLE"), "{e}");
+
+        let mut m = to_proto(&small_graph());
+        m.graph.as_mut().unwrap().initializer[0].data_type = 11;
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(e.contains("initializer 'b'") && e.contains("DOUBLE"), "{e}");
+    }
+
+    #[test]
+    fn shape_mismatch_names_node() {
+        let mut g = small_graph();
+        g.initializers.insert("w".into(), Tensor::zeros(vec![4, 5]));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.onnx");
+        save_onnx(&g, &p).unwrap();
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("'fc'") && e.contains("[2, 6]") && e.contains("[4, 5]"),
+            "{e}"
+        );
+
+        let mut g = small_graph();
+        g.outputs[0].shape = vec![9];
+        save_onnx(&g, &p).unwrap();
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("'y'") && e.contains("[9]") && e.contains("[8]"),
+            "{e}"
+        );
+    }
+
+    /// The forms exporters produce: float_data, Constant shape, Identity,
+    /// initializers listed as inputs, omitted output shapes, packed dims.
+    #[test]
+    fn exporter_variants() {
+        let tensor_f = |name: &str, dims: Vec<i64>, data: Vec<f32>| TensorProto {
+            dims,
+            data_type: data_type::FLOAT,
+            name: name.into(),
+            float_data: data,
+            ..Default::default()
+        };
+        let node =
+            |name: &str, op: &str, ins: &[&str], out: &str, attribute: Vec<AttributeProto>| {
+                NodeProto {
+                    input: ins.iter().map(|s| s.to_string()).collect(),
+                    output: vec![out.into()],
+                    name: name.into(),
+                    op_type: op.into(),
+                    attribute,
+                    domain: String::new(),
+                }
+            };
+        let shape_const = AttributeProto {
+            name: "value".into(),
+            r#type: attr_type::TENSOR,
+            t: Some(TensorProto {
+                dims: vec![2],
+                data_type: data_type::INT64,
+                int64_data: vec![1, -1],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let m = ModelProto {
+            ir_version: 7,
+            opset_import: vec![],
+            producer_name: "test".into(),
+            graph: Some(GraphProto {
+                name: "v".into(),
+                node: vec![
+                    node("c", "Constant", &[], "shp", vec![shape_const]),
+                    node("id1", "Identity", &["x"], "xi", vec![]),
+                    node("r", "Reshape", &["xi", "shp"], "xr", vec![]),
+                    node("mm", "MatMul", &["xr", "w"], "m", vec![]),
+                    node("id2", "Identity", &["m"], "y", vec![]),
+                ],
+                initializer: vec![tensor_f(
+                    "w",
+                    vec![4, 2],
+                    vec![1., 0., 0., 1., 1., 1., 2., -1.],
+                )],
+                input: vec![vi_proto("x", &[2, 2]), vi_proto("w", &[4, 2])],
+                output: vec![ValueInfoProto {
+                    name: "y".into(),
+                    r#type: None,
+                }],
+                value_info: vec![],
+            }),
+        };
+        let (_d, p) = write(&m);
+        let g = load_onnx(&p).unwrap();
+        assert_eq!(
+            g.inputs,
+            vec![ValueInfo {
+                name: "x".into(),
+                shape: vec![2, 2]
+            }]
+        );
+        assert_eq!(
+            g.outputs,
+            vec![ValueInfo {
+                name: "y".into(),
+                shape: vec![1, 2]
+            }]
+        );
+        assert_eq!(g.nodes.len(), 3);
+        assert_eq!(g.nodes[0].inputs, vec!["x".to_string()]);
+        let x = Tensor::new(vec![2, 2], vec![1., 2., 3., 4.]).unwrap();
+        let y = crate::reference::run_reference(&g, &[x]).unwrap();
+        // [1,2,3,4] . W = [1 + 3 + 8, 2 + 3 - 4] = [12, 1].
+        assert_eq!(y[0].data, vec![12., 1.]);
+    }
+}

@@ -1,0 +1,3 @@
+//! Transformations at the bcr level (schedule and work order).
+
+pub mod reorder;

@@ -1,0 +1,113 @@
+//! grim's compiler passes and the pass pipeline runner.
+//!
+//! Each pass lives in one file named after its flag (`bcr/reorder.rs` is
+//! `bcr-reorder`) and is listed once in [`registry::PASSES`], which feeds
+//! `grim-opt --list-passes`, the pipeline parser and docs/passes.md.
+//! Upstream MLIR passes are used by name through the same pipeline text; see
+//! [`pipeline`] for how the two kinds are interleaved.
+#![deny(missing_docs)]
+
+pub mod bcr;
+pub mod builder;
+pub mod lower;
+pub mod pipeline;
+pub mod registry;
+
+use melior::{ir::Module, Context};
+use std::collections::BTreeMap;
+
+/// Why a pass or pipeline failed. Messages are already formatted for the
+/// user (`file:line:col: error: ...` where a location exists).
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The pipeline text is malformed or names an unknown pass.
+    #[error("invalid pass pipeline: {0}")]
+    Pipeline(String),
+    /// A pass option is unknown or has a bad value.
+    #[error("pass '{pass}': {message}")]
+    Option {
+        /// The pass flag.
+        pass: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The input IR is outside what the pass handles; names the op's location.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A pass or upstream pipeline failed; MLIR's diagnostics follow.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Options given to a pass in pipeline text: `pass{key=value key2=value2}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassOptions {
+    /// Key/value pairs, in order of their keys.
+    pub values: BTreeMap<String, String>,
+}
+
+impl PassOptions {
+    /// Parses `key=value` pairs separated by spaces.
+    pub fn parse(pass: &str, text: &str) -> Result<Self, PassError> {
+        let mut values = BTreeMap::new();
+        for item in text.split_whitespace() {
+            let (key, value) = item.split_once('=').ok_or_else(|| PassError::Option {
+                pass: pass.into(),
+                message: format!("option '{item}' is not of the form key=value"),
+            })?;
+            values.insert(key.to_string(), value.to_string());
+        }
+        Ok(Self { values })
+    }
+
+    /// Fails on keys outside `known`, so a misspelt option is never ignored.
+    pub fn check_known(&self, pass: &str, known: &[&str]) -> Result<(), PassError> {
+        match self.values.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(key) => Err(PassError::Option {
+                pass: pass.into(),
+                message: format!("unknown option '{key}' (known: {})", known.join(", ")),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// An integer option.
+    pub fn int(&self, pass: &str, key: &str, default: i64) -> Result<i64, PassError> {
+        match self.values.get(key) {
+            None => Ok(default),
+            Some(text) => text.parse().map_err(|_| PassError::Option {
+                pass: pass.into(),
+                message: format!("option '{key}' wants an integer, got '{text}'"),
+            }),
+        }
+    }
+
+    /// A string option.
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+}
+
+/// A grim pass: rewrites a module in place.
+pub trait Pass {
+    /// Runs the pass. On failure the module may be partly rewritten; the
+    /// pipeline stops and reports.
+    fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError>;
+}
+
+/// Parses a block size `RxC` (`8x16`).
+pub fn parse_block(text: &str) -> Option<(i64, i64)> {
+    let (rows, cols) = text.split_once('x')?;
+    let (rows, cols) = (rows.trim().parse().ok()?, cols.trim().parse().ok()?);
+    ((1..=64).contains(&rows) && (1..=64).contains(&cols)).then_some((rows, cols))
+}
+
+/// Formats an op's location and a message as a user-facing error.
+pub fn op_error(op: &melior::ir::OperationRef, message: impl std::fmt::Display) -> PassError {
+    use melior::ir::operation::OperationLike;
+    PassError::Unsupported(format!(
+        "{}: error: '{}' op {message}",
+        grim_dialects::diag::format_location(op.location()),
+        op.name().as_string_ref().as_str().unwrap_or("?")
+    ))
+}

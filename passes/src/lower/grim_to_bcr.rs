@@ -1,0 +1,521 @@
+//! lower-grim-to-bcr: lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots.
+//!
+//! Every `func.func` holding grim ops on tensors becomes a function on
+//! caller-owned buffers with a fixed ABI:
+//!
+//! ```text
+//! func.func @f(%ctx: !llvm.ptr, %blob: memref<?xi8>, %scratch: memref<?xi8>,
+//!              %in0: memref<..xf32>, ..., %out0: memref<..xf32>, ...)
+//!     attributes {llvm.emit_c_interface, grim.scratch_bytes = S, grim.num_slots = T, ...}
+//! ```
+//!
+//! * Weights never enter the IR: a gemm weight becomes `bcr.packed` (its BCRC
+//!   arrays, read from blob slots at run time) and any other weight use
+//!   (bias, add operand) becomes `bcr.dense`. Slots are numbered in first-use
+//!   order; the compiler driver packs the blob from the same ops afterwards.
+//! * Every tensor value lives in the scratch arena at a 64-byte aligned
+//!   offset (a bump plan; reshape is free: it aliases its input's bytes).
+//! * `grim.gemm` with one row (`N = 1`) becomes `bcr.spmv` into the output
+//!   initialised with the bias; with `N > 1` the input is transposed to
+//!   `[K, N]`, `bcr.spmm` accumulates `[M, N]`, and the result is transposed
+//!   back, because the kernels vectorise along `N` (BCR.md, "Kernels").
+//! * `grim.add` (numpy broadcasting), `grim.relu` and `grim.transpose`
+//!   become `scf.for` nests; inputs and results are copied with `memref.copy`.
+//!
+//! What it does not do: fuse, reuse scratch across dead values, or choose
+//! block sizes — a gemm's `block_rows`/`block_cols` attributes (set by the
+//! driver from the LR file or `--block`) win over the `block` option.
+//!
+//! Options: `block=RxC` (default 8x16), `vector-width=N` (lanes of the
+//! spmm vectors, default 8), `order=natural|grouped` (default natural).
+
+use crate::{
+    builder::{erase, erase_op, Builder, V},
+    op_error, parse_block, Pass, PassError, PassOptions,
+};
+use grim_dialects::{bcr, grim, shape};
+use melior::{
+    ir::{
+        attribute::{IntegerAttribute, StringAttribute, TypeAttribute},
+        block::BlockLike,
+        operation::{OperationLike, OperationRef, WalkOrder, WalkResult},
+        r#type::{FunctionType, IntegerType},
+        Attribute, Block, BlockRef, Identifier, Module, Region, RegionLike, Type, Value, ValueLike,
+    },
+    Context,
+};
+use std::collections::HashMap;
+
+/// Pipeline flag.
+pub const FLAG: &str = "lower-grim-to-bcr";
+/// One-line summary.
+pub const SUMMARY: &str = "lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots";
+/// Accepted options.
+pub const OPTIONS: &[&str] = &["block=RxC default BCR block (8x16)", "vector-width=N spmm lanes (8)", "order=natural|grouped (natural)"];
+
+/// Byte alignment of every scratch buffer and blob array.
+pub const ALIGN: i64 = 64;
+
+/// The pass object.
+pub struct LowerGrimToBcr {
+    block: (i64, i64),
+    vector_width: i64,
+    order: String,
+}
+
+/// Makes the pass from its options.
+pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
+    options.check_known(FLAG, &["block", "vector-width", "order"])?;
+    let block = match options.string("block") {
+        None => (8, 16),
+        Some(text) => parse_block(text)
+            .ok_or_else(|| PassError::Option { pass: FLAG.into(), message: format!("block must be RxC with 1..=64 each, got '{text}'") })?,
+    };
+    let vector_width = options.int(FLAG, "vector-width", 8)?;
+    if ![1, 2, 4, 8, 16].contains(&vector_width) {
+        return Err(PassError::Option { pass: FLAG.into(), message: format!("vector-width must be 1, 2, 4, 8 or 16, got {vector_width}") });
+    }
+    let order = options.string("order").unwrap_or(bcr::ORDER_NATURAL).to_string();
+    if order != bcr::ORDER_NATURAL && order != bcr::ORDER_GROUPED {
+        return Err(PassError::Option { pass: FLAG.into(), message: format!("order must be natural or grouped, got '{order}'") });
+    }
+    Ok(Box::new(LowerGrimToBcr { block, vector_width, order }))
+}
+
+/// Where a tensor value of the source function lives after lowering.
+#[derive(Clone, Debug)]
+enum Tensor {
+    /// In the scratch arena at `offset` bytes.
+    Buffer { offset: i64, shape: Vec<i64> },
+    /// A weight in the blob, not yet materialised.
+    Weight { name: String, shape: Vec<i64> },
+}
+
+impl Tensor {
+    fn shape(&self) -> &[i64] {
+        match self {
+            Tensor::Buffer { shape, .. } | Tensor::Weight { shape, .. } => shape,
+        }
+    }
+}
+
+impl Pass for LowerGrimToBcr {
+    fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
+        let mut functions = Vec::new();
+        for op in top_level_ops(module) {
+            if op.name().as_string_ref().as_str() == Ok("func.func") && holds_grim_ops(op) {
+                functions.push(op.to_raw());
+            }
+        }
+        let mut next_slot = 0;
+        for raw in functions {
+            // SAFETY: collected from the module above; each is erased only after its rewrite.
+            let function = unsafe { OperationRef::from_raw(raw) };
+            let mut lowering = Lowering {
+                context,
+                pass: self,
+                values: HashMap::new(),
+                scratch_bytes: 0,
+                next_slot,
+                packed: HashMap::new(),
+                dense: HashMap::new(),
+                constants: 0,
+            };
+            lowering.function(module, function)?;
+            next_slot = lowering.next_slot;
+        }
+        Ok(())
+    }
+}
+
+/// The ops directly in the module body.
+pub fn top_level_ops<'c, 'a>(module: &'a Module<'c>) -> Vec<OperationRef<'c, 'a>> {
+    let mut ops = Vec::new();
+    let mut next = module.body().first_operation();
+    while let Some(op) = next {
+        next = op.next_in_block();
+        ops.push(op);
+    }
+    ops
+}
+
+fn holds_grim_ops(function: OperationRef) -> bool {
+    let mut found = false;
+    function.walk(WalkOrder::PreOrder, |op| {
+        if op.name().as_string_ref().as_str().is_ok_and(|n| n.starts_with("grim.")) {
+            found = true;
+            return WalkResult::Interrupt;
+        }
+        WalkResult::Advance
+    });
+    found
+}
+
+struct Lowering<'c, 'p> {
+    context: &'c Context,
+    pass: &'p LowerGrimToBcr,
+    values: HashMap<usize, Tensor>,
+    scratch_bytes: i64,
+    next_slot: i64,
+    packed: HashMap<(String, i64, i64), [V<'c>; 4]>,
+    dense: HashMap<(String, Vec<i64>), V<'c>>,
+    constants: usize,
+}
+
+fn key(value: Value) -> usize {
+    value.to_raw().ptr as usize
+}
+
+fn tensor_shape(op: &OperationRef, value: Value) -> Result<Vec<i64>, PassError> {
+    let ty = value.r#type();
+    if !shape::is_tensor(ty) || !shape::is_f32_shaped(ty) {
+        return Err(op_error(op, format!("expects ranked f32 tensors, got {ty}")));
+    }
+    shape::static_shape(ty).ok_or_else(|| op_error(op, format!("expects static shapes, got {ty}")))
+}
+
+impl<'c> Lowering<'c, '_> {
+    fn allocate(&mut self, shape: &[i64]) -> Tensor {
+        let offset = self.scratch_bytes;
+        let bytes = shape::numel(shape) * 4;
+        self.scratch_bytes += (bytes + ALIGN - 1) / ALIGN * ALIGN;
+        Tensor::Buffer { offset, shape: shape.to_vec() }
+    }
+
+    fn function(&mut self, module: &Module<'c>, function: OperationRef<'c, '_>) -> Result<(), PassError> {
+        let context = self.context;
+        let name = function
+            .attribute("sym_name")
+            .ok()
+            .and_then(|a| StringAttribute::try_from(a).ok())
+            .map(|s| s.value().to_string())
+            .ok_or_else(|| op_error(&function, "has no symbol name"))?;
+        let body = function.region(0).ok().and_then(|r| r.first_block()).ok_or_else(|| op_error(&function, "has no body"))?;
+        let location = function.location();
+
+        // Inputs are the entry block's arguments; outputs are what func.return returns.
+        let mut input_shapes = Vec::new();
+        for index in 0..body.argument_count() {
+            let argument: Value = body.argument(index).map_err(|e| op_error(&function, e))?.into();
+            input_shapes.push(tensor_shape(&function, argument)?);
+        }
+        let terminator = body.terminator().ok_or_else(|| op_error(&function, "body has no terminator"))?;
+        let mut output_shapes = Vec::new();
+        for operand in terminator.operands() {
+            output_shapes.push(tensor_shape(&terminator, operand)?);
+        }
+
+        let f32_type = Type::float32(context);
+        let pointer = Type::parse(context, "!llvm.ptr").ok_or_else(|| op_error(&function, "cannot make !llvm.ptr"))?;
+        let bytes: Type = melior::ir::r#type::MemRefType::new(IntegerType::new(context, 8).into(), &[i64::MIN], None, None).into();
+        let mut arguments = vec![pointer, bytes, bytes];
+        for shape in input_shapes.iter().chain(&output_shapes) {
+            arguments.push(melior::ir::r#type::MemRefType::new(f32_type, shape, None, None).into());
+        }
+        let block = Block::new(&arguments.iter().map(|t| (*t, location)).collect::<Vec<_>>());
+        let argument = |i: usize| -> V<'c> { erase(block.argument(i).expect("argument").into()) };
+        let blob = argument(1);
+        let scratch = argument(2);
+        let b = Builder::at_end(context, &unsafe { BlockRef::from_raw(block.to_raw()) }, location);
+
+        for (index, shape) in input_shapes.iter().enumerate() {
+            let tensor = self.allocate(shape);
+            let view = self.view(&b, scratch, &tensor);
+            b.copy(argument(3 + index), view);
+            self.values.insert(key(body.argument(index).map_err(|e| op_error(&function, e))?.into()), tensor);
+        }
+
+        let mut next = body.first_operation();
+        while let Some(op) = next {
+            next = op.next_in_block();
+            let b = b.with_location(op.location());
+            let op_name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+            match op_name.as_str() {
+                grim::WEIGHT => {
+                    let weight = grim::weight_name(&op).ok_or_else(|| op_error(&op, "has no name"))?;
+                    let shape = tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
+                    self.values.insert(key(op.result(0).map_err(|e| op_error(&op, e))?.into()), Tensor::Weight { name: weight, shape });
+                }
+                grim::CONSTANT => {
+                    let weight = constant_name(&name, &op, self.constants);
+                    self.constants += 1;
+                    let shape = tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
+                    self.values.insert(key(op.result(0).map_err(|e| op_error(&op, e))?.into()), Tensor::Weight { name: weight, shape });
+                }
+                grim::GEMM => self.gemm(&b, blob, scratch, op)?,
+                grim::ADD => self.add(&b, blob, scratch, op)?,
+                grim::RELU => {
+                    let input = self.buffer(&op, 0)?;
+                    let output = self.allocate(input.shape());
+                    let n = shape::numel(input.shape());
+                    let source = self.flat_view(&b, scratch, &input);
+                    let target = self.flat_view(&b, scratch, &output);
+                    let zero = b.f32(0.0);
+                    b.for_range(0, n, 1, &[], |b, i, _| {
+                        let x = b.load(source, &[i]);
+                        let y = b.maximumf(x, zero);
+                        b.store(y, target, &[i]);
+                        vec![]
+                    });
+                    self.define(&op, output)?;
+                }
+                grim::RESHAPE => {
+                    let shape = tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
+                    let input = self.operand(&op, 0)?;
+                    let output = match input {
+                        Tensor::Buffer { offset, .. } => Tensor::Buffer { offset, shape },
+                        Tensor::Weight { name, .. } => Tensor::Weight { name, shape },
+                    };
+                    self.define(&op, output)?;
+                }
+                grim::TRANSPOSE => {
+                    let input = self.buffer(&op, 0)?;
+                    let (rows, cols) = (input.shape()[0], input.shape()[1]);
+                    let output = self.allocate(&[cols, rows]);
+                    let source = self.view(&b, scratch, &input);
+                    let target = self.view(&b, scratch, &output);
+                    transpose(&b, source, target, rows, cols);
+                    self.define(&op, output)?;
+                }
+                "func.return" => {
+                    for (index, operand) in op.operands().enumerate() {
+                        let tensor = self.values.get(&key(operand)).cloned().ok_or_else(|| op_error(&op, "returns an unknown value"))?;
+                        let Tensor::Buffer { .. } = tensor else {
+                            return Err(op_error(&op, "returning a weight directly is not supported"));
+                        };
+                        let view = self.view(&b, scratch, &tensor);
+                        b.copy(view, argument(3 + input_shapes.len() + index));
+                    }
+                }
+                _ => return Err(op_error(&op, format!("is not supported by {FLAG} (supported: grim.weight, grim.constant, grim.gemm, grim.add, grim.relu, grim.reshape, grim.transpose)"))),
+            }
+        }
+        b.insert(melior::dialect::func::r#return(&[], location));
+
+        let region = Region::new();
+        region.append_block(block);
+        let function_type = FunctionType::new(context, &arguments, &[]);
+        let i64_type: Type = IntegerType::new(context, 64).into();
+        let int = |v: i64| -> Attribute<'c> { IntegerAttribute::new(i64_type, v).into() };
+        let attributes = [
+            (Identifier::new(context, "llvm.emit_c_interface"), Attribute::unit(context)),
+            (Identifier::new(context, "grim.scratch_bytes"), int(self.scratch_bytes.max(ALIGN))),
+            (Identifier::new(context, "grim.num_slots"), int(self.next_slot)),
+            (Identifier::new(context, "grim.num_inputs"), int(input_shapes.len() as i64)),
+            (Identifier::new(context, "grim.num_outputs"), int(output_shapes.len() as i64)),
+        ];
+        let new_function = melior::dialect::func::func(
+            context,
+            StringAttribute::new(context, &name),
+            TypeAttribute::new(function_type.into()),
+            region,
+            &attributes,
+            location,
+        );
+        module.body().insert_operation_before(function, new_function);
+        erase_op(function);
+        Ok(())
+    }
+
+    fn operand(&self, op: &OperationRef, index: usize) -> Result<Tensor, PassError> {
+        let value = op.operand(index).map_err(|e| op_error(op, e))?;
+        self.values.get(&key(value)).cloned().ok_or_else(|| op_error(op, format!("operand #{index} is not produced by a supported op")))
+    }
+
+    fn buffer(&self, op: &OperationRef, index: usize) -> Result<Tensor, PassError> {
+        match self.operand(op, index)? {
+            tensor @ Tensor::Buffer { .. } => Ok(tensor),
+            Tensor::Weight { name, .. } => Err(op_error(op, format!("operand #{index} is the weight '{name}'; only activations are supported here"))),
+        }
+    }
+
+    fn define(&mut self, op: &OperationRef, tensor: Tensor) -> Result<(), PassError> {
+        let result = op.result(0).map_err(|e| op_error(op, e))?;
+        self.values.insert(key(result.into()), tensor);
+        Ok(())
+    }
+
+    fn view(&self, b: &Builder<'c>, scratch: V<'c>, tensor: &Tensor) -> V<'c> {
+        match tensor {
+            Tensor::Buffer { offset, shape } => {
+                let ty = b.memref_type(shape, b.f32_type());
+                let offset = b.index(*offset);
+                b.view(scratch, offset, &[], ty)
+            }
+            Tensor::Weight { .. } => unreachable!("weights are materialised with dense()"),
+        }
+    }
+
+    fn flat_view(&self, b: &Builder<'c>, scratch: V<'c>, tensor: &Tensor) -> V<'c> {
+        let Tensor::Buffer { offset, shape } = tensor else { unreachable!("flat views are of buffers") };
+        self.view(b, scratch, &Tensor::Buffer { offset: *offset, shape: vec![shape::numel(shape)] })
+    }
+
+    fn dense(&mut self, b: &Builder<'c>, blob: V<'c>, name: &str, shape: &[i64]) -> V<'c> {
+        let cache = (name.to_string(), shape.to_vec());
+        if let Some(value) = self.dense.get(&cache) {
+            return *value;
+        }
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let value = b.value(bcr::dense(self.context, blob, name, slot, shape, b.location));
+        self.dense.insert(cache, value);
+        value
+    }
+
+    /// Reads an operand as a memref of `shape`: a scratch view or a dense weight.
+    fn read(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, tensor: &Tensor, shape: &[i64]) -> V<'c> {
+        match tensor {
+            Tensor::Buffer { offset, .. } => self.view(b, scratch, &Tensor::Buffer { offset: *offset, shape: shape.to_vec() }),
+            Tensor::Weight { name, .. } => self.dense(b, blob, name, shape),
+        }
+    }
+
+    fn gemm(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
+        let input = self.buffer(&op, 0)?;
+        let Tensor::Weight { name: weight, shape: weight_shape } = self.operand(&op, 1)? else {
+            return Err(op_error(&op, "needs a constant weight (operand #1); products of two activations are not supported"));
+        };
+        let (n, k) = (input.shape()[0], input.shape()[1]);
+        let m = weight_shape[0];
+        if weight_shape[1] != k {
+            return Err(op_error(&op, format!("weight is {weight_shape:?} but the input has {k} columns")));
+        }
+        let bias = if op.operand_count() == 3 {
+            match self.operand(&op, 2)? {
+                Tensor::Weight { name, .. } => Some(name),
+                Tensor::Buffer { .. } => return Err(op_error(&op, "needs a constant bias (operand #2)")),
+            }
+        } else {
+            None
+        };
+        let block_rows = grim_dialects_attr_int(&op, "block_rows").unwrap_or(self.pass.block.0);
+        let block_cols = grim_dialects_attr_int(&op, "block_cols").unwrap_or(self.pass.block.1);
+        if !(1..=64).contains(&block_rows) || !(1..=64).contains(&block_cols) {
+            return Err(op_error(&op, format!("block size {block_rows}x{block_cols} out of range")));
+        }
+        let order = grim_dialects_attr_str(&op, "order").unwrap_or_else(|| self.pass.order.clone());
+        let cache = (weight.clone(), block_rows, block_cols);
+        let packed = match self.packed.get(&cache) {
+            Some(values) => *values,
+            None => {
+                let info = bcr::PackedInfo { name: weight.clone(), slot: self.next_slot, rows: m, cols: k, block_rows, block_cols, order };
+                self.next_slot += bcr::PACKED_SLOTS;
+                let results = b.insert(bcr::packed(self.context, blob, &info, b.location));
+                let values: Vec<V<'c>> = results.results().map(|r| erase(r.into())).collect();
+                let values = [values[0], values[1], values[2], values[3]];
+                self.packed.insert(cache, values);
+                values
+            }
+        };
+        let packed = bcr::Packed { strips: packed[0], block_col: packed[1], masks: packed[2], values: packed[3] };
+        let output = self.allocate(&[n, m]);
+        let zero = b.f32(0.0);
+        let bias_view = bias.map(|name| self.dense(b, blob, &name, &[m]));
+        if n == 1 {
+            let x = self.read(b, blob, scratch, &input, &[k]);
+            let y = self.read(b, blob, scratch, &output, &[m]);
+            match bias_view {
+                Some(bias) => b.copy(bias, y),
+                None => fill(b, y, m, zero),
+            }
+            b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
+        } else {
+            let transposed_input = self.allocate(&[k, n]);
+            let accumulator = self.allocate(&[m, n]);
+            let a = self.view(b, scratch, &input);
+            let at = self.view(b, scratch, &transposed_input);
+            transpose(b, a, at, n, k);
+            let ct = self.view(b, scratch, &accumulator);
+            b.for_range(0, m, 1, &[], |b, row, _| {
+                let value = match bias_view {
+                    Some(bias) => b.load(bias, &[row]),
+                    None => zero,
+                };
+                b.for_range(0, n, 1, &[], |b, column, _| {
+                    b.store(value, ct, &[row, column]);
+                    vec![]
+                });
+                vec![]
+            });
+            b.insert(bcr::spmm(self.context, packed, at, ct, block_rows, block_cols, self.pass.vector_width, b.location));
+            let y = self.view(b, scratch, &output);
+            transpose(b, ct, y, m, n);
+        }
+        self.define(&op, output)
+    }
+
+    fn add(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
+        let lhs = self.operand(&op, 0)?;
+        let rhs = self.operand(&op, 1)?;
+        let out_shape = grim::broadcast(lhs.shape(), rhs.shape())
+            .ok_or_else(|| op_error(&op, format!("shapes {:?} and {:?} do not broadcast", lhs.shape(), rhs.shape())))?;
+        let rank = out_shape.len();
+        let pad = |s: &[i64]| -> Vec<i64> {
+            let mut padded = vec![1; rank - s.len()];
+            padded.extend_from_slice(s);
+            padded
+        };
+        let (lhs_shape, rhs_shape) = (pad(lhs.shape()), pad(rhs.shape()));
+        let a = self.read(b, blob, scratch, &lhs, &lhs_shape);
+        let c = self.read(b, blob, scratch, &rhs, &rhs_shape);
+        let output = self.allocate(&out_shape);
+        let y = self.view(b, scratch, &output);
+        loop_nest(b, &out_shape, &mut Vec::new(), &|b, ivs| {
+            let zero = b.index(0);
+            let pick = |shape: &[i64]| -> Vec<V<'c>> { ivs.iter().zip(shape).map(|(iv, d)| if *d == 1 { zero } else { *iv }).collect() };
+            let x = b.load(a, &pick(&lhs_shape));
+            let z = b.load(c, &pick(&rhs_shape));
+            let sum = b.addf(x, z);
+            b.store(sum, y, ivs);
+        });
+        self.define(&op, output)
+    }
+}
+
+fn grim_dialects_attr_int(op: &OperationRef, name: &str) -> Option<i64> {
+    op.attribute(name).ok().and_then(|a| IntegerAttribute::try_from(a).ok()).map(|a| a.value())
+}
+
+fn grim_dialects_attr_str(op: &OperationRef, name: &str) -> Option<String> {
+    op.attribute(name).ok().and_then(|a| StringAttribute::try_from(a).ok()).map(|a| a.value().to_string())
+}
+
+/// The weight name of a `grim.constant`: its `name` attribute, else
+/// `<function>.const<index>` in walk order (the driver uses the same rule).
+pub fn constant_name(function: &str, op: &OperationRef, index: usize) -> String {
+    grim_dialects_attr_str(op, "name").unwrap_or_else(|| format!("{function}.const{index}"))
+}
+
+fn fill<'c>(b: &Builder<'c>, target: V<'c>, n: i64, value: V<'c>) {
+    b.for_range(0, n, 1, &[], |b, i, _| {
+        b.store(value, target, &[i]);
+        vec![]
+    });
+}
+
+fn transpose<'c>(b: &Builder<'c>, source: V<'c>, target: V<'c>, rows: i64, cols: i64) {
+    b.for_range(0, rows, 1, &[], |b, i, _| {
+        b.for_range(0, cols, 1, &[], |b, j, _| {
+            let x = b.load(source, &[i, j]);
+            b.store(x, target, &[j, i]);
+            vec![]
+        });
+        vec![]
+    });
+}
+
+fn loop_nest<'c>(b: &Builder<'c>, shape: &[i64], ivs: &mut Vec<V<'c>>, body: &dyn Fn(&Builder<'c>, &[V<'c>])) {
+    match shape.split_first() {
+        None => body(b, ivs),
+        Some((extent, rest)) => {
+            b.for_range(0, *extent, 1, &[], |b, iv, _| {
+                let mut inner = ivs.clone();
+                inner.push(iv);
+                loop_nest(b, rest, &mut inner, body);
+                vec![]
+            });
+        }
+    }
+}
+

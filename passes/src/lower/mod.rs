@@ -1,0 +1,4 @@
+//! Lowerings between levels: grim (tensors) to bcr (memrefs), bcr to loops.
+
+pub mod bcr_to_loops;
+pub mod grim_to_bcr;

@@ -1,0 +1,65 @@
+//! The one table of grim passes: flag, one-line summary, constructor.
+//!
+//! It feeds `grim-opt --list-passes`, the pipeline parser and the generated
+//! docs/passes.md. A test fails when a registered pass has no lit test.
+
+use crate::{bcr, lower, Pass, PassError, PassOptions};
+
+/// One registered pass.
+pub struct PassInfo {
+    /// The flag used in pipeline text.
+    pub flag: &'static str,
+    /// One line: what the pass rewrites.
+    pub summary: &'static str,
+    /// The options the pass accepts, as `name=meaning (default)`.
+    pub options: &'static [&'static str],
+    /// Makes the pass from its options.
+    pub create: fn(&PassOptions) -> Result<Box<dyn Pass>, PassError>,
+}
+
+/// Every grim pass, in pipeline order.
+pub static PASSES: &[PassInfo] = &[
+    PassInfo {
+        flag: lower::grim_to_bcr::FLAG,
+        summary: lower::grim_to_bcr::SUMMARY,
+        options: lower::grim_to_bcr::OPTIONS,
+        create: lower::grim_to_bcr::create,
+    },
+    PassInfo {
+        flag: bcr::reorder::FLAG,
+        summary: bcr::reorder::SUMMARY,
+        options: bcr::reorder::OPTIONS,
+        create: bcr::reorder::create,
+    },
+    PassInfo {
+        flag: lower::bcr_to_loops::FLAG,
+        summary: lower::bcr_to_loops::SUMMARY,
+        options: lower::bcr_to_loops::OPTIONS,
+        create: lower::bcr_to_loops::create,
+    },
+];
+
+/// Looks a pass up by flag.
+pub fn find(flag: &str) -> Option<&'static PassInfo> {
+    PASSES.iter().find(|p| p.flag == flag)
+}
+
+/// docs/passes.md, generated from this table and each pass's module doc.
+pub fn markdown(module_docs: &[(&str, &str)]) -> String {
+    let mut out = String::from("# grim passes\n\nGenerated from `passes/src/registry.rs` by `cargo xtask docs`; do not edit by hand.\n\n");
+    out.push_str("| flag | summary | options |\n|---|---|---|\n");
+    for pass in PASSES {
+        out.push_str(&format!("| `{}` | {} | {} |\n", pass.flag, pass.summary, pass.options.join("; ")));
+    }
+    for pass in PASSES {
+        out.push_str(&format!("\n## `{}`\n\n", pass.flag));
+        if let Some((_, doc)) = module_docs.iter().find(|(flag, _)| *flag == pass.flag) {
+            out.push_str(doc.trim());
+            out.push('\n');
+        } else {
+            out.push_str(pass.summary);
+            out.push('\n');
+        }
+    }
+    out
+}
