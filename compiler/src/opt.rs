@@ -3,7 +3,7 @@
 use crate::output::write_atomically;
 use grim_dialects::{create_context, diag, verify_module};
 use grim_passes::{pipeline, registry};
-use melior::ir::{operation::OperationLike, Module};
+use melior::ir::Module;
 use std::path::PathBuf;
 
 /// Command-line arguments of grim-opt.
@@ -102,11 +102,10 @@ pub fn main(args: &Args) -> Result<(), String> {
 fn split_chunks(source: &str) -> Vec<String> {
     let mut chunks = Vec::new();
     let mut current = String::new();
-    let mut line_offset = 0;
     for line in source.lines() {
         if line.trim_start().starts_with("// -----") {
             chunks.push(std::mem::take(&mut current));
-            line_offset = chunks.iter().map(|c: &String| c.lines().count()).sum::<usize>() + chunks.len();
+            let line_offset = chunks.iter().map(|c: &String| c.lines().count()).sum::<usize>() + chunks.len();
             current = "\n".repeat(line_offset);
             continue;
         }

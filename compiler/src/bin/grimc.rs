@@ -1,1 +1,222 @@
-fn main(){}
+//! grimc: compile, run and inspect BCR-sparse models.
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use grim_compiler::{
+    driver::{self, Level, Options},
+    inspect, link,
+    output::write_atomically,
+};
+use grim_model::{read_npy, write_npy};
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Parser)]
+#[command(name = "grimc", version, about = "Compile neural networks with BCR block sparsity to native aarch64/host code")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// The model: .onnx or .mlir (grim dialect).
+    model: PathBuf,
+    /// Default BCR block size RxC for layers the LR file does not name.
+    #[arg(long, default_value = "8x16")]
+    block: String,
+    /// Layerwise representation (JSON): per-layer block size and order.
+    #[arg(long)]
+    lr: Option<PathBuf>,
+    /// Keep the natural block order instead of GRIM's reorder.
+    #[arg(long)]
+    no_reorder: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile a model to an object, assembly, LLVM IR, MLIR and a C header.
+    Compile {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// host or aarch64-linux-gnu.
+        #[arg(long, default_value = "host")]
+        target: String,
+        /// CPU name (default: cortex-a76 for aarch64, the host CPU for host).
+        #[arg(long)]
+        cpu: Option<String>,
+        /// Comma-separated: obj,asm,llvm,mlir,header,weights (weights: blob file instead of embedding).
+        #[arg(long, default_value = "obj,header")]
+        emit: String,
+        /// C name of the model (default: from the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Output directory.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Compile, link with the runtime and run (aarch64 under qemu-aarch64).
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Input .npy files, in the graph's input order.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output .npy files, in the graph's output order.
+        #[arg(long = "output", required = true)]
+        outputs: Vec<PathBuf>,
+        /// Threads in the runtime's pool.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// host or aarch64-linux-gnu.
+        #[arg(long, default_value = "host")]
+        target: String,
+    },
+    /// Print one row per layer: shape, block, groups, stored values, fill, index bytes vs CSR.
+    Inspect {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the MLIR of a model at one level (graph, bcr, loops, llvm).
+    Lower {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The level to print.
+        #[arg(long = "compile-to", value_enum)]
+        level: Level,
+        /// host or aarch64-linux-gnu (decides the vector width).
+        #[arg(long, default_value = "host")]
+        target: String,
+    },
+    /// Write the built-in BCR-pruned example MLP as ONNX (no download).
+    Example {
+        /// Random seed of the weights.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output .onnx file.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+fn options(model: &ModelArgs, target: &str) -> Result<Options> {
+    let mut options = Options::new(&model.model, target);
+    options.block = grim_passes::parse_block(&model.block).with_context(|| format!("--block must be RxC with 1..=64 each, got '{}'", model.block))?;
+    options.lr = model.lr.clone();
+    options.reorder = !model.no_reorder;
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let text = format!("{error:#}");
+            if text.contains("error:") {
+                eprintln!("{text}");
+            } else {
+                eprintln!("grimc: error: {text}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Compile { model, target, cpu, emit, name, output } => {
+            let kinds: Vec<&str> = emit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            if let Some(bad) = kinds.iter().find(|k| !["obj", "asm", "llvm", "mlir", "header", "weights"].contains(k)) {
+                bail!("--emit: unknown kind '{bad}' (expected obj, asm, llvm, mlir, header, weights)");
+            }
+            let mut options = options(&model, &target)?;
+            options.cpu = cpu;
+            options.name = name;
+            let embed = !kinds.contains(&"weights");
+            let compiled = driver::compile(&options, embed, false)?;
+            std::fs::create_dir_all(&output).with_context(|| format!("{}: cannot create directory", output.display()))?;
+            let base = output.join(&compiled.interface.name);
+            // Everything is generated before anything is written, and each file is written atomically.
+            let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+            for kind in &kinds {
+                match *kind {
+                    "obj" => files.push((base.with_extension("o"), compiled.artifacts.object.clone())),
+                    "asm" => files.push((base.with_extension("s"), compiled.artifacts.assembly.clone().into_bytes())),
+                    "llvm" => files.push((base.with_extension("ll"), compiled.artifacts.llvm_ir.clone().into_bytes())),
+                    "mlir" => {
+                        for (level, text) in &compiled.stages {
+                            files.push((output.join(format!("{}.{:?}.mlir", compiled.interface.name, level).to_lowercase()), text.clone().into_bytes()));
+                        }
+                    }
+                    "header" => {
+                        files.push((base.with_extension("h"), grim_compiler::codegen::header(&compiled.interface, compiled.blob.bytes.len(), embed, &compiled.target).into_bytes()));
+                        files.push((output.join("grim_runtime.h"), link::RUNTIME_H.as_bytes().to_vec()));
+                    }
+                    "weights" => files.push((base.with_extension("weights"), compiled.blob.bytes.clone())),
+                    _ => unreachable!("checked above"),
+                }
+            }
+            for (path, bytes) in &files {
+                write_atomically(path, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            println!("target {} (cpu {}, {}), scratch {} bytes, weights {} bytes", compiled.target.triple, compiled.target.cpu, compiled.target.isa, compiled.interface.scratch_bytes, compiled.blob.bytes.len());
+            Ok(())
+        }
+        Command::Run { model, inputs, outputs, threads, target } => {
+            let options = options(&model, &target)?;
+            let compiled = driver::compile(&options, true, true)?;
+            if inputs.len() != compiled.interface.inputs.len() {
+                bail!("the model has {} inputs, {} --input given", compiled.interface.inputs.len(), inputs.len());
+            }
+            if outputs.len() != compiled.interface.outputs.len() {
+                bail!("the model has {} outputs, {} --output given", compiled.interface.outputs.len(), outputs.len());
+            }
+            let mut tensors = Vec::new();
+            for (index, path) in inputs.iter().enumerate() {
+                let tensor = read_npy(path)?;
+                let want = &compiled.interface.inputs[index];
+                if tensor.shape != *want {
+                    bail!("{}: error: input {index} has shape {:?}, the model wants {:?}", path.display(), tensor.shape, want);
+                }
+                tensors.push(tensor);
+            }
+            let work = tempfile::tempdir()?;
+            let object = work.path().join("model.o");
+            std::fs::write(&object, &compiled.artifacts.object)?;
+            let exe = work.path().join("model-runner");
+            link::link_runner(&compiled.target, &object, work.path(), &exe)?;
+            let (results, _) = link::run_runner(&compiled.target, &exe, work.path(), &tensors, &compiled.interface.outputs, threads, 1)?;
+            for (path, tensor) in outputs.iter().zip(&results) {
+                write_npy(path, tensor)?;
+            }
+            Ok(())
+        }
+        Command::Inspect { model, json } => {
+            let options = options(&model, "host")?;
+            let compiled = driver::compile(&options, true, false)?;
+            let rows = inspect::rows(&compiled.blob.layers);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", inspect::table(&rows));
+            }
+            Ok(())
+        }
+        Command::Lower { model, level, target } => {
+            let options = options(&model, &target)?;
+            let compiled = driver::compile(&options, true, false)?;
+            let (_, text) = compiled.stages.iter().find(|(l, _)| *l == level).context("level not produced")?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Example { seed, output } => {
+            let graph = grim_model::demo_mlp(seed);
+            grim_model::save_onnx(&graph, &output)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+    }
+}

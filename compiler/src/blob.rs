@@ -1,0 +1,118 @@
+//! The weight blob: every weight the generated code reads, in one buffer.
+//!
+//! Layout (little-endian): 8 bytes magic `GRIMBLB1`, u64 slot count, then one
+//! `(byte offset: u64, element count: u64)` pair per slot, then the arrays,
+//! each 64-byte aligned. `lower-grim-to-bcr` numbers the slots; this module
+//! fills them from the `bcr.packed` / `bcr.dense` ops of the lowered module,
+//! packing BCRC with the block size and work order those ops carry.
+
+use crate::{frontend::WeightStore, CompileError};
+use grim_dialects::bcr;
+use grim_model::{Bcrc, BcrcStats, BlockSize, Order};
+use melior::ir::{
+    operation::{OperationLike, WalkOrder, WalkResult},
+    Module, ValueLike,
+};
+
+/// Magic bytes at the start of every blob.
+pub const MAGIC: &[u8; 8] = b"GRIMBLB1";
+
+/// One packed layer, for `grimc inspect` and the LR file.
+#[derive(Debug, Clone)]
+pub struct PackedLayer {
+    /// Weight name.
+    pub name: String,
+    /// Rows x columns.
+    pub shape: [usize; 2],
+    /// Block size used.
+    pub block: BlockSize,
+    /// Work order used.
+    pub order: Order,
+    /// Storage statistics.
+    pub stats: BcrcStats,
+}
+
+/// The blob bytes plus what was packed.
+pub struct Blob {
+    /// The bytes, ready to embed or write.
+    pub bytes: Vec<u8>,
+    /// Packed layers in slot order.
+    pub layers: Vec<PackedLayer>,
+}
+
+fn align(bytes: &mut Vec<u8>) {
+    while bytes.len() % 64 != 0 {
+        bytes.push(0);
+    }
+}
+
+/// Builds the blob for `module` (after `lower-grim-to-bcr`) from `weights`.
+pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileError> {
+    let mut slots: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut counts: Vec<u64> = Vec::new();
+    let mut layers = Vec::new();
+    let mut failure = None;
+    let mut put = |slot: usize, data: Vec<u8>, count: usize| {
+        if slots.len() <= slot {
+            slots.resize(slot + 1, None);
+            counts.resize(slot + 1, 0);
+        }
+        slots[slot] = Some(data);
+        counts[slot] = count as u64;
+    };
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+        let result = (|| -> Result<(), CompileError> {
+            if name == bcr::PACKED {
+                let info = bcr::packed_info(&op).ok_or_else(|| CompileError::Internal("malformed bcr.packed".into()))?;
+                let weight = weights.get(&info.name).ok_or_else(|| CompileError::Internal(format!("no data for weight '{}'", info.name)))?;
+                let (rows, cols) = (info.rows as usize, info.cols as usize);
+                if weight.data.len() != rows * cols {
+                    return Err(CompileError::Internal(format!("weight '{}' has {} values, expected {rows}x{cols}", info.name, weight.data.len())));
+                }
+                let block = BlockSize::new(info.block_rows as usize, info.block_cols as usize)?;
+                let order = if info.order == bcr::ORDER_GROUPED { Order::Grouped } else { Order::Natural };
+                let packed = Bcrc::pack(&weight.data, rows, cols, block, order)?;
+                let slot = info.slot as usize;
+                put(slot, packed.strips.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.strips.len());
+                put(slot + 1, packed.block_col.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.block_col.len());
+                put(slot + 2, packed.masks.clone(), packed.masks.len());
+                put(slot + 3, packed.values.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.values.len());
+                layers.push(PackedLayer { name: info.name, shape: [rows, cols], block, order, stats: packed.stats() });
+            } else if name == bcr::DENSE {
+                let weight_name = op.attribute("name").ok().and_then(|a| melior::ir::attribute::StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
+                let slot = op.attribute("slot").ok().and_then(|a| melior::ir::attribute::IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(-1);
+                let weight = weights.get(&weight_name).ok_or_else(|| CompileError::Internal(format!("no data for weight '{weight_name}'")))?;
+                let expected = op.result(0).ok().and_then(|r| grim_dialects::shape::static_shape(r.r#type())).map(|s| s.iter().product::<i64>() as usize).unwrap_or(0);
+                if weight.data.len() != expected || slot < 0 {
+                    return Err(CompileError::Internal(format!("weight '{weight_name}' has {} values, bcr.dense wants {expected}", weight.data.len())));
+                }
+                put(slot as usize, weight.data.iter().flat_map(|v| v.to_le_bytes()).collect(), weight.data.len());
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            failure = Some(error);
+            return WalkResult::Interrupt;
+        }
+        WalkResult::Advance
+    });
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+    let table_start = bytes.len();
+    bytes.resize(table_start + 16 * slots.len(), 0);
+    align(&mut bytes);
+    for (index, slot) in slots.iter().enumerate() {
+        let data = slot.as_ref().ok_or_else(|| CompileError::Internal(format!("blob slot {index} is never filled")))?;
+        let offset = bytes.len() as u64;
+        bytes[table_start + 16 * index..table_start + 16 * index + 8].copy_from_slice(&offset.to_le_bytes());
+        bytes[table_start + 16 * index + 8..table_start + 16 * index + 16].copy_from_slice(&counts[index].to_le_bytes());
+        bytes.extend_from_slice(data);
+        align(&mut bytes);
+    }
+    Ok(Blob { bytes, layers })
+}

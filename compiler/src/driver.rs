@@ -1,0 +1,244 @@
+//! The compile pipeline, one level at a time (docs/ARCHITECTURE.md).
+//!
+//! graph (grim on tensors) -> bcr (memrefs, BCRC slots) -> loops
+//! (scf/vector/memref/arith) -> llvm dialect -> LLVM IR -> object/assembly.
+//! Each level's pipeline text is a constant here, so `grim-opt` can replay any
+//! step and the snapshot tests print every level.
+
+use crate::{
+    blob::{self, Blob},
+    codegen::{self, Artifacts, Interface, TargetSpec},
+    frontend::{self, WeightStore},
+    CompileError,
+};
+use grim_dialects::{create_context, grim};
+use grim_model::{LrFile, Sparsity};
+use grim_passes::pipeline;
+use melior::{
+    ir::{
+        attribute::{IntegerAttribute, StringAttribute},
+        operation::{OperationLike, OperationMutLike, OperationRefMut, WalkOrder, WalkResult},
+        r#type::IntegerType,
+        Module, ValueLike,
+    },
+    Context,
+};
+use std::path::{Path, PathBuf};
+
+/// The compiler's levels, in order; `--compile-to` stops after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Level {
+    /// grim ops on tensors, as the frontend built them (block sizes applied).
+    Graph,
+    /// memref code with bcr.packed/spmm/spmv, weights as blob slots.
+    Bcr,
+    /// scf/vector/memref/arith loops.
+    Loops,
+    /// The llvm dialect.
+    Llvm,
+}
+
+/// Pipeline from graph to bcr (the `{vector-width}` is the target's).
+pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool) -> String {
+    format!(
+        "builtin.module(lower-grim-to-bcr{{block={}x{} vector-width={vector_width}}}{})",
+        block.0,
+        block.1,
+        if reorder { ",bcr-reorder" } else { "" }
+    )
+}
+/// Pipeline from bcr to loops.
+pub const LOOPS_PIPELINE: &str = "builtin.module(lower-bcr-to-loops,canonicalize,cse)";
+/// Pipeline from loops to the llvm dialect (upstream conversions only).
+pub const LLVM_PIPELINE: &str = "builtin.module(convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts,canonicalize)";
+
+/// What to compile and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Model file (.onnx or .mlir).
+    pub model: PathBuf,
+    /// Target name: `host` or `aarch64-linux-gnu`.
+    pub target: String,
+    /// CPU override.
+    pub cpu: Option<String>,
+    /// Default BCR block size.
+    pub block: (i64, i64),
+    /// Per-layer choices.
+    pub lr: Option<PathBuf>,
+    /// Apply GRIM's reorder (default on).
+    pub reorder: bool,
+    /// C name of the model; default from the file name.
+    pub name: Option<String>,
+}
+
+impl Options {
+    /// Options with defaults for `model` on `target`.
+    pub fn new(model: impl Into<PathBuf>, target: &str) -> Self {
+        Self { model: model.into(), target: target.into(), cpu: None, block: (8, 16), lr: None, reorder: true, name: None }
+    }
+}
+
+/// A compiled model.
+pub struct Compiled {
+    /// The resolved target.
+    pub target: TargetSpec,
+    /// Entry points and buffer sizes.
+    pub interface: Interface,
+    /// The weight blob and what was packed.
+    pub blob: Blob,
+    /// Printed MLIR at every level, in order.
+    pub stages: Vec<(Level, String)>,
+    /// Generated code.
+    pub artifacts: Artifacts,
+}
+
+/// A C identifier from a file stem.
+pub fn c_name(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let mut name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert_str(0, "m_");
+    }
+    name
+}
+
+/// Loads a model into a grim module and its weights.
+pub fn load<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, WeightStore), CompileError> {
+    if !path.exists() {
+        return Err(CompileError::Usage(format!("{}: error: no such file", path.display())));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("mlir") => frontend::from_mlir(context, path),
+        Some("onnx") => {
+            let graph = grim_model::load_onnx(path)?;
+            frontend::from_graph(context, &graph, path)
+        }
+        _ => Err(CompileError::Usage(format!("{}: error: unknown model format (expected .onnx or .mlir)", path.display()))),
+    }
+}
+
+/// Puts the LR file's per-layer block size and order on each `grim.gemm`
+/// (layers are matched by the gemm's ONNX node name or weight name).
+fn apply_lr<'c>(context: &'c Context, module: &Module<'c>, lr: &LrFile, lr_path: &Path) -> Result<(), CompileError> {
+    let mut gemms = Vec::new();
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if op.name().as_string_ref().as_str() == Ok(grim::GEMM) {
+            gemms.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    let mut matched = std::collections::BTreeSet::new();
+    for raw in gemms {
+        let mut op = unsafe { OperationRefMut::from_raw(raw) };
+        let location = op.location();
+        let node = if location.is_name() { location.name_value().as_string_ref().as_str().unwrap_or("").to_string() } else { String::new() };
+        let weight = op
+            .operand(1)
+            .ok()
+            .filter(|v| v.is_operation_result())
+            .map(|v| unsafe { melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw())) })
+            .and_then(|w| grim::weight_name(&w))
+            .unwrap_or_default();
+        let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)) else { continue };
+        matched.insert(layer.name.clone());
+        let i64_type = IntegerType::new(context, 64).into();
+        match &layer.sparsity {
+            Sparsity::Bcr { block_rows, block_cols, .. } => {
+                op.set_attribute("block_rows", IntegerAttribute::new(i64_type, *block_rows as i64).into());
+                op.set_attribute("block_cols", IntegerAttribute::new(i64_type, *block_cols as i64).into());
+            }
+            Sparsity::Dense => {
+                // Packed losslessly with the default block until the dense kernels land (issue 3).
+            }
+            Sparsity::Csr => {
+                return Err(CompileError::Usage(format!("{}: error: layer '{}': csr is not a format grim generates code for; use bcr or dense", lr_path.display(), layer.name)));
+            }
+        }
+        if let Some(order) = &layer.order {
+            op.set_attribute("order", StringAttribute::new(context, &order.to_string()).into());
+        }
+    }
+    if let Some(layer) = lr.layers.iter().find(|l| !matched.contains(&l.name)) {
+        return Err(CompileError::Usage(format!("{}: error: layer '{}' matches no gemm of the model (by node or weight name)", lr_path.display(), layer.name)));
+    }
+    Ok(())
+}
+
+/// Names the model's function `grim_<name>_graph`, so its symbols cannot
+/// clash with an application's (or another model's) when linked together.
+fn rename_model_function<'c>(context: &'c Context, module: &Module<'c>, name: &str) -> Result<(), CompileError> {
+    let functions: Vec<_> = grim_passes::lower::grim_to_bcr::top_level_ops(module)
+        .into_iter()
+        .filter(|op| op.name().as_string_ref().as_str() == Ok("func.func"))
+        .map(|op| op.to_raw())
+        .collect();
+    match functions.as_slice() {
+        [raw] => {
+            let mut op = unsafe { OperationRefMut::from_raw(*raw) };
+            op.set_attribute("sym_name", StringAttribute::new(context, &format!("grim_{name}_graph")).into());
+            Ok(())
+        }
+        [] => Err(CompileError::Usage("error: the model has no func.func".into())),
+        _ => Err(CompileError::Usage(format!("error: the model has {} functions; grimc compiles one model function per file", functions.len()))),
+    }
+}
+
+fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileError> {
+    let mut found = None;
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if op.name().as_string_ref().as_str() == Ok("func.func") && op.has_attribute("grim.scratch_bytes") {
+            found = Some(op.to_raw());
+            return WalkResult::Interrupt;
+        }
+        WalkResult::Advance
+    });
+    let op = unsafe { melior::ir::OperationRef::from_raw(found.ok_or_else(|| CompileError::Internal("no lowered model function".into()))?) };
+    let int = |n: &str| op.attribute(n).ok().and_then(|a| IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(0);
+    let function = op.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
+    let body = op.region(0).ok().and_then(|r| melior::ir::RegionLike::first_block(&r)).ok_or_else(|| CompileError::Internal("empty model function".into()))?;
+    let (num_inputs, num_outputs) = (int("grim.num_inputs") as usize, int("grim.num_outputs") as usize);
+    let mut shapes = Vec::new();
+    use melior::ir::block::BlockLike;
+    for index in 3..3 + num_inputs + num_outputs {
+        let argument = body.argument(index).map_err(|e| CompileError::Internal(e.to_string()))?;
+        let shape = grim_dialects::shape::static_shape(argument.r#type()).ok_or_else(|| CompileError::Internal("dynamic model buffer".into()))?;
+        shapes.push(shape.iter().map(|d| *d as usize).collect::<Vec<_>>());
+    }
+    let outputs = shapes.split_off(num_inputs);
+    Ok(Interface { name: name.to_string(), function, inputs: shapes, outputs, scratch_bytes: int("grim.scratch_bytes") as u64 })
+}
+
+fn run<'c>(context: &'c Context, module: &mut Module<'c>, text: &str) -> Result<(), CompileError> {
+    let elements = pipeline::parse(text).map_err(|e| CompileError::Internal(e.to_string()))?;
+    pipeline::run(context, module, &elements, true).map_err(|e| CompileError::Diagnostics(e.to_string()))?;
+    Ok(())
+}
+
+/// Compiles a model to the packed blob, every MLIR level and target code.
+/// `embed`: put the weights in the object; `generic_entry`: add the runner's entry points.
+pub fn compile(options: &Options, embed: bool, generic_entry: bool) -> Result<Compiled, CompileError> {
+    let target = TargetSpec::new(&options.target, options.cpu.as_deref())?;
+    let lr = match &options.lr {
+        Some(path) => Some(LrFile::load(path)?),
+        None => None,
+    };
+    let context = create_context().map_err(|e| CompileError::Internal(e.to_string()))?;
+    let (mut module, weights) = load(&context, &options.model)?;
+    if let (Some(lr), Some(path)) = (&lr, &options.lr) {
+        apply_lr(&context, &module, lr, path)?;
+    }
+    let name = options.name.clone().unwrap_or_else(|| c_name(&options.model));
+    rename_model_function(&context, &module, &name)?;
+    let print = |module: &Module| format!("{}\n", module.as_operation());
+    let mut stages = vec![(Level::Graph, print(&module))];
+    run(&context, &mut module, &bcr_pipeline(target.vector_width, options.block, options.reorder))?;
+    stages.push((Level::Bcr, print(&module)));
+    let blob = blob::build(&module, &weights)?;
+    let interface = function_interface(&module, &name)?;
+    run(&context, &mut module, LOOPS_PIPELINE)?;
+    stages.push((Level::Loops, print(&module)));
+    run(&context, &mut module, LLVM_PIPELINE)?;
+    stages.push((Level::Llvm, print(&module)));
+    let artifacts = codegen::generate(&module, &target, &interface, embed.then_some(&blob.bytes[..]), generic_entry)?;
+    Ok(Compiled { target, interface, blob, stages, artifacts })
+}

@@ -1,0 +1,133 @@
+// RUN: not grim-opt %s --split-input-file 2>&1 | %FileCheck %s
+// Every chunk fails on its own; grim-opt reports each one and exits 1.
+// The line is matched loosely: with --split-input-file grim-opt misnumbers
+// lines from the third chunk on (see tools/split-input-file.mlir, XFAIL);
+// tools/errors.mlir pins exact line:col.
+
+// Checks that a sparse product's block rows must be at least 1.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmm' op block size 0x8 out of range (1..=64 each)
+func.func @spmm_block_zero(%blob: memref<?xi8>, %x: memref<32x8xf32>, %c: memref<16x8xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 0 : i64, block_cols = 8 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x8xf32>, memref<16x8xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that a sparse product's block rows must be at most 64.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmm' op block size 65x8 out of range (1..=64 each)
+func.func @spmm_block_65(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<32x8xf32>, %c: memref<16x8xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 65 : i64, block_cols = 8 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x8xf32>, memref<16x8xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that bcr.packed only knows the natural and grouped orders.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:10: error: 'bcr.packed' op order must be "natural" or "grouped", got "bogus"
+func.func @packed_order(%blob: memref<?xi8>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "bogus"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  return
+}
+
+// -----
+
+// Checks that bcr.packed must describe a non-empty matrix.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:10: error: 'bcr.packed' op matrix must be non-empty, got 0x32
+func.func @packed_empty(%blob: memref<?xi8>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 0 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  return
+}
+
+// -----
+
+// Checks that bcr.packed's values array must be f32.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:10: error: 'bcr.packed' op result #3 must be memref<?xf32>, got memref<?xi32>
+func.func @packed_values_type(%blob: memref<?xi8>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xi32>)
+  return
+}
+
+// -----
+
+// Checks that spmm's vector width is a power of two up to 16.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmm' op vector_width must be 1, 2, 4, 8 or 16, got 3
+func.func @spmm_vector_width(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<32x8xf32>, %c: memref<16x8xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 3 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x8xf32>, memref<16x8xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that spmm's input and output agree on N.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmm' op bcr.spmm needs input [K, N] and output [M, N], got [32, 8] and [16, 4]
+func.func @spmm_n(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<32x8xf32>, %c: memref<16x4xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 4 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x8xf32>, memref<16x4xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that a product's block size must match its bcr.packed.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmv' op block size 8x8 differs from the packed matrix's 4x8
+func.func @spmv_block_mismatch(%blob: memref<?xi8>, %x: memref<32xf32>, %c: memref<16xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 8 : i64, block_cols = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<16xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that a product's operand shapes must match its bcr.packed matrix.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmv' op packed matrix 'w' is 16x32 but the product needs 16x30
+func.func @spmv_shape_mismatch(%blob: memref<?xi8>, %x: memref<30xf32>, %c: memref<16xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<30xf32>, memref<16xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that the BCRC operands have the i32/i16/i8/f32 element types.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmm' op BCRC operands must be memrefs of i32, i16, i8 and f32
+func.func @spmm_values_f16(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf16>, %x: memref<32x8xf32>, %c: memref<16x8xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 4 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf16>, memref<32x8xf32>, memref<16x8xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that bcr.dense yields a static f32 memref.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'bcr.dense' op result must be a static f32 memref, got memref<?xf32>
+func.func @dense_dynamic(%blob: memref<?xi8>) {
+  %d = "bcr.dense"(%blob) {name = "b", slot = 0 : i64} : (memref<?xi8>) -> memref<?xf32>
+  return
+}
+
+// -----
+
+// Checks that blob slots are never negative.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'bcr.dense' op slot must be an integer >= 0
+func.func @dense_slot(%blob: memref<?xi8>) {
+  %d = "bcr.dense"(%blob) {name = "b", slot = -1 : i64} : (memref<?xi8>) -> memref<4xf32>
+  return
+}
+
+// -----
+
+// Checks the IRDL structure: bcr is on memrefs, a tensor blob is refused.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: expected base type 'builtin.memref' but got 'builtin.tensor'
+// CHECK-NEXT: note: see current operation: %0 = "bcr.dense"(%arg0)
+func.func @dense_tensor(%blob: tensor<?xi8>) {
+  %d = "bcr.dense"(%blob) {name = "b", slot = 0 : i64} : (tensor<?xi8>) -> memref<16xf32>
+  return
+}
+
+// -----
+
+// Checks the IRDL structure: the slot attribute is required.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'bcr.dense' op attribute "slot" is expected but not provided
+func.func @dense_no_slot(%blob: memref<?xi8>) {
+  %d = "bcr.dense"(%blob) {name = "b"} : (memref<?xi8>) -> memref<4xf32>
+  return
+}

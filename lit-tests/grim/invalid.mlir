@@ -1,0 +1,122 @@
+// RUN: not grim-opt %s --split-input-file 2>&1 | %FileCheck %s
+// Every chunk fails on its own; grim-opt reports each one and exits 1.
+// The line is matched loosely: with --split-input-file grim-opt misnumbers
+// lines from the third chunk on (see tools/split-input-file.mlir, XFAIL);
+// tools/errors.mlir pins exact line:col.
+
+// Checks that gemm's semantic verifier rejects a K mismatch between the
+// input's columns and the weight (out x in).
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op input has 32 columns but the weight (out x in) has 30 columns
+func.func @gemm_k(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<16x30xf32>
+  %y = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x30xf32>) -> tensor<1x16xf32>
+  return %y : tensor<1x16xf32>
+}
+
+// -----
+
+// Checks that gemm's bias must have one entry per output feature.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op bias must be [16], got [8]
+func.func @gemm_bias(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>, %b: tensor<8xf32>) -> tensor<1x16xf32> {
+  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<8xf32>) -> tensor<1x16xf32>
+  return %y : tensor<1x16xf32>
+}
+
+// -----
+
+// Checks that gemm's result shape must be [N, M].
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op result must be [1, 16], got [1, 8]
+func.func @gemm_result(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x8xf32> {
+  %y = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x8xf32>
+  return %y : tensor<1x8xf32>
+}
+
+// -----
+
+// Checks that a gemm's block size attribute is limited to 1..=64.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op block size 8x65 out of range (1..=64 each)
+func.func @gemm_block(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x16xf32> {
+  %y = "grim.gemm"(%x, %w) {block_rows = 8 : i64, block_cols = 65 : i64} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  return %y : tensor<1x16xf32>
+}
+
+// -----
+
+// Checks that grim.reshape must keep the element count.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.reshape' op cannot reshape [2, 8] (16 elements) to [15] (15 elements)
+func.func @reshape_count(%x: tensor<2x8xf32>) -> tensor<15xf32> {
+  %y = "grim.reshape"(%x) : (tensor<2x8xf32>) -> tensor<15xf32>
+  return %y : tensor<15xf32>
+}
+
+// -----
+
+// Checks that grim.add rejects shapes that do not broadcast.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.add' op shapes [4, 3] and [4] do not broadcast
+func.func @add_broadcast(%a: tensor<4x3xf32>, %b: tensor<4xf32>) -> tensor<4x3xf32> {
+  %y = "grim.add"(%a, %b) : (tensor<4x3xf32>, tensor<4xf32>) -> tensor<4x3xf32>
+  return %y : tensor<4x3xf32>
+}
+
+// -----
+
+// Checks that grim.transpose must swap the two dimensions.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.transpose' op transpose of [4, 3] must be 2-D and give [3, 4], got [4, 3]
+func.func @transpose_shape(%a: tensor<4x3xf32>) -> tensor<4x3xf32> {
+  %y = "grim.transpose"(%a) : (tensor<4x3xf32>) -> tensor<4x3xf32>
+  return %y : tensor<4x3xf32>
+}
+
+// -----
+
+// Checks that a constant's value must have the result's type.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.constant' op 'value' has type tensor<3xf32>, the result is tensor<4xf32>
+func.func @constant_type() -> tensor<4xf32> {
+  %y = "grim.constant"() {value = dense<1.0> : tensor<3xf32>} : () -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+// Checks that grim ops need f32 element types and static shapes.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.relu' op input must be a ranked f32 tensor, got tensor<4xi32>
+func.func @relu_i32(%a: tensor<4xi32>) -> tensor<4xi32> {
+  %y = "grim.relu"(%a) : (tensor<4xi32>) -> tensor<4xi32>
+  return %y : tensor<4xi32>
+}
+
+// -----
+
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.relu' op input must have a static shape, got tensor<?x3xf32>
+func.func @relu_dynamic(%a: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  %y = "grim.relu"(%a) : (tensor<?x3xf32>) -> tensor<?x3xf32>
+  return %y : tensor<?x3xf32>
+}
+
+// -----
+
+// Checks the IRDL structure: grim is on tensors, a memref operand is refused.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: expected base type 'builtin.tensor' but got 'builtin.memref'
+// CHECK-NEXT: note: see current operation: %0 = "grim.relu"(%arg0) : (memref<4xf32>) -> tensor<4xf32>
+func.func @relu_memref(%x: memref<4xf32>) -> tensor<4xf32> {
+  %y = "grim.relu"(%x) : (memref<4xf32>) -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+// Checks the IRDL structure: relu takes exactly one operand.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: op expects exactly 1 operands, but got 2
+func.func @relu_two_operands(%a: tensor<4xf32>) -> tensor<4xf32> {
+  %y = "grim.relu"(%a, %a) : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+// Checks the IRDL structure: grim.weight needs its name attribute.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.weight' op attribute "name" is expected but not provided
+func.func @weight_unnamed() -> tensor<4xf32> {
+  %y = "grim.weight"() : () -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}

@@ -1,0 +1,82 @@
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-bcr-to-loops)' | %FileCheck %s
+
+// Checks that bcr.packed reads its four arrays through the blob's slot table
+// (entry at 16 + 16 * slot bytes) and that bcr.spmv becomes a strip / block
+// walk with a scalar math.fma chain per kept row.
+
+// CHECK-LABEL: func.func @spmv
+// CHECK-SAME: (%[[BLOB:.*]]: memref<?xi8>, %[[X:.*]]: memref<32xf32>, %[[Y:.*]]: memref<16xf32>)
+// CHECK: %[[ENTRY_OFFSET:.*]] = arith.constant 16 : index
+// CHECK: %[[ENTRY:.*]] = memref.view %[[BLOB]][%[[ENTRY_OFFSET]]][] : memref<?xi8> to memref<2xi64>
+// CHECK: %[[STRIPS:.*]] = memref.view %[[BLOB]][%{{.*}}][%{{.*}}] : memref<?xi8> to memref<?xi32>
+// CHECK: memref.view %[[BLOB]]{{.*}} to memref<?xi16>
+// CHECK: memref.view %[[BLOB]]{{.*}} to memref<?xi8>
+// CHECK: %[[VALUES:.*]] = memref.view %[[BLOB]]{{.*}} to memref<?xf32>
+// CHECK: %[[KEPT_ROWS:.*]] = memref.alloca() : memref<8xindex>
+// CHECK: %[[KEPT_COLS:.*]] = memref.alloca() : memref<16xindex>
+// CHECK: scf.for
+// CHECK: memref.load %[[STRIPS]]
+// CHECK: scf.for
+// CHECK: %[[ROW:.*]] = memref.load %[[KEPT_ROWS]]
+// CHECK: memref.load %[[Y]][%[[ROW]]]
+// CHECK: %[[W:.*]] = memref.load %[[VALUES]]
+// CHECK: %[[XV:.*]] = memref.load %[[X]]
+// CHECK: math.fma %[[W]], %[[XV]], %{{.*}} : f32
+// CHECK: memref.store %{{.*}}, %[[Y]][%[[ROW]]]
+// CHECK-NOT: bcr.
+// CHECK-NOT: vector.
+// CHECK: return
+func.func @spmv(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<16xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<16xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that bcr.spmm loads each output vector once, accumulates one
+// broadcast weight times one activation vector per kept column with
+// vector.fma, stores it once, and finishes N = 10 with 8 lanes by a scalar
+// tail loop over columns 8..10.
+
+// CHECK-LABEL: func.func @spmm_tail
+// CHECK-SAME: (%{{.*}}: memref<?xi8>, %[[X:.*]]: memref<32x10xf32>, %[[C:.*]]: memref<16x10xf32>)
+// CHECK: %[[VALUES:.*]] = memref.view {{.*}} to memref<?xf32>
+// CHECK: %[[ACC:.*]] = vector.load %[[C]][%[[ROW:.*]], %[[COL:.*]]] : memref<16x10xf32>, vector<8xf32>
+// CHECK: %[[SUM:.*]] = scf.for {{.*}} iter_args(%[[PARTIAL:.*]] = %[[ACC]]) -> (vector<8xf32>)
+// CHECK: %[[W:.*]] = memref.load %[[VALUES]]
+// CHECK: %[[WV:.*]] = vector.broadcast %[[W]] : f32 to vector<8xf32>
+// CHECK: %[[XV:.*]] = vector.load %[[X]][%{{.*}}, %[[COL]]] : memref<32x10xf32>, vector<8xf32>
+// CHECK: vector.fma %[[WV]], %[[XV]], %[[PARTIAL]] : vector<8xf32>
+// CHECK: vector.store %[[SUM]], %[[C]][%[[ROW]], %[[COL]]]
+// CHECK: %[[TAIL_START:.*]] = arith.constant 8 : index
+// CHECK: %[[TAIL_END:.*]] = arith.constant 10 : index
+// CHECK: scf.for %{{.*}} = %[[TAIL_START]] to %[[TAIL_END]]
+// CHECK: math.fma {{.*}} : f32
+// CHECK-NOT: bcr.
+// CHECK: return
+func.func @spmm_tail(%blob: memref<?xi8>, %x: memref<32x10xf32>, %c: memref<16x10xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x10xf32>, memref<16x10xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that bcr.dense becomes a static view at the byte offset read from
+// its slot-table entry (slot 4: 16 + 16 * 4 = 80 bytes into the blob).
+
+// CHECK-LABEL: func.func @dense
+// CHECK-SAME: (%[[BLOB:.*]]: memref<?xi8>, %[[OUT:.*]]: memref<16xf32>)
+// CHECK: %[[ENTRY_OFFSET:.*]] = arith.constant 80 : index
+// CHECK: %[[ENTRY:.*]] = memref.view %[[BLOB]][%[[ENTRY_OFFSET]]][] : memref<?xi8> to memref<2xi64>
+// CHECK: %[[OFFSET:.*]] = memref.load %[[ENTRY]]
+// CHECK: %[[BYTES:.*]] = arith.index_cast %[[OFFSET]] : i64 to index
+// CHECK: %[[BIAS:.*]] = memref.view %[[BLOB]][%[[BYTES]]][] : memref<?xi8> to memref<16xf32>
+// CHECK: memref.copy %[[BIAS]], %[[OUT]]
+// CHECK-NOT: bcr.
+func.func @dense(%blob: memref<?xi8>, %out: memref<16xf32>) {
+  %bias = "bcr.dense"(%blob) {name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
+  memref.copy %bias, %out : memref<16xf32> to memref<16xf32>
+  return
+}

@@ -1,0 +1,110 @@
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' | %FileCheck %s
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{block=4x8 vector-width=4 order=grouped})' | %FileCheck %s --check-prefix=OPTS
+
+// Checks that a one-row gemm with a bias becomes bcr.packed + bcr.spmv into
+// an output initialised from the bias, on the caller-buffer ABI, with no
+// grim op left.
+
+// CHECK-LABEL: func.func @mlp
+// CHECK-SAME: (%{{.*}}: !llvm.ptr, %[[BLOB:.*]]: memref<?xi8>, %[[SCRATCH:.*]]: memref<?xi8>, %[[IN:.*]]: memref<1x32xf32>, %[[OUT:.*]]: memref<1x16xf32>)
+// CHECK-SAME: grim.num_slots = 5 : i64, grim.scratch_bytes = 256 : i64, llvm.emit_c_interface
+// CHECK: %[[X:.*]] = memref.view %[[SCRATCH]]
+// CHECK: memref.copy %[[IN]], %[[X]]
+// CHECK: %[[W:.*]]:4 = "bcr.packed"(%[[BLOB]]) {block_cols = 16 : i64, block_rows = 8 : i64, cols = 32 : i64, name = "fc1.weight", order = "natural", rows = 16 : i64, slot = 0 : i64}
+// CHECK: %[[BIAS:.*]] = "bcr.dense"(%[[BLOB]]) {name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
+// CHECK: %[[Y:.*]] = memref.view %[[SCRATCH]]{{.*}} to memref<16xf32>
+// CHECK: memref.copy %[[BIAS]], %[[Y]]
+// CHECK: "bcr.spmv"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %{{.*}}, %[[Y]]) {block_cols = 16 : i64, block_rows = 8 : i64}
+// CHECK: scf.for
+// CHECK: arith.maximumf
+// CHECK: memref.copy %{{.*}}, %[[OUT]]
+// CHECK-NOT: grim.weight
+// CHECK-NOT: grim.gemm
+// CHECK-NOT: grim.relu
+// CHECK: return
+
+// OPTS-LABEL: func.func @mlp
+// OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 4 : i64{{.*}}order = "grouped"
+// OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64}
+func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
+  %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<16x32xf32>
+  %b = "grim.weight"() {name = "fc1.bias"} : () -> tensor<16xf32>
+  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32>
+  %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
+  return %r : tensor<1x16xf32>
+}
+
+// -----
+
+// Checks that a gemm with N > 1 rows becomes bcr.spmm on the transposed
+// input [K, N] and accumulator [M, N], and that the gemm's own block
+// attributes win over the pass option.
+
+// CHECK-LABEL: func.func @batch
+// CHECK-SAME: grim.num_slots = 4 : i64, grim.scratch_bytes = 1536 : i64
+// CHECK: %[[W:.*]]:4 = "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 2 : i64{{.*}}order = "natural"
+// CHECK: %[[XT:.*]] = memref.view {{.*}} to memref<32x4xf32>
+// CHECK: %[[ACC:.*]] = memref.view {{.*}} to memref<16x4xf32>
+// CHECK: "bcr.spmm"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[XT]], %[[ACC]]) {block_cols = 8 : i64, block_rows = 2 : i64, vector_width = 8 : i64}
+// CHECK: memref.load %[[ACC]]
+// CHECK-NOT: grim.
+
+// OPTS-LABEL: func.func @batch
+// OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 2 : i64{{.*}}order = "grouped"
+// OPTS: "bcr.spmm"{{.*}}{block_cols = 8 : i64, block_rows = 2 : i64, vector_width = 4 : i64}
+func.func @batch(%x: tensor<4x32xf32>) -> tensor<4x16xf32> {
+  %w = "grim.weight"() {name = "fc.weight"} : () -> tensor<16x32xf32>
+  %y = "grim.gemm"(%x, %w) {block_rows = 2 : i64, block_cols = 8 : i64} : (tensor<4x32xf32>, tensor<16x32xf32>) -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
+// Checks that two gemms on one weight share one bcr.packed (4 slots), and
+// that grim.add reads both products from their scratch buffers.
+
+// CHECK-LABEL: func.func @shared
+// CHECK-SAME: grim.num_slots = 4 : i64
+// CHECK: %[[W:.*]]:4 = "bcr.packed"
+// CHECK-NOT: "bcr.packed"
+// CHECK: "bcr.spmv"(%[[W]]#0,
+// CHECK: "bcr.spmv"(%[[W]]#0,
+// CHECK: scf.for
+// CHECK: arith.addf
+// CHECK-NOT: grim.
+func.func @shared(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<16x32xf32>
+  %a = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %b = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %s = "grim.add"(%a, %b) : (tensor<1x16xf32>, tensor<1x16xf32>) -> tensor<1x16xf32>
+  return %s : tensor<1x16xf32>
+}
+
+// -----
+
+// Checks that a broadcast add reads a grim.constant as a bcr.dense blob slot
+// (padded to the result's rank), that reshape is free (the transpose reads
+// the add's bytes at the same offset), and that transpose swaps indices.
+
+// CHECK-LABEL: func.func @elementwise
+// CHECK-SAME: grim.num_slots = 1 : i64, grim.scratch_bytes = 384 : i64
+// CHECK: %[[C:.*]] = "bcr.dense"(%{{.*}}) {name = "elementwise.const0", slot = 0 : i64} : (memref<?xi8>) -> memref<1x1x4xf32>
+// CHECK: %[[SUM_OFFSET:.*]] = arith.constant 128 : index
+// CHECK: memref.view %{{.*}}[%[[SUM_OFFSET]]][] : memref<?xi8> to memref<2x3x4xf32>
+// CHECK: memref.load %[[C]]
+// CHECK: arith.addf
+// CHECK: %[[RESHAPED_OFFSET:.*]] = arith.constant 128 : index
+// CHECK: %[[R:.*]] = memref.view %{{.*}}[%[[RESHAPED_OFFSET]]][] : memref<?xi8> to memref<6x4xf32>
+// CHECK: %[[T:.*]] = memref.view {{.*}} to memref<4x6xf32>
+// CHECK: scf.for %[[I:.*]] =
+// CHECK: scf.for %[[J:.*]] =
+// CHECK: memref.load %[[R]][%[[I]], %[[J]]]
+// CHECK: memref.store %{{.*}}, %[[T]][%[[J]], %[[I]]]
+// CHECK-NOT: grim.
+func.func @elementwise(%x: tensor<2x3x4xf32>) -> tensor<4x6xf32> {
+  %c = "grim.constant"() {value = dense<1.0> : tensor<4xf32>} : () -> tensor<4xf32>
+  %s = "grim.add"(%x, %c) : (tensor<2x3x4xf32>, tensor<4xf32>) -> tensor<2x3x4xf32>
+  %r = "grim.reshape"(%s) : (tensor<2x3x4xf32>) -> tensor<6x4xf32>
+  %t = "grim.transpose"(%r) : (tensor<6x4xf32>) -> tensor<4x6xf32>
+  return %t : tensor<4x6xf32>
+}
