@@ -53,7 +53,7 @@ pub fn main(args: &Args) -> Result<(), String> {
     }
     let input = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let elements = match &args.pass_pipeline {
-        Some(text) => pipeline::parse(text).map_err(|e| format!("error: {e}"))?,
+        Some(text) => pipeline::parse(text).map_err(|e| e.to_string())?,
         None => Vec::new(),
     };
     let context = create_context().map_err(|e| format!("error: {e}"))?;
@@ -100,13 +100,14 @@ pub fn main(args: &Args) -> Result<(), String> {
 }
 
 fn split_chunks(source: &str) -> Vec<String> {
+    // Each chunk starts with as many blank lines as precede it in the file,
+    // so diagnostics keep the file's line numbers.
     let mut chunks = Vec::new();
     let mut current = String::new();
-    for line in source.lines() {
+    for (index, line) in source.lines().enumerate() {
         if line.trim_start().starts_with("// -----") {
             chunks.push(std::mem::take(&mut current));
-            let line_offset = chunks.iter().map(|c: &String| c.lines().count()).sum::<usize>() + chunks.len();
-            current = "\n".repeat(line_offset);
+            current = "\n".repeat(index + 1);
             continue;
         }
         current.push_str(line);

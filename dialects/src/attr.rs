@@ -19,7 +19,14 @@ pub fn int<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<i6
 /// A string attribute's value, if the op has one of that name.
 pub fn string<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<String> {
     let attribute = op.attribute(name).ok()?;
-    StringAttribute::try_from(attribute).ok().map(|a| a.value().to_string())
+    let string = StringAttribute::try_from(attribute).ok()?;
+    // SAFETY: read-only query; an empty MLIR string may have a null data
+    // pointer, which must not become a slice.
+    let raw = unsafe { mlir_sys::mlirStringAttrGetValue(string.to_raw()) };
+    if raw.length == 0 {
+        return Some(String::new());
+    }
+    Some(string.value().to_string())
 }
 
 /// `name = value : i64`.

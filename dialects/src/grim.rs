@@ -139,7 +139,7 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
         WEIGHT => {
             result_shape(op)?;
             if weight_name(op).is_none_or(|n| n.is_empty()) {
-                return Err("'grim.weight' needs a non-empty string attribute 'name'".into());
+                return Err("needs a non-empty string attribute 'name'".into());
             }
         }
         CONSTANT => {

@@ -1,8 +1,5 @@
 // RUN: not grim-opt %s --split-input-file 2>&1 | %FileCheck %s
 // Every chunk fails on its own; grim-opt reports each one and exits 1.
-// The line is matched loosely: with --split-input-file grim-opt misnumbers
-// lines from the third chunk on (see tools/split-input-file.mlir, XFAIL);
-// tools/errors.mlir pins exact line:col.
 
 // Checks that a sparse product's block rows must be at least 1.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:3: error: 'bcr.spmm' op block size 0x8 out of range (1..=64 each)

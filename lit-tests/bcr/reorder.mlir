@@ -40,7 +40,7 @@ func.func @nested(%blob: memref<?xi8>, %x: memref<8x4xf32>, %c: memref<8x4xf32>)
   %c2 = arith.constant 2 : index
   %c1 = arith.constant 1 : index
   scf.for %i = %c0 to %c2 step %c1 {
-    %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 8 : i64, cols = 8 : i64, block_rows = 4 : i64, block_cols = 4 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+    %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 8 : i64, cols = 8 : i64, block_rows = 4 : i64, block_cols = 4 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
     "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 4 : i64, vector_width = 4 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<8x4xf32>, memref<8x4xf32>) -> ()
   }
   return

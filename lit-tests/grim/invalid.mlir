@@ -1,8 +1,5 @@
 // RUN: not grim-opt %s --split-input-file 2>&1 | %FileCheck %s
 // Every chunk fails on its own; grim-opt reports each one and exits 1.
-// The line is matched loosely: with --split-input-file grim-opt misnumbers
-// lines from the third chunk on (see tools/split-input-file.mlir, XFAIL);
-// tools/errors.mlir pins exact line:col.
 
 // Checks that gemm's semantic verifier rejects a K mismatch between the
 // input's columns and the weight (out x in).
@@ -118,5 +115,14 @@ func.func @relu_two_operands(%a: tensor<4xf32>) -> tensor<4xf32> {
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.weight' op attribute "name" is expected but not provided
 func.func @weight_unnamed() -> tensor<4xf32> {
   %y = "grim.weight"() : () -> tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+
+// -----
+
+// Checks the semantic verifier: an empty weight name is rejected, not a crash.
+// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'grim.weight' op needs a non-empty string attribute 'name'
+func.func @weight_empty_name() -> tensor<4xf32> {
+  %y = "grim.weight"() {name = ""} : () -> tensor<4xf32>
   return %y : tensor<4xf32>
 }

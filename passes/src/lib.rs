@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// The pipeline text is malformed or names an unknown pass.
-    #[error("invalid pass pipeline: {0}")]
+    #[error("error: invalid pass pipeline: {0}")]
     Pipeline(String),
     /// A pass option is unknown or has a bad value.
-    #[error("pass '{pass}': {message}")]
+    #[error("error: pass '{pass}': {message}")]
     Option {
         /// The pass flag.
         pass: String,

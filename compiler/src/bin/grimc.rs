@@ -113,7 +113,14 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let text = format!("{error:#}");
+            // The typed errors already carry their causes; add anyhow's context chain only when it says more.
+            let mut text = error.to_string();
+            for cause in error.chain().skip(1) {
+                let cause = cause.to_string();
+                if !text.contains(&cause) {
+                    text = format!("{text}: {cause}");
+                }
+            }
             if text.contains("error:") {
                 eprintln!("{text}");
             } else {

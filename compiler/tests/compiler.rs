@@ -1,0 +1,280 @@
+//! End-to-end tests of the compiler: every lowering stage snapshotted, compiled
+//! code against the reference interpreter on the host and on aarch64 under
+//! qemu, and the CLI's error contract. One test binary on purpose: each one
+//! links all of MLIR and LLVM.
+
+use grim_compiler::{
+    driver::{self, Options},
+    link,
+};
+use grim_model::{bcrc::random_bcr_weight, mlp, run_reference, save_onnx, BlockSize, Graph, Node, Op, Tensor, ValueInfo};
+use proptest::prelude::*;
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+/// Compiles `graph` for `target`, links the runner, runs it on `inputs`.
+fn compile_and_run(graph: &Graph, target: &str, block: (i64, i64), reorder: bool, threads: usize, inputs: &[Tensor]) -> Vec<Tensor> {
+    let work = tempfile::tempdir().expect("tempdir");
+    let model = work.path().join("model.onnx");
+    save_onnx(graph, &model).expect("save onnx");
+    let mut options = Options::new(&model, target);
+    options.block = block;
+    options.reorder = reorder;
+    let compiled = driver::compile(&options, true, true).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    let object = work.path().join("model.o");
+    std::fs::write(&object, &compiled.artifacts.object).expect("write object");
+    let exe = work.path().join("runner");
+    link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap_or_else(|e| panic!("{e}"));
+    let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), inputs, &compiled.interface.outputs, threads, 1).unwrap_or_else(|e| panic!("{e}"));
+    outputs
+}
+
+fn assert_close(actual: &[Tensor], expected: &[Tensor]) {
+    assert_eq!(actual.len(), expected.len());
+    for (a, e) in actual.iter().zip(expected) {
+        assert_eq!(a.shape, e.shape);
+        let scale = e.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.data.iter().zip(&e.data).enumerate() {
+            assert!((x - y).abs() <= 1e-4 * scale, "element {i}: compiled {x} vs reference {y} (scale {scale})");
+        }
+    }
+}
+
+fn lcg_input(shape: Vec<usize>, seed: u64) -> Tensor {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let n = shape.iter().product();
+    let data = (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::new(shape, data).expect("input")
+}
+
+/// One Gemm layer `y = x W^T + b` with a BCR weight and extra fully pruned rows and columns.
+fn gemm_graph(m: usize, k: usize, n: usize, block: BlockSize, row_keep: f64, col_keep: f64, seed: u64, bias: bool) -> Graph {
+    let mut w = random_bcr_weight(m, k, block, row_keep, col_keep, seed);
+    // Fully pruned rows and columns across all blocks.
+    for c in 0..k {
+        w[(seed as usize % m) * k + c] = 0.0;
+    }
+    for r in 0..m {
+        w[r * k + (seed as usize / 7) % k] = 0.0;
+    }
+    let mut initializers = BTreeMap::new();
+    initializers.insert("w".to_string(), Tensor::new(vec![m, k], w).unwrap());
+    let mut inputs = vec!["x".to_string(), "w".to_string()];
+    if bias {
+        initializers.insert("b".to_string(), lcg_input(vec![m], seed + 1));
+        inputs.push("b".to_string());
+    }
+    Graph {
+        name: "gemm".into(),
+        inputs: vec![ValueInfo { name: "x".into(), shape: vec![n, k] }],
+        outputs: vec![ValueInfo { name: "y".into(), shape: vec![n, m] }],
+        nodes: vec![Node { name: "fc".into(), op: Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, inputs, outputs: vec!["y".into()] }],
+        initializers,
+    }
+}
+
+fn check_gemm(target: &str, m: usize, k: usize, n: usize, block: (usize, usize), row_keep: f64, col_keep: f64, seed: u64, threads: usize) {
+    let graph = gemm_graph(m, k, n, BlockSize::new(block.0, block.1).unwrap(), row_keep, col_keep, seed, seed % 2 == 0);
+    let x = lcg_input(vec![n, k], seed);
+    let expected = run_reference(&graph, &[x.clone()]).unwrap();
+    let actual = compile_and_run(&graph, target, (block.0 as i64, block.1 as i64), seed % 3 != 0, threads, &[x]);
+    assert_close(&actual, &expected);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Compiled BCR gemms equal the dense reference on the host, over shapes
+    /// (N = 1 for spmv; N not a multiple of the vector width), block sizes
+    /// (edge blocks where they do not divide M or K) and keep ratios.
+    #[test]
+    fn host_gemm_matches_reference(
+        m in 1usize..70, k in 1usize..70, n in prop_oneof![Just(1usize), 2usize..21],
+        block_rows in 1usize..17, block_cols in 1usize..33,
+        row_keep in 0.1f64..1.0, col_keep in 0.1f64..1.0, seed in 0u64..1000,
+    ) {
+        check_gemm("host", m, k, n, (block_rows, block_cols), row_keep, col_keep, seed, 1);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// The same property for aarch64 code run under qemu-aarch64.
+    #[test]
+    fn aarch64_gemm_matches_reference_under_qemu(
+        m in 1usize..50, k in 1usize..50, n in prop_oneof![Just(1usize), 2usize..11],
+        block_rows in 1usize..17, block_cols in 1usize..17,
+        row_keep in 0.1f64..1.0, col_keep in 0.1f64..1.0, seed in 0u64..1000,
+    ) {
+        check_gemm("aarch64-linux-gnu", m, k, n, (block_rows, block_cols), row_keep, col_keep, seed, 1);
+    }
+}
+
+#[test]
+fn edge_cases_match_reference_on_host_and_aarch64() {
+    for target in ["host", "aarch64-linux-gnu"] {
+        // A 1x1 matrix, an all-zero weight (nothing stored), a block larger than the matrix, 64x64 blocks.
+        check_gemm(target, 1, 1, 1, (1, 1), 1.0, 1.0, 3, 1);
+        check_gemm(target, 5, 7, 3, (8, 16), 1.0, 1.0, 5, 1);
+        check_gemm(target, 70, 130, 9, (64, 64), 0.5, 0.5, 11, 1);
+        let graph = gemm_graph(12, 20, 4, BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 0, false);
+        let mut zero = graph.clone();
+        zero.initializers.get_mut("w").unwrap().data.iter_mut().for_each(|v| *v = 0.0);
+        let x = lcg_input(vec![4, 20], 9);
+        let expected = run_reference(&zero, &[x.clone()]).unwrap();
+        assert!(expected[0].data.iter().all(|v| *v == 0.0));
+        assert_close(&compile_and_run(&zero, target, (4, 8), true, 1, &[x]), &expected);
+    }
+}
+
+#[test]
+fn demo_mlp_matches_reference_on_host_and_qemu_and_both_agree() {
+    let graph = grim_model::demo_mlp(7);
+    let x = lcg_input(vec![1, 256], 1);
+    let expected = run_reference(&graph, &[x.clone()]).unwrap();
+    let host = compile_and_run(&graph, "host", (8, 16), true, 2, &[x.clone()]);
+    let arm = compile_and_run(&graph, "aarch64-linux-gnu", (8, 16), true, 1, &[x]);
+    assert_close(&host, &expected);
+    assert_close(&arm, &expected);
+    assert_close(&host, &arm);
+}
+
+#[test]
+fn batched_mlp_with_reorder_and_natural_order_agree() {
+    let graph = mlp(5, &[40, 64, 33, 6], BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 21).unwrap();
+    let x = lcg_input(vec![5, 40], 2);
+    let expected = run_reference(&graph, &[x.clone()]).unwrap();
+    assert_close(&compile_and_run(&graph, "host", (4, 8), true, 1, &[x.clone()]), &expected);
+    assert_close(&compile_and_run(&graph, "host", (4, 8), false, 1, &[x]), &expected);
+}
+
+/// A small MLP whose every lowering stage is snapshotted (aarch64, so the
+/// LLVM IR does not depend on the machine running the test).
+#[test]
+fn snapshots_of_every_lowering_stage() {
+    let graph = mlp(2, &[16, 24, 8], BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 3).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("tiny_mlp.onnx");
+    save_onnx(&graph, &model).unwrap();
+    let mut options = Options::new(&model, "aarch64-linux-gnu");
+    options.block = (4, 8);
+    let compiled = driver::compile(&options, true, false).unwrap();
+    let scrub = |text: &str| text.replace(&work.path().display().to_string(), "<tmp>");
+    for (level, text) in &compiled.stages {
+        insta::assert_snapshot!(format!("tiny_mlp_{level:?}").to_lowercase(), scrub(text));
+    }
+    // The LLVM IR straight from the MLIR translation plus our entry points (before O3).
+    insta::assert_snapshot!("tiny_mlp_llvm_ir", scrub(&compiled.artifacts.llvm_ir_unoptimized));
+    // O3 for cortex-a76 must use NEON fused multiply-adds.
+    assert!(compiled.artifacts.assembly.contains("fmla"), "no fmla in the aarch64 assembly");
+}
+
+fn grimc(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_grimc")).args(args).output().expect("run grimc");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).to_string())
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn bad_inputs_give_documented_errors_and_no_output() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let out = dir.join("out");
+    let out_str = out.to_str().unwrap();
+    let good = dir.join("good.onnx");
+    save_onnx(&grim_model::demo_mlp(1), &good).unwrap();
+
+    // Truncated ONNX.
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    write(&truncated, &bytes[..bytes.len() / 3]);
+    let (code, err) = grimc(&["compile", truncated.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("truncated.onnx"), "{err}");
+
+    // Unknown op: the loader names the node and op type.
+    let mut graph = grim_model::demo_mlp(1);
+    let mut proto = grim_model::onnx::to_proto(&graph);
+    if let Some(g) = proto.graph.as_mut() {
+        g.node[1].op_type = "Softsign".into();
+    }
+    let unknown = dir.join("unknown.onnx");
+    write(&unknown, &prost::Message::encode_to_vec(&proto));
+    let (code, err) = grimc(&["compile", unknown.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Softsign") && err.contains("relu1"), "{err}");
+
+    // Shape mismatch: an fc2 weight whose K does not match fc1's output.
+    let w = graph.initializers.get_mut("fc2.weight").unwrap();
+    w.shape = vec![256, 1024];
+    let mismatch = dir.join("mismatch.onnx");
+    write(&mismatch, &prost::Message::encode_to_vec(&grim_model::onnx::to_proto(&graph)));
+    let (code, err) = grimc(&["compile", mismatch.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fc2"), "{err}");
+
+    // Malformed MLIR: file:line:col.
+    let mlir = dir.join("bad.mlir");
+    write(&mlir, b"func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {\n  %y = \"grim.relu\"(%x) : (tensor<2xf32>) -> tensor<3xf32>\n  return %y : tensor<3xf32>\n}\n");
+    let (code, err) = grimc(&["compile", mlir.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.mlir:"), "{err}");
+    write(&mlir, b"func.func @f( {\n");
+    let (code, err) = grimc(&["compile", mlir.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.mlir:1:"), "{err}");
+
+    // Malformed LR: file:line:col from the JSON parser; an unknown layer is named.
+    let lr = dir.join("bad.lr.json");
+    write(&lr, b"{\n  \"version\": 1,\n  \"layers\": [ { \"name\": \"fc1\", \"sparsity\": {\"kind\": \"bcr\", \"block_rows\": 8 } ]\n}\n");
+    let (code, err) = grimc(&["compile", good.to_str().unwrap(), "--lr", lr.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.lr.json:3:"), "{err}");
+    write(&lr, b"{\"version\": 1, \"layers\": [ { \"name\": \"nope\", \"sparsity\": {\"kind\": \"bcr\", \"block_rows\": 8, \"block_cols\": 8 } } ]}");
+    let (code, err) = grimc(&["compile", good.to_str().unwrap(), "--lr", lr.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("'nope'"), "{err}");
+
+    // Missing file.
+    let (code, err) = grimc(&["compile", dir.join("missing.onnx").to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing.onnx"), "{err}");
+
+    // None of the failures wrote anything.
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "a failed command left output behind");
+
+    // And the good model compiles with every artifact.
+    let (code, err) = grimc(&["compile", good.to_str().unwrap(), "--target", "aarch64-linux-gnu", "--emit", "obj,asm,llvm,mlir,header,weights", "-o", out_str]);
+    assert_eq!(code, 0, "{err}");
+    for file in ["good.o", "good.s", "good.ll", "good.h", "good.weights", "good.graph.mlir", "good.bcr.mlir", "good.loops.mlir", "good.llvm.mlir", "grim_runtime.h"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let header = std::fs::read_to_string(out.join("good.h")).unwrap();
+    assert!(header.contains("grim_good_run_with_weights") && header.contains("GRIM_GOOD_INPUT0_SIZE 256"), "{header}");
+}
+
+#[test]
+fn lr_block_size_is_applied_per_layer() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m.onnx");
+    save_onnx(&grim_model::demo_mlp(2), &model).unwrap();
+    let lr = work.path().join("m.lr.json");
+    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc2", "sparsity": {"kind": "bcr", "block_rows": 4, "block_cols": 8}, "order": "natural"} ]}"#);
+    let mut options = Options::new(&model, "host");
+    options.lr = Some(lr);
+    let compiled = driver::compile(&options, true, false).unwrap();
+    let fc2 = compiled.blob.layers.iter().find(|l| l.name == "fc2.weight").unwrap();
+    assert_eq!((fc2.block.rows, fc2.block.cols), (4, 8));
+    assert_eq!(fc2.order, grim_model::Order::Natural);
+    let fc1 = compiled.blob.layers.iter().find(|l| l.name == "fc1.weight").unwrap();
+    assert_eq!((fc1.block.rows, fc1.block.cols), (8, 16));
+    assert_eq!(fc1.order, grim_model::Order::Grouped);
+}

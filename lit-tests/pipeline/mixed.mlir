@@ -1,0 +1,22 @@
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr,canonicalize,cse)' | %FileCheck %s
+
+// Checks that a grim pass and upstream passes run in one pipeline:
+// canonicalize hoists and folds the lowering's constants, cse merges the
+// duplicate scratch views, so the relu reads the very view the spmv wrote.
+
+// CHECK-LABEL: func.func @mlp
+// CHECK: %[[C0:.*]] = arith.constant 0 : index
+// CHECK-NOT: arith.constant 0 : index
+// CHECK: %[[Y:.*]] = memref.view %[[SCRATCH:.*]][%[[OFFSET:.*]]][] : memref<?xi8> to memref<16xf32>
+// CHECK: "bcr.spmv"({{.*}}, %[[Y]])
+// CHECK-NOT: memref.view %[[SCRATCH]][%[[OFFSET]]][] : memref<?xi8> to memref<16xf32>
+// CHECK: scf.for %[[I:.*]] = %[[C0]] to
+// CHECK: memref.load %[[Y]][%[[I]]]
+// CHECK: arith.maximumf
+func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
+  %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<16x32xf32>
+  %b = "grim.weight"() {name = "fc1.bias"} : () -> tensor<16xf32>
+  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32>
+  %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
+  return %r : tensor<1x16xf32>
+}

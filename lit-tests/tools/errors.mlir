@@ -1,0 +1,43 @@
+// RUN: not grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' 2>&1 | %FileCheck %s
+// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(no-such-pass)' 2>&1 | %FileCheck %s --check-prefix=UNKNOWN
+// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr{blok=4x4})' 2>&1 | %FileCheck %s --check-prefix=OPTION
+// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr{vector-width=3})' 2>&1 | %FileCheck %s --check-prefix=VALUE
+// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(bcr-reorder{order=random})' 2>&1 | %FileCheck %s --check-prefix=ORDER
+// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr' 2>&1 | %FileCheck %s --check-prefix=SYNTAX
+// RUN: not grim-opt %s.does-not-exist 2>&1 | %FileCheck %s --check-prefix=MISSING
+
+// Checks that a parse error points at the file, line and column, and that
+// nothing is printed for the failed chunk.
+
+// CHECK: errors.mlir:[[@LINE+3]]:12: error: expected ':'
+func.func @malformed() {
+  %0 = arith.constant 1 : i32
+  return %0
+}
+
+// -----
+
+// Checks that a pass failure points at the op it could not lower.
+
+// CHECK: errors.mlir:[[@LINE+2]]:8: error: 'grim.gemm' op needs a constant weight (operand #1); products of two activations are not supported
+func.func @activation_weight(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor<2x3xf32> {
+  %y = "grim.gemm"(%x, %w) : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+// CHECK-NOT: func.func
+
+// Checks that an unknown pass name is refused, naming the pass.
+// UNKNOWN: error: invalid pass pipeline
+// UNKNOWN: 'no-such-pass' does not refer to a registered pass or pass pipeline
+
+// Checks that an unknown option is refused, naming the option and the known ones.
+// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, vector-width, order)
+
+// Checks that a bad option value is refused, naming the option.
+// VALUE: error: pass 'lower-grim-to-bcr': vector-width must be 1, 2, 4, 8 or 16, got 3
+// ORDER: error: pass 'bcr-reorder': order must be grouped or natural, got 'random'
+
+// Checks that a malformed pipeline is refused before any input is read.
+// SYNTAX: error: invalid pass pipeline: unbalanced parentheses in 'builtin.module(lower-grim-to-bcr'
+
+// MISSING: errors.mlir.does-not-exist: error: cannot read file
