@@ -40,6 +40,12 @@ pub struct Blob {
     pub layers: Vec<PackedLayer>,
 }
 
+fn missing_weight(name: &str) -> CompileError {
+    CompileError::Usage(format!(
+        "error: weight '{name}' has no values: an .mlir model must carry its weights as grim.constant (grim.weight refers to ONNX initializers)"
+    ))
+}
+
 fn align(bytes: &mut Vec<u8>) {
     while bytes.len() % 64 != 0 {
         bytes.push(0);
@@ -65,7 +71,7 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
         let result = (|| -> Result<(), CompileError> {
             if name == bcr::PACKED {
                 let info = bcr::packed_info(&op).ok_or_else(|| CompileError::Internal("malformed bcr.packed".into()))?;
-                let weight = weights.get(&info.name).ok_or_else(|| CompileError::Internal(format!("no data for weight '{}'", info.name)))?;
+                let weight = weights.get(&info.name).ok_or_else(|| missing_weight(&info.name))?;
                 let (rows, cols) = (info.rows as usize, info.cols as usize);
                 if weight.data.len() != rows * cols {
                     return Err(CompileError::Internal(format!("weight '{}' has {} values, expected {rows}x{cols}", info.name, weight.data.len())));
@@ -82,7 +88,7 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
             } else if name == bcr::DENSE {
                 let weight_name = op.attribute("name").ok().and_then(|a| melior::ir::attribute::StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
                 let slot = op.attribute("slot").ok().and_then(|a| melior::ir::attribute::IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(-1);
-                let weight = weights.get(&weight_name).ok_or_else(|| CompileError::Internal(format!("no data for weight '{weight_name}'")))?;
+                let weight = weights.get(&weight_name).ok_or_else(|| missing_weight(&weight_name))?;
                 let expected = op.result(0).ok().and_then(|r| grim_dialects::shape::static_shape(r.r#type())).map(|s| s.iter().product::<i64>() as usize).unwrap_or(0);
                 if weight.data.len() != expected || slot < 0 {
                     return Err(CompileError::Internal(format!("weight '{weight_name}' has {} values, bcr.dense wants {expected}", weight.data.len())));

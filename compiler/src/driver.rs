@@ -48,7 +48,7 @@ pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool) -> Stri
     )
 }
 /// Pipeline from bcr to loops.
-pub const LOOPS_PIPELINE: &str = "builtin.module(lower-bcr-to-loops,canonicalize,cse)";
+pub const LOOPS_PIPELINE: &str = "builtin.module(lower-bcr-to-loops,bcr-parallelize,canonicalize,cse)";
 /// Pipeline from loops to the llvm dialect (upstream conversions only).
 pub const LLVM_PIPELINE: &str = "builtin.module(convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts,canonicalize)";
 
@@ -110,7 +110,13 @@ pub fn load<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, Weight
     match path.extension().and_then(|e| e.to_str()) {
         Some("mlir") => frontend::from_mlir(context, path),
         Some("onnx") => {
-            let graph = grim_model::load_onnx(path)?;
+            // Loader errors name the node; say which file it is in.
+            let graph = grim_model::load_onnx(path).map_err(|error| match error {
+                error @ (grim_model::ModelError::Unsupported { .. } | grim_model::ModelError::Shape { .. }) => {
+                    CompileError::Usage(format!("{}: error: {error}", path.display()))
+                }
+                error => CompileError::Model(error),
+            })?;
             frontend::from_graph(context, &graph, path)
         }
         _ => Err(CompileError::Usage(format!("{}: error: unknown model format (expected .onnx or .mlir)", path.display()))),

@@ -14,7 +14,7 @@ use melior::{
     ir::{
         attribute::{StringAttribute, TypeAttribute},
         block::BlockLike,
-        operation::{OperationLike, WalkOrder, WalkResult},
+        operation::{OperationLike, OperationMutLike},
         r#type::{FunctionType, RankedTensorType},
         Attribute, Block, Location, Module, Region, RegionLike, Type, Value, ValueLike,
     },
@@ -215,6 +215,9 @@ pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, W
             }
             let weight = grim_passes::lower::grim_to_bcr::constant_name(&name, &op, index);
             index += 1;
+            // Pin the name on the op: the driver renames the function before lowering.
+            unsafe { melior::ir::operation::OperationRefMut::from_raw(op.to_raw()) }
+                .set_attribute("name", StringAttribute::new(context, &weight).into());
             match constant_values(op.attribute("value").ok()) {
                 Some((shape, data)) => {
                     weights.insert(weight, Tensor { shape, data });
@@ -223,8 +226,6 @@ pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, W
             }
         }
     }
-    let _ = WalkOrder::PreOrder;
-    let _ = WalkResult::Advance;
     match failure {
         Some(message) => Err(CompileError::Diagnostics(message)),
         None => Ok((module, weights)),

@@ -16,7 +16,7 @@ pub mod output;
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     /// A model, LR or npy file is malformed or unsupported.
-    #[error("{0}")]
+    #[error(transparent)]
     Model(#[from] grim_model::ModelError),
     /// MLIR diagnostics (parse, verify or pass failures), already formatted.
     #[error("{0}")]

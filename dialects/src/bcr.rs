@@ -31,6 +31,10 @@ pub const SPMV: &str = "bcr.spmv";
 /// Number of blob slots a `bcr.packed` occupies (one per BCRC array).
 pub const PACKED_SLOTS: i64 = 4;
 
+/// Unit attribute on `bcr.packed`: the order was chosen per layer (LR file)
+/// and passes must not change it.
+pub const PINNED_ATTR: &str = "pinned";
+
 /// Work order of the blocks in a packed matrix (BCR.md, "Reorder").
 pub const ORDER_NATURAL: &str = "natural";
 /// Blocks with equal kept rows adjacent, strips by descending work.

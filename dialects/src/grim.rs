@@ -29,12 +29,12 @@ pub const RESHAPE: &str = "grim.reshape";
 /// `grim.transpose` — 2-D transpose.
 pub const TRANSPOSE: &str = "grim.transpose";
 
-/// Optional discardable attribute on `grim.gemm`: BCR block size `[rows, cols]`.
+/// Optional discardable attribute on `grim.gemm`: BCR block rows (with [`BLOCK_COLS_ATTR`]).
 pub const BLOCK_ATTR: &str = "block_rows";
 /// Optional discardable attribute on `grim.gemm`: BCR block columns.
 pub const BLOCK_COLS_ATTR: &str = "block_cols";
-/// Optional discardable attribute on `grim.gemm`: weight format (`bcr` | `dense`).
-pub const FORMAT_ATTR: &str = "format";
+/// Optional discardable attribute on `grim.gemm`: BCR work order (`natural` | `grouped`), pinned per layer.
+pub const ORDER_ATTR: &str = "order";
 
 fn build<'c>(builder: OperationBuilder<'c>) -> Operation<'c> {
     // The IRDL declarations accept every shape these builders produce; a
@@ -171,6 +171,11 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 let bias = shape_of(op.operand(2), "bias")?;
                 if bias != [w[0]] {
                     return Err(format!("bias must be [{}], got {bias:?}", w[0]));
+                }
+            }
+            if let Some(order) = attr::string(op, ORDER_ATTR) {
+                if order != "natural" && order != "grouped" {
+                    return Err(format!("order must be \"natural\" or \"grouped\", got \"{order}\""));
                 }
             }
             if let Some(rows) = attr::int(op, BLOCK_ATTR) {

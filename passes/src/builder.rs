@@ -268,6 +268,19 @@ impl<'c> Builder<'c> {
         inits: &[V<'c>],
         body: impl FnOnce(&Builder<'c>, V<'c>, &[V<'c>]) -> Vec<V<'c>>,
     ) -> Vec<V<'c>> {
+        self.for_loop_with(lo, hi, step, inits, &[], body)
+    }
+
+    /// [`Builder::for_loop`] with discardable attributes on the `scf.for`.
+    pub fn for_loop_with(
+        &self,
+        lo: V<'c>,
+        hi: V<'c>,
+        step: V<'c>,
+        inits: &[V<'c>],
+        attributes: &[(&str, Attribute<'c>)],
+        body: impl FnOnce(&Builder<'c>, V<'c>, &[V<'c>]) -> Vec<V<'c>>,
+    ) -> Vec<V<'c>> {
         let mut arguments = vec![(self.index_type(), self.location)];
         arguments.extend(inits.iter().map(|v| (v.r#type(), self.location)));
         let block = Block::new(&arguments);
@@ -281,9 +294,11 @@ impl<'c> Builder<'c> {
         let mut operands = vec![lo, hi, step];
         operands.extend_from_slice(inits);
         let types: Vec<Type<'c>> = inits.iter().map(|v| v.r#type()).collect();
+        let attributes: Vec<_> = attributes.iter().map(|(n, a)| (Identifier::new(self.context, n), *a)).collect();
         let op = OperationBuilder::new("scf.for", self.location)
             .add_operands(&operands)
             .add_results(&types)
+            .add_attributes(&attributes)
             .add_regions([region])
             .build()
             .expect("scf.for");

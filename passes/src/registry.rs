@@ -37,6 +37,12 @@ pub static PASSES: &[PassInfo] = &[
         options: lower::bcr_to_loops::OPTIONS,
         create: lower::bcr_to_loops::create,
     },
+    PassInfo {
+        flag: bcr::parallelize::FLAG,
+        summary: bcr::parallelize::SUMMARY,
+        options: bcr::parallelize::OPTIONS,
+        create: bcr::parallelize::create,
+    },
 ];
 
 /// Looks a pass up by flag.

@@ -1,3 +1,4 @@
 //! Transformations at the bcr level (schedule and work order).
 
+pub mod parallelize;
 pub mod reorder;

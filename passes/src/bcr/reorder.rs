@@ -14,7 +14,8 @@
 //! permutation is data the packer computes; the kernels read the order
 //! from the blob (`strips` and `block_col`), so outputs are unchanged by
 //! construction. With `order=natural` it restores the natural order (for
-//! differential testing).
+//! differential testing). A `bcr.packed` marked `pinned` (its order came
+//! from the LR file, per layer) keeps its order.
 //!
 //! Before: `%s:4 = "bcr.packed"(%blob) {order = "natural", ...}`
 //! After:  `%s:4 = "bcr.packed"(%blob) {order = "grouped", ...}`
@@ -58,7 +59,7 @@ impl Pass for BcrReorder {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
         let mut packed = Vec::new();
         module.as_operation().walk(WalkOrder::PreOrder, |op| {
-            if op.name().as_string_ref().as_str() == Ok(bcr::PACKED) {
+            if op.name().as_string_ref().as_str() == Ok(bcr::PACKED) && !op.has_attribute(bcr::PINNED_ATTR) {
                 packed.push(op.to_raw());
             }
             WalkResult::Advance

@@ -16,9 +16,10 @@
 //! * `bcr.spmv` becomes the same walk with a scalar `math.fma` chain per
 //!   kept row.
 //!
+//! The loop over strips is marked `grim.parallel` for `bcr-parallelize`.
+//!
 //! What it does not do (later passes of the same level will): register
-//! tiling across kept rows (bcr-lre), tiling over N (bcr-tile), threads
-//! (bcr-parallelize). Values of a block are read in their packed order,
+//! tiling across kept rows (bcr-lre), tiling over N (bcr-tile). Values of a block are read in their packed order,
 //! so the value offset is carried through the block loop.
 //!
 //! Before: `"bcr.spmm"(%strips, %cols, %masks, %values, %x, %c) {...}`
@@ -158,7 +159,9 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, x_s
     let strip_words = b.dim(p.strips, 0);
     let records = b.divui(strip_words, c3);
     let strips = b.subi(records, c1);
-    b.for_loop(c0, strips, c1, &[], |b, s, _| {
+    // Strips write disjoint output rows: bcr-parallelize may run them on any thread.
+    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, melior::ir::Attribute::unit(b.context))];
+    b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
         let c3 = b.index(3);
         let base = b.muli(s, c3);
         let word = |offset: i64| {

@@ -401,7 +401,15 @@ impl<'c> Lowering<'c, '_> {
             None => {
                 let info = bcr::PackedInfo { name: weight.clone(), slot: self.next_slot, rows: m, cols: k, block_rows, block_cols, order };
                 self.next_slot += bcr::PACKED_SLOTS;
-                let results = b.insert(bcr::packed(self.context, blob, &info, b.location));
+                let pinned = grim_dialects_attr_str(&op, "order").is_some();
+                let mut results = b.insert(bcr::packed(self.context, blob, &info, b.location));
+                if pinned {
+                    // A per-layer order from the LR file: bcr-reorder must keep it.
+                    use melior::ir::operation::OperationMutLike;
+                    let mut op = unsafe { melior::ir::operation::OperationRefMut::from_raw(results.to_raw()) };
+                    op.set_attribute(bcr::PINNED_ATTR, Attribute::unit(self.context));
+                }
+                results = unsafe { OperationRef::from_raw(results.to_raw()) };
                 let values: Vec<V<'c>> = results.results().map(|r| erase(r.into())).collect();
                 let values = [values[0], values[1], values[2], values[3]];
                 self.packed.insert(cache, values);
