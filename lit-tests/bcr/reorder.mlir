@@ -45,3 +45,16 @@ func.func @nested(%blob: memref<?xi8>, %x: memref<8x4xf32>, %c: memref<8x4xf32>)
   }
   return
 }
+
+// -----
+
+// Checks that a packed weight whose order was pinned per layer (from the LR
+// file) keeps its order.
+
+// CHECK-LABEL: func.func @pinned
+// CHECK: name = "fc1.weight", order = "natural", pinned
+// NATURAL-LABEL: func.func @pinned
+func.func @pinned(%blob: memref<?xi8>) {
+  %a:4 = "bcr.packed"(%blob) {name = "fc1.weight", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "natural", pinned} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  return
+}

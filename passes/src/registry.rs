@@ -52,10 +52,11 @@ pub fn find(flag: &str) -> Option<&'static PassInfo> {
 
 /// docs/passes.md, generated from this table and each pass's module doc.
 pub fn markdown(module_docs: &[(&str, &str)]) -> String {
-    let mut out = String::from("# grim passes\n\nGenerated from `passes/src/registry.rs` by `cargo xtask docs`; do not edit by hand.\n\n");
+    let mut out = String::from("# grim passes\n\nGenerated from `passes/src/registry.rs` and each pass's module doc by `GRIM_BLESS=1 cargo test -p grim-passes --test registry`; do not edit by hand.\n\n");
     out.push_str("| flag | summary | options |\n|---|---|---|\n");
     for pass in PASSES {
-        out.push_str(&format!("| `{}` | {} | {} |\n", pass.flag, pass.summary, pass.options.join("; ")));
+        let cell = |text: &str| text.replace('|', "\\|");
+        out.push_str(&format!("| `{}` | {} | {} |\n", pass.flag, cell(pass.summary), cell(&pass.options.join("; "))));
     }
     for pass in PASSES {
         out.push_str(&format!("\n## `{}`\n\n", pass.flag));
