@@ -145,15 +145,7 @@ pub fn spmm<'c>(
     vector_width: i64,
     location: Location<'c>,
 ) -> Operation<'c> {
-    OperationBuilder::new(SPMM, location)
-        .add_operands(&[packed.strips, packed.block_col, packed.masks, packed.values, x, c])
-        .add_attributes(&[
-            attr::named_i64(context, "block_rows", block_rows),
-            attr::named_i64(context, "block_cols", block_cols),
-            attr::named_i64(context, "vector_width", vector_width),
-        ])
-        .build()
-        .expect("bcr.spmm matches its IRDL declaration")
+    sparse_op(context, SPMM, packed, x, c, &[("block_rows", block_rows), ("block_cols", block_cols), ("vector_width", vector_width)], location)
 }
 
 /// Builds `bcr.spmv(strips, block_col, masks, values, x, c) {block_rows, block_cols}`.
@@ -166,11 +158,24 @@ pub fn spmv<'c>(
     block_cols: i64,
     location: Location<'c>,
 ) -> Operation<'c> {
-    OperationBuilder::new(SPMV, location)
+    sparse_op(context, SPMV, packed, x, c, &[("block_rows", block_rows), ("block_cols", block_cols)], location)
+}
+
+fn sparse_op<'c>(
+    context: &'c Context,
+    name: &str,
+    packed: Packed<'c, '_>,
+    x: Value<'c, '_>,
+    c: Value<'c, '_>,
+    attributes: &[(&str, i64)],
+    location: Location<'c>,
+) -> Operation<'c> {
+    let attributes: Vec<_> = attributes.iter().map(|(n, v)| attr::named_i64(context, n, *v)).collect();
+    OperationBuilder::new(name, location)
         .add_operands(&[packed.strips, packed.block_col, packed.masks, packed.values, x, c])
-        .add_attributes(&[attr::named_i64(context, "block_rows", block_rows), attr::named_i64(context, "block_cols", block_cols)])
+        .add_attributes(&attributes)
         .build()
-        .expect("bcr.spmv matches its IRDL declaration")
+        .expect("bcr sparse products match their IRDL declarations")
 }
 
 /// Operands and attributes of a `bcr.spmm` or `bcr.spmv`.
