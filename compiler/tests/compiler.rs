@@ -267,14 +267,33 @@ fn lr_block_size_is_applied_per_layer() {
     let model = work.path().join("m.onnx");
     save_onnx(&grim_model::demo_mlp(2), &model).unwrap();
     let lr = work.path().join("m.lr.json");
-    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc2", "sparsity": {"kind": "bcr", "block_rows": 4, "block_cols": 8}, "order": "natural"} ]}"#);
+    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc2", "sparsity": {"kind": "bcr", "block_rows": 4, "block_cols": 8}, "order": "natural", "schedule": {"register_tile": 3}} ]}"#);
     let mut options = Options::new(&model, "host");
     options.lr = Some(lr);
     let compiled = driver::compile(&options, true, false).unwrap();
     let fc2 = compiled.blob.layers.iter().find(|l| l.name == "fc2.weight").unwrap();
     assert_eq!((fc2.block.rows, fc2.block.cols), (4, 8));
     assert_eq!(fc2.order, grim_model::Order::Natural);
+    let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
+    assert_eq!(bcr.matches("register_tile = 3").count(), 1, "{bcr}");
     let fc1 = compiled.blob.layers.iter().find(|l| l.name == "fc1.weight").unwrap();
     assert_eq!((fc1.block.rows, fc1.block.cols), (8, 16));
     assert_eq!(fc1.order, grim_model::Order::Grouped);
+}
+
+#[test]
+fn bench_prints_json_with_latency_figures() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("bench.onnx");
+    save_onnx(&grim_model::demo_mlp(3), &model).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
+        .args(["bench", model.to_str().unwrap(), "--runs", "5", "--threads", "2", "--json"])
+        .output()
+        .expect("run grimc");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let (median, min, max) = (value["median_ms"].as_f64().unwrap(), value["min_ms"].as_f64().unwrap(), value["max_ms"].as_f64().unwrap());
+    assert!(0.0 < min && min <= median && median <= max, "{value}");
+    assert_eq!(value["runs"], 5);
+    assert_eq!(value["threads"], 2);
 }

@@ -35,6 +35,11 @@ pub const PACKED_SLOTS: i64 = 4;
 /// and passes must not change it.
 pub const PINNED_ATTR: &str = "pinned";
 
+/// Schedule attribute of `bcr.spmm`/`bcr.spmv`: kept rows per register tile.
+pub const REGISTER_TILE_ATTR: &str = "register_tile";
+/// Schedule attribute of `bcr.spmm`: vectors along N per row in registers.
+pub const VECTORS_ATTR: &str = "vectors";
+
 /// Work order of the blocks in a packed matrix (BCR.md, "Reorder").
 pub const ORDER_NATURAL: &str = "natural";
 /// Blocks with equal kept rows adjacent, strips by descending work.
@@ -192,6 +197,10 @@ pub struct SparseProduct<'c, 'a> {
     pub block_cols: i64,
     /// f32 lanes per vector (spmm only; 1 for spmv).
     pub vector_width: i64,
+    /// Kept rows that share each activation load (`register_tile`, default 1).
+    pub register_tile: i64,
+    /// Vectors along N per row kept in registers (`vectors`, spmm only, default 1).
+    pub vectors: i64,
 }
 
 /// Reads a `bcr.spmm` or `bcr.spmv`.
@@ -208,6 +217,8 @@ pub fn sparse_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Spa
         block_rows: attr::int(op, "block_rows")?,
         block_cols: attr::int(op, "block_cols")?,
         vector_width: attr::int(op, "vector_width").unwrap_or(1),
+        register_tile: attr::int(op, REGISTER_TILE_ATTR).unwrap_or(1),
+        vectors: attr::int(op, VECTORS_ATTR).unwrap_or(1),
     })
 }
 
@@ -285,6 +296,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 }
             } else if x.len() != 1 || c.len() != 1 {
                 return Err(format!("bcr.spmv needs input [K] and output [M], got {x:?} and {c:?}"));
+            }
+            if !(1..=16).contains(&product.register_tile) || !(1..=8).contains(&product.vectors) {
+                return Err(format!("register_tile must be in 1..=16 and vectors in 1..=8, got {} and {}", product.register_tile, product.vectors));
             }
             if let Some(packed) = p.strips.is_operation_result().then(|| defining_packed(p.strips)).flatten() {
                 if packed.rows != c[0] || packed.cols != x[0] {

@@ -19,8 +19,8 @@
 // CHECK: scf.for
 // CHECK: %[[ROW:.*]] = memref.load %[[KEPT_ROWS]]
 // CHECK: memref.load %[[Y]][%[[ROW]]]
-// CHECK: %[[W:.*]] = memref.load %[[VALUES]]
 // CHECK: %[[XV:.*]] = memref.load %[[X]]
+// CHECK: %[[W:.*]] = memref.load %[[VALUES]]
 // CHECK: math.fma %[[W]], %[[XV]], %{{.*}} : f32
 // CHECK: memref.store %{{.*}}, %[[Y]][%[[ROW]]]
 // CHECK-NOT: bcr.
@@ -44,9 +44,9 @@ func.func @spmv(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<16xf32>) {
 // CHECK: %[[VALUES:.*]] = memref.view {{.*}} to memref<?xf32>
 // CHECK: %[[ACC:.*]] = vector.load %[[C]][%[[ROW:.*]], %[[COL:.*]]] : memref<16x10xf32>, vector<8xf32>
 // CHECK: %[[SUM:.*]] = scf.for {{.*}} iter_args(%[[PARTIAL:.*]] = %[[ACC]]) -> (vector<8xf32>)
+// CHECK: %[[XV:.*]] = vector.load %[[X]][%{{.*}}, %[[COL]]] : memref<32x10xf32>, vector<8xf32>
 // CHECK: %[[W:.*]] = memref.load %[[VALUES]]
 // CHECK: %[[WV:.*]] = vector.broadcast %[[W]] : f32 to vector<8xf32>
-// CHECK: %[[XV:.*]] = vector.load %[[X]][%{{.*}}, %[[COL]]] : memref<32x10xf32>, vector<8xf32>
 // CHECK: vector.fma %[[WV]], %[[XV]], %[[PARTIAL]] : vector<8xf32>
 // CHECK: vector.store %[[SUM]], %[[C]][%[[ROW]], %[[COL]]]
 // CHECK: %[[TAIL_START:.*]] = arith.constant 8 : index
@@ -78,5 +78,31 @@ func.func @spmm_tail(%blob: memref<?xi8>, %x: memref<32x10xf32>, %c: memref<16x1
 func.func @dense(%blob: memref<?xi8>, %out: memref<16xf32>) {
   %bias = "bcr.dense"(%blob) {name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
   memref.copy %bias, %out : memref<16xf32> to memref<16xf32>
+  return
+}
+
+// -----
+
+// Checks the register tile (bcr-lre's schedule): with register_tile = 2 and
+// vectors = 2, the full tiles load a 2 x 2 output tile once, and per kept
+// column load two activation vectors once and use each for both rows
+// (four vector.fma per iteration); the kept rows left over run one at a time.
+
+// CHECK-LABEL: func.func @spmm_tile
+// CHECK-SAME: (%{{.*}}: memref<?xi8>, %[[X:.*]]: memref<32x16xf32>, %[[C:.*]]: memref<16x16xf32>)
+// CHECK: scf.for
+// CHECK-COUNT-4: vector.load %[[C]]
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
+// CHECK: %[[X0:.*]] = vector.load %[[X]]
+// CHECK: %[[X1:.*]] = vector.load %[[X]]
+// CHECK: vector.fma %{{.*}}, %[[X0]]
+// CHECK: vector.fma %{{.*}}, %[[X1]]
+// CHECK: vector.fma %{{.*}}, %[[X0]]
+// CHECK: vector.fma %{{.*}}, %[[X1]]
+// CHECK-COUNT-4: vector.store {{.*}}, %[[C]]
+// CHECK: return
+func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x16xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 4 : i64, register_tile = 2 : i64, vectors = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
   return
 }

@@ -32,6 +32,12 @@ pub static PASSES: &[PassInfo] = &[
         create: bcr::reorder::create,
     },
     PassInfo {
+        flag: bcr::lre::FLAG,
+        summary: bcr::lre::SUMMARY,
+        options: bcr::lre::OPTIONS,
+        create: bcr::lre::create,
+    },
+    PassInfo {
         flag: lower::bcr_to_loops::FLAG,
         summary: lower::bcr_to_loops::SUMMARY,
         options: lower::bcr_to_loops::OPTIONS,

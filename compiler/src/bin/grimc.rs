@@ -90,6 +90,23 @@ enum Command {
         #[arg(long, default_value = "host")]
         target: String,
     },
+    /// Compile for the host and time R runs after a warm-up: median, min and max latency.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Input .npy files, in the graph's input order (default: fixed-seed values in [-1, 1)).
+        #[arg(long = "input")]
+        inputs: Vec<PathBuf>,
+        /// Threads in the runtime's pool.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed runs (after one warm-up run).
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Print one JSON object instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the built-in BCR-pruned example MLP as ONNX (no download).
     Example {
         /// Random seed of the weights.
@@ -107,6 +124,37 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     options.lr = model.lr.clone();
     options.reorder = !model.no_reorder;
     Ok(options)
+}
+
+/// The given inputs (checked against the model's shapes), or fixed-seed values in [-1, 1).
+fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_model::Tensor>> {
+    if !paths.is_empty() && paths.len() != shapes.len() {
+        bail!("the model has {} inputs, {} --input given", shapes.len(), paths.len());
+    }
+    let mut tensors = Vec::new();
+    for (index, shape) in shapes.iter().enumerate() {
+        let tensor = match paths.get(index) {
+            Some(path) => {
+                let tensor = read_npy(path)?;
+                if tensor.shape != *shape {
+                    bail!("{}: error: input {index} has shape {:?}, the model wants {:?}", path.display(), tensor.shape, shape);
+                }
+                tensor
+            }
+            None => {
+                let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ index as u64;
+                let data = (0..shape.iter().product::<usize>())
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                    })
+                    .collect();
+                grim_model::Tensor::new(shape.clone(), data)?
+            }
+        };
+        tensors.push(tensor);
+    }
+    Ok(tensors)
 }
 
 fn main() -> ExitCode {
@@ -181,15 +229,7 @@ fn run(cli: Cli) -> Result<()> {
             if outputs.len() != compiled.interface.outputs.len() {
                 bail!("the model has {} outputs, {} --output given", compiled.interface.outputs.len(), outputs.len());
             }
-            let mut tensors = Vec::new();
-            for (index, path) in inputs.iter().enumerate() {
-                let tensor = read_npy(path)?;
-                let want = &compiled.interface.inputs[index];
-                if tensor.shape != *want {
-                    bail!("{}: error: input {index} has shape {:?}, the model wants {:?}", path.display(), tensor.shape, want);
-                }
-                tensors.push(tensor);
-            }
+            let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
             let work = tempfile::tempdir()?;
             let object = work.path().join("model.o");
             std::fs::write(&object, &compiled.artifacts.object)?;
@@ -217,6 +257,45 @@ fn run(cli: Cli) -> Result<()> {
             let compiled = driver::compile(&options, true, false)?;
             let (_, text) = compiled.stages.iter().find(|(l, _)| *l == level).context("level not produced")?;
             print!("{text}");
+            Ok(())
+        }
+        Command::Bench { model, inputs, threads, runs, json } => {
+            if runs < 1 {
+                bail!("--runs must be at least 1");
+            }
+            let options = options(&model, "host")?;
+            let compiled = driver::compile(&options, true, true)?;
+            let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
+            let work = tempfile::tempdir()?;
+            let object = work.path().join("model.o");
+            std::fs::write(&object, &compiled.artifacts.object)?;
+            let exe = work.path().join("model-runner");
+            link::link_runner(&compiled.target, &object, work.path(), &exe)?;
+            // The runner warms up once, then times R runs; it prints timing for R > 1 only.
+            let (_, stdout) = link::run_runner(&compiled.target, &exe, work.path(), &tensors, &compiled.interface.outputs, threads, runs.max(2))?;
+            let timing = stdout.lines().find_map(|l| l.strip_prefix("timing_ms: ")).context("the runner printed no timing line")?;
+            let field = |name: &str| -> Result<f64> {
+                timing
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .and_then(|v| v.parse().ok())
+                    .with_context(|| format!("timing line without {name}: {timing}"))
+            };
+            let (median, min, max) = (field("median")?, field("min")?, field("max")?);
+            if json {
+                let value = serde_json::json!({
+                    "model": model.model.display().to_string(),
+                    "median_ms": median, "min_ms": min, "max_ms": max,
+                    "runs": runs.max(2), "threads": threads,
+                    "target": compiled.target.triple, "cpu": compiled.target.cpu, "isa": compiled.target.isa,
+                });
+                println!("{value}");
+            } else {
+                println!(
+                    "{}: median {median:.4} ms, min {min:.4} ms, max {max:.4} ms over {} runs, {threads} thread(s), {} ({}, {})",
+                    model.model.display(), runs.max(2), compiled.target.triple, compiled.target.cpu, compiled.target.isa
+                );
+            }
             Ok(())
         }
         Command::Example { seed, output } => {

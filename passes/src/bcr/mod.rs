@@ -1,4 +1,5 @@
 //! Transformations at the bcr level (schedule and work order).
 
+pub mod lre;
 pub mod parallelize;
 pub mod reorder;

@@ -96,9 +96,8 @@ impl Pass for LowerBcrToLoops {
                 }
                 _ => {
                     let product = bcr::sparse_product(&op).ok_or_else(|| op_error(&op, "has malformed operands"))?;
-                    let x_shape = shape::static_shape(product.x.r#type()).ok_or_else(|| op_error(&op, "needs a static input"))?;
                     let c_shape = shape::static_shape(product.c.r#type()).ok_or_else(|| op_error(&op, "needs a static output"))?;
-                    sparse_product(&b, &product, &x_shape, &c_shape, name == bcr::SPMM);
+                    sparse_product(&b, &product, &c_shape, name == bcr::SPMM);
                 }
             }
             erase_op(op);
@@ -135,7 +134,7 @@ fn slot_view<'c>(b: &Builder<'c>, blob: V<'c>, slot: i64, ty: Type<'c>, shape: O
 }
 
 /// Emits the BCRC walk for `bcr.spmm` (`vectorised`) or `bcr.spmv`.
-fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, x_shape: &[i64], c_shape: &[i64], spmm: bool) {
+fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_shape: &[i64], spmm: bool) {
     let (block_rows, block_cols) = (product.block_rows, product.block_cols);
     let row_mask_bytes = (block_rows + 7) / 8;
     let mask_stride = row_mask_bytes + (block_cols + 7) / 8;
@@ -147,9 +146,9 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, x_s
     };
     let (x, c) = (erase(product.x), erase(product.c));
     let n = if spmm { c_shape[1] } else { 1 };
-    let _ = x_shape;
     let lanes = if spmm { product.vector_width.max(1) } else { 1 };
-    let vector_end = n / lanes * lanes;
+    let register_tile = product.register_tile.max(1);
+    let vectors = if spmm { product.vectors.max(1) } else { 1 };
 
     // Hoisted out of every loop: an alloca inside a loop grows the stack.
     let kept_rows = b.alloca(&[block_rows], b.index_type());
@@ -186,45 +185,23 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, x_s
             let rows = decode_mask(b, p.masks, mask_base, block_rows, row_base, kept_rows);
             let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
             let cols = decode_mask(b, p.masks, cols_mask_base, block_cols, column_base, kept_cols);
+            // Kept rows in tiles of `register_tile` that share every activation load
+            // (bcr-lre), then the rows left over one at a time.
+            let tile = RowTile { p: &p, kept_rows, kept_cols, cols, value_offset, x, c, n, lanes, vectors };
             let zero = b.index(0);
+            let step = b.index(register_tile);
+            let full = b.divui(rows, step);
+            let full = b.muli(full, step);
+            if register_tile > 1 {
+                b.for_loop(zero, full, step, &[], |b, first, _| {
+                    tile.emit(b, first, register_tile as usize);
+                    vec![]
+                });
+            }
             let one = b.index(1);
-            b.for_loop(zero, rows, one, &[], |b, i, _| {
-                let row = b.load(kept_rows, &[i]);
-                let row_values = b.muli(i, cols);
-                let row_values = b.addi(value_offset, row_values);
-                let zero = b.index(0);
-                let one = b.index(1);
-                if spmm {
-                    if vector_end > 0 {
-                        let lanes_step = b.index(lanes);
-                        let end = b.index(vector_end);
-                        b.for_loop(zero, end, lanes_step, &[], |b, column, _| {
-                            let acc = b.vload(c, &[row, column], lanes as u64);
-                            let zero = b.index(0);
-                            let one = b.index(1);
-                            let acc = b.for_loop(zero, cols, one, &[acc], |b, j, acc| {
-                                let k = b.load(kept_cols, &[j]);
-                                let at = b.addi(row_values, j);
-                                let w = b.load(p.values, &[at]);
-                                let w = b.broadcast(w, lanes as u64);
-                                let xv = b.vload(x, &[k, column], lanes as u64);
-                                vec![b.vfma(w, xv, acc[0])]
-                            });
-                            b.vstore(acc[0], c, &[row, column]);
-                            vec![]
-                        });
-                    }
-                    if vector_end < n {
-                        let start = b.index(vector_end);
-                        let end = b.index(n);
-                        b.for_loop(start, end, one, &[], |b, column, _| {
-                            scalar_row(b, &p, kept_cols, cols, row_values, x, c, row, Some(column));
-                            vec![]
-                        });
-                    }
-                } else {
-                    scalar_row(b, &p, kept_cols, cols, row_values, x, c, row, None);
-                }
+            let start = if register_tile > 1 { full } else { zero };
+            b.for_loop(start, rows, one, &[], |b, first, _| {
+                tile.emit(b, first, 1);
                 vec![]
             });
             let size = b.muli(rows, cols);
@@ -234,31 +211,115 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, x_s
     });
 }
 
-/// `c[row(, column)] += sum_j values[row_values + j] * x[kept_cols[j](, column)]`.
-#[allow(clippy::too_many_arguments)]
-fn scalar_row<'c>(
-    b: &Builder<'c>,
-    p: &bcr::Packed<'c, 'c>,
+/// Emits the products of a tile of kept rows of one block, over all of N.
+///
+/// For `tile` rows and chunks of `vectors` x `lanes` columns, the output
+/// tile (`tile * vectors` accumulators) is loaded once, each kept column's
+/// activation vectors are loaded once and reused by every row of the tile
+/// (GRIM's register-level load-redundancy elimination), each weight is
+/// broadcast once and reused by every vector, and the tile is stored once.
+/// Columns left over run with one vector, then scalar; `lanes == 1` (spmv)
+/// is all scalar.
+struct RowTile<'c, 'p> {
+    p: &'p bcr::Packed<'c, 'c>,
+    kept_rows: V<'c>,
     kept_cols: V<'c>,
     cols: V<'c>,
-    row_values: V<'c>,
+    value_offset: V<'c>,
     x: V<'c>,
     c: V<'c>,
-    row: V<'c>,
-    column: Option<V<'c>>,
-) {
-    let at = |i: V<'c>| -> Vec<V<'c>> { column.map_or(vec![i], |n| vec![i, n]) };
-    let acc = b.load(c, &at(row));
-    let zero = b.index(0);
-    let one = b.index(1);
-    let acc = b.for_loop(zero, cols, one, &[acc], |b, j, acc| {
-        let k = b.load(kept_cols, &[j]);
-        let offset = b.addi(row_values, j);
-        let w = b.load(p.values, &[offset]);
-        let xv = b.load(x, &at(k));
-        vec![b.fma(w, xv, acc[0])]
-    });
-    b.store(acc[0], c, &at(row));
+    n: i64,
+    lanes: i64,
+    vectors: i64,
+}
+
+impl<'c> RowTile<'c, '_> {
+    fn emit(&self, b: &Builder<'c>, first: V<'c>, tile: usize) {
+        let mut rows = Vec::with_capacity(tile);
+        let mut weights = Vec::with_capacity(tile);
+        for t in 0..tile {
+            let at = b.addi(first, b.index(t as i64));
+            rows.push(b.load(self.kept_rows, &[at]));
+            let offset = b.muli(at, self.cols);
+            weights.push(b.addi(self.value_offset, offset));
+        }
+        if self.lanes == 1 && self.n == 1 {
+            // spmv: c[row] (one value per row).
+            self.chunks(b, &rows, &weights, None, 1, 1);
+            return;
+        }
+        let wide = self.lanes * self.vectors;
+        let wide_end = self.n / wide * wide;
+        let single_end = self.n / self.lanes * self.lanes;
+        if wide_end > 0 && self.lanes > 1 {
+            self.chunk_loop(b, &rows, &weights, 0, wide_end, self.vectors);
+        }
+        if single_end > wide_end && self.lanes > 1 {
+            self.chunk_loop(b, &rows, &weights, wide_end, single_end, 1);
+        }
+        let scalar_start = if self.lanes > 1 { single_end } else { 0 };
+        if scalar_start < self.n {
+            let (start, end, one) = (b.index(scalar_start), b.index(self.n), b.index(1));
+            b.for_loop(start, end, one, &[], |b, column, _| {
+                self.chunks(b, &rows, &weights, Some(column), 1, 1);
+                vec![]
+            });
+        }
+    }
+
+    fn chunk_loop(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], start: i64, end: i64, vectors: i64) {
+        let (start, end, step) = (b.index(start), b.index(end), b.index(self.lanes * vectors));
+        b.for_loop(start, end, step, &[], |b, column, _| {
+            self.chunks(b, rows, weights, Some(column), self.lanes, vectors);
+            vec![]
+        });
+    }
+
+    /// One register tile: rows x `vectors` chunks of `lanes` at `column`
+    /// (`None`: the output and input are vectors, not matrices).
+    fn chunks(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], column: Option<V<'c>>, lanes: i64, vectors: i64) {
+        let at = |b: &Builder<'c>, row: V<'c>, v: i64| -> Vec<V<'c>> {
+            match column {
+                None => vec![row],
+                Some(column) if v == 0 => vec![row, column],
+                Some(column) => vec![row, b.addi(column, b.index(v * lanes))],
+            }
+        };
+        let load = |b: &Builder<'c>, memref: V<'c>, indices: &[V<'c>]| if lanes == 1 { b.load(memref, indices) } else { b.vload(memref, indices, lanes as u64) };
+        let mut accumulators = Vec::new();
+        for row in rows {
+            for v in 0..vectors {
+                accumulators.push(load(b, self.c, &at(b, *row, v)));
+            }
+        }
+        let (zero, one) = (b.index(0), b.index(1));
+        let results = b.for_loop(zero, self.cols, one, &accumulators, |b, j, accumulators| {
+            let k = b.load(self.kept_cols, &[j]);
+            let inputs: Vec<V<'c>> = (0..vectors).map(|v| load(b, self.x, &at(b, k, v))).collect();
+            let mut next = Vec::with_capacity(accumulators.len());
+            for (t, base) in weights.iter().enumerate() {
+                let offset = b.addi(*base, j);
+                let w = b.load(self.p.values, &[offset]);
+                let w = if lanes == 1 { w } else { b.broadcast(w, lanes as u64) };
+                for (v, input) in inputs.iter().enumerate() {
+                    let acc = accumulators[t * vectors as usize + v];
+                    next.push(if lanes == 1 { b.fma(w, *input, acc) } else { b.vfma(w, *input, acc) });
+                }
+            }
+            next
+        });
+        for (t, row) in rows.iter().enumerate() {
+            for v in 0..vectors {
+                let value = results[t * vectors as usize + v as usize];
+                let indices = at(b, *row, v);
+                if lanes == 1 {
+                    b.store(value, self.c, &indices);
+                } else {
+                    b.vstore(value, self.c, &indices);
+                }
+            }
+        }
+    }
 }
 
 /// Writes `base + i` for every set bit `i` of the `bits`-bit mask at

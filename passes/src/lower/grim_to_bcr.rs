@@ -427,7 +427,8 @@ impl<'c> Lowering<'c, '_> {
                 Some(bias) => b.copy(bias, y),
                 None => fill(b, y, m, zero),
             }
-            b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
+            let product = b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
+            self.copy_schedule(&op, product);
         } else {
             let transposed_input = self.allocate(&[k, n]);
             let accumulator = self.allocate(&[m, n]);
@@ -446,11 +447,21 @@ impl<'c> Lowering<'c, '_> {
                 });
                 vec![]
             });
-            b.insert(bcr::spmm(self.context, packed, at, ct, block_rows, block_cols, self.pass.vector_width, b.location));
+            let product = b.insert(bcr::spmm(self.context, packed, at, ct, block_rows, block_cols, self.pass.vector_width, b.location));
+            self.copy_schedule(&op, product);
             let y = self.view(b, scratch, &output);
             transpose(b, ct, y, m, n);
         }
         self.define(&op, output)
+    }
+
+    /// A per-layer register tile on the gemm (from the LR file) becomes the
+    /// product's schedule, which bcr-lre then keeps.
+    fn copy_schedule(&self, gemm: &OperationRef<'c, '_>, product: OperationRef<'c, '_>) {
+        if let Some(tile) = grim_dialects_attr_int(gemm, bcr::REGISTER_TILE_ATTR) {
+            let mut product = unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) };
+            bcr::set_int(&mut product, self.context, bcr::REGISTER_TILE_ATTR, tile);
+        }
     }
 
     fn add(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {

@@ -1,0 +1,35 @@
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(bcr-lre)' | %FileCheck %s
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(bcr-lre{register-tile=2 vectors=1})' | %FileCheck %s --check-prefix=FORCED
+// RUN: not grim-opt %s --pass-pipeline='builtin.module(bcr-lre{register-tile=0})' 2>&1 | %FileCheck %s --check-prefix=BAD
+
+// BAD: error: pass 'bcr-lre': register-tile must be in 1..=16, got 0
+
+// Checks that bcr-lre gives every sparse product a register tile that fits
+// the target's registers: 8 lanes (AVX2, 16 registers) with 8-row blocks ->
+// 4 rows x 2 vectors; 4 lanes (NEON, 32 registers) -> 4 rows x 4 vectors;
+// spmv gets a row tile only.
+
+// CHECK-LABEL: func.func @choose
+// CHECK: "bcr.spmm"{{.*}}register_tile = 4 : i64, vector_width = 8 : i64, vectors = 2 : i64
+// CHECK: "bcr.spmm"{{.*}}register_tile = 4 : i64, vector_width = 4 : i64, vectors = 4 : i64
+// CHECK: "bcr.spmv"{{.*}}register_tile = 4 : i64
+// FORCED-LABEL: func.func @choose
+// FORCED: "bcr.spmm"{{.*}}register_tile = 2 : i64, vector_width = 8 : i64, vectors = 1 : i64
+func.func @choose(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x64xf32>, %c: memref<64x64xf32>, %xv: memref<64xf32>, %cv: memref<64xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 4 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
+  "bcr.spmv"(%s, %b, %m, %v, %xv, %cv) {block_rows = 8 : i64, block_cols = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64xf32>, memref<64xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that a product whose schedule is already set (from the LR file)
+// keeps it.
+
+// CHECK-LABEL: func.func @kept
+// CHECK: register_tile = 1 : i64, vector_width = 8 : i64, vectors = 1 : i64
+func.func @kept(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x64xf32>, %c: memref<64x64xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64, register_tile = 1 : i64, vectors = 1 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
+  return
+}

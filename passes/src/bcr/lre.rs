@@ -1,0 +1,139 @@
+//! bcr-lre: choose the register tile of every sparse product (GRIM's register-level load-redundancy elimination).
+//!
+//! In a BCR block every kept row uses the same kept columns, so one
+//! activation vector `X[k, n..n+lanes]` serves all of them. This pass sets
+//! `register_tile` (kept rows computed together, sharing each activation
+//! load) and, on `bcr.spmm`, `vectors` (vectors along N per row held in
+//! registers, sharing each weight broadcast); `lower-bcr-to-loops` emits the
+//! tile. Per FMA the kernel then loads `1 / register_tile` activation
+//! vectors and `1 / vectors` weights instead of one of each (GRIM, TPAMI
+//! 2022, §4.4).
+//!
+//! The default choice fits the target's vector registers: with `R`
+//! registers (16 for 4- and 8-lane vectors on x86 AVX2, 32 for NEON's 4
+//! lanes and for AVX-512's 16), the tile keeps `register_tile * vectors`
+//! accumulators, `vectors` activation vectors and one broadcast live, so
+//! `vectors = (R - 1) / (register_tile + 1)` rounded down to a power of two,
+//! capped by N. `register_tile` is `min(block_rows, 4)`; a block that keeps
+//! fewer rows runs its rows one at a time. A product that already carries
+//! `register_tile` (from the LR file's schedule) keeps its choice.
+//!
+//! Options: `register-tile=N` and `vectors=N` force the choice; `registers=N`
+//! overrides the register count.
+//!
+//! Before: `"bcr.spmm"(...) {block_rows = 8, block_cols = 16, vector_width = 8}`
+//! After:  `"bcr.spmm"(...) {block_rows = 8, block_cols = 16, register_tile = 4, vector_width = 8, vectors = 2}`
+
+use crate::{Pass, PassError, PassOptions};
+use grim_dialects::{bcr, shape};
+use melior::{
+    ir::{
+        operation::{OperationLike, OperationRefMut, WalkOrder, WalkResult},
+        Module, ValueLike,
+    },
+    Context,
+};
+
+/// Pipeline flag.
+pub const FLAG: &str = "bcr-lre";
+/// One-line summary.
+pub const SUMMARY: &str = "choose the register tile of every sparse product (GRIM's register-level load-redundancy elimination)";
+/// Accepted options.
+pub const OPTIONS: &[&str] = &["register-tile=N rows per tile (min(block_rows, 4))", "vectors=N vectors along N (from registers)", "registers=N vector registers (16 or 32 by vector width)"];
+
+/// The pass object.
+pub struct BcrLre {
+    register_tile: Option<i64>,
+    vectors: Option<i64>,
+    registers: Option<i64>,
+}
+
+/// Makes the pass from its options.
+pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
+    options.check_known(FLAG, &["register-tile", "vectors", "registers"])?;
+    let get = |key: &str, range: std::ops::RangeInclusive<i64>| -> Result<Option<i64>, PassError> {
+        match options.string(key) {
+            None => Ok(None),
+            Some(_) => {
+                let value = options.int(FLAG, key, 0)?;
+                if !range.contains(&value) {
+                    return Err(PassError::Option { pass: FLAG.into(), message: format!("{key} must be in {}..={}, got {value}", range.start(), range.end()) });
+                }
+                Ok(Some(value))
+            }
+        }
+    };
+    Ok(Box::new(BcrLre { register_tile: get("register-tile", 1..=16)?, vectors: get("vectors", 1..=8)?, registers: get("registers", 4..=64)? }))
+}
+
+impl BcrLre {
+    /// The schedule for one product: `(register_tile, vectors)`.
+    pub fn choose(&self, block_rows: i64, lanes: i64, n: i64, spmm: bool) -> (i64, i64) {
+        let register_tile = self.register_tile.unwrap_or(block_rows.min(4)).max(1);
+        if !spmm {
+            return (register_tile, 1);
+        }
+        let registers = self.registers.unwrap_or(if lanes == 8 { 16 } else { 32 });
+        let fit = ((registers - 1) / (register_tile + 1)).max(1);
+        let mut vectors = 1;
+        while vectors * 2 <= fit && vectors * 2 <= 8 {
+            vectors *= 2;
+        }
+        let useful = (n / lanes.max(1)).max(1);
+        while vectors > 1 && vectors > useful {
+            vectors /= 2;
+        }
+        (register_tile, self.vectors.unwrap_or(vectors))
+    }
+}
+
+impl Pass for BcrLre {
+    fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
+        let mut products = Vec::new();
+        module.as_operation().walk(WalkOrder::PreOrder, |op| {
+            let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+            if (name == bcr::SPMM || name == bcr::SPMV) && !op.has_attribute(bcr::REGISTER_TILE_ATTR) {
+                products.push((name == bcr::SPMM, op.to_raw()));
+            }
+            WalkResult::Advance
+        });
+        for (spmm, raw) in products {
+            // SAFETY: collected above and still alive.
+            let mut op = unsafe { OperationRefMut::from_raw(raw) };
+            let Some(product) = bcr::sparse_product(&op) else { continue };
+            let n = if spmm { shape::static_shape(product.c.r#type()).and_then(|s| s.get(1).copied()).unwrap_or(1) } else { 1 };
+            let (register_tile, vectors) = self.choose(product.block_rows, product.vector_width, n, spmm);
+            bcr::set_int(&mut op, context, bcr::REGISTER_TILE_ATTR, register_tile);
+            if spmm {
+                bcr::set_int(&mut op, context, bcr::VECTORS_ATTR, vectors);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_tile_fits_the_register_file() {
+        let pass = BcrLre { register_tile: None, vectors: None, registers: None };
+        // AVX2: 16 registers, 4 rows -> 3 vectors fit -> 2.
+        assert_eq!(pass.choose(8, 8, 64, true), (4, 2));
+        // NEON: 32 registers, 4 rows -> 6 fit -> 4.
+        assert_eq!(pass.choose(8, 4, 64, true), (4, 4));
+        // Few columns: no more vectors than N has.
+        assert_eq!(pass.choose(8, 4, 5, true), (4, 1));
+        // Small blocks cap the tile; spmv has one "vector".
+        assert_eq!(pass.choose(2, 8, 64, true).0, 2);
+        assert_eq!(pass.choose(16, 1, 1, false), (4, 1));
+        for rows in 1..=16 {
+            for lanes in [4, 8, 16] {
+                let (tile, vectors) = pass.choose(rows, lanes, 1000, true);
+                let registers = if lanes == 8 { 16 } else { 32 };
+                assert!(tile * vectors + vectors + 1 <= registers, "rows {rows} lanes {lanes}: {tile}x{vectors}");
+            }
+        }
+    }
+}
