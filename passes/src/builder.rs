@@ -312,6 +312,61 @@ impl<'c> Builder<'c> {
         self.for_loop(lo, hi, step, inits, body)
     }
 
+    /// `scf.while` over `inits`: `condition` gets the carried values and
+    /// returns whether to go on; `body` returns the next values. Returns the
+    /// final values.
+    pub fn while_loop(
+        &self,
+        inits: &[V<'c>],
+        condition: impl FnOnce(&Builder<'c>, &[V<'c>]) -> V<'c>,
+        body: impl FnOnce(&Builder<'c>, &[V<'c>]) -> Vec<V<'c>>,
+    ) -> Vec<V<'c>> {
+        let types: Vec<Type<'c>> = inits.iter().map(|v| v.r#type()).collect();
+        let arguments: Vec<_> = types.iter().map(|t| (*t, self.location)).collect();
+        let region_for = |build: &mut dyn FnMut(&Builder<'c>, &[V<'c>])| {
+            let block = Block::new(&arguments);
+            let inner = Builder::at_end_raw(self.context, block.to_raw(), self.location);
+            let values: Vec<V<'c>> = (0..types.len()).map(|i| erase(block.argument(i).expect("carried value").into())).collect();
+            build(&inner, &values);
+            let region = Region::new();
+            region.append_block(block);
+            region
+        };
+        let mut condition = Some(condition);
+        let before = region_for(&mut |b, values| {
+            let go_on = (condition.take().expect("built once"))(b, values);
+            let mut operands = vec![go_on];
+            operands.extend_from_slice(values);
+            b.op("scf.condition", &operands, &[], &[]);
+        });
+        let mut body = Some(body);
+        let after = region_for(&mut |b, values| {
+            let next = (body.take().expect("built once"))(b, values);
+            b.insert(melior::dialect::scf::r#yield(&next, self.location));
+        });
+        let op = OperationBuilder::new("scf.while", self.location)
+            .add_operands(inits)
+            .add_results(&types)
+            .add_regions([before, after])
+            .build()
+            .expect("scf.while");
+        let op = self.insert(op);
+        op.results().map(|r| erase(r.into())).collect()
+    }
+
+    /// `arith.ori`.
+    pub fn ori(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.ori", &[a, b])
+    }
+    /// `arith.shli`.
+    pub fn shli(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.shli", &[a, b])
+    }
+    /// `math.cttz` (count trailing zeros).
+    pub fn cttz(&self, a: V<'c>) -> V<'c> {
+        self.infer("math.cttz", &[a])
+    }
+
     /// `scf.if` with results of `types`; each branch returns its yields.
     pub fn if_else(
         &self,
