@@ -164,6 +164,11 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
                 let op = block.append_operation(grim::relu(a, location));
                 unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
             }
+            Op::Transpose => {
+                let a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
+                let op = block.append_operation(grim::transpose(a, result_type, location));
+                unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
+            }
             Op::Flatten { .. } | Op::Reshape { .. } => {
                 let a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
                 let op = block.append_operation(grim::reshape(a, result_type, location));

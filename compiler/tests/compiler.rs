@@ -297,3 +297,37 @@ fn bench_prints_json_with_latency_figures() {
     assert_eq!(value["runs"], 5);
     assert_eq!(value["threads"], 2);
 }
+
+/// `y[M, N] = (x[K, N]^T W^T)^T`: activations in the kernels' own layout.
+/// Both transposes cancel against the ones a gemm needs, so the compiled
+/// function reads x and writes y in place with no scratch at all.
+#[test]
+fn transpose_pairs_around_a_gemm_cancel() {
+    let (m, k, n) = (24, 40, 12);
+    let w = random_bcr_weight(m, k, BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 5);
+    let mut initializers = BTreeMap::new();
+    initializers.insert("w".to_string(), Tensor::new(vec![m, k], w).unwrap());
+    let graph = Graph {
+        name: "kn".into(),
+        inputs: vec![ValueInfo { name: "x".into(), shape: vec![k, n] }],
+        outputs: vec![ValueInfo { name: "y".into(), shape: vec![m, n] }],
+        nodes: vec![
+            Node { name: "xt".into(), op: Op::Transpose, inputs: vec!["x".into()], outputs: vec!["a".into()] },
+            Node { name: "fc".into(), op: Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, inputs: vec!["a".into(), "w".into()], outputs: vec!["b".into()] },
+            Node { name: "yt".into(), op: Op::Transpose, inputs: vec!["b".into()], outputs: vec!["y".into()] },
+        ],
+        initializers,
+    };
+    let x = lcg_input(vec![k, n], 4);
+    let expected = run_reference(&graph, &[x.clone()]).unwrap();
+    for target in ["host", "aarch64-linux-gnu"] {
+        assert_close(&compile_and_run(&graph, target, (4, 8), true, 2, &[x.clone()]), &expected);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("kn.onnx");
+    save_onnx(&graph, &model).unwrap();
+    let compiled = driver::compile(&Options::new(&model, "host"), true, false).unwrap();
+    let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
+    assert!(bcr.contains("grim.scratch_bytes = 64 : i64"), "{bcr}");
+    assert!(!bcr.contains("memref.view %arg2"), "scratch is used: {bcr}");
+}

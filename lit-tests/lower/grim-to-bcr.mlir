@@ -115,3 +115,24 @@ func.func @elementwise(%x: tensor<2x3x4xf32>) -> tensor<4x6xf32> {
   %t = "grim.transpose"(%r) : (tensor<6x4xf32>) -> tensor<4x6xf32>
   return %t : tensor<4x6xf32>
 }
+
+// -----
+
+// Checks that transposes around a gemm with N > 1 cancel against the ones
+// the gemm needs: bcr.spmm reads the [K, N] input and accumulates straight
+// into the [M, N] output buffer; no transpose loop and no scratch is left.
+
+// CHECK-LABEL: func.func @kn_layout
+// CHECK-SAME: %[[IN:[^:]*]]: memref<32x6xf32>, %[[OUT:[^:]*]]: memref<16x6xf32>)
+// CHECK-SAME: grim.scratch_bytes = 64 : i64
+// CHECK: scf.for
+// CHECK: memref.store %{{.*}}, %[[OUT]]
+// CHECK: "bcr.spmm"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[IN]], %[[OUT]])
+// CHECK-NEXT: return
+func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<16x32xf32>
+  %a = "grim.transpose"(%x) : (tensor<32x6xf32>) -> tensor<6x32xf32>
+  %y = "grim.gemm"(%a, %w) : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
+  %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
+  return %t : tensor<16x6xf32>
+}

@@ -40,6 +40,8 @@ pub enum Op {
     Add,
     /// `max(x, 0)`.
     Relu,
+    /// 2-D transpose (ONNX Transpose with `perm = [1, 0]`).
+    Transpose,
     /// Collapses dims `[..axis)` and `[axis..]` into a 2-D tensor.
     Flatten {
         /// Split point; negative counts from the end.
@@ -62,6 +64,7 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::Add => "Add",
             Op::Relu => "Relu",
+            Op::Transpose => "Transpose",
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
         }
@@ -255,6 +258,13 @@ pub fn node_output_shape(
         Op::Relu => {
             expect_arity(label, node, 1, 1)?;
             Ok(ins[0].to_vec())
+        }
+        Op::Transpose => {
+            expect_arity(label, node, 1, 1)?;
+            match ins[0] {
+                [rows, cols] => Ok(vec![*cols, *rows]),
+                other => Err(shape_err(label, format!("Transpose supports 2-D inputs only, got {other:?}"))),
+            }
         }
         Op::Flatten { axis } => {
             expect_arity(label, node, 1, 1)?;

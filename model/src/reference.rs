@@ -217,6 +217,16 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             shape: out_shape,
             data: ins[0].data.iter().map(|&v| v.max(0.0)).collect(),
         },
+        Op::Transpose => {
+            let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
+            let mut data = vec![0.0f32; rows * cols];
+            for r in 0..rows {
+                for c in 0..cols {
+                    data[c * rows + r] = ins[0].data[r * cols + c];
+                }
+            }
+            Tensor { shape: out_shape, data }
+        }
         // Row-major data does not move when only the shape changes.
         Op::Flatten { .. } | Op::Reshape { .. } => Tensor {
             shape: out_shape,

@@ -7,8 +7,13 @@
 //! - `demo`: compiles the built-in BCR-pruned MLP for aarch64, runs it under
 //!   qemu and on the host, and checks both against the reference interpreter.
 //! - `test`: every test: `cargo test --workspace`, then lit + FileCheck.
+//! - `bench kernels`: grim's BCR kernels against dense and CSR peers on the
+//!   shapes of `xtask/bench/layers.json`; writes docs/benchmarks/kernels.*
+//!   (see `bench.rs`).
 //!
 //! Every external command is printed before it runs; a failure names its step.
+
+mod bench;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use grim_model::{load_onnx, read_npy, run_reference, write_npy, Tensor};
@@ -52,7 +57,11 @@ commands:
   setup     install the apt packages and the aarch64 Rust target grim needs (only what is missing), then `runtime`
   runtime   build the runtime library for the host and aarch64 into target/grim-runtime/<triple>/
   demo      `setup`, then compile the example BCR-pruned MLP for aarch64, run it under qemu and on the host, check it against the reference
-  test      `setup`, then cargo test --workspace and the lit tests; prints `N passed, M failed`";
+  test      `setup`, then cargo test --workspace and the lit tests; prints `N passed, M failed`
+  bench kernels [--quick] [--runs R] [--threads 1,2]
+            `runtime`, then time grim's BCR kernels against numpy/OpenBLAS, onnxruntime, scipy CSR and MKL CSR
+            on the shapes of xtask/bench/layers.json; writes docs/benchmarks/kernels.{md,json,png}
+            (--quick: a smoke test, report in target/bench/quick/)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +70,7 @@ fn main() -> ExitCode {
         ["runtime"] => runtime(),
         ["demo"] => demo(),
         ["test"] => test(),
+        ["bench", rest @ ..] => bench::bench(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())

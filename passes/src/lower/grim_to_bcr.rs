@@ -13,14 +13,21 @@
 //!   arrays, read from blob slots at run time) and any other weight use
 //!   (bias, add operand) becomes `bcr.dense`. Slots are numbered in first-use
 //!   order; the compiler driver packs the blob from the same ops afterwards.
-//! * Every tensor value lives in the scratch arena at a 64-byte aligned
-//!   offset (a bump plan; reshape is free: it aliases its input's bytes).
+//! * Every other tensor value lives in the scratch arena at a 64-byte
+//!   aligned offset (a bump plan; reshape is free: it aliases its input's
+//!   bytes).
 //! * `grim.gemm` with one row (`N = 1`) becomes `bcr.spmv` into the output
 //!   initialised with the bias; with `N > 1` the input is transposed to
 //!   `[K, N]`, `bcr.spmm` accumulates `[M, N]`, and the result is transposed
 //!   back, because the kernels vectorise along `N` (BCR.md, "Kernels").
+//!   A `grim.transpose` feeding only gemm inputs, or reading a gemm's only
+//!   result, cancels against the gemm's own transpose: the product then
+//!   reads `[K, N]` activations and writes `[M, N]` results in place.
 //! * `grim.add` (numpy broadcasting), `grim.relu` and `grim.transpose`
-//!   become `scf.for` nests; inputs and results are copied with `memref.copy`.
+//!   (16x16 tiles) become `scf.for` nests.
+//! * Inputs are read in the caller's buffers; a value the function returns
+//!   is computed straight into its output buffer (copied only when it is
+//!   also an input, a reshape, or returned twice).
 //!
 //! What it does not do: fuse, reuse scratch across dead values, or choose
 //! block sizes — a gemm's `block_rows`/`block_cols` attributes (set by the
@@ -125,6 +132,7 @@ impl Pass for LowerGrimToBcr {
                 constants: 0,
                 arguments: Vec::new(),
                 returned: HashMap::new(),
+                cancelled_inputs: HashMap::new(),
             };
             lowering.function(module, function)?;
             next_slot = lowering.next_slot;
@@ -170,6 +178,9 @@ struct Lowering<'c, 'p> {
     /// Source values returned by the function, by key: the output argument
     /// their producer writes directly.
     returned: HashMap<usize, usize>,
+    /// `grim.transpose` results read only as a gemm's input, by key: the
+    /// transposed value (the gemm reads it as its `[K, N]` operand).
+    cancelled_inputs: HashMap<usize, usize>,
 }
 
 fn key(value: Value) -> usize {
@@ -251,6 +262,25 @@ impl<'c> Lowering<'c, '_> {
             }
         }
 
+        // Transpose pairs cancel: a gemm with N > 1 works on [K, N] and [M, N],
+        // so a transposed input is read as is, and a transposed result is the
+        // accumulator itself (see gemm()).
+        let mut scan = body.first_operation();
+        while let Some(op) = scan {
+            scan = op.next_in_block();
+            if op.name().as_string_ref().as_str() == Ok(grim::TRANSPOSE) {
+                if let (Ok(result), Ok(source)) = (op.result(0), op.operand(0)) {
+                    let uses = uses(result.into());
+                    let only_gemm_inputs = !uses.is_empty()
+                        && uses.iter().all(|(user, number)| *number == 0 && user.name().as_string_ref().as_str() == Ok(grim::GEMM));
+                    let rows = shape::static_shape(result.r#type()).map(|s| s[0]).unwrap_or(1);
+                    if only_gemm_inputs && rows > 1 && !self.returned.contains_key(&key(result.into())) {
+                        self.cancelled_inputs.insert(key(result.into()), key(source));
+                    }
+                }
+            }
+        }
+
         let mut next = body.first_operation();
         while let Some(op) = next {
             next = op.next_in_block();
@@ -296,6 +326,11 @@ impl<'c> Lowering<'c, '_> {
                     self.define(&op, output)?;
                 }
                 grim::TRANSPOSE => {
+                    let result = key(op.result(0).map_err(|e| op_error(&op, e))?.into());
+                    if self.cancelled_inputs.contains_key(&result) || self.values.contains_key(&result) {
+                        // Read in place by its gemm, or already computed by the gemm it transposes.
+                        continue;
+                    }
                     let input = self.buffer(&op, 0)?;
                     let (rows, cols) = (input.shape()[0], input.shape()[1]);
                     let output = self.result(&op, &[cols, rows]);
@@ -426,7 +461,16 @@ impl<'c> Lowering<'c, '_> {
     }
 
     fn gemm(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
-        let input = self.buffer(&op, 0)?;
+        let input_value = op.operand(0).map_err(|e| op_error(&op, e))?;
+        // The [K, N] operand, when the input is a cancelled transpose of it.
+        let pre_transposed = match self.cancelled_inputs.get(&key(input_value)) {
+            Some(source) => Some(self.values.get(source).cloned().ok_or_else(|| op_error(&op, "transposed input is not available"))?),
+            None => None,
+        };
+        let input = match &pre_transposed {
+            Some(source) => Tensor::Buffer { offset: -1, shape: vec![source.shape()[1], source.shape()[0]] },
+            None => self.buffer(&op, 0)?,
+        };
         let Tensor::Weight { name: weight, shape: weight_shape } = self.operand(&op, 1)? else {
             return Err(op_error(&op, "needs a constant weight (operand #1); products of two activations are not supported"));
         };
@@ -471,9 +515,18 @@ impl<'c> Lowering<'c, '_> {
             }
         };
         let packed = bcr::Packed { strips: packed[0], block_col: packed[1], masks: packed[2], values: packed[3] };
-        let output = self.result(&op, &[n, m]);
         let zero = b.f32(0.0);
         let bias_view = bias.map(|name| self.dense(b, blob, &name, &[m]));
+        // A result read only by a transpose: accumulate straight into the transpose's result.
+        let result_uses = uses(op.result(0).map_err(|e| op_error(&op, e))?.into());
+        let transposed_result = match result_uses.as_slice() {
+            [(user, 0)] if n > 1 && user.name().as_string_ref().as_str() == Ok(grim::TRANSPOSE) => Some(*user),
+            _ => None,
+        };
+        let output = match transposed_result {
+            Some(_) => Tensor::Buffer { offset: -1, shape: vec![n, m] },
+            None => self.result(&op, &[n, m]),
+        };
         if n == 1 {
             let x = self.read(b, blob, scratch, &input, &[k]);
             let y = self.read(b, blob, scratch, &output, &[m]);
@@ -484,11 +537,20 @@ impl<'c> Lowering<'c, '_> {
             let product = b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
             self.copy_schedule(&op, product);
         } else {
-            let transposed_input = self.allocate(&[k, n]);
-            let accumulator = self.allocate(&[m, n]);
-            let a = self.view(b, scratch, &input);
-            let at = self.view(b, scratch, &transposed_input);
-            transpose(b, a, at, n, k);
+            let at = match &pre_transposed {
+                Some(source) => self.view(b, scratch, source),
+                None => {
+                    let transposed_input = self.allocate(&[k, n]);
+                    let a = self.view(b, scratch, &input);
+                    let at = self.view(b, scratch, &transposed_input);
+                    transpose(b, a, at, n, k);
+                    at
+                }
+            };
+            let accumulator = match transposed_result {
+                Some(user) => self.result(&user, &[m, n]),
+                None => self.allocate(&[m, n]),
+            };
             let ct = self.view(b, scratch, &accumulator);
             b.for_range(0, m, 1, &[], |b, row, _| {
                 let value = match bias_view {
@@ -503,6 +565,9 @@ impl<'c> Lowering<'c, '_> {
             });
             let product = b.insert(bcr::spmm(self.context, packed, at, ct, block_rows, block_cols, self.pass.vector_width, b.location));
             self.copy_schedule(&op, product);
+            if let Some(user) = transposed_result {
+                return self.define(&user, accumulator);
+            }
             let y = self.view(b, scratch, &output);
             transpose(b, ct, y, m, n);
         }
@@ -565,6 +630,21 @@ fn fill<'c>(b: &Builder<'c>, target: V<'c>, n: i64, value: V<'c>) {
         b.store(value, target, &[i]);
         vec![]
     });
+}
+
+/// The users of `value`, with the operand number each uses it as.
+fn uses<'c, 'a>(value: Value<'c, 'a>) -> Vec<(OperationRef<'c, 'a>, usize)> {
+    let mut found = Vec::new();
+    // SAFETY: walking the use list of a live value.
+    unsafe {
+        let mut operand = mlir_sys::mlirValueGetFirstUse(value.to_raw());
+        while !mlir_sys::mlirOpOperandIsNull(operand) {
+            let owner = OperationRef::from_raw(mlir_sys::mlirOpOperandGetOwner(operand));
+            found.push((owner, mlir_sys::mlirOpOperandGetOperandNumber(operand) as usize));
+            operand = mlir_sys::mlirOpOperandGetNextUse(operand);
+        }
+    }
+    found
 }
 
 /// The same contiguous buffer seen with another static shape.
