@@ -28,6 +28,8 @@ pub struct PackedLayer {
     pub block: BlockSize,
     /// Work order used.
     pub order: Order,
+    /// Value layout (`row_major`, or `col_panels` for matrix-vector products).
+    pub layout: String,
     /// Storage statistics.
     pub stats: BcrcStats,
 }
@@ -80,11 +82,21 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 let order = if info.order == bcr::ORDER_GROUPED { Order::Grouped } else { Order::Natural };
                 let packed = Bcrc::pack(&weight.data, rows, cols, block, order)?;
                 let slot = info.slot as usize;
-                put(slot, packed.strips.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.strips.len());
+                let mut stats = packed.stats();
+                let (strips, values) = if info.layout == bcr::LAYOUT_COL_PANELS {
+                    let (strips, values) = packed.col_panels();
+                    stats.stored_values = values.len();
+                    stats.value_bytes = 4 * values.len();
+                    stats.fill = if values.is_empty() { 1.0 } else { stats.nonzeros as f64 / values.len() as f64 };
+                    (strips, values)
+                } else {
+                    (packed.strips.clone(), packed.values.clone())
+                };
+                put(slot, strips.iter().flat_map(|v| v.to_le_bytes()).collect(), strips.len());
                 put(slot + 1, packed.block_col.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.block_col.len());
                 put(slot + 2, packed.masks.clone(), packed.masks.len());
-                put(slot + 3, packed.values.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.values.len());
-                layers.push(PackedLayer { name: info.name, shape: [rows, cols], block, order, stats: packed.stats() });
+                put(slot + 3, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len());
+                layers.push(PackedLayer { name: info.name, shape: [rows, cols], block, order, layout: info.layout, stats });
             } else if name == bcr::DENSE {
                 let weight_name = op.attribute("name").ok().and_then(|a| melior::ir::attribute::StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
                 let slot = op.attribute("slot").ok().and_then(|a| melior::ir::attribute::IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(-1);

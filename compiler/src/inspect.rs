@@ -13,6 +13,8 @@ pub struct Row {
     pub block: String,
     /// Work order.
     pub order: String,
+    /// Value layout: `row_major`, or `col_panels` (matrix-vector products).
+    pub layout: String,
     /// Stored blocks.
     pub blocks: usize,
     /// Runs of blocks that keep the same rows (reorder groups).
@@ -42,6 +44,7 @@ pub fn rows(layers: &[PackedLayer]) -> Vec<Row> {
             shape: l.shape,
             block: format!("{}x{}", l.block.rows, l.block.cols),
             order: l.order.to_string(),
+            layout: l.layout.clone(),
             blocks: l.stats.blocks,
             groups: l.stats.groups,
             stored_values: l.stats.stored_values,
@@ -58,16 +61,17 @@ pub fn rows(layers: &[PackedLayer]) -> Vec<Row> {
 /// The table as text.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<16} {:>11} {:>6} {:>8} {:>7} {:>7} {:>9} {:>9} {:>6} {:>7} {:>10} {:>10} {:>7}\n",
-        "layer", "shape", "block", "order", "blocks", "groups", "stored", "nonzero", "fill", "compr", "bcrc_idx_B", "csr_idx_B", "idx/val"
+        "{:<16} {:>11} {:>6} {:>8} {:>10} {:>7} {:>7} {:>9} {:>9} {:>6} {:>7} {:>10} {:>10} {:>7}\n",
+        "layer", "shape", "block", "order", "layout", "blocks", "groups", "stored", "nonzero", "fill", "compr", "bcrc_idx_B", "csr_idx_B", "idx/val"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<16} {:>11} {:>6} {:>8} {:>7} {:>7} {:>9} {:>9} {:>6.3} {:>6.2}x {:>10} {:>10} {:>6.1}%\n",
+            "{:<16} {:>11} {:>6} {:>8} {:>10} {:>7} {:>7} {:>9} {:>9} {:>6.3} {:>6.2}x {:>10} {:>10} {:>6.1}%\n",
             r.layer,
             format!("{}x{}", r.shape[0], r.shape[1]),
             r.block,
             r.order,
+            r.layout,
             r.blocks,
             r.groups,
             r.stored_values,

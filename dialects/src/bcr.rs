@@ -62,7 +62,17 @@ pub struct PackedInfo {
     pub block_cols: i64,
     /// Work order, [`ORDER_NATURAL`] or [`ORDER_GROUPED`].
     pub order: String,
+    /// Value layout, [`LAYOUT_ROW_MAJOR`] or [`LAYOUT_COL_PANELS`].
+    pub layout: String,
 }
+
+/// Attribute of `bcr.packed`: how `values` is laid out (absent: row-major).
+pub const LAYOUT_ATTR: &str = "layout";
+/// Each block's kept sub-matrix row-major (GEMM-shaped work).
+pub const LAYOUT_ROW_MAJOR: &str = "row_major";
+/// Each kept column as a full block-height panel, zeros for pruned rows
+/// (matrix-vector work keeps a strip's outputs in registers).
+pub const LAYOUT_COL_PANELS: &str = "col_panels";
 
 fn dynamic_memref<'c>(element: Type<'c>) -> Type<'c> {
     MemRefType::new(element, &[i64::MIN], None, None).into()
@@ -90,6 +100,7 @@ pub fn packed<'c>(context: &'c Context, blob: Value<'c, '_>, info: &PackedInfo, 
             attr::named_i64(context, "block_rows", info.block_rows),
             attr::named_i64(context, "block_cols", info.block_cols),
             attr::named_str(context, "order", &info.order),
+            attr::named_str(context, LAYOUT_ATTR, &info.layout),
         ])
         .add_results(&packed_result_types(context))
         .build()
@@ -106,6 +117,7 @@ pub fn packed_info<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Packed
         block_rows: attr::int(op, "block_rows")?,
         block_cols: attr::int(op, "block_cols")?,
         order: attr::string(op, "order")?,
+        layout: attr::string(op, LAYOUT_ATTR).unwrap_or_else(|| LAYOUT_ROW_MAJOR.to_string()),
     })
 }
 
@@ -251,6 +263,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 return Err(format!("matrix must be non-empty, got {}x{}", info.rows, info.cols));
             }
             check_block(info.block_rows, info.block_cols)?;
+            if info.layout != LAYOUT_ROW_MAJOR && info.layout != LAYOUT_COL_PANELS {
+                return Err(format!("layout must be \"row_major\" or \"col_panels\", got \"{}\"", info.layout));
+            }
             if info.order != ORDER_NATURAL && info.order != ORDER_GROUPED {
                 return Err(format!("order must be \"natural\" or \"grouped\", got \"{}\"", info.order));
             }
@@ -303,6 +318,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             if let Some(packed) = p.strips.is_operation_result().then(|| defining_packed(p.strips)).flatten() {
                 if packed.rows != c[0] || packed.cols != x[0] {
                     return Err(format!("packed matrix '{}' is {}x{} but the product needs {}x{}", packed.name, packed.rows, packed.cols, c[0], x[0]));
+                }
+                if packed.layout == LAYOUT_COL_PANELS && name == SPMM {
+                    return Err(format!("packed matrix '{}' has col_panels values, which only bcr.spmv reads", packed.name));
                 }
                 if packed.block_rows != product.block_rows || packed.block_cols != product.block_cols {
                     return Err(format!("block size {}x{} differs from the packed matrix's {}x{}", product.block_rows, product.block_cols, packed.block_rows, packed.block_cols));

@@ -128,3 +128,13 @@ func.func @dense_no_slot(%blob: memref<?xi8>) {
   %d = "bcr.dense"(%blob) {name = "b"} : (memref<?xi8>) -> memref<4xf32>
   return
 }
+
+// -----
+
+// Checks that bcr.spmm refuses a packed matrix whose values are column panels.
+// CHECK: invalid.mlir:[[@LINE+3]]:3: error: 'bcr.spmm' op packed matrix 'w' has col_panels values, which only bcr.spmv reads
+func.func @spmm_on_panels(%blob: memref<?xi8>, %x: memref<32x4xf32>, %c: memref<16x4xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "col_panels"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 4 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x4xf32>, memref<16x4xf32>) -> ()
+  return
+}

@@ -106,3 +106,32 @@ func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x1
   "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 4 : i64, register_tile = 2 : i64, vectors = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks bcr.spmv over column panels: the strip's 8 outputs stay in one
+// vector across its blocks (an scf.for carrying a vector<8xf32>), each kept
+// column multiplies a broadcast activation with an 8-row panel, and the sum
+// is added to the output with a vector load/store when the strip is whole.
+
+// CHECK-LABEL: func.func @spmv_panels
+// CHECK-SAME: (%{{.*}}: memref<?xi8>, %[[X:.*]]: memref<32xf32>, %[[Y:.*]]: memref<20xf32>)
+// CHECK: %[[SUMS:.*]]:2 = scf.for {{.*}} -> (index, vector<8xf32>)
+// CHECK: math.cttz
+// CHECK: scf.for {{.*}} -> (vector<8xf32>)
+// CHECK: %[[XK:.*]] = memref.load %[[X]]
+// CHECK: %[[XB:.*]] = vector.broadcast %[[XK]] : f32 to vector<8xf32>
+// CHECK: %[[W:.*]] = vector.load {{.*}} : memref<?xf32>, vector<8xf32>
+// CHECK: vector.fma %[[W]], %[[XB]]
+// CHECK: scf.if
+// CHECK: vector.load %[[Y]]
+// CHECK: arith.addf {{.*}}, %[[SUMS]]#1 : vector<8xf32>
+// CHECK: vector.store {{.*}}, %[[Y]]
+// CHECK: } else {
+// CHECK: memref.store {{.*}}, %[[Y]]
+// CHECK-NOT: bcr.
+func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf32>) {
+  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "col_panels"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<20xf32>) -> ()
+  return
+}

@@ -10,12 +10,12 @@
 // CHECK-SAME: (%{{.*}}: !llvm.ptr, %[[BLOB:.*]]: memref<?xi8>, %[[SCRATCH:.*]]: memref<?xi8>, %[[IN:.*]]: memref<1x32xf32>, %[[OUT:.*]]: memref<1x16xf32>)
 // CHECK-SAME: grim.num_slots = 5 : i64, grim.scratch_bytes = 64 : i64, llvm.emit_c_interface
 // CHECK-NOT: memref.copy %[[IN]]
-// CHECK: %[[W:.*]]:4 = "bcr.packed"(%[[BLOB]]) {block_cols = 16 : i64, block_rows = 8 : i64, cols = 32 : i64, name = "fc1.weight", order = "natural", rows = 16 : i64, slot = 0 : i64}
+// CHECK: %[[W:.*]]:4 = "bcr.packed"(%[[BLOB]]) {block_cols = 16 : i64, block_rows = 8 : i64, cols = 32 : i64, layout = "col_panels", name = "fc1.weight", order = "natural", rows = 16 : i64, slot = 0 : i64}
 // CHECK: %[[BIAS:.*]] = "bcr.dense"(%[[BLOB]]) {name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
 // CHECK: %[[X:.*]] = memref.reinterpret_cast %[[IN]] {{.*}} to memref<32xf32>
 // CHECK: %[[Y:.*]] = memref.view %[[SCRATCH]]{{.*}} to memref<16xf32>
 // CHECK: memref.copy %[[BIAS]], %[[Y]]
-// CHECK: "bcr.spmv"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[X]], %[[Y]]) {block_cols = 16 : i64, block_rows = 8 : i64}
+// CHECK: "bcr.spmv"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[X]], %[[Y]]) {block_cols = 16 : i64, block_rows = 8 : i64, vector_width = 8 : i64}
 // CHECK: %[[R:.*]] = memref.reinterpret_cast %[[OUT]] {{.*}} to memref<16xf32>
 // CHECK: scf.for
 // CHECK: arith.maximumf
@@ -28,7 +28,7 @@
 
 // OPTS-LABEL: func.func @mlp
 // OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 4 : i64{{.*}}order = "grouped"
-// OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64}
+// OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64, vector_width = 4 : i64}
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<16x32xf32>
   %b = "grim.weight"() {name = "fc1.bias"} : () -> tensor<16xf32>

@@ -519,6 +519,42 @@ impl Bcrc {
         Ok(y)
     }
 
+    /// The values as column panels for matrix-vector kernels, with the strip
+    /// records that index them.
+    ///
+    /// Per stored block, for each kept column (ascending), the block's full
+    /// column of `block.rows` values, zeros included for pruned rows and for
+    /// the rows a bottom edge strip lacks. A matrix-vector kernel then keeps a
+    /// strip's `block.rows` outputs in vector registers across all of its
+    /// blocks and needs no row masks at all (BCR.md, "Kernels"). The strip
+    /// records are those of [`Bcrc::strips`] with `first_value` counted in
+    /// panel values; blocks, columns and masks are unchanged.
+    pub fn col_panels(&self) -> (Vec<u32>, Vec<f32>) {
+        let mut strips = self.strips.clone();
+        let mut values = Vec::new();
+        let records = self.strips.len() / 3;
+        for record in 0..records {
+            strips[3 * record + 2] = values.len() as u32;
+            if record + 1 == records {
+                break;
+            }
+            let (first, end) = (self.strips[3 * record + 1] as usize, self.strips[3 * record + 4] as usize);
+            let mut offset = self.strips[3 * record + 2] as usize;
+            for b in first..end {
+                let (row_mask, col_mask) = self.block_masks(b);
+                let (kept_rows, kept_cols) = (bits(row_mask), bits(col_mask));
+                for (ci, _) in kept_cols.iter().enumerate() {
+                    for i in 0..self.block.rows {
+                        let value = kept_rows.iter().position(|&r| r == i).map_or(0.0, |ri| self.values[offset + ri * kept_cols.len() + ci]);
+                        values.push(value);
+                    }
+                }
+                offset += kept_rows.len() * kept_cols.len();
+            }
+        }
+        (strips, values)
+    }
+
     /// Size and efficiency figures.
     pub fn stats(&self) -> BcrcStats {
         let nonzeros = self.values.iter().filter(|&&v| v != 0.0).count();
@@ -550,6 +586,21 @@ impl Bcrc {
             index_bytes: 4 * self.strips.len() + 2 * self.block_col.len() + self.masks.len(),
             csr_index_bytes: 4 * nonzeros + 4 * (self.rows + 1),
         }
+    }
+}
+
+#[cfg(test)]
+mod col_panel_tests {
+    use super::*;
+
+    #[test]
+    fn col_panels_hold_each_kept_column_of_the_block_with_zero_rows() {
+        // 3x4 matrix, one 4x4 block (edge strip of 3 rows): rows 0 and 2, columns 1 and 3 kept.
+        let w = vec![0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 4.0];
+        let packed = Bcrc::pack(&w, 3, 4, BlockSize::new(4, 4).unwrap(), Order::Natural).unwrap();
+        let (strips, values) = packed.col_panels();
+        assert_eq!(values, vec![1.0, 0.0, 3.0, 0.0, 2.0, 0.0, 4.0, 0.0]);
+        assert_eq!(strips, vec![0, 0, 0, 0, 1, 8]);
     }
 }
 

@@ -155,18 +155,22 @@ fn file_id(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-/// `y = x W^T` as one Gemm node (transB = 1, no bias): x is [N, K], W is [M, K].
+/// `y = W x` with x of shape [K, N] and y of shape [M, N], the layout of
+/// layers.json ("W is M x K, X is K x N"): Transpose, Gemm (transB = 1, no
+/// bias), Transpose. grimc cancels both transposes against the ones its
+/// gemm lowering needs, so grim's figure is the sparse kernel reading X in
+/// place, which is what the peers (W @ X) are timed on too.
 fn gemm_graph(name: &str, layer: &Layer, w: Vec<f32>) -> Result<Graph> {
+    let gemm = Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true };
     Ok(Graph {
         name: name.to_string(),
-        inputs: vec![ValueInfo { name: "x".into(), shape: vec![layer.n, layer.k] }],
-        outputs: vec![ValueInfo { name: "y".into(), shape: vec![layer.n, layer.m] }],
-        nodes: vec![Node {
-            name: "fc".into(),
-            op: Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true },
-            inputs: vec!["x".into(), "fc.weight".into()],
-            outputs: vec!["y".into()],
-        }],
+        inputs: vec![ValueInfo { name: "x".into(), shape: vec![layer.k, layer.n] }],
+        outputs: vec![ValueInfo { name: "y".into(), shape: vec![layer.m, layer.n] }],
+        nodes: vec![
+            Node { name: "xt".into(), op: Op::Transpose, inputs: vec!["x".into()], outputs: vec!["a".into()] },
+            Node { name: "fc".into(), op: gemm, inputs: vec!["a".into(), "fc.weight".into()], outputs: vec!["b".into()] },
+            Node { name: "yt".into(), op: Op::Transpose, inputs: vec!["b".into()], outputs: vec!["y".into()] },
+        ],
         initializers: BTreeMap::from([("fc.weight".to_string(), Tensor::new(vec![layer.m, layer.k], w)?)]),
     })
 }

@@ -97,7 +97,13 @@ impl Pass for LowerBcrToLoops {
                 _ => {
                     let product = bcr::sparse_product(&op).ok_or_else(|| op_error(&op, "has malformed operands"))?;
                     let c_shape = shape::static_shape(product.c.r#type()).ok_or_else(|| op_error(&op, "needs a static output"))?;
-                    sparse_product(&b, &product, &c_shape, name == bcr::SPMM);
+                    let panels = product.packed.strips.is_operation_result()
+                        && bcr::defining_packed(product.packed.strips).is_some_and(|p| p.layout == bcr::LAYOUT_COL_PANELS);
+                    if panels && name == bcr::SPMV {
+                        panel_spmv(&b, &product, c_shape[0]);
+                    } else {
+                        sparse_product(&b, &product, &c_shape, name == bcr::SPMM);
+                    }
                 }
             }
             erase_op(op);
@@ -207,6 +213,112 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
             let size = b.muli(rows, cols);
             vec![b.addi(value_offset, size)]
         });
+        vec![]
+    });
+}
+
+/// Emits `bcr.spmv` over column panels: each strip's `block_rows` outputs
+/// stay in vector registers across all of its blocks; per kept column, one
+/// activation is broadcast and multiplied with the column's panel (one
+/// vector load per `lanes` rows). Row masks are not read at all. The strip's
+/// sums are added to the output with vector loads and stores, or row by row
+/// for a bottom strip that `rows` cuts short.
+fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i64) {
+    let (block_rows, block_cols) = (product.block_rows, product.block_cols);
+    let mask_stride = (block_rows + 7) / 8 + (block_cols + 7) / 8;
+    let row_mask_bytes = (block_rows + 7) / 8;
+    let p = bcr::Packed {
+        strips: erase(product.packed.strips),
+        block_col: erase(product.packed.block_col),
+        masks: erase(product.packed.masks),
+        values: erase(product.packed.values),
+    };
+    let (x, c) = (erase(product.x), erase(product.c));
+    // Vectors of `lanes` rows that tile the block height exactly.
+    let lanes = [product.vector_width.max(1), 8, 4, 2, 1].into_iter().find(|l| *l <= block_rows && block_rows % l == 0).unwrap_or(1);
+    let vectors = block_rows / lanes;
+    let load = |b: &Builder<'c>, memref: V<'c>, at: V<'c>| if lanes == 1 { b.load(memref, &[at]) } else { b.vload(memref, &[at], lanes as u64) };
+
+    let kept_cols = b.alloca(&[block_cols], b.index_type());
+    let sums = b.alloca(&[block_rows], b.f32_type());
+    let (c0, c1, c3) = (b.index(0), b.index(1), b.index(3));
+    let strip_words = b.dim(p.strips, 0);
+    let records = b.divui(strip_words, c3);
+    let strips = b.subi(records, c1);
+    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, melior::ir::Attribute::unit(b.context))];
+    b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
+        let base = b.muli(s, b.index(3));
+        let word = |offset: i64| {
+            let at = b.addi(base, b.index(offset));
+            let w = b.load(p.strips, &[at]);
+            b.to_index(w)
+        };
+        let (strip, first_block, first_value, end_block) = (word(0), word(1), word(2), word(4));
+        let zero = if lanes == 1 { b.f32(0.0) } else { b.broadcast(b.f32(0.0), lanes as u64) };
+        let mut inits = vec![first_value];
+        inits.extend(std::iter::repeat_n(zero, vectors as usize));
+        let one = b.index(1);
+        let results = b.for_loop(first_block, end_block, one, &inits, |b, block, carried| {
+            let column_block = b.load(p.block_col, &[block]);
+            let column_block = b.extui(column_block, 64);
+            let column_block = b.to_index(column_block);
+            let column_base = b.muli(column_block, b.index(block_cols));
+            let mask_base = b.muli(block, b.index(mask_stride));
+            let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
+            let cols = decode_mask(b, p.masks, cols_mask_base, block_cols, column_base, kept_cols);
+            let (zero, one) = (b.index(0), b.index(1));
+            let sums = b.for_loop(zero, cols, one, &carried[1..], |b, j, sums| {
+                let k = b.load(kept_cols, &[j]);
+                let xk = b.load(x, &[k]);
+                let xk = if lanes == 1 { xk } else { b.broadcast(xk, lanes as u64) };
+                let panel = b.muli(j, b.index(block_rows));
+                let panel = b.addi(carried[0], panel);
+                (0..vectors as usize)
+                    .map(|v| {
+                        let at = b.addi(panel, b.index(v as i64 * lanes));
+                        let w = load(b, p.values, at);
+                        if lanes == 1 { b.fma(w, xk, sums[v]) } else { b.vfma(w, xk, sums[v]) }
+                    })
+                    .collect()
+            });
+            let size = b.muli(cols, b.index(block_rows));
+            let mut next = vec![b.addi(carried[0], size)];
+            next.extend(sums);
+            next
+        });
+        // Add the strip's sums into c[strip * block_rows ..].
+        let row_base = b.muli(strip, b.index(block_rows));
+        let row_end = b.addi(row_base, b.index(block_rows));
+        let full = b.cmpi(melior::dialect::arith::CmpiPredicate::Ule, row_end, b.index(rows));
+        b.if_else(
+            full,
+            &[],
+            |b| {
+                for v in 0..vectors as usize {
+                    let at = b.addi(row_base, b.index(v as i64 * lanes));
+                    let old = load(b, c, at);
+                    let new = b.addf(old, results[1 + v]);
+                    if lanes == 1 { b.store(new, c, &[at]) } else { b.vstore(new, c, &[at]) }
+                }
+                vec![]
+            },
+            |b| {
+                for v in 0..vectors as usize {
+                    let at = b.index(v as i64 * lanes);
+                    if lanes == 1 { b.store(results[1 + v], sums, &[at]) } else { b.vstore(results[1 + v], sums, &[at]) }
+                }
+                let valid = b.subi(b.index(rows), row_base);
+                let (zero, one) = (b.index(0), b.index(1));
+                b.for_loop(zero, valid, one, &[], |b, i, _| {
+                    let row = b.addi(row_base, i);
+                    let old = b.load(c, &[row]);
+                    let add = b.load(sums, &[i]);
+                    b.store(b.addf(old, add), c, &[row]);
+                    vec![]
+                });
+                vec![]
+            },
+        );
         vec![]
     });
 }

@@ -170,7 +170,7 @@ struct Lowering<'c, 'p> {
     values: HashMap<usize, Tensor>,
     scratch_bytes: i64,
     next_slot: i64,
-    packed: HashMap<(String, i64, i64), [V<'c>; 4]>,
+    packed: HashMap<(String, i64, i64, bool), [V<'c>; 4]>,
     dense: HashMap<(String, Vec<i64>), V<'c>>,
     constants: usize,
     /// The new function's arguments.
@@ -493,11 +493,14 @@ impl<'c> Lowering<'c, '_> {
             return Err(op_error(&op, format!("block size {block_rows}x{block_cols} out of range")));
         }
         let order = grim_dialects_attr_str(&op, "order").unwrap_or_else(|| self.pass.order.clone());
-        let cache = (weight.clone(), block_rows, block_cols);
+        // Matrix-vector products read column panels (a strip's outputs stay in registers).
+        let panels = n == 1;
+        let cache = (weight.clone(), block_rows, block_cols, panels);
         let packed = match self.packed.get(&cache) {
             Some(values) => *values,
             None => {
-                let info = bcr::PackedInfo { name: weight.clone(), slot: self.next_slot, rows: m, cols: k, block_rows, block_cols, order };
+                let layout = if panels { bcr::LAYOUT_COL_PANELS } else { bcr::LAYOUT_ROW_MAJOR }.to_string();
+                let info = bcr::PackedInfo { name: weight.clone(), slot: self.next_slot, rows: m, cols: k, block_rows, block_cols, order, layout };
                 self.next_slot += bcr::PACKED_SLOTS;
                 let pinned = grim_dialects_attr_str(&op, "order").is_some();
                 let mut results = b.insert(bcr::packed(self.context, blob, &info, b.location));
@@ -535,6 +538,7 @@ impl<'c> Lowering<'c, '_> {
                 None => fill(b, y, m, zero),
             }
             let product = b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
+            bcr::set_int(&mut unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) }, self.context, "vector_width", self.pass.vector_width);
             self.copy_schedule(&op, product);
         } else {
             let at = match &pre_transposed {
