@@ -10,10 +10,12 @@
 //! - `bench kernels`: grim's BCR kernels against dense and CSR peers on the
 //!   shapes of `xtask/bench/layers.json`; writes docs/benchmarks/kernels.*
 //!   (see `bench.rs`).
+//! - `bench mca`: llvm-mca figures of the aarch64 inner loops (see `mca.rs`).
 //!
 //! Every external command is printed before it runs; a failure names its step.
 
 mod bench;
+mod mca;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use grim_model::{load_onnx, read_npy, run_reference, write_npy, Tensor};
@@ -61,7 +63,8 @@ commands:
   bench kernels [--quick] [--runs R] [--threads 1,2]
             `runtime`, then time grim's BCR kernels against numpy/OpenBLAS, onnxruntime, scipy CSR and MKL CSR
             on the shapes of xtask/bench/layers.json; writes docs/benchmarks/kernels.{md,json,png}
-            (--quick: a smoke test, report in target/bench/quick/)";
+            (--quick: a smoke test, report in target/bench/quick/)
+  bench mca llvm-mca (cortex-a76, cortex-a55) figures of the aarch64 inner loops; writes docs/benchmarks/mca.{md,json}";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
