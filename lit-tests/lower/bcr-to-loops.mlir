@@ -36,8 +36,8 @@ func.func @spmv(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<16xf32>) {
 
 // Checks that bcr.spmm loads each output vector once, accumulates one
 // broadcast weight times one activation vector per kept column with
-// vector.fma, stores it once, and finishes N = 10 with 8 lanes by a scalar
-// tail loop over columns 8..10.
+// vector.fma, stores it once, and finishes N = 10 with 8 lanes by one
+// masked vector over columns 8..10.
 
 // CHECK-LABEL: func.func @spmm_tail
 // CHECK-SAME: (%{{.*}}: memref<?xi8>, %[[X:.*]]: memref<32x10xf32>, %[[C:.*]]: memref<16x10xf32>)
@@ -49,10 +49,11 @@ func.func @spmv(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<16xf32>) {
 // CHECK: %[[WV:.*]] = vector.broadcast %[[W]] : f32 to vector<8xf32>
 // CHECK: vector.fma %[[WV]], %[[XV]], %[[PARTIAL]] : vector<8xf32>
 // CHECK: vector.store %[[SUM]], %[[C]][%[[ROW]], %[[COL]]]
-// CHECK: %[[TAIL_START:.*]] = arith.constant 8 : index
-// CHECK: %[[TAIL_END:.*]] = arith.constant 10 : index
-// CHECK: scf.for %{{.*}} = %[[TAIL_START]] to %[[TAIL_END]]
-// CHECK: math.fma {{.*}} : f32
+// CHECK: %[[MASK:.*]] = vector.constant_mask [2] : vector<8xi1>
+// CHECK: %[[TAIL:.*]] = vector.maskedload %[[C]][%{{.*}}, %{{.*}}], %[[MASK]]
+// CHECK: vector.maskedload %[[X]]
+// CHECK: vector.fma
+// CHECK: vector.maskedstore %[[C]][%{{.*}}, %{{.*}}], %[[MASK]]
 // CHECK-NOT: bcr.
 // CHECK: return
 func.func @spmm_tail(%blob: memref<?xi8>, %x: memref<32x10xf32>, %c: memref<16x10xf32>) {

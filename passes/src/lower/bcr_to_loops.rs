@@ -357,7 +357,7 @@ impl<'c> RowTile<'c, '_> {
         }
         if self.lanes == 1 && self.n == 1 {
             // spmv: c[row] (one value per row).
-            self.chunks(b, &rows, &weights, None, 1, 1);
+            self.chunks(b, &rows, &weights, None, 1, 1, None);
             return;
         }
         let wide = self.lanes * self.vectors;
@@ -369,11 +369,18 @@ impl<'c> RowTile<'c, '_> {
         if single_end > wide_end && self.lanes > 1 {
             self.chunk_loop(b, &rows, &weights, wide_end, single_end, 1);
         }
+        if self.lanes > 1 && single_end < self.n {
+            // The last columns: one masked vector, not a scalar loop (N = 196
+            // with 8 lanes would otherwise spend a sixth of its time on 4 columns).
+            let column = b.index(single_end);
+            self.chunks(b, &rows, &weights, Some(column), self.lanes, 1, Some(self.n - single_end));
+            return;
+        }
         let scalar_start = if self.lanes > 1 { single_end } else { 0 };
         if scalar_start < self.n {
             let (start, end, one) = (b.index(scalar_start), b.index(self.n), b.index(1));
             b.for_loop(start, end, one, &[], |b, column, _| {
-                self.chunks(b, &rows, &weights, Some(column), 1, 1);
+                self.chunks(b, &rows, &weights, Some(column), 1, 1, None);
                 vec![]
             });
         }
@@ -382,14 +389,23 @@ impl<'c> RowTile<'c, '_> {
     fn chunk_loop(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], start: i64, end: i64, vectors: i64) {
         let (start, end, step) = (b.index(start), b.index(end), b.index(self.lanes * vectors));
         b.for_loop(start, end, step, &[], |b, column, _| {
-            self.chunks(b, rows, weights, Some(column), self.lanes, vectors);
+            self.chunks(b, rows, weights, Some(column), self.lanes, vectors, None);
             vec![]
         });
     }
 
     /// One register tile: rows x `vectors` chunks of `lanes` at `column`
-    /// (`None`: the output and input are vectors, not matrices).
-    fn chunks(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], column: Option<V<'c>>, lanes: i64, vectors: i64) {
+    /// (`None`: the output and input are vectors, not matrices); with
+    /// `valid = Some(t)`, one chunk whose first `t` lanes exist, read and
+    /// written with masked vector loads and stores.
+    #[allow(clippy::too_many_arguments)]
+    fn chunks(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], column: Option<V<'c>>, lanes: i64, vectors: i64, valid: Option<i64>) {
+        let mask = valid.map(|t| {
+            let mask_type = Type::vector(&[lanes as u64], b.int_type(1));
+            let sizes = melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, &[t]).into();
+            let mask = b.op("vector.constant_mask", &[], &[mask_type], &[("mask_dim_sizes", sizes)])[0];
+            (mask, b.broadcast(b.f32(0.0), lanes as u64))
+        });
         let at = |b: &Builder<'c>, row: V<'c>, v: i64| -> Vec<V<'c>> {
             match column {
                 None => vec![row],
@@ -397,7 +413,16 @@ impl<'c> RowTile<'c, '_> {
                 Some(column) => vec![row, b.addi(column, b.index(v * lanes))],
             }
         };
-        let load = |b: &Builder<'c>, memref: V<'c>, indices: &[V<'c>]| if lanes == 1 { b.load(memref, indices) } else { b.vload(memref, indices, lanes as u64) };
+        let load = |b: &Builder<'c>, memref: V<'c>, indices: &[V<'c>]| match (lanes, mask) {
+            (1, _) => b.load(memref, indices),
+            (_, None) => b.vload(memref, indices, lanes as u64),
+            (_, Some((mask, zero))) => {
+                let mut operands = vec![memref];
+                operands.extend_from_slice(indices);
+                operands.extend([mask, zero]);
+                b.op("vector.maskedload", &operands, &[b.vector_type(lanes as u64)], &[])[0]
+            }
+        };
         let mut accumulators = Vec::new();
         for row in rows {
             for v in 0..vectors {
@@ -424,10 +449,15 @@ impl<'c> RowTile<'c, '_> {
             for v in 0..vectors {
                 let value = results[t * vectors as usize + v as usize];
                 let indices = at(b, *row, v);
-                if lanes == 1 {
-                    b.store(value, self.c, &indices);
-                } else {
-                    b.vstore(value, self.c, &indices);
+                match (lanes, mask) {
+                    (1, _) => b.store(value, self.c, &indices),
+                    (_, None) => b.vstore(value, self.c, &indices),
+                    (_, Some((mask, _))) => {
+                        let mut operands = vec![self.c];
+                        operands.extend_from_slice(&indices);
+                        operands.extend([mask, value]);
+                        b.op("vector.maskedstore", &operands, &[], &[]);
+                    }
                 }
             }
         }

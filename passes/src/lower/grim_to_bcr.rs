@@ -556,7 +556,10 @@ impl<'c> Lowering<'c, '_> {
                 None => self.allocate(&[m, n]),
             };
             let ct = self.view(b, scratch, &accumulator);
-            b.for_range(0, m, 1, &[], |b, row, _| {
+            // Rows are independent: bcr-parallelize spreads the initialisation over the threads too.
+            let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, Attribute::unit(self.context))];
+            let (first_row, rows, one) = (b.index(0), b.index(m), b.index(1));
+            b.for_loop_with(first_row, rows, one, &[], &parallel, |b, row, _| {
                 let value = match bias_view {
                     Some(bias) => b.load(bias, &[row]),
                     None => zero,
