@@ -7,20 +7,25 @@
 //!   a blob file can be swapped without recompiling (docs/lr-and-bcrc.md).
 //! * `bcr.spmm` becomes: for each stored strip, for each stored block of the
 //!   strip (in the packed work order), decode the block's row and column
-//!   masks into two small index lists (stack arrays hoisted out of the
-//!   loops), then for each kept row and each `vector_width`-wide column
-//!   chunk of the output, load the output vector once, accumulate one
-//!   broadcast weight times one activation vector per kept column with
-//!   `vector.fma`, and store it once; a scalar loop handles the columns
-//!   left over when N is not a multiple of the vector width.
-//! * `bcr.spmv` becomes the same walk with a scalar `math.fma` chain per
-//!   kept row.
+//!   masks with `cttz` into two small index lists (stack arrays hoisted out
+//!   of the loops), then for each register tile of `register_tile` kept rows
+//!   (the schedule `bcr-lre` chose; leftover rows one at a time) and each
+//!   chunk of `vectors` x `vector_width` columns: load the output tile once,
+//!   per kept column load the activation vectors once and broadcast each
+//!   row's weight once, `vector.fma`, store the tile once. Columns left over
+//!   run as one vector, then one masked vector (`vector.maskedload` /
+//!   `maskedstore`) for the last `N mod vector_width`.
+//! * `bcr.spmv` over column panels (`layout = "col_panels"`): per strip, the
+//!   `block_rows` sums stay in vector registers across its blocks; per kept
+//!   column, one broadcast activation times one panel load; only column
+//!   masks are decoded; the sums are added to the output once per strip.
+//!   Over row-major values it is the spmm walk with scalar `math.fma`.
 //!
 //! The loop over strips is marked `grim.parallel` for `bcr-parallelize`.
+//! Values of a block are read in their packed order, so the value offset is
+//! carried through the block loop.
 //!
-//! What it does not do (later passes of the same level will): register
-//! tiling across kept rows (bcr-lre), tiling over N (bcr-tile). Values of a block are read in their packed order,
-//! so the value offset is carried through the block loop.
+//! What it does not do: tiling over N for cache (a later `bcr-tile`).
 //!
 //! Before: `"bcr.spmm"(%strips, %cols, %masks, %values, %x, %c) {...}`
 //! After:  `scf.for` nests with `vector.load`/`vector.fma`/`vector.store`.
