@@ -679,7 +679,12 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
         }
     };
     let md_path = out_dir.join("kernels.md");
-    let markdown = report.markdown(&document, &targets, &plot);
+    let mut markdown = report.markdown(&document, &targets, &plot);
+    // The reasons behind the figures are written by hand, beside the results.
+    if let Ok(analysis) = std::fs::read_to_string(repo_root().join("docs").join("benchmarks").join("analysis.md")) {
+        markdown.push('\n');
+        markdown.push_str(&analysis);
+    }
     std::fs::write(&md_path, &markdown).with_context(|| format!("bench: cannot write {}", md_path.display()))?;
     println!("{}", markdown_summary(&markdown));
     println!("wrote {}, {} and {} ({:.0} s)", rel(&md_path), rel(&json_path), rel(&png_path), elapsed);
