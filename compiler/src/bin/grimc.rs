@@ -126,6 +126,17 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     Ok(options)
 }
 
+/// Links the compiled model with the runner and the runtime in a temporary
+/// directory and runs it `repeat` times; returns the outputs and the runner's stdout.
+fn run_compiled(compiled: &driver::Compiled, inputs: &[grim_model::Tensor], threads: usize, repeat: usize) -> Result<(Vec<grim_model::Tensor>, String)> {
+    let work = tempfile::tempdir()?;
+    let object = work.path().join("model.o");
+    std::fs::write(&object, &compiled.artifacts.object)?;
+    let exe = work.path().join("model-runner");
+    link::link_runner(&compiled.target, &object, work.path(), &exe)?;
+    Ok(link::run_runner(&compiled.target, &exe, work.path(), inputs, &compiled.interface.outputs, threads, repeat)?)
+}
+
 /// The given inputs (checked against the model's shapes), or fixed-seed values in [-1, 1).
 fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_model::Tensor>> {
     if !paths.is_empty() && paths.len() != shapes.len() {
@@ -230,12 +241,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("the model has {} outputs, {} --output given", compiled.interface.outputs.len(), outputs.len());
             }
             let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
-            let work = tempfile::tempdir()?;
-            let object = work.path().join("model.o");
-            std::fs::write(&object, &compiled.artifacts.object)?;
-            let exe = work.path().join("model-runner");
-            link::link_runner(&compiled.target, &object, work.path(), &exe)?;
-            let (results, _) = link::run_runner(&compiled.target, &exe, work.path(), &tensors, &compiled.interface.outputs, threads, 1)?;
+            let (results, _) = run_compiled(&compiled, &tensors, threads, 1)?;
             for (path, tensor) in outputs.iter().zip(&results) {
                 write_npy(path, tensor)?;
             }
@@ -266,13 +272,8 @@ fn run(cli: Cli) -> Result<()> {
             let options = options(&model, "host")?;
             let compiled = driver::compile(&options, true, true)?;
             let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
-            let work = tempfile::tempdir()?;
-            let object = work.path().join("model.o");
-            std::fs::write(&object, &compiled.artifacts.object)?;
-            let exe = work.path().join("model-runner");
-            link::link_runner(&compiled.target, &object, work.path(), &exe)?;
             // The runner warms up once, then times R runs; it prints timing for R > 1 only.
-            let (_, stdout) = link::run_runner(&compiled.target, &exe, work.path(), &tensors, &compiled.interface.outputs, threads, runs.max(2))?;
+            let (_, stdout) = run_compiled(&compiled, &tensors, threads, runs.max(2))?;
             let timing = stdout.lines().find_map(|l| l.strip_prefix("timing_ms: ")).context("the runner printed no timing line")?;
             let field = |name: &str| -> Result<f64> {
                 timing

@@ -147,15 +147,7 @@ fn slot_view<'c>(b: &Builder<'c>, blob: V<'c>, slot: i64, ty: Type<'c>, shape: O
 /// Emits the BCRC walk for `bcr.spmm` (`vectorised`) or `bcr.spmv`.
 fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_shape: &[i64], spmm: bool) {
     let (block_rows, block_cols) = (product.block_rows, product.block_cols);
-    let row_mask_bytes = (block_rows + 7) / 8;
-    let mask_stride = row_mask_bytes + (block_cols + 7) / 8;
-    let p = bcr::Packed {
-        strips: erase(product.packed.strips),
-        block_col: erase(product.packed.block_col),
-        masks: erase(product.packed.masks),
-        values: erase(product.packed.values),
-    };
-    let (x, c) = (erase(product.x), erase(product.c));
+    let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
     let n = if spmm { c_shape[1] } else { 1 };
     let lanes = if spmm { product.vector_width.max(1) } else { 1 };
     let register_tile = product.register_tile.max(1);
@@ -222,6 +214,19 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
     });
 }
 
+/// A product's operands with the block-lifetime erased, and the mask layout:
+/// `(arrays, x, c, row mask bytes, mask bytes per block)`.
+fn operands<'c>(product: &bcr::SparseProduct<'c, '_>) -> (bcr::Packed<'c, 'c>, V<'c>, V<'c>, i64, i64) {
+    let p = bcr::Packed {
+        strips: erase(product.packed.strips),
+        block_col: erase(product.packed.block_col),
+        masks: erase(product.packed.masks),
+        values: erase(product.packed.values),
+    };
+    let row_mask_bytes = (product.block_rows + 7) / 8;
+    (p, erase(product.x), erase(product.c), row_mask_bytes, row_mask_bytes + (product.block_cols + 7) / 8)
+}
+
 /// Emits `bcr.spmv` over column panels: each strip's `block_rows` outputs
 /// stay in vector registers across all of its blocks; per kept column, one
 /// activation is broadcast and multiplied with the column's panel (one
@@ -230,15 +235,7 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
 /// for a bottom strip that `rows` cuts short.
 fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i64) {
     let (block_rows, block_cols) = (product.block_rows, product.block_cols);
-    let mask_stride = (block_rows + 7) / 8 + (block_cols + 7) / 8;
-    let row_mask_bytes = (block_rows + 7) / 8;
-    let p = bcr::Packed {
-        strips: erase(product.packed.strips),
-        block_col: erase(product.packed.block_col),
-        masks: erase(product.packed.masks),
-        values: erase(product.packed.values),
-    };
-    let (x, c) = (erase(product.x), erase(product.c));
+    let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
     // Vectors of `lanes` rows that tile the block height exactly.
     let lanes = [product.vector_width.max(1), 8, 4, 2, 1].into_iter().find(|l| *l <= block_rows && block_rows % l == 0).unwrap_or(1);
     let vectors = block_rows / lanes;
