@@ -41,7 +41,7 @@ pub enum Level {
 /// Pipeline from graph to bcr (the `{vector-width}` is the target's).
 pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool) -> String {
     format!(
-        "builtin.module(lower-grim-to-bcr{{block={}x{} vector-width={vector_width}}}{},bcr-lre)",
+        "builtin.module(lower-grim-to-bcr{{block={}x{} vector-width={vector_width}}}{},bcr-lre,bcr-tile)",
         block.0,
         block.1,
         if reorder { ",bcr-reorder" } else { "" }
@@ -165,6 +165,9 @@ fn apply_lr<'c>(context: &'c Context, module: &Module<'c>, lr: &LrFile, lr_path:
                 return Err(CompileError::Usage(format!("{}: error: layer '{}': register_tile must be in 1..=16, got {tile}", lr_path.display(), layer.name)));
             }
             op.set_attribute(grim_dialects::bcr::REGISTER_TILE_ATTR, IntegerAttribute::new(i64_type, tile as i64).into());
+        }
+        if let Some(tile) = layer.schedule.as_ref().and_then(|s| s.tile_n) {
+            op.set_attribute(grim_dialects::bcr::TILE_N_ATTR, IntegerAttribute::new(i64_type, tile as i64).into());
         }
         if let Some(order) = &layer.order {
             op.set_attribute("order", StringAttribute::new(context, &order.to_string()).into());

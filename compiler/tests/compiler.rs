@@ -331,3 +331,35 @@ fn transpose_pairs_around_a_gemm_cancel() {
     assert!(bcr.contains("grim.scratch_bytes = 64 : i64"), "{bcr}");
     assert!(!bcr.contains("memref.view %arg2"), "scratch is used: {bcr}");
 }
+
+/// Long rows are tiled over N (bcr-tile): full tiles plus a remainder tile,
+/// on the host (auto tile) and on aarch64 (tile from the LR file, not a
+/// multiple of the vector chunk).
+#[test]
+fn n_tiled_products_match_reference() {
+    let graph = gemm_graph(40, 72, 300, BlockSize::new(8, 16).unwrap(), 0.5, 0.5, 8, true);
+    let x = lcg_input(vec![300, 72], 6);
+    let expected = run_reference(&graph, &[x.clone()]).unwrap();
+    assert_close(&compile_and_run(&graph, "host", (8, 16), true, 2, &[x.clone()]), &expected);
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("long.onnx");
+    save_onnx(&graph, &model).unwrap();
+    let lr = work.path().join("long.lr.json");
+    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc", "sparsity": {"kind": "bcr", "block_rows": 8, "block_cols": 16}, "schedule": {"tile_n": 36}} ]}"#);
+    for target in ["host", "aarch64-linux-gnu"] {
+        let mut options = Options::new(&model, target);
+        options.lr = Some(lr.clone());
+        let compiled = driver::compile(&options, true, true).unwrap();
+        let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
+        assert!(bcr.contains("tile_n = 36 : i64"), "{bcr}");
+        let object = work.path().join("model.o");
+        std::fs::write(&object, &compiled.artifacts.object).unwrap();
+        let exe = work.path().join("runner");
+        link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap();
+        let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), &[x.clone()], &compiled.interface.outputs, 2, 1).unwrap();
+        assert_close(&outputs, &expected);
+    }
+    let compiled = driver::compile(&Options::new(&model, "host"), true, false).unwrap();
+    let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
+    assert!(bcr.contains("tile_n = "), "bcr-tile left a 300-column product untiled: {bcr}");
+}

@@ -39,6 +39,8 @@ pub const PINNED_ATTR: &str = "pinned";
 pub const REGISTER_TILE_ATTR: &str = "register_tile";
 /// Schedule attribute of `bcr.spmm`: vectors along N per row in registers.
 pub const VECTORS_ATTR: &str = "vectors";
+/// Schedule attribute of `bcr.spmm`: output columns per cache tile (bcr-tile).
+pub const TILE_N_ATTR: &str = "tile_n";
 
 /// Work order of the blocks in a packed matrix (BCR.md, "Reorder").
 pub const ORDER_NATURAL: &str = "natural";
@@ -213,6 +215,8 @@ pub struct SparseProduct<'c, 'a> {
     pub register_tile: i64,
     /// Vectors along N per row kept in registers (`vectors`, spmm only, default 1).
     pub vectors: i64,
+    /// Output columns per cache tile (`tile_n`, spmm only; 0 = untiled).
+    pub tile_n: i64,
 }
 
 /// Reads a `bcr.spmm` or `bcr.spmv`.
@@ -231,6 +235,7 @@ pub fn sparse_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Spa
         vector_width: attr::int(op, "vector_width").unwrap_or(1),
         register_tile: attr::int(op, REGISTER_TILE_ATTR).unwrap_or(1),
         vectors: attr::int(op, VECTORS_ATTR).unwrap_or(1),
+        tile_n: attr::int(op, TILE_N_ATTR).unwrap_or(0),
     })
 }
 
@@ -311,6 +316,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 }
             } else if x.len() != 1 || c.len() != 1 {
                 return Err(format!("bcr.spmv needs input [K] and output [M], got {x:?} and {c:?}"));
+            }
+            if product.tile_n < 0 {
+                return Err(format!("tile_n must be >= 0, got {}", product.tile_n));
             }
             if !(1..=16).contains(&product.register_tile) || !(1..=8).contains(&product.vectors) {
                 return Err(format!("register_tile must be in 1..=16 and vectors in 1..=8, got {} and {}", product.register_tile, product.vectors));

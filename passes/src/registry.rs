@@ -38,6 +38,12 @@ pub static PASSES: &[PassInfo] = &[
         create: bcr::lre::create,
     },
     PassInfo {
+        flag: bcr::tile::FLAG,
+        summary: bcr::tile::SUMMARY,
+        options: bcr::tile::OPTIONS,
+        create: bcr::tile::create,
+    },
+    PassInfo {
         flag: lower::bcr_to_loops::FLAG,
         summary: lower::bcr_to_loops::SUMMARY,
         options: lower::bcr_to_loops::OPTIONS,

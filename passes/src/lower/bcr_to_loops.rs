@@ -152,6 +152,7 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
     let lanes = if spmm { product.vector_width.max(1) } else { 1 };
     let register_tile = product.register_tile.max(1);
     let vectors = if spmm { product.vectors.max(1) } else { 1 };
+    let tile_n = if spmm { product.tile_n } else { 0 };
 
     // Hoisted out of every loop: an alloca inside a loop grows the stack.
     let kept_rows = b.alloca(&[block_rows], b.index_type());
@@ -177,6 +178,8 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
         let first_value = word(2);
         let end_block = word(4);
         let row_base = b.muli(strip, b.index(block_rows));
+        // One walk over the strip's blocks for the output columns [n_base, n_base + n_len).
+        let walk = |b: &Builder<'c>, n_base: V<'c>, n_len: i64| {
         let one = b.index(1);
         b.for_loop(first_block, end_block, one, &[first_value], |b, block, carried| {
             let value_offset = carried[0];
@@ -190,7 +193,7 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
             let cols = decode_mask(b, p.masks, cols_mask_base, block_cols, column_base, kept_cols);
             // Kept rows in tiles of `register_tile` that share every activation load
             // (bcr-lre), then the rows left over one at a time.
-            let tile = RowTile { p: &p, kept_rows, kept_cols, cols, value_offset, x, c, n, lanes, vectors };
+            let tile = RowTile { p: &p, kept_rows, kept_cols, cols, value_offset, x, c, matrix: spmm, n_base, n: n_len, lanes, vectors };
             let zero = b.index(0);
             let step = b.index(register_tile);
             let full = b.divui(rows, step);
@@ -210,6 +213,22 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
             let size = b.muli(rows, cols);
             vec![b.addi(value_offset, size)]
         });
+        };
+        // bcr-tile: the strip's blocks once per tile of N, so the strip's output
+        // tile and the activation panel stay in cache while every block uses them.
+        if tile_n > 0 && tile_n < n {
+            let full = n / tile_n * tile_n;
+            let (start, end, step) = (b.index(0), b.index(full), b.index(tile_n));
+            b.for_loop(start, end, step, &[], |b, n_base, _| {
+                walk(b, n_base, tile_n);
+                vec![]
+            });
+            if full < n {
+                walk(b, b.index(full), n - full);
+            }
+        } else {
+            walk(b, b.index(0), n);
+        }
         vec![]
     });
 }
@@ -342,6 +361,11 @@ struct RowTile<'c, 'p> {
     value_offset: V<'c>,
     x: V<'c>,
     c: V<'c>,
+    /// `c` and `x` are matrices (spmm), not vectors (spmv).
+    matrix: bool,
+    /// First output column of this walk.
+    n_base: V<'c>,
+    /// Output columns in this walk.
     n: i64,
     lanes: i64,
     vectors: i64,
@@ -357,7 +381,7 @@ impl<'c> RowTile<'c, '_> {
             let offset = b.muli(at, self.cols);
             weights.push(b.addi(self.value_offset, offset));
         }
-        if self.lanes == 1 && self.n == 1 {
+        if !self.matrix {
             // spmv: c[row] (one value per row).
             self.chunks(b, &rows, &weights, None, 1, 1, None);
             return;
@@ -374,13 +398,14 @@ impl<'c> RowTile<'c, '_> {
         if self.lanes > 1 && single_end < self.n {
             // The last columns: one masked vector, not a scalar loop (N = 196
             // with 8 lanes would otherwise spend a sixth of its time on 4 columns).
-            let column = b.index(single_end);
+            let column = b.addi(self.n_base, b.index(single_end));
             self.chunks(b, &rows, &weights, Some(column), self.lanes, 1, Some(self.n - single_end));
             return;
         }
         let scalar_start = if self.lanes > 1 { single_end } else { 0 };
         if scalar_start < self.n {
             let (start, end, one) = (b.index(scalar_start), b.index(self.n), b.index(1));
+            let (start, end) = (b.addi(self.n_base, start), b.addi(self.n_base, end));
             b.for_loop(start, end, one, &[], |b, column, _| {
                 self.chunks(b, &rows, &weights, Some(column), 1, 1, None);
                 vec![]
@@ -390,6 +415,7 @@ impl<'c> RowTile<'c, '_> {
 
     fn chunk_loop(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], start: i64, end: i64, vectors: i64) {
         let (start, end, step) = (b.index(start), b.index(end), b.index(self.lanes * vectors));
+        let (start, end) = (b.addi(self.n_base, start), b.addi(self.n_base, end));
         b.for_loop(start, end, step, &[], |b, column, _| {
             self.chunks(b, rows, weights, Some(column), self.lanes, vectors, None);
             vec![]

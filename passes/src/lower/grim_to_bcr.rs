@@ -581,12 +581,14 @@ impl<'c> Lowering<'c, '_> {
         self.define(&op, output)
     }
 
-    /// A per-layer register tile on the gemm (from the LR file) becomes the
-    /// product's schedule, which bcr-lre then keeps.
+    /// A per-layer register tile or N tile on the gemm (from the LR file)
+    /// becomes the product's schedule, which bcr-lre and bcr-tile then keep.
     fn copy_schedule(&self, gemm: &OperationRef<'c, '_>, product: OperationRef<'c, '_>) {
-        if let Some(tile) = grim_dialects_attr_int(gemm, bcr::REGISTER_TILE_ATTR) {
-            let mut product = unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) };
-            bcr::set_int(&mut product, self.context, bcr::REGISTER_TILE_ATTR, tile);
+        let mut product = unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) };
+        for name in [bcr::REGISTER_TILE_ATTR, bcr::TILE_N_ATTR] {
+            if let Some(value) = grim_dialects_attr_int(gemm, name) {
+                bcr::set_int(&mut product, self.context, name, value);
+            }
         }
     }
 
