@@ -359,7 +359,16 @@ fn n_tiled_products_match_reference() {
         let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), &[x.clone()], &compiled.interface.outputs, 2, 1).unwrap();
         assert_close(&outputs, &expected);
     }
-    let compiled = driver::compile(&Options::new(&model, "host"), true, false).unwrap();
+    // A 2100-column product is tiled by bcr-tile's default (1024 with 32x32 blocks): two full tiles and a remainder.
+    let long = gemm_graph(24, 64, 2100, BlockSize::new(32, 32).unwrap(), 0.5, 0.5, 9, false);
+    let x = lcg_input(vec![2100, 64], 7);
+    let expected = run_reference(&long, &[x.clone()]).unwrap();
+    assert_close(&compile_and_run(&long, "host", (32, 32), true, 2, &[x]), &expected);
+    let model = work.path().join("longer.onnx");
+    save_onnx(&long, &model).unwrap();
+    let mut options = Options::new(&model, "host");
+    options.block = (32, 32);
+    let compiled = driver::compile(&options, true, false).unwrap();
     let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
-    assert!(bcr.contains("tile_n = "), "bcr-tile left a 300-column product untiled: {bcr}");
+    assert!(bcr.contains("tile_n = 1024 : i64"), "bcr-tile left a 2100-column product untiled: {bcr}");
 }

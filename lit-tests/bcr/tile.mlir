@@ -1,32 +1,32 @@
 // RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(bcr-tile)' | %FileCheck %s
 // RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(bcr-tile{tile-n=48})' | %FileCheck %s --check-prefix=FORCED
 // RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(bcr-tile,lower-bcr-to-loops)' | %FileCheck %s --check-prefix=LOOPS
-// RUN: not grim-opt %s --pass-pipeline='builtin.module(bcr-tile{l1-bytes=10})' 2>&1 | %FileCheck %s --check-prefix=BAD
+// RUN: not grim-opt %s --pass-pipeline='builtin.module(bcr-tile{cache-bytes=10})' 2>&1 | %FileCheck %s --check-prefix=BAD
 
-// BAD: error: pass 'bcr-tile': l1-bytes must be at least 1024, got 10
+// BAD: error: pass 'bcr-tile': cache-bytes must be at least 1024, got 10
 
 // Checks that bcr-tile gives a long-N product the largest tile of whole
 // register chunks whose strip output tile and block activation panel fit in
-// half of L1 ((32 + 32) x 64 x 4 bytes = 16 KiB), leaves a product whose N
+// the 256 KiB budget ((32 + 32) x 1024 x 4 bytes), leaves a product whose N
 // fits untiled, and that the lowering walks the strip's blocks once per
-// tile (a loop stepping by 64 around the block loop) and once more for the
-// 200 mod 64 = 8 columns left over (starting at column 192).
+// tile (a loop stepping by 1024 around the block loop) and once more for the
+// 2100 mod 1024 = 52 columns left over (starting at column 2048).
 
 // CHECK-LABEL: func.func @conv_like
-// CHECK: "bcr.spmm"{{.*}}tile_n = 64 : i64
+// CHECK: "bcr.spmm"{{.*}}tile_n = 1024 : i64
 // CHECK: "bcr.spmm"
 // CHECK-NOT: tile_n
 // CHECK-SAME: memref<32x16xf32>
 // FORCED-LABEL: func.func @conv_like
 // FORCED: "bcr.spmm"{{.*}}tile_n = 48 : i64
 // LOOPS-LABEL: func.func @conv_like
-// LOOPS: %[[TILE:.*]] = arith.constant 64 : index
+// LOOPS: %[[TILE:.*]] = arith.constant 1024 : index
 // LOOPS: scf.for %[[N0:.*]] = %{{.*}} to %{{.*}} step %[[TILE]]
 // LOOPS: scf.for {{.*}} iter_args
 // LOOPS: vector.fma
-// LOOPS: arith.constant 192 : index
-func.func @conv_like(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x200xf32>, %c: memref<64x200xf32>, %x2: memref<64x16xf32>, %c2: memref<32x16xf32>) {
-  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 32 : i64, block_cols = 32 : i64, vector_width = 8 : i64, vectors = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x200xf32>, memref<64x200xf32>) -> ()
+// LOOPS: arith.constant 2048 : index
+func.func @conv_like(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x2100xf32>, %c: memref<64x2100xf32>, %x2: memref<64x16xf32>, %c2: memref<32x16xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 32 : i64, block_cols = 32 : i64, vector_width = 8 : i64, vectors = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x2100xf32>, memref<64x2100xf32>) -> ()
   "bcr.spmm"(%s, %b, %m, %v, %x2, %c2) {block_rows = 32 : i64, block_cols = 32 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x16xf32>, memref<32x16xf32>) -> ()
   return
 }
