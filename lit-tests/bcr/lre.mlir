@@ -33,3 +33,15 @@ func.func @kept(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memr
   "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64, register_tile = 1 : i64, vectors = 1 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that a register tile given per layer is kept and the vectors are
+// fitted around it (16 AVX2 registers, 6 rows: (16 - 1) / 7 = 2 vectors).
+
+// CHECK-LABEL: func.func @given_tile
+// CHECK: register_tile = 6 : i64, vector_width = 8 : i64, vectors = 2 : i64
+func.func @given_tile(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x64xf32>, %c: memref<64x64xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64, register_tile = 6 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
+  return
+}

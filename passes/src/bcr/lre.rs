@@ -16,7 +16,8 @@
 //! `vectors = (R - 1) / (register_tile + 1)` rounded down to a power of two,
 //! capped by N. `register_tile` is `min(block_rows, 4)`; a block that keeps
 //! fewer rows runs its rows one at a time. A product that already carries
-//! `register_tile` (from the LR file's schedule) keeps its choice.
+//! `register_tile` (from the LR file's schedule) keeps it, and gets the
+//! `vectors` that fit around it.
 //!
 //! Options: `register-tile=N` and `vectors=N` force the choice; `registers=N`
 //! overrides the register count.
@@ -42,6 +43,7 @@ pub const SUMMARY: &str = "choose the register tile of every sparse product (GRI
 pub const OPTIONS: &[&str] = &["register-tile=N rows per tile (min(block_rows, 4))", "vectors=N vectors along N (from registers)", "registers=N vector registers (16 or 32 by vector width)"];
 
 /// The pass object.
+#[derive(Clone, Copy)]
 pub struct BcrLre {
     register_tile: Option<i64>,
     vectors: Option<i64>,
@@ -92,8 +94,10 @@ impl Pass for BcrLre {
         let mut products = Vec::new();
         module.as_operation().walk(WalkOrder::PreOrder, |op| {
             let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
-            if (name == bcr::SPMM || name == bcr::SPMV) && !op.has_attribute(bcr::REGISTER_TILE_ATTR) {
-                products.push((name == bcr::SPMM, op.to_raw()));
+            let spmm = name == bcr::SPMM;
+            let complete = op.has_attribute(bcr::REGISTER_TILE_ATTR) && (!spmm || op.has_attribute(bcr::VECTORS_ATTR));
+            if (spmm || name == bcr::SPMV) && !complete {
+                products.push((spmm, op.to_raw()));
             }
             WalkResult::Advance
         });
@@ -102,9 +106,12 @@ impl Pass for BcrLre {
             let mut op = unsafe { OperationRefMut::from_raw(raw) };
             let Some(product) = bcr::sparse_product(&op) else { continue };
             let n = if spmm { shape::static_shape(product.c.r#type()).and_then(|s| s.get(1).copied()).unwrap_or(1) } else { 1 };
-            let (register_tile, vectors) = self.choose(product.block_rows, product.vector_width, n, spmm);
+            // A register tile given per layer stays; the vectors are fitted around it.
+            let given = op.has_attribute(bcr::REGISTER_TILE_ATTR).then_some(product.register_tile);
+            let chooser = BcrLre { register_tile: given.or(self.register_tile), ..*self };
+            let (register_tile, vectors) = chooser.choose(product.block_rows, product.vector_width, n, spmm);
             bcr::set_int(&mut op, context, bcr::REGISTER_TILE_ATTR, register_tile);
-            if spmm {
+            if spmm && !op.has_attribute(bcr::VECTORS_ATTR) {
                 bcr::set_int(&mut op, context, bcr::VECTORS_ATTR, vectors);
             }
         }
