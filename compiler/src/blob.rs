@@ -49,7 +49,7 @@ fn missing_weight(name: &str) -> CompileError {
 }
 
 fn align(bytes: &mut Vec<u8>) {
-    while bytes.len() % 64 != 0 {
+    while !bytes.len().is_multiple_of(64) {
         bytes.push(0);
     }
 }

@@ -186,7 +186,7 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
 
     // A rank-r descriptor: { ptr allocated, ptr aligned, i64 offset, [r x i64] sizes, [r x i64] strides }.
     let descriptor = |base: inkwell::values::PointerValue<'_>, shape: &[usize], label: &str| -> Result<inkwell::values::PointerValue<'_>, CompileError> {
-        let rank = shape.len().max(0) as u32;
+        let rank = shape.len() as u32;
         let array = i64t.array_type(rank);
         let ty = context.struct_type(&[ptr.into(), ptr.into(), i64t.into(), array.into(), array.into()], false);
         let slot = builder.build_alloca(ty, label).map_err(internal)?;

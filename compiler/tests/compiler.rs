@@ -52,6 +52,7 @@ fn lcg_input(shape: Vec<usize>, seed: u64) -> Tensor {
 }
 
 /// One Gemm layer `y = x W^T + b` with a BCR weight and extra fully pruned rows and columns.
+#[allow(clippy::too_many_arguments)]
 fn gemm_graph(m: usize, k: usize, n: usize, block: BlockSize, row_keep: f64, col_keep: f64, seed: u64, bias: bool) -> Graph {
     let mut w = random_bcr_weight(m, k, block, row_keep, col_keep, seed);
     // Fully pruned rows and columns across all blocks.
@@ -77,11 +78,12 @@ fn gemm_graph(m: usize, k: usize, n: usize, block: BlockSize, row_keep: f64, col
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_gemm(target: &str, m: usize, k: usize, n: usize, block: (usize, usize), row_keep: f64, col_keep: f64, seed: u64, threads: usize) {
-    let graph = gemm_graph(m, k, n, BlockSize::new(block.0, block.1).unwrap(), row_keep, col_keep, seed, seed % 2 == 0);
+    let graph = gemm_graph(m, k, n, BlockSize::new(block.0, block.1).unwrap(), row_keep, col_keep, seed, seed.is_multiple_of(2));
     let x = lcg_input(vec![n, k], seed);
-    let expected = run_reference(&graph, &[x.clone()]).unwrap();
-    let actual = compile_and_run(&graph, target, (block.0 as i64, block.1 as i64), seed % 3 != 0, threads, &[x]);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    let actual = compile_and_run(&graph, target, (block.0 as i64, block.1 as i64), !seed.is_multiple_of(3), threads, &[x]);
     assert_close(&actual, &expected);
 }
 
@@ -126,7 +128,7 @@ fn edge_cases_match_reference_on_host_and_aarch64() {
         let mut zero = graph.clone();
         zero.initializers.get_mut("w").unwrap().data.iter_mut().for_each(|v| *v = 0.0);
         let x = lcg_input(vec![4, 20], 9);
-        let expected = run_reference(&zero, &[x.clone()]).unwrap();
+        let expected = run_reference(&zero, std::slice::from_ref(&x)).unwrap();
         assert!(expected[0].data.iter().all(|v| *v == 0.0));
         assert_close(&compile_and_run(&zero, target, (4, 8), true, 1, &[x]), &expected);
     }
@@ -136,8 +138,8 @@ fn edge_cases_match_reference_on_host_and_aarch64() {
 fn demo_mlp_matches_reference_on_host_and_qemu_and_both_agree() {
     let graph = grim_model::demo_mlp(7);
     let x = lcg_input(vec![1, 256], 1);
-    let expected = run_reference(&graph, &[x.clone()]).unwrap();
-    let host = compile_and_run(&graph, "host", (8, 16), true, 2, &[x.clone()]);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    let host = compile_and_run(&graph, "host", (8, 16), true, 2, std::slice::from_ref(&x));
     let arm = compile_and_run(&graph, "aarch64-linux-gnu", (8, 16), true, 2, &[x]);
     assert_close(&host, &expected);
     assert_close(&arm, &expected);
@@ -148,8 +150,8 @@ fn demo_mlp_matches_reference_on_host_and_qemu_and_both_agree() {
 fn batched_mlp_with_reorder_and_natural_order_agree() {
     let graph = mlp(5, &[40, 64, 33, 6], BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 21).unwrap();
     let x = lcg_input(vec![5, 40], 2);
-    let expected = run_reference(&graph, &[x.clone()]).unwrap();
-    assert_close(&compile_and_run(&graph, "host", (4, 8), true, 1, &[x.clone()]), &expected);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    assert_close(&compile_and_run(&graph, "host", (4, 8), true, 1, std::slice::from_ref(&x)), &expected);
     assert_close(&compile_and_run(&graph, "host", (4, 8), false, 1, &[x]), &expected);
 }
 
@@ -319,9 +321,9 @@ fn transpose_pairs_around_a_gemm_cancel() {
         initializers,
     };
     let x = lcg_input(vec![k, n], 4);
-    let expected = run_reference(&graph, &[x.clone()]).unwrap();
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
     for target in ["host", "aarch64-linux-gnu"] {
-        assert_close(&compile_and_run(&graph, target, (4, 8), true, 2, &[x.clone()]), &expected);
+        assert_close(&compile_and_run(&graph, target, (4, 8), true, 2, std::slice::from_ref(&x)), &expected);
     }
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("kn.onnx");
@@ -339,8 +341,8 @@ fn transpose_pairs_around_a_gemm_cancel() {
 fn n_tiled_products_match_reference() {
     let graph = gemm_graph(40, 72, 300, BlockSize::new(8, 16).unwrap(), 0.5, 0.5, 8, true);
     let x = lcg_input(vec![300, 72], 6);
-    let expected = run_reference(&graph, &[x.clone()]).unwrap();
-    assert_close(&compile_and_run(&graph, "host", (8, 16), true, 2, &[x.clone()]), &expected);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    assert_close(&compile_and_run(&graph, "host", (8, 16), true, 2, std::slice::from_ref(&x)), &expected);
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("long.onnx");
     save_onnx(&graph, &model).unwrap();
@@ -356,13 +358,13 @@ fn n_tiled_products_match_reference() {
         std::fs::write(&object, &compiled.artifacts.object).unwrap();
         let exe = work.path().join("runner");
         link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap();
-        let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), &[x.clone()], &compiled.interface.outputs, 2, 1).unwrap();
+        let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), std::slice::from_ref(&x), &compiled.interface.outputs, 2, 1).unwrap();
         assert_close(&outputs, &expected);
     }
     // A 2100-column product is tiled by bcr-tile's default (1024 with 32x32 blocks): two full tiles and a remainder.
     let long = gemm_graph(24, 64, 2100, BlockSize::new(32, 32).unwrap(), 0.5, 0.5, 9, false);
     let x = lcg_input(vec![2100, 64], 7);
-    let expected = run_reference(&long, &[x.clone()]).unwrap();
+    let expected = run_reference(&long, std::slice::from_ref(&x)).unwrap();
     assert_close(&compile_and_run(&long, "host", (32, 32), true, 2, &[x]), &expected);
     let model = work.path().join("longer.onnx");
     save_onnx(&long, &model).unwrap();

@@ -95,6 +95,27 @@ pub trait Pass {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError>;
 }
 
+/// Every op of `module` (nested ones included, in pre-order) for which
+/// `keep` holds, as raw handles: passes collect first and rewrite after, so
+/// the walk never sees a half-rewritten region.
+pub fn collect_ops(module: &Module, mut keep: impl FnMut(&melior::ir::OperationRef) -> bool) -> Vec<mlir_sys::MlirOperation> {
+    use melior::ir::operation::{OperationLike, WalkOrder, WalkResult};
+    let mut ops = Vec::new();
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if keep(&op) {
+            ops.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    ops
+}
+
+/// An op's name (`""` if it is not valid UTF-8).
+pub fn op_name(op: &melior::ir::OperationRef) -> String {
+    use melior::ir::operation::OperationLike;
+    op.name().as_string_ref().as_str().unwrap_or("").to_string()
+}
+
 /// Parses a block size `RxC` (`8x16`).
 pub fn parse_block(text: &str) -> Option<(i64, i64)> {
     let (rows, cols) = text.split_once('x')?;

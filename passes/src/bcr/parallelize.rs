@@ -71,10 +71,6 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
     Ok(Box::new(BcrParallelize { grain }))
 }
 
-fn name_of(op: &OperationRef) -> String {
-    op.name().as_string_ref().as_str().unwrap_or("").to_string()
-}
-
 /// The op that owns `value` (its defining op, or the op owning its block).
 fn owner<'c, 'a>(value: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
     // SAFETY: read-only queries on a live value.
@@ -110,13 +106,7 @@ enum Capture {
 
 impl Pass for BcrParallelize {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        let mut loops = Vec::new();
-        module.as_operation().walk(WalkOrder::PreOrder, |op| {
-            if name_of(&op) == "scf.for" && op.has_attribute(PARALLEL_ATTR) {
-                loops.push(op.to_raw());
-            }
-            WalkResult::Advance
-        });
+        let loops = crate::collect_ops(module, |op| crate::op_name(op) == "scf.for" && op.has_attribute(PARALLEL_ATTR));
         if loops.is_empty() {
             return Ok(());
         }
@@ -162,7 +152,7 @@ impl BcrParallelize {
     fn outline<'c>(&self, context: &'c Context, module: &Module<'c>, lp: OperationRef<'c, '_>, index: usize) -> Result<(), PassError> {
         let mut function = lp.parent_operation();
         while let Some(f) = function {
-            if name_of(&f) == "func.func" {
+            if crate::op_name(&f) == "func.func" {
                 break;
             }
             function = f.parent_operation();
@@ -204,7 +194,7 @@ impl BcrParallelize {
         let mut plan = Vec::new();
         let mut slots = 0i64;
         for value in &captured {
-            let defining = owner(*value).filter(|_| value.is_operation_result()).map(|o| name_of(&o)).unwrap_or_default();
+            let defining = owner(*value).filter(|_| value.is_operation_result()).map(|o| crate::op_name(&o)).unwrap_or_default();
             let ty = value.r#type();
             if defining == "arith.constant" || defining == "memref.alloca" {
                 plan.push(Capture::Clone);

@@ -20,11 +20,11 @@
 //! Before: `%s:4 = "bcr.packed"(%blob) {order = "natural", ...}`
 //! After:  `%s:4 = "bcr.packed"(%blob) {order = "grouped", ...}`
 
-use crate::{Pass, PassError, PassOptions};
+use crate::{collect_ops, op_name, Pass, PassError, PassOptions};
 use grim_dialects::bcr;
 use melior::{
     ir::{
-        operation::{OperationLike, OperationRefMut, WalkOrder, WalkResult},
+        operation::{OperationLike, OperationRefMut},
         Module,
     },
     Context,
@@ -57,13 +57,7 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
 
 impl Pass for BcrReorder {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        let mut packed = Vec::new();
-        module.as_operation().walk(WalkOrder::PreOrder, |op| {
-            if op.name().as_string_ref().as_str() == Ok(bcr::PACKED) && !op.has_attribute(bcr::PINNED_ATTR) {
-                packed.push(op.to_raw());
-            }
-            WalkResult::Advance
-        });
+        let packed = collect_ops(module, |op| op_name(op) == bcr::PACKED && !op.has_attribute(bcr::PINNED_ATTR));
         for raw in packed {
             // SAFETY: the op was found in the module above and is still alive.
             let mut op = unsafe { OperationRefMut::from_raw(raw) };

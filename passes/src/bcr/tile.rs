@@ -26,11 +26,11 @@
 //! Before: `"bcr.spmm"(...) {block_cols = 32, block_rows = 32, vector_width = 8, vectors = 2, ...} : (..., memref<1152x3136xf32>, memref<256x3136xf32>)`
 //! After:  the same op with `tile_n = 1024 : i64`.
 
-use crate::{Pass, PassError, PassOptions};
+use crate::{collect_ops, op_name, Pass, PassError, PassOptions};
 use grim_dialects::{bcr, shape};
 use melior::{
     ir::{
-        operation::{OperationLike, OperationRefMut, WalkOrder, WalkResult},
+        operation::{OperationLike, OperationRefMut},
         Module, ValueLike,
     },
     Context,
@@ -84,13 +84,7 @@ impl BcrTile {
 
 impl Pass for BcrTile {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        let mut products = Vec::new();
-        module.as_operation().walk(WalkOrder::PreOrder, |op| {
-            if op.name().as_string_ref().as_str() == Ok(bcr::SPMM) && !op.has_attribute(bcr::TILE_N_ATTR) {
-                products.push(op.to_raw());
-            }
-            WalkResult::Advance
-        });
+        let products = collect_ops(module, |op| op_name(op) == bcr::SPMM && !op.has_attribute(bcr::TILE_N_ATTR));
         for raw in products {
             // SAFETY: collected above and still alive.
             let mut op = unsafe { OperationRefMut::from_raw(raw) };
