@@ -40,15 +40,7 @@ fn assert_close(actual: &[Tensor], expected: &[Tensor]) {
 }
 
 fn lcg_input(shape: Vec<usize>, seed: u64) -> Tensor {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let n = shape.iter().product();
-    let data = (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::new(shape, data).expect("input")
+    Tensor::fixed_seed(shape, seed)
 }
 
 /// One Gemm layer `y = x W^T + b` with a BCR weight and extra fully pruned rows and columns.
@@ -87,6 +79,27 @@ fn check_gemm(target: &str, m: usize, k: usize, n: usize, block: (usize, usize),
     assert_close(&actual, &expected);
 }
 
+/// One gemm case: M and K below `max_side`, N = 1 or 2..`max_n`, block sides
+/// below the given bounds, keep ratios in [0.1, 1), a seed.
+#[derive(Debug, Clone)]
+struct GemmCase {
+    m: usize,
+    k: usize,
+    n: usize,
+    block: (usize, usize),
+    keep: (f64, f64),
+    seed: u64,
+}
+
+fn gemm_cases(max_side: usize, max_n: usize, max_block: (usize, usize)) -> impl Strategy<Value = GemmCase> {
+    (1..max_side, 1..max_side, prop_oneof![Just(1usize), 2..max_n], 1..max_block.0, 1..max_block.1, 0.1f64..1.0, 0.1f64..1.0, 0u64..1000)
+        .prop_map(|(m, k, n, r, c, rk, ck, seed)| GemmCase { m, k, n, block: (r, c), keep: (rk, ck), seed })
+}
+
+fn check_case(target: &str, case: &GemmCase, threads: usize) {
+    check_gemm(target, case.m, case.k, case.n, case.block, case.keep.0, case.keep.1, case.seed, threads);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, .. ProptestConfig::default() })]
 
@@ -94,12 +107,8 @@ proptest! {
     /// (N = 1 for spmv; N not a multiple of the vector width), block sizes
     /// (edge blocks where they do not divide M or K) and keep ratios.
     #[test]
-    fn host_gemm_matches_reference(
-        m in 1usize..70, k in 1usize..70, n in prop_oneof![Just(1usize), 2usize..21],
-        block_rows in 1usize..17, block_cols in 1usize..33,
-        row_keep in 0.1f64..1.0, col_keep in 0.1f64..1.0, seed in 0u64..1000,
-    ) {
-        check_gemm("host", m, k, n, (block_rows, block_cols), row_keep, col_keep, seed, 1 + (seed % 3) as usize);
+    fn host_gemm_matches_reference(case in gemm_cases(70, 21, (17, 33))) {
+        check_case("host", &case, 1 + (case.seed % 3) as usize);
     }
 }
 
@@ -108,12 +117,8 @@ proptest! {
 
     /// The same property for aarch64 code run under qemu-aarch64.
     #[test]
-    fn aarch64_gemm_matches_reference_under_qemu(
-        m in 1usize..50, k in 1usize..50, n in prop_oneof![Just(1usize), 2usize..11],
-        block_rows in 1usize..17, block_cols in 1usize..17,
-        row_keep in 0.1f64..1.0, col_keep in 0.1f64..1.0, seed in 0u64..1000,
-    ) {
-        check_gemm("aarch64-linux-gnu", m, k, n, (block_rows, block_cols), row_keep, col_keep, seed, 2);
+    fn aarch64_gemm_matches_reference_under_qemu(case in gemm_cases(50, 11, (17, 17))) {
+        check_case("aarch64-linux-gnu", &case, 2);
     }
 }
 

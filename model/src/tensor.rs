@@ -75,6 +75,29 @@ impl Tensor {
     }
 }
 
+/// `count` deterministic values in [-1, 1) from a 64-bit LCG (Knuth's MMIX
+/// constants), for reproducible inputs and benchmark weights without a
+/// random-number dependency: the same seed gives the same values everywhere.
+pub fn fixed_seed_values(seed: u64, count: usize) -> Vec<f32> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            // 24 bits: exact in f32, in [0, 1).
+            let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
+            2.0 * unit - 1.0
+        })
+        .collect()
+}
+
+impl Tensor {
+    /// A tensor of `shape` filled with [`fixed_seed_values`].
+    pub fn fixed_seed(shape: Vec<usize>, seed: u64) -> Self {
+        let data = fixed_seed_values(seed, shape.iter().product());
+        Tensor { shape, data }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -360,16 +360,9 @@ fn rel(path: &Path) -> String {
 // demo
 // ---------------------------------------------------------------------------
 
-/// Deterministic values in [-1, 1) from a 64-bit LCG (Knuth's MMIX constants).
+/// Deterministic values in [-1, 1) (the model crate's fixed-seed LCG).
 fn lcg_values(seed: u64, count: usize) -> Vec<f32> {
-    let mut state = seed;
-    (0..count)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let unit = (state >> 40) as f32 / (1u64 << 24) as f32; // 24 bits: exact in f32, in [0, 1)
-            2.0 * unit - 1.0
-        })
-        .collect()
+    grim_model::tensor::fixed_seed_values(seed, count)
 }
 
 struct Errors {
