@@ -1,4 +1,7 @@
-//! Reading and making the few attribute kinds our ops carry.
+//! Reading and making the few attribute kinds our ops carry. Every crate
+//! reads string attributes through [`string`]: an empty MLIR string has a
+//! null data pointer, which melior's `StringAttribute::value` turns into a
+//! crash.
 
 use melior::{
     ir::{

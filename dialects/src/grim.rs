@@ -144,6 +144,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
         }
         CONSTANT => {
             let result = result_shape(op)?;
+            if op.has_attribute("name") && attr::string(op, "name").is_none_or(|n| n.is_empty()) {
+                return Err("'name', when given, must be a non-empty string".into());
+            }
             let value = op.attribute("value").map_err(|_| "missing 'value'".to_string())?;
             if !attr::is_dense_elements(value) {
                 return Err("'value' must be a dense elements attribute".into());

@@ -9,7 +9,7 @@
 //! `file:line:col: error:` channel as MLIR's own verifier ([`diag`]).
 #![deny(missing_docs)]
 
-mod attr;
+pub mod attr;
 pub mod bcr;
 pub mod diag;
 pub mod grim;

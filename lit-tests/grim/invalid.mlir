@@ -126,3 +126,13 @@ func.func @weight_empty_name() -> tensor<4xf32> {
   %y = "grim.weight"() {name = ""} : () -> tensor<4xf32>
   return %y : tensor<4xf32>
 }
+
+// -----
+
+// Checks that an empty constant name is rejected by the verifier (it once
+// crashed lower-grim-to-bcr, which names weights after it).
+// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'grim.constant' op 'name', when given, must be a non-empty string
+func.func @constant_empty_name() -> tensor<4xf32> {
+  %c = "grim.constant"() {name = "", value = dense<1.0> : tensor<4xf32>} : () -> tensor<4xf32>
+  return %c : tensor<4xf32>
+}

@@ -130,7 +130,7 @@ fn parallel_for_type(context: &Context) -> (Type<'_>, Type<'_>) {
 
 fn declare_runtime(context: &Context, module: &Module) {
     let exists = crate::lower::grim_to_bcr::top_level_ops(module).iter().any(|op| {
-        op.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok()).is_some_and(|s| s.value() == RUNTIME_PARALLEL_FOR)
+        grim_dialects::attr::string(op, "sym_name").is_some_and(|s| s == RUNTIME_PARALLEL_FOR)
     });
     if exists {
         return;
@@ -162,7 +162,7 @@ impl BcrParallelize {
         let ctx = entry.argument(0).map(Value::from).ok().filter(|v| v.r#type().to_string() == "!llvm.ptr").ok_or_else(|| {
             op_error(&lp, "needs its function's first argument to be the runtime context (!llvm.ptr), as lower-grim-to-bcr makes it")
         })?;
-        let function_name = function.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
+        let function_name = grim_dialects::attr::string(&function, "sym_name").unwrap_or_default();
 
         // Values the loop uses that are defined outside it (its own bounds included).
         let mut captured: Vec<V<'c>> = Vec::new();

@@ -89,6 +89,13 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
     Ok(Box::new(LowerGrimToBcr { block, vector_width, order }))
 }
 
+/// A gemm's activations: `[N, K]` as the graph holds them, or already `[K, N]`
+/// (the source of a cancelled transpose), which the kernels read in place.
+enum Activations {
+    Rows(Tensor),
+    Columns(Tensor),
+}
+
 /// Where a tensor value of the source function lives after lowering.
 #[derive(Clone, Debug)]
 enum Tensor {
@@ -205,12 +212,7 @@ impl<'c> Lowering<'c, '_> {
 
     fn function(&mut self, module: &Module<'c>, function: OperationRef<'c, '_>) -> Result<(), PassError> {
         let context = self.context;
-        let name = function
-            .attribute("sym_name")
-            .ok()
-            .and_then(|a| StringAttribute::try_from(a).ok())
-            .map(|s| s.value().to_string())
-            .ok_or_else(|| op_error(&function, "has no symbol name"))?;
+        let name = grim_dialects::attr::string(&function, "sym_name").ok_or_else(|| op_error(&function, "has no symbol name"))?;
         let body = function.region(0).ok().and_then(|r| r.first_block()).ok_or_else(|| op_error(&function, "has no body"))?;
         let location = function.location();
 
@@ -467,14 +469,17 @@ impl<'c> Lowering<'c, '_> {
             Some(source) => Some(self.values.get(source).cloned().ok_or_else(|| op_error(&op, "transposed input is not available"))?),
             None => None,
         };
-        let input = match &pre_transposed {
-            Some(source) => Tensor::Buffer { offset: -1, shape: vec![source.shape()[1], source.shape()[0]] },
-            None => self.buffer(&op, 0)?,
+        let input = match pre_transposed {
+            Some(source) => Activations::Columns(source),
+            None => Activations::Rows(self.buffer(&op, 0)?),
         };
         let Tensor::Weight { name: weight, shape: weight_shape } = self.operand(&op, 1)? else {
             return Err(op_error(&op, "needs a constant weight (operand #1); products of two activations are not supported"));
         };
-        let (n, k) = (input.shape()[0], input.shape()[1]);
+        let (n, k) = match &input {
+            Activations::Rows(t) => (t.shape()[0], t.shape()[1]),
+            Activations::Columns(t) => (t.shape()[1], t.shape()[0]),
+        };
         let m = weight_shape[0];
         if weight_shape[1] != k {
             return Err(op_error(&op, format!("weight is {weight_shape:?} but the input has {k} columns")));
@@ -487,12 +492,12 @@ impl<'c> Lowering<'c, '_> {
         } else {
             None
         };
-        let block_rows = grim_dialects_attr_int(&op, "block_rows").unwrap_or(self.pass.block.0);
-        let block_cols = grim_dialects_attr_int(&op, "block_cols").unwrap_or(self.pass.block.1);
+        let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(self.pass.block.0);
+        let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(self.pass.block.1);
         if !(1..=64).contains(&block_rows) || !(1..=64).contains(&block_cols) {
             return Err(op_error(&op, format!("block size {block_rows}x{block_cols} out of range")));
         }
-        let order = grim_dialects_attr_str(&op, "order").unwrap_or_else(|| self.pass.order.clone());
+        let order = grim_dialects::attr::string(&op, "order").unwrap_or_else(|| self.pass.order.clone());
         // Matrix-vector products read column panels (a strip's outputs stay in registers).
         let panels = n == 1;
         let cache = (weight.clone(), block_rows, block_cols, panels);
@@ -502,7 +507,7 @@ impl<'c> Lowering<'c, '_> {
                 let layout = if panels { bcr::LAYOUT_COL_PANELS } else { bcr::LAYOUT_ROW_MAJOR }.to_string();
                 let info = bcr::PackedInfo { name: weight.clone(), slot: self.next_slot, rows: m, cols: k, block_rows, block_cols, order, layout };
                 self.next_slot += bcr::PACKED_SLOTS;
-                let pinned = grim_dialects_attr_str(&op, "order").is_some();
+                let pinned = grim_dialects::attr::string(&op, "order").is_some();
                 let mut results = b.insert(bcr::packed(self.context, blob, &info, b.location));
                 if pinned {
                     // A per-layer order from the LR file: bcr-reorder must keep it.
@@ -526,12 +531,16 @@ impl<'c> Lowering<'c, '_> {
             [(user, 0)] if n > 1 && user.name().as_string_ref().as_str() == Ok(grim::TRANSPOSE) => Some(*user),
             _ => None,
         };
+        // The gemm's own [N, M] result, unless a transpose takes the accumulator instead.
         let output = match transposed_result {
-            Some(_) => Tensor::Buffer { offset: -1, shape: vec![n, m] },
-            None => self.result(&op, &[n, m]),
+            Some(_) => None,
+            None => Some(self.result(&op, &[n, m])),
         };
         if n == 1 {
-            let x = self.read(b, blob, scratch, &input, &[k]);
+            let output = output.ok_or_else(|| op_error(&op, "a one-row gemm has no transposed result to write"))?;
+            // With one row, [1, K] and [K, 1] are the same bytes.
+            let (Activations::Rows(input) | Activations::Columns(input)) = &input;
+            let x = self.read(b, blob, scratch, input, &[k]);
             let y = self.read(b, blob, scratch, &output, &[m]);
             match bias_view {
                 Some(bias) => b.copy(bias, y),
@@ -540,12 +549,13 @@ impl<'c> Lowering<'c, '_> {
             let product = b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
             bcr::set_int(&mut unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) }, self.context, "vector_width", self.pass.vector_width);
             self.copy_schedule(&op, product);
+            self.define(&op, output)
         } else {
-            let at = match &pre_transposed {
-                Some(source) => self.view(b, scratch, source),
-                None => {
+            let at = match &input {
+                Activations::Columns(source) => self.view(b, scratch, source),
+                Activations::Rows(input) => {
                     let transposed_input = self.allocate(&[k, n]);
-                    let a = self.view(b, scratch, &input);
+                    let a = self.view(b, scratch, input);
                     let at = self.view(b, scratch, &transposed_input);
                     transpose(b, a, at, n, k);
                     at
@@ -572,13 +582,16 @@ impl<'c> Lowering<'c, '_> {
             });
             let product = b.insert(bcr::spmm(self.context, packed, at, ct, block_rows, block_cols, self.pass.vector_width, b.location));
             self.copy_schedule(&op, product);
-            if let Some(user) = transposed_result {
-                return self.define(&user, accumulator);
+            match (transposed_result, output) {
+                (Some(user), _) => self.define(&user, accumulator),
+                (None, Some(output)) => {
+                    let y = self.view(b, scratch, &output);
+                    transpose(b, ct, y, m, n);
+                    self.define(&op, output)
+                }
+                (None, None) => Err(op_error(&op, "gemm result has no destination")),
             }
-            let y = self.view(b, scratch, &output);
-            transpose(b, ct, y, m, n);
         }
-        self.define(&op, output)
     }
 
     /// A per-layer register tile or N tile on the gemm (from the LR file)
@@ -586,7 +599,7 @@ impl<'c> Lowering<'c, '_> {
     fn copy_schedule(&self, gemm: &OperationRef<'c, '_>, product: OperationRef<'c, '_>) {
         let mut product = unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) };
         for name in [bcr::REGISTER_TILE_ATTR, bcr::TILE_N_ATTR] {
-            if let Some(value) = grim_dialects_attr_int(gemm, name) {
+            if let Some(value) = grim_dialects::attr::int(gemm, name) {
                 bcr::set_int(&mut product, self.context, name, value);
             }
         }
@@ -620,18 +633,10 @@ impl<'c> Lowering<'c, '_> {
     }
 }
 
-fn grim_dialects_attr_int(op: &OperationRef, name: &str) -> Option<i64> {
-    op.attribute(name).ok().and_then(|a| IntegerAttribute::try_from(a).ok()).map(|a| a.value())
-}
-
-fn grim_dialects_attr_str(op: &OperationRef, name: &str) -> Option<String> {
-    op.attribute(name).ok().and_then(|a| StringAttribute::try_from(a).ok()).map(|a| a.value().to_string())
-}
-
 /// The weight name of a `grim.constant`: its `name` attribute, else
 /// `<function>.const<index>` in walk order (the driver uses the same rule).
 pub fn constant_name(function: &str, op: &OperationRef, index: usize) -> String {
-    grim_dialects_attr_str(op, "name").unwrap_or_else(|| format!("{function}.const{index}"))
+    grim_dialects::attr::string(op, "name").unwrap_or_else(|| format!("{function}.const{index}"))
 }
 
 fn fill<'c>(b: &Builder<'c>, target: V<'c>, n: i64, value: V<'c>) {
