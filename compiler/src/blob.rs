@@ -83,14 +83,15 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 let packed = Bcrc::pack(&weight.data, rows, cols, block, order)?;
                 let slot = info.slot as usize;
                 let mut stats = packed.stats();
-                let (strips, values) = if info.layout == bcr::LAYOUT_COL_PANELS {
-                    let (strips, values) = packed.col_panels();
-                    stats.stored_values = values.len();
-                    stats.value_bytes = 4 * values.len();
-                    stats.fill = if values.is_empty() { 1.0 } else { stats.nonzeros as f64 / values.len() as f64 };
-                    (strips, values)
-                } else {
-                    (packed.strips.clone(), packed.values.clone())
+                let panels = (info.layout == bcr::LAYOUT_COL_PANELS).then(|| packed.col_panels());
+                let (strips, values) = match &panels {
+                    Some((strips, values)) => {
+                        stats.stored_values = values.len();
+                        stats.value_bytes = 4 * values.len();
+                        stats.fill = if values.is_empty() { 1.0 } else { stats.nonzeros as f64 / values.len() as f64 };
+                        (&strips[..], &values[..])
+                    }
+                    None => (&packed.strips[..], &packed.values[..]),
                 };
                 put(slot, strips.iter().flat_map(|v| v.to_le_bytes()).collect(), strips.len());
                 put(slot + 1, packed.block_col.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.block_col.len());
@@ -98,7 +99,7 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 put(slot + 3, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len());
                 layers.push(PackedLayer { name: info.name, shape: [rows, cols], block, order, layout: info.layout, stats });
             } else if name == bcr::DENSE {
-                let weight_name = op.attribute("name").ok().and_then(|a| melior::ir::attribute::StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
+                let weight_name = grim_dialects::attr::string(&op, "name").unwrap_or_default();
                 let slot = op.attribute("slot").ok().and_then(|a| melior::ir::attribute::IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(-1);
                 let weight = weights.get(&weight_name).ok_or_else(|| missing_weight(&weight_name))?;
                 let expected = op.result(0).ok().and_then(|r| grim_dialects::shape::static_shape(r.r#type())).map(|s| s.iter().product::<i64>() as usize).unwrap_or(0);

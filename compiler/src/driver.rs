@@ -117,7 +117,7 @@ pub fn load<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, Weight
                 }
                 error => CompileError::Model(error),
             })?;
-            frontend::from_graph(context, &graph, path)
+            frontend::from_graph(context, graph, path)
         }
         _ => Err(CompileError::Usage(format!("{}: error: unknown model format (expected .onnx or .mlir)", path.display()))),
     }
@@ -209,7 +209,7 @@ fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileE
     });
     let op = unsafe { melior::ir::OperationRef::from_raw(found.ok_or_else(|| CompileError::Internal("no lowered model function".into()))?) };
     let int = |n: &str| op.attribute(n).ok().and_then(|a| IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(0);
-    let function = op.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
+    let function = grim_dialects::attr::string(&op, "sym_name").unwrap_or_default();
     let body = op.region(0).ok().and_then(|r| melior::ir::RegionLike::first_block(&r)).ok_or_else(|| CompileError::Internal("empty model function".into()))?;
     let (num_inputs, num_outputs) = (int("grim.num_inputs") as usize, int("grim.num_outputs") as usize);
     let mut shapes = Vec::new();
@@ -229,31 +229,62 @@ fn run<'c>(context: &'c Context, module: &mut Module<'c>, text: &str) -> Result<
     Ok(())
 }
 
-/// Compiles a model to the packed blob, every MLIR level and target code.
-/// `embed`: put the weights in the object; `generic_entry`: add the runner's entry points.
-pub fn compile(options: &Options, embed: bool, generic_entry: bool) -> Result<Compiled, CompileError> {
+/// A model lowered as far as some level, without target code.
+pub struct Lowered {
+    /// The resolved target.
+    pub target: TargetSpec,
+    /// Entry points and buffer sizes.
+    pub interface: Interface,
+    /// The weight blob and what was packed.
+    pub blob: Blob,
+    /// Printed MLIR at every level reached, in order.
+    pub stages: Vec<(Level, String)>,
+}
+
+/// Runs the levels up to `stop` in `context`; returns the module at that
+/// level with what was learnt on the way (the blob is packed at `bcr`).
+fn lower_in<'c>(context: &'c Context, options: &Options, stop: Level) -> Result<(Module<'c>, Lowered), CompileError> {
     let target = TargetSpec::new(&options.target, options.cpu.as_deref())?;
     let lr = match &options.lr {
         Some(path) => Some(LrFile::load(path)?),
         None => None,
     };
-    let context = create_context().map_err(|e| CompileError::Internal(e.to_string()))?;
-    let (mut module, weights) = load(&context, &options.model)?;
+    let (mut module, weights) = load(context, &options.model)?;
     if let (Some(lr), Some(path)) = (&lr, &options.lr) {
-        apply_lr(&context, &module, lr, path)?;
+        apply_lr(context, &module, lr, path)?;
     }
     let name = options.name.clone().unwrap_or_else(|| c_name(&options.model));
-    rename_model_function(&context, &module, &name)?;
+    rename_model_function(context, &module, &name)?;
     let print = |module: &Module| format!("{}\n", module.as_operation());
     let mut stages = vec![(Level::Graph, print(&module))];
-    run(&context, &mut module, &bcr_pipeline(target.vector_width, options.block, options.reorder))?;
+    run(context, &mut module, &bcr_pipeline(target.vector_width, options.block, options.reorder))?;
     stages.push((Level::Bcr, print(&module)));
     let blob = blob::build(&module, &weights)?;
     let interface = function_interface(&module, &name)?;
-    run(&context, &mut module, LOOPS_PIPELINE)?;
-    stages.push((Level::Loops, print(&module)));
-    run(&context, &mut module, LLVM_PIPELINE)?;
-    stages.push((Level::Llvm, print(&module)));
+    for (level, pipeline) in [(Level::Loops, LOOPS_PIPELINE), (Level::Llvm, LLVM_PIPELINE)] {
+        if level > stop {
+            break;
+        }
+        run(context, &mut module, pipeline)?;
+        stages.push((level, print(&module)));
+    }
+    Ok((module, Lowered { target, interface, blob, stages }))
+}
+
+/// Lowers a model as far as `stop` (at least to `bcr`, where the weights
+/// are packed) without generating target code: what `grimc inspect` and
+/// `grimc lower` need.
+pub fn lower(options: &Options, stop: Level) -> Result<Lowered, CompileError> {
+    let context = create_context().map_err(|e| CompileError::Internal(e.to_string()))?;
+    let (_, lowered) = lower_in(&context, options, stop)?;
+    Ok(lowered)
+}
+
+/// Compiles a model to the packed blob, every MLIR level and target code.
+/// `embed`: put the weights in the object; `generic_entry`: add the runner's entry points.
+pub fn compile(options: &Options, embed: bool, generic_entry: bool) -> Result<Compiled, CompileError> {
+    let context = create_context().map_err(|e| CompileError::Internal(e.to_string()))?;
+    let (module, Lowered { target, interface, blob, stages }) = lower_in(&context, options, Level::Llvm)?;
     let artifacts = codegen::generate(&module, &target, &interface, embed.then_some(&blob.bytes[..]), generic_entry)?;
     Ok(Compiled { target, interface, blob, stages, artifacts })
 }

@@ -44,31 +44,34 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Builds the grim module of an ONNX graph; returns it with its weights.
-pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Result<(Module<'c>, WeightStore), CompileError> {
+/// The graph's initializers move into the weight store (a VGG-16 has 138 M
+/// parameters: they are not copied); weights the frontend derives (a
+/// transposed or scaled Gemm B, a broadcast bias) are added beside them.
+pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result<(Module<'c>, WeightStore), CompileError> {
     let shapes = graph.validate()?;
+    let Graph { inputs: graph_inputs, outputs: graph_outputs, nodes, initializers, .. } = graph;
     let file = Location::new(context, &path.display().to_string(), 0, 0);
     let module = Module::new(file);
-    let mut weights = WeightStore::new();
-    let input_types: Vec<Type> = graph.inputs.iter().map(|i| tensor_type(context, &i.shape)).collect();
-    let output_types: Vec<Type> = graph.outputs.iter().map(|o| tensor_type(context, &o.shape)).collect();
+    let mut weights: WeightStore = initializers;
+    let input_types: Vec<Type> = graph_inputs.iter().map(|i| tensor_type(context, &i.shape)).collect();
+    let output_types: Vec<Type> = graph_outputs.iter().map(|o| tensor_type(context, &o.shape)).collect();
     let block = Block::new(&input_types.iter().map(|t| (*t, file)).collect::<Vec<_>>());
     let mut values: BTreeMap<String, mlir_sys::MlirValue> = BTreeMap::new();
-    for (index, input) in graph.inputs.iter().enumerate() {
+    for (index, input) in graph_inputs.iter().enumerate() {
         values.insert(input.name.clone(), block.argument(index).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw());
     }
     let unsupported = |node: &str, op_type: &str, what: String| CompileError::Model(grim_model::ModelError::Unsupported { node: node.into(), op_type: op_type.into(), what });
 
-    for (index, node) in graph.nodes.iter().enumerate() {
+    for (index, node) in nodes.iter().enumerate() {
         let label = node_label(node, index);
         let location = Location::name(context, &label, file);
         let op_type = node.op.op_type();
         // An operand that is an activation, or a weight materialised as grim.weight.
-        let operand = |name: &str, block: &Block<'c>, values: &mut BTreeMap<String, mlir_sys::MlirValue>, weights: &mut WeightStore| -> Result<Value<'c, 'static>, CompileError> {
+        let operand = |name: &str, block: &Block<'c>, values: &mut BTreeMap<String, mlir_sys::MlirValue>, weights: &WeightStore| -> Result<Value<'c, 'static>, CompileError> {
             if let Some(value) = values.get(name) {
                 return Ok(unsafe { Value::from_raw(*value) });
             }
-            let tensor = graph.initializers.get(name).ok_or_else(|| unsupported(&label, op_type, format!("input '{name}' is not defined before this node")))?;
-            weights.insert(name.to_string(), tensor.clone());
+            let tensor = weights.get(name).ok_or_else(|| unsupported(&label, op_type, format!("input '{name}' is not defined before this node")))?;
             let op = block.append_operation(grim::weight(context, name, tensor_type(context, &tensor.shape), location));
             let value: Value = op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
             values.insert(name.to_string(), value.to_raw());
@@ -79,18 +82,20 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
         let result: Value = match &node.op {
             Op::Gemm { alpha, beta, trans_a, trans_b } => {
                 let b_name = &node.inputs[1];
-                let b = graph.initializers.get(b_name).ok_or_else(|| unsupported(&label, op_type, format!("input B '{b_name}' must be a constant initializer")))?;
+                let b = weights.get(b_name).ok_or_else(|| unsupported(&label, op_type, format!("input B '{b_name}' must be a constant initializer")))?;
                 let (m, k) = if *trans_b { (b.shape[0], b.shape[1]) } else { (b.shape[1], b.shape[0]) };
-                let mut w = if *trans_b { b.data.clone() } else { transpose(&b.data, b.shape[0], b.shape[1]) };
                 let weight_name = if *trans_b && *alpha == 1.0 {
+                    // Already [M, K] (out x in): used in place.
                     b_name.clone()
                 } else {
+                    let mut w = if *trans_b { b.data.clone() } else { transpose(&b.data, b.shape[0], b.shape[1]) };
                     w.iter_mut().for_each(|v| *v *= alpha);
+                    let derived = Tensor::new(vec![m, k], w)?;
+                    weights.insert(format!("{label}.weight"), derived);
                     format!("{label}.weight")
                 };
-                weights.insert(weight_name.clone(), Tensor::new(vec![m, k], w)?);
                 let w_op = block.append_operation(grim::weight(context, &weight_name, tensor_type(context, &[m, k]), location));
-                let mut a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
+                let mut a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 if *trans_a {
                     let a_shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
                     let t = block.append_operation(grim::transpose(a, tensor_type(context, &[a_shape[1], a_shape[0]]), location));
@@ -101,20 +106,28 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
                 let mut bias = None;
                 let mut add_after = None;
                 if let Some(c_name) = node.inputs.get(2).filter(|n| !n.is_empty()) {
-                    let c = graph.initializers.get(c_name).ok_or_else(|| unsupported(&label, op_type, format!("input C '{c_name}' must be a constant initializer")))?;
+                    let c = weights.get(c_name).ok_or_else(|| unsupported(&label, op_type, format!("input C '{c_name}' must be a constant initializer")))?;
                     let per_output = c.data.len() == m && c.shape.iter().rev().skip(1).all(|d| *d == 1);
                     let scalar = c.data.len() == 1;
-                    let data: Vec<f32> = c.data.iter().map(|v| v * beta).collect();
+                    let c_shape = c.shape.clone();
+                    let scaled = |c: &Tensor| -> Vec<f32> { c.data.iter().map(|v| v * beta).collect() };
                     if per_output || scalar {
-                        let data = if scalar { vec![data[0]; m] } else { data };
-                        let name = if *beta == 1.0 && per_output { c_name.clone() } else { format!("{label}.bias") };
-                        weights.insert(name.clone(), Tensor::new(vec![m], data)?);
+                        let name = if *beta == 1.0 && per_output {
+                            // One value per output, in order: used in place.
+                            c_name.clone()
+                        } else {
+                            let data = scaled(c);
+                            let data = if scalar { vec![data[0]; m] } else { data };
+                            weights.insert(format!("{label}.bias"), Tensor::new(vec![m], data)?);
+                            format!("{label}.bias")
+                        };
                         let op = block.append_operation(grim::weight(context, &name, tensor_type(context, &[m]), location));
                         bias = Some(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into());
                     } else {
                         let name = format!("{label}.c");
-                        weights.insert(name.clone(), Tensor::new(c.shape.clone(), data)?);
-                        add_after = Some((name, c.shape.clone()));
+                        let data = scaled(c);
+                        weights.insert(name.clone(), Tensor::new(c_shape.clone(), data)?);
+                        add_after = Some((name, c_shape));
                     }
                 }
                 let gemm = block.append_operation(grim::gemm(a, w_value, bias, result_type, location));
@@ -129,7 +142,7 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
             }
             Op::MatMul => {
                 let b_name = &node.inputs[1];
-                let b = graph.initializers.get(b_name).ok_or_else(|| unsupported(&label, op_type, format!("input B '{b_name}' must be a constant initializer (products of two activations are not supported)")))?;
+                let b = weights.get(b_name).ok_or_else(|| unsupported(&label, op_type, format!("input B '{b_name}' must be a constant initializer (products of two activations are not supported)")))?;
                 let a_shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
                 if b.shape.len() != 2 || !(a_shape.len() == 2 || a_shape.len() == 1) {
                     return Err(unsupported(&label, op_type, format!("only [N, K] x [K, M] (or [K] x [K, M]) is supported, got {a_shape:?} x {:?}", b.shape)));
@@ -139,7 +152,7 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
                 weights.insert(name.clone(), Tensor::new(vec![m, k], transpose(&b.data, k, m))?);
                 let w_op = block.append_operation(grim::weight(context, &name, tensor_type(context, &[m, k]), location));
                 let w_value: Value = w_op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
-                let mut a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
+                let mut a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let rows = if a_shape.len() == 1 { 1 } else { a_shape[0] };
                 if a_shape.len() == 1 {
                     let r = block.append_operation(grim::reshape(a, tensor_type(context, &[1, k]), location));
@@ -154,23 +167,23 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
                 unsafe { Value::from_raw(out.to_raw()) }
             }
             Op::Add => {
-                let a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
-                let b = operand(&node.inputs[1], &block, &mut values, &mut weights)?;
+                let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
+                let b = operand(&node.inputs[1], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::add(a, b, result_type, location));
                 unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
             }
             Op::Relu => {
-                let a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
+                let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::relu(a, location));
                 unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
             }
             Op::Transpose => {
-                let a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
+                let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::transpose(a, result_type, location));
                 unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
             }
             Op::Flatten { .. } | Op::Reshape { .. } => {
-                let a = operand(&node.inputs[0], &block, &mut values, &mut weights)?;
+                let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::reshape(a, result_type, location));
                 unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
             }
@@ -178,7 +191,7 @@ pub fn from_graph<'c>(context: &'c Context, graph: &Graph, path: &Path) -> Resul
         values.insert(node.outputs[0].clone(), result.to_raw());
     }
     let mut results = Vec::new();
-    for output in &graph.outputs {
+    for output in &graph_outputs {
         let value = values.get(&output.name).map(|raw| unsafe { Value::from_raw(*raw) }).ok_or_else(|| unsupported(&output.name, "output", "the graph output is not produced by any node".into()))?;
         results.push(value);
     }
@@ -209,7 +222,7 @@ pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, W
         if function.name().as_string_ref().as_str() != Ok("func.func") {
             continue;
         }
-        let name = function.attribute("sym_name").ok().and_then(|a| StringAttribute::try_from(a).ok()).map(|s| s.value().to_string()).unwrap_or_default();
+        let name = grim_dialects::attr::string(&function, "sym_name").unwrap_or_default();
         let mut index = 0;
         let Some(body) = function.region(0).ok().and_then(|r| r.first_block()) else { continue };
         let mut next = body.first_operation();

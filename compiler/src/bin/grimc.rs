@@ -152,16 +152,7 @@ fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_mod
                 }
                 tensor
             }
-            None => {
-                let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ index as u64;
-                let data = (0..shape.iter().product::<usize>())
-                    .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                    })
-                    .collect();
-                grim_model::Tensor::new(shape.clone(), data)?
-            }
+            None => grim_model::Tensor::fixed_seed(shape.clone(), 0x9e37_79b9_7f4a_7c15u64 ^ index as u64),
         };
         tensors.push(tensor);
     }
@@ -249,8 +240,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Inspect { model, json } => {
             let options = options(&model, "host")?;
-            let compiled = driver::compile(&options, true, false)?;
-            let rows = inspect::rows(&compiled.blob.layers);
+            // The packing is decided at the bcr level; no code is generated.
+            let lowered = driver::lower(&options, Level::Bcr)?;
+            let rows = inspect::rows(&lowered.blob.layers);
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -260,8 +252,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Lower { model, level, target } => {
             let options = options(&model, &target)?;
-            let compiled = driver::compile(&options, true, false)?;
-            let (_, text) = compiled.stages.iter().find(|(l, _)| *l == level).context("level not produced")?;
+            let lowered = driver::lower(&options, level)?;
+            let (_, text) = lowered.stages.iter().find(|(l, _)| *l == level).context("level not produced")?;
             print!("{text}");
             Ok(())
         }
