@@ -17,18 +17,19 @@ use melior::ir::{
 /// Magic bytes at the start of every blob.
 pub const MAGIC: &[u8; 8] = b"GRIMBLB1";
 
-/// One packed layer, for `grimc inspect` and the LR file.
+/// One weight matrix of a product, for `grimc inspect` and the LR file.
 #[derive(Debug, Clone)]
 pub struct PackedLayer {
     /// Weight name.
     pub name: String,
     /// Rows x columns.
     pub shape: [usize; 2],
-    /// Block size used.
-    pub block: BlockSize,
-    /// Work order used.
-    pub order: Order,
-    /// Value layout (`row_major`, or `col_panels` for matrix-vector products).
+    /// Block size used; `None` for a layer that stays dense (`bcr.gemm`).
+    pub block: Option<BlockSize>,
+    /// Work order used (`None` when dense).
+    pub order: Option<Order>,
+    /// Value layout (`row_major`, `col_panels` for BCR matrix-vector
+    /// products, `row_panels` for dense layers).
     pub layout: String,
     /// Storage statistics.
     pub stats: BcrcStats,
@@ -54,6 +55,22 @@ fn align(bytes: &mut Vec<u8>) {
     }
 }
 
+/// Storage figures of a dense layer: every value stored, no index bytes.
+fn dense_stats(data: &[f32], rows: usize, stored: usize) -> BcrcStats {
+    let nonzeros = data.iter().filter(|v| **v != 0.0).count();
+    BcrcStats {
+        stored_values: stored,
+        nonzeros,
+        fill: nonzeros as f64 / stored.max(1) as f64,
+        blocks: 0,
+        strips: 0,
+        groups: 0,
+        value_bytes: 4 * stored,
+        index_bytes: 0,
+        csr_index_bytes: 4 * nonzeros + 4 * (rows + 1),
+    }
+}
+
 /// Builds the blob for `module` (after `lower-grim-to-bcr`) from `weights`.
 pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileError> {
     let mut slots: Vec<Option<Vec<u8>>> = Vec::new();
@@ -72,14 +89,25 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
         let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
         let result = (|| -> Result<(), CompileError> {
             if name == bcr::PACKED {
-                let info = bcr::packed_info(&op).ok_or_else(|| CompileError::Internal("malformed bcr.packed".into()))?;
-                let weight = weights.get(&info.name).ok_or_else(|| missing_weight(&info.name))?;
+                let info = bcr::packed_info(&op)
+                    .ok_or_else(|| CompileError::Internal("malformed bcr.packed".into()))?;
+                let weight = weights
+                    .get(&info.name)
+                    .ok_or_else(|| missing_weight(&info.name))?;
                 let (rows, cols) = (info.rows as usize, info.cols as usize);
                 if weight.data.len() != rows * cols {
-                    return Err(CompileError::Internal(format!("weight '{}' has {} values, expected {rows}x{cols}", info.name, weight.data.len())));
+                    return Err(CompileError::Internal(format!(
+                        "weight '{}' has {} values, expected {rows}x{cols}",
+                        info.name,
+                        weight.data.len()
+                    )));
                 }
                 let block = BlockSize::new(info.block_rows as usize, info.block_cols as usize)?;
-                let order = if info.order == bcr::ORDER_GROUPED { Order::Grouped } else { Order::Natural };
+                let order = if info.order == bcr::ORDER_GROUPED {
+                    Order::Grouped
+                } else {
+                    Order::Natural
+                };
                 let packed = Bcrc::pack(&weight.data, rows, cols, block, order)?;
                 let slot = info.slot as usize;
                 let mut stats = packed.stats();
@@ -88,25 +116,93 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                     Some((strips, values)) => {
                         stats.stored_values = values.len();
                         stats.value_bytes = 4 * values.len();
-                        stats.fill = if values.is_empty() { 1.0 } else { stats.nonzeros as f64 / values.len() as f64 };
+                        stats.fill = if values.is_empty() {
+                            1.0
+                        } else {
+                            stats.nonzeros as f64 / values.len() as f64
+                        };
                         (&strips[..], &values[..])
                     }
                     None => (&packed.strips[..], &packed.values[..]),
                 };
-                put(slot, strips.iter().flat_map(|v| v.to_le_bytes()).collect(), strips.len());
-                put(slot + 1, packed.block_col.iter().flat_map(|v| v.to_le_bytes()).collect(), packed.block_col.len());
+                put(
+                    slot,
+                    strips.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    strips.len(),
+                );
+                put(
+                    slot + 1,
+                    packed
+                        .block_col
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect(),
+                    packed.block_col.len(),
+                );
                 put(slot + 2, packed.masks.clone(), packed.masks.len());
-                put(slot + 3, values.iter().flat_map(|v| v.to_le_bytes()).collect(), values.len());
-                layers.push(PackedLayer { name: info.name, shape: [rows, cols], block, order, layout: info.layout, stats });
+                put(
+                    slot + 3,
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    values.len(),
+                );
+                layers.push(PackedLayer {
+                    name: info.name,
+                    shape: [rows, cols],
+                    block: Some(block),
+                    order: Some(order),
+                    layout: info.layout,
+                    stats,
+                });
             } else if name == bcr::DENSE {
                 let weight_name = grim_dialects::attr::string(&op, "name").unwrap_or_default();
-                let slot = op.attribute("slot").ok().and_then(|a| melior::ir::attribute::IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(-1);
-                let weight = weights.get(&weight_name).ok_or_else(|| missing_weight(&weight_name))?;
-                let expected = op.result(0).ok().and_then(|r| grim_dialects::shape::static_shape(r.r#type())).map(|s| s.iter().product::<i64>() as usize).unwrap_or(0);
-                if weight.data.len() != expected || slot < 0 {
-                    return Err(CompileError::Internal(format!("weight '{weight_name}' has {} values, bcr.dense wants {expected}", weight.data.len())));
+                let slot = grim_dialects::attr::int(&op, "slot").unwrap_or(-1);
+                let weight = weights
+                    .get(&weight_name)
+                    .ok_or_else(|| missing_weight(&weight_name))?;
+                if grim_dialects::attr::string(&op, bcr::LAYOUT_ATTR).as_deref()
+                    == Some(bcr::LAYOUT_ROW_PANELS)
+                {
+                    let [rows, cols] = match weight.shape[..] {
+                        [rows, cols] if slot >= 0 => [rows, cols],
+                        _ => return Err(CompileError::Internal(format!(
+                            "weight '{weight_name}' of shape {:?} is not a matrix for row panels",
+                            weight.shape
+                        ))),
+                    };
+                    let panel_rows = bcr::panel_rows(&op) as usize;
+                    let panels = grim_model::row_panels(&weight.data, rows, cols, panel_rows)?;
+                    put(
+                        slot as usize,
+                        panels.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                        panels.len(),
+                    );
+                    layers.push(PackedLayer {
+                        name: weight_name,
+                        shape: [rows, cols],
+                        block: None,
+                        order: None,
+                        layout: bcr::LAYOUT_ROW_PANELS.into(),
+                        stats: dense_stats(&weight.data, rows, panels.len()),
+                    });
+                    return Ok(());
                 }
-                put(slot as usize, weight.data.iter().flat_map(|v| v.to_le_bytes()).collect(), weight.data.len());
+                let expected = op
+                    .result(0)
+                    .ok()
+                    .and_then(|r| grim_dialects::shape::static_shape(r.r#type()))
+                    .map(|s| s.iter().product::<i64>() as usize)
+                    .unwrap_or(0);
+                if weight.data.len() != expected || slot < 0 {
+                    return Err(CompileError::Internal(format!(
+                        "weight '{weight_name}' has {} values, bcr.dense wants {expected}",
+                        weight.data.len()
+                    )));
+                }
+                put(
+                    slot as usize,
+                    weight.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    weight.data.len(),
+                );
             }
             Ok(())
         })();
@@ -126,10 +222,14 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
     bytes.resize(table_start + 16 * slots.len(), 0);
     align(&mut bytes);
     for (index, slot) in slots.iter().enumerate() {
-        let data = slot.as_ref().ok_or_else(|| CompileError::Internal(format!("blob slot {index} is never filled")))?;
+        let data = slot
+            .as_ref()
+            .ok_or_else(|| CompileError::Internal(format!("blob slot {index} is never filled")))?;
         let offset = bytes.len() as u64;
-        bytes[table_start + 16 * index..table_start + 16 * index + 8].copy_from_slice(&offset.to_le_bytes());
-        bytes[table_start + 16 * index + 8..table_start + 16 * index + 16].copy_from_slice(&counts[index].to_le_bytes());
+        bytes[table_start + 16 * index..table_start + 16 * index + 8]
+            .copy_from_slice(&offset.to_le_bytes());
+        bytes[table_start + 16 * index + 8..table_start + 16 * index + 16]
+            .copy_from_slice(&counts[index].to_le_bytes());
         bytes.extend_from_slice(data);
         align(&mut bytes);
     }

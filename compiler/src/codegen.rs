@@ -7,7 +7,9 @@ use inkwell::{
     context::Context as LlvmContext,
     module::{Linkage, Module as LlvmModule},
     passes::PassBuilderOptions,
-    targets::{CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple},
+    targets::{
+        CodeModel, FileType, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
+    },
     values::{BasicMetadataValueEnum, FunctionValue},
     AddressSpace, OptimizationLevel,
 };
@@ -45,19 +47,43 @@ impl TargetSpec {
         Target::initialize_all(&InitializationConfig::default());
         match name {
             "host" => {
-                let cpu_name = cpu.map(String::from).unwrap_or_else(|| TargetMachine::get_host_cpu_name().to_string());
-                let features = if cpu.is_some() { String::new() } else { TargetMachine::get_host_cpu_features().to_string() };
-                let triple = TargetMachine::get_default_triple().as_str().to_string_lossy().to_string();
+                let cpu_name = cpu
+                    .map(String::from)
+                    .unwrap_or_else(|| TargetMachine::get_host_cpu_name().to_string());
+                let features = if cpu.is_some() {
+                    String::new()
+                } else {
+                    TargetMachine::get_host_cpu_features().to_string()
+                };
+                let triple = TargetMachine::get_default_triple()
+                    .as_str()
+                    .to_string_lossy()
+                    .to_string();
                 let (vector_width, isa) = if triple.starts_with("aarch64") {
                     (4, "NEON".to_string())
                 } else if features.contains("+avx512f") {
                     (16, "AVX-512F".to_string())
                 } else if features.contains("+avx2") {
-                    (8, if features.contains("+fma") { "AVX2+FMA" } else { "AVX2" }.to_string())
+                    (
+                        8,
+                        if features.contains("+fma") {
+                            "AVX2+FMA"
+                        } else {
+                            "AVX2"
+                        }
+                        .to_string(),
+                    )
                 } else {
                     (4, "SSE".to_string())
                 };
-                Ok(Self { kind: Target2::Host, triple, cpu: cpu_name, features, vector_width, isa })
+                Ok(Self {
+                    kind: Target2::Host,
+                    triple,
+                    cpu: cpu_name,
+                    features,
+                    vector_width,
+                    isa,
+                })
             }
             "aarch64-linux-gnu" | "aarch64-unknown-linux-gnu" => Ok(Self {
                 kind: Target2::Aarch64LinuxGnu,
@@ -67,7 +93,9 @@ impl TargetSpec {
                 vector_width: 4,
                 isa: "NEON".into(),
             }),
-            other => Err(CompileError::Usage(format!("unknown target '{other}' (expected host or aarch64-linux-gnu)"))),
+            other => Err(CompileError::Usage(format!(
+                "unknown target '{other}' (expected host or aarch64-linux-gnu)"
+            ))),
         }
     }
 
@@ -81,10 +109,23 @@ impl TargetSpec {
 
     fn machine(&self) -> Result<TargetMachine, CompileError> {
         let triple = TargetTriple::create(&self.triple);
-        let target = Target::from_triple(&triple).map_err(|e| CompileError::Internal(format!("LLVM target {}: {e}", self.triple)))?;
+        let target = Target::from_triple(&triple)
+            .map_err(|e| CompileError::Internal(format!("LLVM target {}: {e}", self.triple)))?;
         target
-            .create_target_machine(&triple, &self.cpu, &self.features, OptimizationLevel::Aggressive, RelocMode::PIC, CodeModel::Default)
-            .ok_or_else(|| CompileError::Internal(format!("cannot create a target machine for {} ({})", self.triple, self.cpu)))
+            .create_target_machine(
+                &triple,
+                &self.cpu,
+                &self.features,
+                OptimizationLevel::Aggressive,
+                RelocMode::PIC,
+                CodeModel::Default,
+            )
+            .ok_or_else(|| {
+                CompileError::Internal(format!(
+                    "cannot create a target machine for {} ({})",
+                    self.triple, self.cpu
+                ))
+            })
     }
 }
 
@@ -118,13 +159,26 @@ pub struct Artifacts {
 /// Translates `module` (llvm dialect) and builds the object.
 /// `weights`: the blob to embed, or `None` when it ships as a file.
 /// `generic_entry`: also define `grim_model_describe`/`grim_model_run` (for the runner).
-pub fn generate(module: &Module, target: &TargetSpec, interface: &Interface, weights: Option<&[u8]>, generic_entry: bool) -> Result<Artifacts, CompileError> {
+pub fn generate(
+    module: &Module,
+    target: &TargetSpec,
+    interface: &Interface,
+    weights: Option<&[u8]>,
+    generic_entry: bool,
+) -> Result<Artifacts, CompileError> {
     let context = LlvmContext::create();
     // SAFETY: the MLIR module is in the llvm dialect; the returned LLVM module
     // is owned by us and lives in `context` (both crates link one libLLVM).
-    let raw = unsafe { mlir_sys::mlirTranslateModuleToLLVMIR(module.as_operation().to_raw(), context.raw() as mlir_sys::LLVMContextRef) };
+    let raw = unsafe {
+        mlir_sys::mlirTranslateModuleToLLVMIR(
+            module.as_operation().to_raw(),
+            context.raw() as mlir_sys::LLVMContextRef,
+        )
+    };
     if raw.is_null() {
-        return Err(CompileError::Internal("translation to LLVM IR failed".into()));
+        return Err(CompileError::Internal(
+            "translation to LLVM IR failed".into(),
+        ));
     }
     let llvm = unsafe { LlvmModule::new(raw as inkwell::llvm_sys::prelude::LLVMModuleRef) };
     let machine = target.machine()?;
@@ -132,10 +186,16 @@ pub fn generate(module: &Module, target: &TargetSpec, interface: &Interface, wei
     llvm.set_data_layout(&machine.get_target_data().get_data_layout());
     add_entry_points(&context, &llvm, interface, weights, generic_entry)?;
     let llvm_ir_unoptimized = llvm.print_to_string().to_string();
-    llvm.verify().map_err(|e| CompileError::Internal(format!("invalid LLVM module: {e}")))?;
-    llvm.run_passes("default<O3>", &machine, PassBuilderOptions::create()).map_err(|e| CompileError::Internal(format!("LLVM O3: {e}")))?;
-    let object = machine.write_to_memory_buffer(&llvm, FileType::Object).map_err(|e| CompileError::Internal(format!("object emission: {e}")))?;
-    let assembly = machine.write_to_memory_buffer(&llvm, FileType::Assembly).map_err(|e| CompileError::Internal(format!("assembly emission: {e}")))?;
+    llvm.verify()
+        .map_err(|e| CompileError::Internal(format!("invalid LLVM module: {e}")))?;
+    llvm.run_passes("default<O3>", &machine, PassBuilderOptions::create())
+        .map_err(|e| CompileError::Internal(format!("LLVM O3: {e}")))?;
+    let object = machine
+        .write_to_memory_buffer(&llvm, FileType::Object)
+        .map_err(|e| CompileError::Internal(format!("object emission: {e}")))?;
+    let assembly = machine
+        .write_to_memory_buffer(&llvm, FileType::Assembly)
+        .map_err(|e| CompileError::Internal(format!("assembly emission: {e}")))?;
     Ok(Artifacts {
         llvm_ir: llvm.print_to_string().to_string(),
         llvm_ir_unoptimized,
@@ -147,16 +207,30 @@ pub fn generate(module: &Module, target: &TargetSpec, interface: &Interface, wei
 /// Adds `grim_<name>_run_with_weights`, `grim_<name>_run` (embedded weights)
 /// and optionally the generic runner entry points, all calling the
 /// `_mlir_ciface_` wrapper with memref descriptors built on the stack.
-fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, interface: &Interface, weights: Option<&[u8]>, generic_entry: bool) -> Result<(), CompileError> {
+fn add_entry_points<'ll>(
+    context: &'ll LlvmContext,
+    llvm: &LlvmModule<'ll>,
+    interface: &Interface,
+    weights: Option<&[u8]>,
+    generic_entry: bool,
+) -> Result<(), CompileError> {
     let ptr = context.ptr_type(AddressSpace::default());
     let i64t = context.i64_type();
     let i32t = context.i32_type();
     let builder = context.create_builder();
-    let internal = |e: inkwell::builder::BuilderError| CompileError::Internal(format!("building entry points: {e}"));
+    let internal = |e: inkwell::builder::BuilderError| {
+        CompileError::Internal(format!("building entry points: {e}"))
+    };
 
     let ciface_name = format!("_mlir_ciface_{}", interface.function);
-    let ciface = llvm.get_function(&ciface_name).ok_or_else(|| CompileError::Internal(format!("{ciface_name} missing after translation")))?;
-    let scratch_fn = llvm.add_function("grim_context_scratch", ptr.fn_type(&[ptr.into(), i64t.into()], false), Some(Linkage::External));
+    let ciface = llvm.get_function(&ciface_name).ok_or_else(|| {
+        CompileError::Internal(format!("{ciface_name} missing after translation"))
+    })?;
+    let scratch_fn = llvm.add_function(
+        "grim_context_scratch",
+        ptr.fn_type(&[ptr.into(), i64t.into()], false),
+        Some(Linkage::External),
+    );
 
     let run_with = llvm.add_function(
         &format!("grim_{}_run_with_weights", interface.name),
@@ -170,31 +244,64 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
     fn param(f: FunctionValue<'_>, i: u32) -> inkwell::values::BasicValueEnum<'_> {
         f.get_nth_param(i).expect("declared parameter")
     }
-    let (ctx, weights_ptr, inputs, outputs) = (param(run_with, 0), param(run_with, 1), param(run_with, 2), param(run_with, 3));
+    let (ctx, weights_ptr, inputs, outputs) = (
+        param(run_with, 0),
+        param(run_with, 1),
+        param(run_with, 2),
+        param(run_with, 3),
+    );
     let scratch = builder
-        .build_call(scratch_fn, &[ctx.into(), i64t.const_int(interface.scratch_bytes, false).into()], "scratch")
+        .build_call(
+            scratch_fn,
+            &[
+                ctx.into(),
+                i64t.const_int(interface.scratch_bytes, false).into(),
+            ],
+            "scratch",
+        )
         .map_err(internal)?
         .try_as_basic_value()
         .basic()
         .ok_or_else(|| CompileError::Internal("scratch call has no value".into()))?
         .into_pointer_value();
-    let is_null = builder.build_is_null(scratch, "no_scratch").map_err(internal)?;
-    builder.build_conditional_branch(is_null, fail, go).map_err(internal)?;
+    let is_null = builder
+        .build_is_null(scratch, "no_scratch")
+        .map_err(internal)?;
+    builder
+        .build_conditional_branch(is_null, fail, go)
+        .map_err(internal)?;
     builder.position_at_end(fail);
-    builder.build_return(Some(&i32t.const_int(1, false))).map_err(internal)?;
+    builder
+        .build_return(Some(&i32t.const_int(1, false)))
+        .map_err(internal)?;
     builder.position_at_end(go);
 
     // A rank-r descriptor: { ptr allocated, ptr aligned, i64 offset, [r x i64] sizes, [r x i64] strides }.
-    let descriptor = |base: inkwell::values::PointerValue<'_>, shape: &[usize], label: &str| -> Result<inkwell::values::PointerValue<'_>, CompileError> {
+    let descriptor = |base: inkwell::values::PointerValue<'_>,
+                      shape: &[usize],
+                      label: &str|
+     -> Result<inkwell::values::PointerValue<'_>, CompileError> {
         let rank = shape.len() as u32;
         let array = i64t.array_type(rank);
-        let ty = context.struct_type(&[ptr.into(), ptr.into(), i64t.into(), array.into(), array.into()], false);
+        let ty = context.struct_type(
+            &[
+                ptr.into(),
+                ptr.into(),
+                i64t.into(),
+                array.into(),
+                array.into(),
+            ],
+            false,
+        );
         let slot = builder.build_alloca(ty, label).map_err(internal)?;
         let mut strides = vec![1u64; shape.len()];
         for i in (0..shape.len().saturating_sub(1)).rev() {
             strides[i] = strides[i + 1] * shape[i + 1] as u64;
         }
-        let sizes: Vec<_> = shape.iter().map(|d| i64t.const_int(*d as u64, false)).collect();
+        let sizes: Vec<_> = shape
+            .iter()
+            .map(|d| i64t.const_int(*d as u64, false))
+            .collect();
         let strides: Vec<_> = strides.iter().map(|s| i64t.const_int(*s, false)).collect();
         let value = ty.const_named_struct(&[
             ptr.const_null().into(),
@@ -203,8 +310,12 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
             i64t.const_array(&sizes).into(),
             i64t.const_array(&strides).into(),
         ]);
-        let value = builder.build_insert_value(value, base, 0, "allocated").map_err(internal)?;
-        let value = builder.build_insert_value(value, base, 1, "aligned").map_err(internal)?;
+        let value = builder
+            .build_insert_value(value, base, 0, "allocated")
+            .map_err(internal)?;
+        let value = builder
+            .build_insert_value(value, base, 1, "aligned")
+            .map_err(internal)?;
         builder.build_store(slot, value).map_err(internal)?;
         Ok(slot)
     };
@@ -212,15 +323,33 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
     let mut arguments: Vec<BasicMetadataValueEnum> = vec![ctx.into()];
     arguments.push(descriptor(weights_ptr.into_pointer_value(), &[blob_bytes], "blob")?.into());
     arguments.push(descriptor(scratch, &[interface.scratch_bytes as usize], "scratch")?.into());
-    for (list, shapes, label) in [(inputs, &interface.inputs, "input"), (outputs, &interface.outputs, "output")] {
+    for (list, shapes, label) in [
+        (inputs, &interface.inputs, "input"),
+        (outputs, &interface.outputs, "output"),
+    ] {
         for (index, shape) in shapes.iter().enumerate() {
-            let at = unsafe { builder.build_in_bounds_gep(ptr, list.into_pointer_value(), &[i64t.const_int(index as u64, false)], label) }.map_err(internal)?;
-            let base = builder.build_load(ptr, at, label).map_err(internal)?.into_pointer_value();
+            let at = unsafe {
+                builder.build_in_bounds_gep(
+                    ptr,
+                    list.into_pointer_value(),
+                    &[i64t.const_int(index as u64, false)],
+                    label,
+                )
+            }
+            .map_err(internal)?;
+            let base = builder
+                .build_load(ptr, at, label)
+                .map_err(internal)?
+                .into_pointer_value();
             arguments.push(descriptor(base, shape, label)?.into());
         }
     }
-    builder.build_call(ciface, &arguments, "").map_err(internal)?;
-    builder.build_return(Some(&i32t.const_zero())).map_err(internal)?;
+    builder
+        .build_call(ciface, &arguments, "")
+        .map_err(internal)?;
+    builder
+        .build_return(Some(&i32t.const_zero()))
+        .map_err(internal)?;
 
     let run_type = i32t.fn_type(&[ptr.into(), ptr.into(), ptr.into()], false);
     let mut run = None;
@@ -231,10 +360,23 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
         global.set_constant(true);
         global.set_alignment(64);
         global.set_linkage(Linkage::Internal);
-        let function = llvm.add_function(&format!("grim_{}_run", interface.name), run_type, Some(Linkage::External));
+        let function = llvm.add_function(
+            &format!("grim_{}_run", interface.name),
+            run_type,
+            Some(Linkage::External),
+        );
         builder.position_at_end(context.append_basic_block(function, "entry"));
         let result = builder
-            .build_call(run_with, &[param(function, 0).into(), global.as_pointer_value().into(), param(function, 1).into(), param(function, 2).into()], "status")
+            .build_call(
+                run_with,
+                &[
+                    param(function, 0).into(),
+                    global.as_pointer_value().into(),
+                    param(function, 1).into(),
+                    param(function, 2).into(),
+                ],
+                "status",
+            )
             .map_err(internal)?
             .try_as_basic_value()
             .basic()
@@ -243,11 +385,20 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
         run = Some(function);
     }
     if generic_entry {
-        let run = run.ok_or_else(|| CompileError::Usage("the runner needs embedded weights".into()))?;
+        let run =
+            run.ok_or_else(|| CompileError::Usage("the runner needs embedded weights".into()))?;
         let generic = llvm.add_function("grim_model_run", run_type, Some(Linkage::External));
         builder.position_at_end(context.append_basic_block(generic, "entry"));
         let result = builder
-            .build_call(run, &[param(generic, 0).into(), param(generic, 1).into(), param(generic, 2).into()], "status")
+            .build_call(
+                run,
+                &[
+                    param(generic, 0).into(),
+                    param(generic, 1).into(),
+                    param(generic, 2).into(),
+                ],
+                "status",
+            )
             .map_err(internal)?
             .try_as_basic_value()
             .basic()
@@ -255,7 +406,10 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
         builder.build_return(Some(&result)).map_err(internal)?;
         // grim_model_info { i32 num_inputs, i32 num_outputs, ptr input_sizes, ptr output_sizes, ptr name }
         let sizes = |shapes: &[Vec<usize>], label: &str| {
-            let values: Vec<_> = shapes.iter().map(|s| i64t.const_int(s.iter().product::<usize>() as u64, false)).collect();
+            let values: Vec<_> = shapes
+                .iter()
+                .map(|s| i64t.const_int(s.iter().product::<usize>() as u64, false))
+                .collect();
             let global = llvm.add_global(i64t.array_type(values.len() as u32), None, label);
             global.set_initializer(&i64t.const_array(&values));
             global.set_constant(true);
@@ -269,7 +423,10 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
         name_global.set_initializer(&name);
         name_global.set_constant(true);
         name_global.set_linkage(Linkage::Internal);
-        let info_type = context.struct_type(&[i32t.into(), i32t.into(), ptr.into(), ptr.into(), ptr.into()], false);
+        let info_type = context.struct_type(
+            &[i32t.into(), i32t.into(), ptr.into(), ptr.into(), ptr.into()],
+            false,
+        );
         let info = llvm.add_global(info_type, None, "grim_model_info_data");
         info.set_initializer(&info_type.const_named_struct(&[
             i32t.const_int(interface.inputs.len() as u64, false).into(),
@@ -280,21 +437,36 @@ fn add_entry_points<'ll>(context: &'ll LlvmContext, llvm: &LlvmModule<'ll>, inte
         ]));
         info.set_constant(true);
         info.set_linkage(Linkage::Internal);
-        let describe = llvm.add_function("grim_model_describe", ptr.fn_type(&[], false), Some(Linkage::External));
+        let describe = llvm.add_function(
+            "grim_model_describe",
+            ptr.fn_type(&[], false),
+            Some(Linkage::External),
+        );
         builder.position_at_end(context.append_basic_block(describe, "entry"));
-        builder.build_return(Some(&info.as_pointer_value())).map_err(internal)?;
+        builder
+            .build_return(Some(&info.as_pointer_value()))
+            .map_err(internal)?;
     }
     Ok(())
 }
 
 /// The C header for a compiled model.
-pub fn header(interface: &Interface, weights_bytes: usize, embedded: bool, target: &TargetSpec) -> String {
+pub fn header(
+    interface: &Interface,
+    weights_bytes: usize,
+    embedded: bool,
+    target: &TargetSpec,
+) -> String {
     let upper = interface.name.to_uppercase();
     let mut out = format!(
         "/* Generated by grimc for target {} (cpu {}). Do not edit. */\n#ifndef GRIM_{upper}_H\n#define GRIM_{upper}_H\n\n#include <stdint.h>\n#include \"grim_runtime.h\"\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n",
         target.triple, target.cpu
     );
-    out.push_str(&format!("#define GRIM_{upper}_NUM_INPUTS {}\n#define GRIM_{upper}_NUM_OUTPUTS {}\n", interface.inputs.len(), interface.outputs.len()));
+    out.push_str(&format!(
+        "#define GRIM_{upper}_NUM_INPUTS {}\n#define GRIM_{upper}_NUM_OUTPUTS {}\n",
+        interface.inputs.len(),
+        interface.outputs.len()
+    ));
     for (kind, shapes) in [("INPUT", &interface.inputs), ("OUTPUT", &interface.outputs)] {
         for (index, shape) in shapes.iter().enumerate() {
             out.push_str(&format!(
@@ -313,6 +485,8 @@ pub fn header(interface: &Interface, weights_bytes: usize, embedded: bool, targe
     if embedded {
         out.push_str(&format!("int32_t grim_{}_run(grim_context* ctx, const float* const* inputs, float* const* outputs);\n", interface.name));
     }
-    out.push_str(&format!("\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* GRIM_{upper}_H */\n"));
+    out.push_str(&format!(
+        "\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* GRIM_{upper}_H */\n"
+    ));
     out
 }

@@ -41,14 +41,22 @@ pub enum Level {
 /// Pipeline from graph to bcr (the `{vector-width}` is the target's).
 pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool) -> String {
     format!(
-        "builtin.module(lower-grim-to-bcr{{block={}x{} vector-width={vector_width}}}{},bcr-lre,bcr-tile)",
+        "builtin.module(lower-grim-to-bcr{{block={}x{}}}{},bcr-vectorize{{vector-width={vector_width}}},bcr-lre,bcr-tile)",
         block.0,
         block.1,
         if reorder { ",bcr-reorder" } else { "" }
     )
 }
+
+/// A gemm whose BCRC packing would store at least this fraction of W's
+/// elements runs the dense kernel instead (unless the LR file says which):
+/// the BCR kernel pays index decoding and per-block tile reloads that the
+/// dense kernel does not, and at three quarters of the work it no longer
+/// wins (docs/benchmarks/kernels.md, grim dense vs grim BCR).
+pub const DENSE_STORED_FRACTION: f64 = 0.75;
 /// Pipeline from bcr to loops.
-pub const LOOPS_PIPELINE: &str = "builtin.module(lower-bcr-to-loops,bcr-parallelize,canonicalize,cse)";
+pub const LOOPS_PIPELINE: &str =
+    "builtin.module(lower-bcr-to-loops,bcr-parallelize,canonicalize,cse)";
 /// Pipeline from loops to the llvm dialect (upstream conversions only).
 pub const LLVM_PIPELINE: &str = "builtin.module(convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts,canonicalize)";
 
@@ -74,7 +82,15 @@ pub struct Options {
 impl Options {
     /// Options with defaults for `model` on `target`.
     pub fn new(model: impl Into<PathBuf>, target: &str) -> Self {
-        Self { model: model.into(), target: target.into(), cpu: None, block: (8, 16), lr: None, reorder: true, name: None }
+        Self {
+            model: model.into(),
+            target: target.into(),
+            cpu: None,
+            block: (8, 16),
+            lr: None,
+            reorder: true,
+            name: None,
+        }
     }
 }
 
@@ -94,8 +110,20 @@ pub struct Compiled {
 
 /// A C identifier from a file stem.
 pub fn c_name(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
-    let mut name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    let mut name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         name.insert_str(0, "m_");
     }
@@ -103,29 +131,44 @@ pub fn c_name(path: &Path) -> String {
 }
 
 /// Loads a model into a grim module and its weights.
-pub fn load<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, WeightStore), CompileError> {
+pub fn load<'c>(
+    context: &'c Context,
+    path: &Path,
+) -> Result<(Module<'c>, WeightStore), CompileError> {
     if !path.exists() {
-        return Err(CompileError::Usage(format!("{}: error: no such file", path.display())));
+        return Err(CompileError::Usage(format!(
+            "{}: error: no such file",
+            path.display()
+        )));
     }
     match path.extension().and_then(|e| e.to_str()) {
         Some("mlir") => frontend::from_mlir(context, path),
         Some("onnx") => {
             // Loader errors name the node; say which file it is in.
             let graph = grim_model::load_onnx(path).map_err(|error| match error {
-                error @ (grim_model::ModelError::Unsupported { .. } | grim_model::ModelError::Shape { .. }) => {
+                error @ (grim_model::ModelError::Unsupported { .. }
+                | grim_model::ModelError::Shape { .. }) => {
                     CompileError::Usage(format!("{}: error: {error}", path.display()))
                 }
                 error => CompileError::Model(error),
             })?;
             frontend::from_graph(context, graph, path)
         }
-        _ => Err(CompileError::Usage(format!("{}: error: unknown model format (expected .onnx or .mlir)", path.display()))),
+        _ => Err(CompileError::Usage(format!(
+            "{}: error: unknown model format (expected .onnx or .mlir)",
+            path.display()
+        ))),
     }
 }
 
 /// Puts the LR file's per-layer block size and order on each `grim.gemm`
 /// (layers are matched by the gemm's ONNX node name or weight name).
-fn apply_lr<'c>(context: &'c Context, module: &Module<'c>, lr: &LrFile, lr_path: &Path) -> Result<(), CompileError> {
+fn apply_lr<'c>(
+    context: &'c Context,
+    module: &Module<'c>,
+    lr: &LrFile,
+    lr_path: &Path,
+) -> Result<(), CompileError> {
     let mut gemms = Vec::new();
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
         if op.name().as_string_ref().as_str() == Ok(grim::GEMM) {
@@ -137,24 +180,54 @@ fn apply_lr<'c>(context: &'c Context, module: &Module<'c>, lr: &LrFile, lr_path:
     for raw in gemms {
         let mut op = unsafe { OperationRefMut::from_raw(raw) };
         let location = op.location();
-        let node = if location.is_name() { location.name_value().as_string_ref().as_str().unwrap_or("").to_string() } else { String::new() };
+        let node = if location.is_name() {
+            location
+                .name_value()
+                .as_string_ref()
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            String::new()
+        };
         let weight = op
             .operand(1)
             .ok()
             .filter(|v| v.is_operation_result())
-            .map(|v| unsafe { melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw())) })
+            .map(|v| unsafe {
+                melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw()))
+            })
             .and_then(|w| grim::weight_name(&w))
             .unwrap_or_default();
-        let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)) else { continue };
+        let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)) else {
+            continue;
+        };
         matched.insert(layer.name.clone());
         let i64_type = IntegerType::new(context, 64).into();
         match &layer.sparsity {
-            Sparsity::Bcr { block_rows, block_cols, .. } => {
-                op.set_attribute("block_rows", IntegerAttribute::new(i64_type, *block_rows as i64).into());
-                op.set_attribute("block_cols", IntegerAttribute::new(i64_type, *block_cols as i64).into());
+            Sparsity::Bcr {
+                block_rows,
+                block_cols,
+                ..
+            } => {
+                op.set_attribute(
+                    grim::KERNEL_ATTR,
+                    StringAttribute::new(context, grim::KERNEL_BCR).into(),
+                );
+                op.set_attribute(
+                    "block_rows",
+                    IntegerAttribute::new(i64_type, *block_rows as i64).into(),
+                );
+                op.set_attribute(
+                    "block_cols",
+                    IntegerAttribute::new(i64_type, *block_cols as i64).into(),
+                );
             }
             Sparsity::Dense => {
-                // Packed losslessly with the default block until the dense kernels land (issue 3).
+                op.set_attribute(
+                    grim::KERNEL_ATTR,
+                    StringAttribute::new(context, grim::KERNEL_DENSE).into(),
+                );
             }
             Sparsity::Csr => {
                 return Err(CompileError::Usage(format!("{}: error: layer '{}': csr is not a format grim generates code for; use bcr or dense", lr_path.display(), layer.name)));
@@ -162,26 +235,116 @@ fn apply_lr<'c>(context: &'c Context, module: &Module<'c>, lr: &LrFile, lr_path:
         }
         if let Some(tile) = layer.schedule.as_ref().and_then(|s| s.register_tile) {
             if !(1..=16).contains(&tile) {
-                return Err(CompileError::Usage(format!("{}: error: layer '{}': register_tile must be in 1..=16, got {tile}", lr_path.display(), layer.name)));
+                return Err(CompileError::Usage(format!(
+                    "{}: error: layer '{}': register_tile must be in 1..=16, got {tile}",
+                    lr_path.display(),
+                    layer.name
+                )));
             }
-            op.set_attribute(grim_dialects::bcr::REGISTER_TILE_ATTR, IntegerAttribute::new(i64_type, tile as i64).into());
+            op.set_attribute(
+                grim_dialects::bcr::REGISTER_TILE_ATTR,
+                IntegerAttribute::new(i64_type, tile as i64).into(),
+            );
+        }
+        if let Some(lanes) = layer.schedule.as_ref().and_then(|s| s.vector_width) {
+            if ![1, 2, 4, 8, 16].contains(&lanes) {
+                return Err(CompileError::Usage(format!(
+                    "{}: error: layer '{}': vector_width must be 1, 2, 4, 8 or 16, got {lanes}",
+                    lr_path.display(),
+                    layer.name
+                )));
+            }
+            op.set_attribute(
+                grim_dialects::bcr::VECTOR_WIDTH_ATTR,
+                IntegerAttribute::new(i64_type, lanes as i64).into(),
+            );
         }
         if let Some(tile) = layer.schedule.as_ref().and_then(|s| s.tile_n) {
-            op.set_attribute(grim_dialects::bcr::TILE_N_ATTR, IntegerAttribute::new(i64_type, tile as i64).into());
+            op.set_attribute(
+                grim_dialects::bcr::TILE_N_ATTR,
+                IntegerAttribute::new(i64_type, tile as i64).into(),
+            );
         }
         if let Some(order) = &layer.order {
-            op.set_attribute("order", StringAttribute::new(context, &order.to_string()).into());
+            op.set_attribute(
+                "order",
+                StringAttribute::new(context, &order.to_string()).into(),
+            );
         }
     }
     if let Some(layer) = lr.layers.iter().find(|l| !matched.contains(&l.name)) {
-        return Err(CompileError::Usage(format!("{}: error: layer '{}' matches no gemm of the model (by node or weight name)", lr_path.display(), layer.name)));
+        return Err(CompileError::Usage(format!(
+            "{}: error: layer '{}' matches no gemm of the model (by node or weight name)",
+            lr_path.display(),
+            layer.name
+        )));
+    }
+    Ok(())
+}
+
+/// Chooses the kernel of every gemm the LR file left open: dense when BCR
+/// packing with its block would store [`DENSE_STORED_FRACTION`] of W or
+/// more, BCR otherwise.
+fn choose_kernels<'c>(
+    context: &'c Context,
+    module: &Module<'c>,
+    weights: &WeightStore,
+    block: (i64, i64),
+) -> Result<(), CompileError> {
+    let mut gemms = Vec::new();
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if op.name().as_string_ref().as_str() == Ok(grim::GEMM)
+            && !op.has_attribute(grim::KERNEL_ATTR)
+        {
+            gemms.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    for raw in gemms {
+        // SAFETY: collected above; only attributes change.
+        let mut op = unsafe { OperationRefMut::from_raw(raw) };
+        let weight = op
+            .operand(1)
+            .ok()
+            .filter(|v| v.is_operation_result())
+            .map(|v| unsafe {
+                melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw()))
+            })
+            .and_then(|w| grim::weight_name(&w));
+        // A product of two activations has no weight; lowering reports it.
+        let Some(tensor) = weight.and_then(|name| weights.get(&name)) else {
+            continue;
+        };
+        let [rows, cols] = tensor.shape[..] else {
+            continue;
+        };
+        let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(block.0);
+        let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(block.1);
+        let block = grim_model::BlockSize::new(block_rows as usize, block_cols as usize)?;
+        let stored =
+            grim_model::Bcrc::pack(&tensor.data, rows, cols, block, grim_model::Order::Natural)?
+                .stats()
+                .stored_values;
+        let kernel = if stored as f64 >= DENSE_STORED_FRACTION * (rows * cols) as f64 {
+            grim::KERNEL_DENSE
+        } else {
+            grim::KERNEL_BCR
+        };
+        op.set_attribute(
+            grim::KERNEL_ATTR,
+            StringAttribute::new(context, kernel).into(),
+        );
     }
     Ok(())
 }
 
 /// Names the model's function `grim_<name>_graph`, so its symbols cannot
 /// clash with an application's (or another model's) when linked together.
-fn rename_model_function<'c>(context: &'c Context, module: &Module<'c>, name: &str) -> Result<(), CompileError> {
+fn rename_model_function<'c>(
+    context: &'c Context,
+    module: &Module<'c>,
+    name: &str,
+) -> Result<(), CompileError> {
     let functions: Vec<_> = grim_passes::lower::grim_to_bcr::top_level_ops(module)
         .into_iter()
         .filter(|op| op.name().as_string_ref().as_str() == Ok("func.func"))
@@ -190,42 +353,79 @@ fn rename_model_function<'c>(context: &'c Context, module: &Module<'c>, name: &s
     match functions.as_slice() {
         [raw] => {
             let mut op = unsafe { OperationRefMut::from_raw(*raw) };
-            op.set_attribute("sym_name", StringAttribute::new(context, &format!("grim_{name}_graph")).into());
+            op.set_attribute(
+                "sym_name",
+                StringAttribute::new(context, &format!("grim_{name}_graph")).into(),
+            );
             Ok(())
         }
-        [] => Err(CompileError::Usage("error: the model has no func.func".into())),
-        _ => Err(CompileError::Usage(format!("error: the model has {} functions; grimc compiles one model function per file", functions.len()))),
+        [] => Err(CompileError::Usage(
+            "error: the model has no func.func".into(),
+        )),
+        _ => Err(CompileError::Usage(format!(
+            "error: the model has {} functions; grimc compiles one model function per file",
+            functions.len()
+        ))),
     }
 }
 
 fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileError> {
     let mut found = None;
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        if op.name().as_string_ref().as_str() == Ok("func.func") && op.has_attribute("grim.scratch_bytes") {
+        if op.name().as_string_ref().as_str() == Ok("func.func")
+            && op.has_attribute("grim.scratch_bytes")
+        {
             found = Some(op.to_raw());
             return WalkResult::Interrupt;
         }
         WalkResult::Advance
     });
-    let op = unsafe { melior::ir::OperationRef::from_raw(found.ok_or_else(|| CompileError::Internal("no lowered model function".into()))?) };
-    let int = |n: &str| op.attribute(n).ok().and_then(|a| IntegerAttribute::try_from(a).ok()).map(|a| a.value()).unwrap_or(0);
+    let op = unsafe {
+        melior::ir::OperationRef::from_raw(
+            found.ok_or_else(|| CompileError::Internal("no lowered model function".into()))?,
+        )
+    };
+    let int = |n: &str| {
+        op.attribute(n)
+            .ok()
+            .and_then(|a| IntegerAttribute::try_from(a).ok())
+            .map(|a| a.value())
+            .unwrap_or(0)
+    };
     let function = grim_dialects::attr::string(&op, "sym_name").unwrap_or_default();
-    let body = op.region(0).ok().and_then(|r| melior::ir::RegionLike::first_block(&r)).ok_or_else(|| CompileError::Internal("empty model function".into()))?;
-    let (num_inputs, num_outputs) = (int("grim.num_inputs") as usize, int("grim.num_outputs") as usize);
+    let body = op
+        .region(0)
+        .ok()
+        .and_then(|r| melior::ir::RegionLike::first_block(&r))
+        .ok_or_else(|| CompileError::Internal("empty model function".into()))?;
+    let (num_inputs, num_outputs) = (
+        int("grim.num_inputs") as usize,
+        int("grim.num_outputs") as usize,
+    );
     let mut shapes = Vec::new();
     use melior::ir::block::BlockLike;
     for index in 3..3 + num_inputs + num_outputs {
-        let argument = body.argument(index).map_err(|e| CompileError::Internal(e.to_string()))?;
-        let shape = grim_dialects::shape::static_shape(argument.r#type()).ok_or_else(|| CompileError::Internal("dynamic model buffer".into()))?;
+        let argument = body
+            .argument(index)
+            .map_err(|e| CompileError::Internal(e.to_string()))?;
+        let shape = grim_dialects::shape::static_shape(argument.r#type())
+            .ok_or_else(|| CompileError::Internal("dynamic model buffer".into()))?;
         shapes.push(shape.iter().map(|d| *d as usize).collect::<Vec<_>>());
     }
     let outputs = shapes.split_off(num_inputs);
-    Ok(Interface { name: name.to_string(), function, inputs: shapes, outputs, scratch_bytes: int("grim.scratch_bytes") as u64 })
+    Ok(Interface {
+        name: name.to_string(),
+        function,
+        inputs: shapes,
+        outputs,
+        scratch_bytes: int("grim.scratch_bytes") as u64,
+    })
 }
 
 fn run<'c>(context: &'c Context, module: &mut Module<'c>, text: &str) -> Result<(), CompileError> {
     let elements = pipeline::parse(text).map_err(|e| CompileError::Internal(e.to_string()))?;
-    pipeline::run(context, module, &elements, true).map_err(|e| CompileError::Diagnostics(e.to_string()))?;
+    pipeline::run(context, module, &elements, true)
+        .map_err(|e| CompileError::Diagnostics(e.to_string()))?;
     Ok(())
 }
 
@@ -243,7 +443,11 @@ pub struct Lowered {
 
 /// Runs the levels up to `stop` in `context`; returns the module at that
 /// level with what was learnt on the way (the blob is packed at `bcr`).
-fn lower_in<'c>(context: &'c Context, options: &Options, stop: Level) -> Result<(Module<'c>, Lowered), CompileError> {
+fn lower_in<'c>(
+    context: &'c Context,
+    options: &Options,
+    stop: Level,
+) -> Result<(Module<'c>, Lowered), CompileError> {
     let target = TargetSpec::new(&options.target, options.cpu.as_deref())?;
     let lr = match &options.lr {
         Some(path) => Some(LrFile::load(path)?),
@@ -253,11 +457,19 @@ fn lower_in<'c>(context: &'c Context, options: &Options, stop: Level) -> Result<
     if let (Some(lr), Some(path)) = (&lr, &options.lr) {
         apply_lr(context, &module, lr, path)?;
     }
-    let name = options.name.clone().unwrap_or_else(|| c_name(&options.model));
+    choose_kernels(context, &module, &weights, options.block)?;
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| c_name(&options.model));
     rename_model_function(context, &module, &name)?;
     let print = |module: &Module| format!("{}\n", module.as_operation());
     let mut stages = vec![(Level::Graph, print(&module))];
-    run(context, &mut module, &bcr_pipeline(target.vector_width, options.block, options.reorder))?;
+    run(
+        context,
+        &mut module,
+        &bcr_pipeline(target.vector_width, options.block, options.reorder),
+    )?;
     stages.push((Level::Bcr, print(&module)));
     let blob = blob::build(&module, &weights)?;
     let interface = function_interface(&module, &name)?;
@@ -268,7 +480,15 @@ fn lower_in<'c>(context: &'c Context, options: &Options, stop: Level) -> Result<
         run(context, &mut module, pipeline)?;
         stages.push((level, print(&module)));
     }
-    Ok((module, Lowered { target, interface, blob, stages }))
+    Ok((
+        module,
+        Lowered {
+            target,
+            interface,
+            blob,
+            stages,
+        },
+    ))
 }
 
 /// Lowers a model as far as `stop` (at least to `bcr`, where the weights
@@ -282,9 +502,33 @@ pub fn lower(options: &Options, stop: Level) -> Result<Lowered, CompileError> {
 
 /// Compiles a model to the packed blob, every MLIR level and target code.
 /// `embed`: put the weights in the object; `generic_entry`: add the runner's entry points.
-pub fn compile(options: &Options, embed: bool, generic_entry: bool) -> Result<Compiled, CompileError> {
+pub fn compile(
+    options: &Options,
+    embed: bool,
+    generic_entry: bool,
+) -> Result<Compiled, CompileError> {
     let context = create_context().map_err(|e| CompileError::Internal(e.to_string()))?;
-    let (module, Lowered { target, interface, blob, stages }) = lower_in(&context, options, Level::Llvm)?;
-    let artifacts = codegen::generate(&module, &target, &interface, embed.then_some(&blob.bytes[..]), generic_entry)?;
-    Ok(Compiled { target, interface, blob, stages, artifacts })
+    let (
+        module,
+        Lowered {
+            target,
+            interface,
+            blob,
+            stages,
+        },
+    ) = lower_in(&context, options, Level::Llvm)?;
+    let artifacts = codegen::generate(
+        &module,
+        &target,
+        &interface,
+        embed.then_some(&blob.bytes[..]),
+        generic_entry,
+    )?;
+    Ok(Compiled {
+        target,
+        interface,
+        blob,
+        stages,
+        artifacts,
+    })
 }

@@ -47,70 +47,164 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// The graph's initializers move into the weight store (a VGG-16 has 138 M
 /// parameters: they are not copied); weights the frontend derives (a
 /// transposed or scaled Gemm B, a broadcast bias) are added beside them.
-pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result<(Module<'c>, WeightStore), CompileError> {
+pub fn from_graph<'c>(
+    context: &'c Context,
+    graph: Graph,
+    path: &Path,
+) -> Result<(Module<'c>, WeightStore), CompileError> {
     let shapes = graph.validate()?;
-    let Graph { inputs: graph_inputs, outputs: graph_outputs, nodes, initializers, .. } = graph;
+    let Graph {
+        inputs: graph_inputs,
+        outputs: graph_outputs,
+        nodes,
+        initializers,
+        ..
+    } = graph;
     let file = Location::new(context, &path.display().to_string(), 0, 0);
     let module = Module::new(file);
     let mut weights: WeightStore = initializers;
-    let input_types: Vec<Type> = graph_inputs.iter().map(|i| tensor_type(context, &i.shape)).collect();
-    let output_types: Vec<Type> = graph_outputs.iter().map(|o| tensor_type(context, &o.shape)).collect();
+    let input_types: Vec<Type> = graph_inputs
+        .iter()
+        .map(|i| tensor_type(context, &i.shape))
+        .collect();
+    let output_types: Vec<Type> = graph_outputs
+        .iter()
+        .map(|o| tensor_type(context, &o.shape))
+        .collect();
     let block = Block::new(&input_types.iter().map(|t| (*t, file)).collect::<Vec<_>>());
     let mut values: BTreeMap<String, mlir_sys::MlirValue> = BTreeMap::new();
     for (index, input) in graph_inputs.iter().enumerate() {
-        values.insert(input.name.clone(), block.argument(index).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw());
+        values.insert(
+            input.name.clone(),
+            block
+                .argument(index)
+                .map_err(|e| CompileError::Internal(e.to_string()))?
+                .to_raw(),
+        );
     }
-    let unsupported = |node: &str, op_type: &str, what: String| CompileError::Model(grim_model::ModelError::Unsupported { node: node.into(), op_type: op_type.into(), what });
+    let unsupported = |node: &str, op_type: &str, what: String| {
+        CompileError::Model(grim_model::ModelError::Unsupported {
+            node: node.into(),
+            op_type: op_type.into(),
+            what,
+        })
+    };
 
     for (index, node) in nodes.iter().enumerate() {
         let label = node_label(node, index);
         let location = Location::name(context, &label, file);
         let op_type = node.op.op_type();
         // An operand that is an activation, or a weight materialised as grim.weight.
-        let operand = |name: &str, block: &Block<'c>, values: &mut BTreeMap<String, mlir_sys::MlirValue>, weights: &WeightStore| -> Result<Value<'c, 'static>, CompileError> {
+        let operand = |name: &str,
+                       block: &Block<'c>,
+                       values: &mut BTreeMap<String, mlir_sys::MlirValue>,
+                       weights: &WeightStore|
+         -> Result<Value<'c, 'static>, CompileError> {
             if let Some(value) = values.get(name) {
                 return Ok(unsafe { Value::from_raw(*value) });
             }
-            let tensor = weights.get(name).ok_or_else(|| unsupported(&label, op_type, format!("input '{name}' is not defined before this node")))?;
-            let op = block.append_operation(grim::weight(context, name, tensor_type(context, &tensor.shape), location));
-            let value: Value = op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+            let tensor = weights.get(name).ok_or_else(|| {
+                unsupported(
+                    &label,
+                    op_type,
+                    format!("input '{name}' is not defined before this node"),
+                )
+            })?;
+            let op = block.append_operation(grim::weight(
+                context,
+                name,
+                tensor_type(context, &tensor.shape),
+                location,
+            ));
+            let value: Value = op
+                .result(0)
+                .map_err(|e| CompileError::Internal(e.to_string()))?
+                .into();
             values.insert(name.to_string(), value.to_raw());
             Ok(unsafe { Value::from_raw(value.to_raw()) })
         };
-        let output_shape = shapes.get(&node.outputs[0]).cloned().ok_or_else(|| unsupported(&label, op_type, "output shape unknown".into()))?;
+        let output_shape = shapes
+            .get(&node.outputs[0])
+            .cloned()
+            .ok_or_else(|| unsupported(&label, op_type, "output shape unknown".into()))?;
         let result_type = tensor_type(context, &output_shape);
         let result: Value = match &node.op {
-            Op::Gemm { alpha, beta, trans_a, trans_b } => {
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => {
                 let b_name = &node.inputs[1];
-                let b = weights.get(b_name).ok_or_else(|| unsupported(&label, op_type, format!("input B '{b_name}' must be a constant initializer")))?;
-                let (m, k) = if *trans_b { (b.shape[0], b.shape[1]) } else { (b.shape[1], b.shape[0]) };
+                let b = weights.get(b_name).ok_or_else(|| {
+                    unsupported(
+                        &label,
+                        op_type,
+                        format!("input B '{b_name}' must be a constant initializer"),
+                    )
+                })?;
+                let (m, k) = if *trans_b {
+                    (b.shape[0], b.shape[1])
+                } else {
+                    (b.shape[1], b.shape[0])
+                };
                 let weight_name = if *trans_b && *alpha == 1.0 {
                     // Already [M, K] (out x in): used in place.
                     b_name.clone()
                 } else {
-                    let mut w = if *trans_b { b.data.clone() } else { transpose(&b.data, b.shape[0], b.shape[1]) };
+                    let mut w = if *trans_b {
+                        b.data.clone()
+                    } else {
+                        transpose(&b.data, b.shape[0], b.shape[1])
+                    };
                     w.iter_mut().for_each(|v| *v *= alpha);
                     let derived = Tensor::new(vec![m, k], w)?;
                     weights.insert(format!("{label}.weight"), derived);
                     format!("{label}.weight")
                 };
-                let w_op = block.append_operation(grim::weight(context, &weight_name, tensor_type(context, &[m, k]), location));
+                let w_op = block.append_operation(grim::weight(
+                    context,
+                    &weight_name,
+                    tensor_type(context, &[m, k]),
+                    location,
+                ));
                 let mut a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 if *trans_a {
                     let a_shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
-                    let t = block.append_operation(grim::transpose(a, tensor_type(context, &[a_shape[1], a_shape[0]]), location));
-                    a = unsafe { Value::from_raw(t.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) };
+                    let t = block.append_operation(grim::transpose(
+                        a,
+                        tensor_type(context, &[a_shape[1], a_shape[0]]),
+                        location,
+                    ));
+                    a = unsafe {
+                        Value::from_raw(
+                            t.result(0)
+                                .map_err(|e| CompileError::Internal(e.to_string()))?
+                                .to_raw(),
+                        )
+                    };
                 }
-                let w_value: Value = w_op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                let w_value: Value = w_op
+                    .result(0)
+                    .map_err(|e| CompileError::Internal(e.to_string()))?
+                    .into();
                 // C: bias operand when it is one value per output, else a broadcast add.
                 let mut bias = None;
                 let mut add_after = None;
                 if let Some(c_name) = node.inputs.get(2).filter(|n| !n.is_empty()) {
-                    let c = weights.get(c_name).ok_or_else(|| unsupported(&label, op_type, format!("input C '{c_name}' must be a constant initializer")))?;
-                    let per_output = c.data.len() == m && c.shape.iter().rev().skip(1).all(|d| *d == 1);
+                    let c = weights.get(c_name).ok_or_else(|| {
+                        unsupported(
+                            &label,
+                            op_type,
+                            format!("input C '{c_name}' must be a constant initializer"),
+                        )
+                    })?;
+                    let per_output =
+                        c.data.len() == m && c.shape.iter().rev().skip(1).all(|d| *d == 1);
                     let scalar = c.data.len() == 1;
                     let c_shape = c.shape.clone();
-                    let scaled = |c: &Tensor| -> Vec<f32> { c.data.iter().map(|v| v * beta).collect() };
+                    let scaled =
+                        |c: &Tensor| -> Vec<f32> { c.data.iter().map(|v| v * beta).collect() };
                     if per_output || scalar {
                         let name = if *beta == 1.0 && per_output {
                             // One value per output, in order: used in place.
@@ -121,8 +215,17 @@ pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result
                             weights.insert(format!("{label}.bias"), Tensor::new(vec![m], data)?);
                             format!("{label}.bias")
                         };
-                        let op = block.append_operation(grim::weight(context, &name, tensor_type(context, &[m]), location));
-                        bias = Some(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into());
+                        let op = block.append_operation(grim::weight(
+                            context,
+                            &name,
+                            tensor_type(context, &[m]),
+                            location,
+                        ));
+                        bias = Some(
+                            op.result(0)
+                                .map_err(|e| CompileError::Internal(e.to_string()))?
+                                .into(),
+                        );
                     } else {
                         let name = format!("{label}.c");
                         let data = scaled(c);
@@ -130,13 +233,29 @@ pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result
                         add_after = Some((name, c_shape));
                     }
                 }
-                let gemm = block.append_operation(grim::gemm(a, w_value, bias, result_type, location));
-                let mut out: Value = gemm.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                let gemm =
+                    block.append_operation(grim::gemm(a, w_value, bias, result_type, location));
+                let mut out: Value = gemm
+                    .result(0)
+                    .map_err(|e| CompileError::Internal(e.to_string()))?
+                    .into();
                 if let Some((name, shape)) = add_after {
-                    let c_op = block.append_operation(grim::weight(context, &name, tensor_type(context, &shape), location));
-                    let c_value: Value = c_op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
-                    let add = block.append_operation(grim::add(out, c_value, result_type, location));
-                    out = add.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                    let c_op = block.append_operation(grim::weight(
+                        context,
+                        &name,
+                        tensor_type(context, &shape),
+                        location,
+                    ));
+                    let c_value: Value = c_op
+                        .result(0)
+                        .map_err(|e| CompileError::Internal(e.to_string()))?
+                        .into();
+                    let add =
+                        block.append_operation(grim::add(out, c_value, result_type, location));
+                    out = add
+                        .result(0)
+                        .map_err(|e| CompileError::Internal(e.to_string()))?
+                        .into();
                 }
                 unsafe { Value::from_raw(out.to_raw()) }
             }
@@ -149,20 +268,53 @@ pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result
                 }
                 let (k, m) = (b.shape[0], b.shape[1]);
                 let name = format!("{label}.weight");
-                weights.insert(name.clone(), Tensor::new(vec![m, k], transpose(&b.data, k, m))?);
-                let w_op = block.append_operation(grim::weight(context, &name, tensor_type(context, &[m, k]), location));
-                let w_value: Value = w_op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                weights.insert(
+                    name.clone(),
+                    Tensor::new(vec![m, k], transpose(&b.data, k, m))?,
+                );
+                let w_op = block.append_operation(grim::weight(
+                    context,
+                    &name,
+                    tensor_type(context, &[m, k]),
+                    location,
+                ));
+                let w_value: Value = w_op
+                    .result(0)
+                    .map_err(|e| CompileError::Internal(e.to_string()))?
+                    .into();
                 let mut a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let rows = if a_shape.len() == 1 { 1 } else { a_shape[0] };
                 if a_shape.len() == 1 {
-                    let r = block.append_operation(grim::reshape(a, tensor_type(context, &[1, k]), location));
-                    a = unsafe { Value::from_raw(r.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) };
+                    let r = block.append_operation(grim::reshape(
+                        a,
+                        tensor_type(context, &[1, k]),
+                        location,
+                    ));
+                    a = unsafe {
+                        Value::from_raw(
+                            r.result(0)
+                                .map_err(|e| CompileError::Internal(e.to_string()))?
+                                .to_raw(),
+                        )
+                    };
                 }
-                let gemm = block.append_operation(grim::gemm(a, w_value, None, tensor_type(context, &[rows, m]), location));
-                let mut out: Value = gemm.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                let gemm = block.append_operation(grim::gemm(
+                    a,
+                    w_value,
+                    None,
+                    tensor_type(context, &[rows, m]),
+                    location,
+                ));
+                let mut out: Value = gemm
+                    .result(0)
+                    .map_err(|e| CompileError::Internal(e.to_string()))?
+                    .into();
                 if a_shape.len() == 1 {
                     let r = block.append_operation(grim::reshape(out, result_type, location));
-                    out = r.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                    out = r
+                        .result(0)
+                        .map_err(|e| CompileError::Internal(e.to_string()))?
+                        .into();
                 }
                 unsafe { Value::from_raw(out.to_raw()) }
             }
@@ -170,29 +322,62 @@ pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result
                 let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let b = operand(&node.inputs[1], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::add(a, b, result_type, location));
-                unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
+                unsafe {
+                    Value::from_raw(
+                        op.result(0)
+                            .map_err(|e| CompileError::Internal(e.to_string()))?
+                            .to_raw(),
+                    )
+                }
             }
             Op::Relu => {
                 let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::relu(a, location));
-                unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
+                unsafe {
+                    Value::from_raw(
+                        op.result(0)
+                            .map_err(|e| CompileError::Internal(e.to_string()))?
+                            .to_raw(),
+                    )
+                }
             }
             Op::Transpose => {
                 let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::transpose(a, result_type, location));
-                unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
+                unsafe {
+                    Value::from_raw(
+                        op.result(0)
+                            .map_err(|e| CompileError::Internal(e.to_string()))?
+                            .to_raw(),
+                    )
+                }
             }
             Op::Flatten { .. } | Op::Reshape { .. } => {
                 let a = operand(&node.inputs[0], &block, &mut values, &weights)?;
                 let op = block.append_operation(grim::reshape(a, result_type, location));
-                unsafe { Value::from_raw(op.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.to_raw()) }
+                unsafe {
+                    Value::from_raw(
+                        op.result(0)
+                            .map_err(|e| CompileError::Internal(e.to_string()))?
+                            .to_raw(),
+                    )
+                }
             }
         };
         values.insert(node.outputs[0].clone(), result.to_raw());
     }
     let mut results = Vec::new();
     for output in &graph_outputs {
-        let value = values.get(&output.name).map(|raw| unsafe { Value::from_raw(*raw) }).ok_or_else(|| unsupported(&output.name, "output", "the graph output is not produced by any node".into()))?;
+        let value = values
+            .get(&output.name)
+            .map(|raw| unsafe { Value::from_raw(*raw) })
+            .ok_or_else(|| {
+                unsupported(
+                    &output.name,
+                    "output",
+                    "the graph output is not produced by any node".into(),
+                )
+            })?;
         results.push(value);
     }
     block.append_operation(melior::dialect::func::r#return(&results, file));
@@ -207,15 +392,20 @@ pub fn from_graph<'c>(context: &'c Context, graph: Graph, path: &Path) -> Result
         &[],
         file,
     ));
-    grim_dialects::verify_module(context, &module).map_err(|e| CompileError::Internal(format!("frontend built an invalid module: {e}")))?;
+    grim_dialects::verify_module(context, &module)
+        .map_err(|e| CompileError::Internal(format!("frontend built an invalid module: {e}")))?;
     Ok((module, weights))
 }
 
 /// Parses a grim MLIR file and moves the values of its `grim.constant`s
 /// into a weight store (named as `lower-grim-to-bcr` names them).
-pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, WeightStore), CompileError> {
+pub fn from_mlir<'c>(
+    context: &'c Context,
+    path: &Path,
+) -> Result<(Module<'c>, WeightStore), CompileError> {
     let module = diag::parse_file(context, path).map_err(CompileError::Diagnostics)?;
-    grim_dialects::verify_module(context, &module).map_err(|e| CompileError::Diagnostics(e.to_string()))?;
+    grim_dialects::verify_module(context, &module)
+        .map_err(|e| CompileError::Diagnostics(e.to_string()))?;
     let mut weights = WeightStore::new();
     let mut failure = None;
     for function in grim_passes::lower::grim_to_bcr::top_level_ops(&module) {
@@ -224,7 +414,9 @@ pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, W
         }
         let name = grim_dialects::attr::string(&function, "sym_name").unwrap_or_default();
         let mut index = 0;
-        let Some(body) = function.region(0).ok().and_then(|r| r.first_block()) else { continue };
+        let Some(body) = function.region(0).ok().and_then(|r| r.first_block()) else {
+            continue;
+        };
         let mut next = body.first_operation();
         while let Some(op) = next {
             next = op.next_in_block();
@@ -240,7 +432,12 @@ pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<(Module<'c>, W
                 Some((shape, data)) => {
                     weights.insert(weight, Tensor { shape, data });
                 }
-                None => failure = Some(format!("{}: error: 'grim.constant' value must be dense f32", diag::format_location(op.location()))),
+                None => {
+                    failure = Some(format!(
+                        "{}: error: 'grim.constant' value must be dense f32",
+                        diag::format_location(op.location())
+                    ))
+                }
             }
         }
     }
@@ -263,12 +460,17 @@ fn constant_values(attribute: Option<Attribute>) -> Option<(Vec<usize>, Vec<f32>
         if !grim_dialects::shape::is_f32_shaped(ty) {
             return None;
         }
-        let shape: Vec<usize> = grim_dialects::shape::static_shape(ty)?.iter().map(|d| *d as usize).collect();
+        let shape: Vec<usize> = grim_dialects::shape::static_shape(ty)?
+            .iter()
+            .map(|d| *d as usize)
+            .collect();
         let count: usize = shape.iter().product();
         let data = if mlir_sys::mlirDenseElementsAttrIsSplat(raw) {
             vec![mlir_sys::mlirDenseElementsAttrGetFloatSplatValue(raw); count]
         } else {
-            (0..count).map(|i| mlir_sys::mlirDenseElementsAttrGetFloatValue(raw, i as isize)).collect()
+            (0..count)
+                .map(|i| mlir_sys::mlirDenseElementsAttrGetFloatValue(raw, i as isize))
+                .collect()
         };
         Some((shape, data))
     }

@@ -1,4 +1,4 @@
-//! `grimc inspect`: one row per packed layer.
+//! `grimc inspect`: one row per weight matrix of a product (BCR or dense).
 
 use crate::blob::PackedLayer;
 
@@ -9,11 +9,12 @@ pub struct Row {
     pub layer: String,
     /// `[rows, cols]`.
     pub shape: [usize; 2],
-    /// `RxC`.
+    /// `RxC`, or `dense` for a layer that runs the dense kernel.
     pub block: String,
     /// Work order.
     pub order: String,
-    /// Value layout: `row_major`, or `col_panels` (matrix-vector products).
+    /// Value layout: `row_major`, `col_panels` (BCR matrix-vector
+    /// products) or `row_panels` (dense layers).
     pub layout: String,
     /// Stored blocks.
     pub blocks: usize,
@@ -42,8 +43,10 @@ pub fn rows(layers: &[PackedLayer]) -> Vec<Row> {
         .map(|l| Row {
             layer: l.name.clone(),
             shape: l.shape,
-            block: format!("{}x{}", l.block.rows, l.block.cols),
-            order: l.order.to_string(),
+            block: l
+                .block
+                .map_or_else(|| "dense".to_string(), |b| format!("{}x{}", b.rows, b.cols)),
+            order: l.order.map_or_else(|| "-".to_string(), |o| o.to_string()),
             layout: l.layout.clone(),
             blocks: l.stats.blocks,
             groups: l.stats.groups,

@@ -1,7 +1,10 @@
 //! Linking a compiled model with the runtime and running it (natively, or
 //! under qemu-aarch64 for the aarch64 target), through the generic runner.
 
-use crate::{codegen::{Target2, TargetSpec}, CompileError};
+use crate::{
+    codegen::{Target2, TargetSpec},
+    CompileError,
+};
 use grim_model::Tensor;
 use std::{
     path::{Path, PathBuf},
@@ -38,16 +41,28 @@ pub fn runtime_dir(rust_triple: &str) -> Result<PathBuf, CompileError> {
 }
 
 fn tool_output(command: &mut Command, what: &str) -> Result<std::process::Output, CompileError> {
-    command.output().map_err(|e| CompileError::Tool(format!("error: cannot run {what} ({:?}): {e}", command.get_program())))
+    command.output().map_err(|e| {
+        CompileError::Tool(format!(
+            "error: cannot run {what} ({:?}): {e}",
+            command.get_program()
+        ))
+    })
 }
 
 /// Links `object` with the runner and runtime into an executable at `exe`.
-pub fn link_runner(target: &TargetSpec, object: &Path, work: &Path, exe: &Path) -> Result<(), CompileError> {
+pub fn link_runner(
+    target: &TargetSpec,
+    object: &Path,
+    work: &Path,
+    exe: &Path,
+) -> Result<(), CompileError> {
     let runtime = runtime_dir(&target.rust_triple())?;
     let runner_c = work.join("runner.c");
     let header = work.join("grim_runtime.h");
-    std::fs::write(&runner_c, RUNNER_C).map_err(|e| CompileError::Tool(format!("{}: error: {e}", runner_c.display())))?;
-    std::fs::write(&header, RUNTIME_H).map_err(|e| CompileError::Tool(format!("{}: error: {e}", header.display())))?;
+    std::fs::write(&runner_c, RUNNER_C)
+        .map_err(|e| CompileError::Tool(format!("{}: error: {e}", runner_c.display())))?;
+    std::fs::write(&header, RUNTIME_H)
+        .map_err(|e| CompileError::Tool(format!("{}: error: {e}", header.display())))?;
     let compiler = match target.kind {
         Target2::Host => "cc",
         Target2::Aarch64LinuxGnu => "aarch64-linux-gnu-gcc",
@@ -65,7 +80,10 @@ pub fn link_runner(target: &TargetSpec, object: &Path, work: &Path, exe: &Path) 
         compiler,
     )?;
     if !output.status.success() {
-        return Err(CompileError::Tool(format!("error: linking with {compiler} failed:\n{}", String::from_utf8_lossy(&output.stderr))));
+        return Err(CompileError::Tool(format!(
+            "error: linking with {compiler} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
     }
     Ok(())
 }
@@ -75,7 +93,15 @@ pub const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
 /// Runs a linked runner on `inputs`; returns the outputs (sizes from `output_shapes`)
 /// and what it printed on stdout.
-pub fn run_runner(target: &TargetSpec, exe: &Path, work: &Path, inputs: &[Tensor], output_shapes: &[Vec<usize>], threads: usize, repeat: usize) -> Result<(Vec<Tensor>, String), CompileError> {
+pub fn run_runner(
+    target: &TargetSpec,
+    exe: &Path,
+    work: &Path,
+    inputs: &[Tensor],
+    output_shapes: &[Vec<usize>],
+    threads: usize,
+    repeat: usize,
+) -> Result<(Vec<Tensor>, String), CompileError> {
     let mut command = match target.kind {
         Target2::Host => Command::new(exe),
         Target2::Aarch64LinuxGnu => {
@@ -84,24 +110,39 @@ pub fn run_runner(target: &TargetSpec, exe: &Path, work: &Path, inputs: &[Tensor
             command
         }
     };
-    command.arg("--threads").arg(threads.to_string()).arg("--repeat").arg(repeat.max(1).to_string());
+    command
+        .arg("--threads")
+        .arg(threads.to_string())
+        .arg("--repeat")
+        .arg(repeat.max(1).to_string());
     for (index, tensor) in inputs.iter().enumerate() {
         let path = work.join(format!("in{index}.raw"));
         let bytes: Vec<u8> = tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        std::fs::write(&path, bytes).map_err(|e| CompileError::Tool(format!("{}: error: {e}", path.display())))?;
+        std::fs::write(&path, bytes)
+            .map_err(|e| CompileError::Tool(format!("{}: error: {e}", path.display())))?;
         command.arg(path);
     }
     command.arg("--");
-    let outputs: Vec<PathBuf> = (0..output_shapes.len()).map(|i| work.join(format!("out{i}.raw"))).collect();
+    let outputs: Vec<PathBuf> = (0..output_shapes.len())
+        .map(|i| work.join(format!("out{i}.raw")))
+        .collect();
     command.args(&outputs);
     let output = tool_output(&mut command, "the model runner")?;
     if !output.status.success() {
-        return Err(CompileError::Tool(format!("error: the compiled model failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr))));
+        return Err(CompileError::Tool(format!(
+            "error: the compiled model failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )));
     }
     let mut tensors = Vec::new();
     for (path, shape) in outputs.iter().zip(output_shapes) {
-        let bytes = std::fs::read(path).map_err(|e| CompileError::Tool(format!("{}: error: {e}", path.display())))?;
-        let data: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let bytes = std::fs::read(path)
+            .map_err(|e| CompileError::Tool(format!("{}: error: {e}", path.display())))?;
+        let data: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         tensors.push(Tensor::new(shape.clone(), data)?);
     }
     Ok((tensors, String::from_utf8_lossy(&output.stdout).to_string()))

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 /// Command-line arguments of grim-opt.
 #[derive(clap::Parser, Debug)]
-#[command(name = "grim-opt", about = "Parse, verify, transform and print MLIR with grim's dialects and passes")]
+#[command(
+    name = "grim-opt",
+    about = "Parse, verify, transform and print MLIR with grim's dialects and passes"
+)]
 pub struct Args {
     /// Input .mlir file (`-` for standard input).
     pub input: Option<PathBuf>,
@@ -59,7 +62,8 @@ pub fn main(args: &Args) -> Result<(), String> {
     let context = create_context().map_err(|e| format!("error: {e}"))?;
     let text = if input.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| format!("<stdin>: error: {e}"))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("<stdin>: error: {e}"))?;
         Some(text)
     } else {
         None
@@ -69,9 +73,14 @@ pub fn main(args: &Args) -> Result<(), String> {
     if args.split_input_file || text.is_some() {
         let source = match text {
             Some(text) => text,
-            None => std::fs::read_to_string(&input).map_err(|e| format!("{}: error: cannot read file: {e}", input.display()))?,
+            None => std::fs::read_to_string(&input)
+                .map_err(|e| format!("{}: error: cannot read file: {e}", input.display()))?,
         };
-        let chunks: Vec<String> = if args.split_input_file { split_chunks(&source) } else { vec![source] };
+        let chunks: Vec<String> = if args.split_input_file {
+            split_chunks(&source)
+        } else {
+            vec![source]
+        };
         for chunk in chunks {
             // Parsed from a temporary copy named like the input, padded so line numbers match.
             let result = process_text(&context, &input, &chunk, &elements, args);
@@ -91,7 +100,8 @@ pub fn main(args: &Args) -> Result<(), String> {
     }
     let printed = outputs.join("// -----\n");
     match &args.output {
-        Some(path) => write_atomically(path, printed.as_bytes()).map_err(|e| format!("{}: error: {e}", path.display())),
+        Some(path) => write_atomically(path, printed.as_bytes())
+            .map_err(|e| format!("{}: error: {e}", path.display())),
         None => {
             print!("{printed}");
             Ok(())
@@ -117,21 +127,42 @@ fn split_chunks(source: &str) -> Vec<String> {
     chunks
 }
 
-fn process_text(context: &melior::Context, input: &std::path::Path, text: &str, elements: &[pipeline::Element], args: &Args) -> Result<String, String> {
+fn process_text(
+    context: &melior::Context,
+    input: &std::path::Path,
+    text: &str,
+    elements: &[pipeline::Element],
+    args: &Args,
+) -> Result<String, String> {
     let directory = tempfile::tempdir().map_err(|e| format!("error: {e}"))?;
-    let name = input.file_name().map(|n| n.to_owned()).unwrap_or_else(|| "stdin.mlir".into());
+    let name = input
+        .file_name()
+        .map(|n| n.to_owned())
+        .unwrap_or_else(|| "stdin.mlir".into());
     let copy = directory.path().join(name);
     std::fs::write(&copy, text).map_err(|e| format!("error: {e}"))?;
-    let mut module = diag::parse_file(context, &copy).map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))?;
-    process(context, &mut module, elements, args).map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))
+    let mut module = diag::parse_file(context, &copy)
+        .map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))?;
+    process(context, &mut module, elements, args)
+        .map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))
 }
 
-fn process<'c>(context: &'c melior::Context, module: &mut Module<'c>, elements: &[pipeline::Element], args: &Args) -> Result<String, String> {
+fn process<'c>(
+    context: &'c melior::Context,
+    module: &mut Module<'c>,
+    elements: &[pipeline::Element],
+    args: &Args,
+) -> Result<String, String> {
     verify_module(context, module).map_err(|e| e.to_string())?;
-    let timings = pipeline::run(context, module, elements, args.verify_each).map_err(|e| e.to_string())?;
+    let timings =
+        pipeline::run(context, module, elements, args.verify_each).map_err(|e| e.to_string())?;
     if args.timing {
         for timing in timings {
-            eprintln!("{:>10.3} ms  {}", timing.duration.as_secs_f64() * 1e3, timing.name);
+            eprintln!(
+                "{:>10.3} ms  {}",
+                timing.duration.as_secs_f64() * 1e3,
+                timing.name
+            );
         }
     }
     Ok(format!("{}\n", module.as_operation()))

@@ -7,25 +7,64 @@ use grim_compiler::{
     driver::{self, Options},
     link,
 };
-use grim_model::{bcrc::random_bcr_weight, mlp, run_reference, save_onnx, BlockSize, Graph, Node, Op, Tensor, ValueInfo};
+use grim_model::{
+    bcrc::random_bcr_weight, mlp, run_reference, save_onnx, BlockSize, Graph, Node, Op, Tensor,
+    ValueInfo,
+};
 use proptest::prelude::*;
 use std::{collections::BTreeMap, path::Path, process::Command};
 
 /// Compiles `graph` for `target`, links the runner, runs it on `inputs`.
-fn compile_and_run(graph: &Graph, target: &str, block: (i64, i64), reorder: bool, threads: usize, inputs: &[Tensor]) -> Vec<Tensor> {
+fn compile_and_run(
+    graph: &Graph,
+    target: &str,
+    block: (i64, i64),
+    reorder: bool,
+    threads: usize,
+    inputs: &[Tensor],
+) -> Vec<Tensor> {
+    compile_and_run_staged(graph, target, block, reorder, threads, inputs).0
+}
+
+/// [`compile_and_run`], also returning the module at the bcr level.
+fn compile_and_run_staged(
+    graph: &Graph,
+    target: &str,
+    block: (i64, i64),
+    reorder: bool,
+    threads: usize,
+    inputs: &[Tensor],
+) -> (Vec<Tensor>, String) {
     let work = tempfile::tempdir().expect("tempdir");
     let model = work.path().join("model.onnx");
     save_onnx(graph, &model).expect("save onnx");
     let mut options = Options::new(&model, target);
     options.block = block;
     options.reorder = reorder;
-    let compiled = driver::compile(&options, true, true).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    let compiled =
+        driver::compile(&options, true, true).unwrap_or_else(|e| panic!("compile failed: {e}"));
+    let bcr = compiled
+        .stages
+        .iter()
+        .find(|(level, _)| *level == driver::Level::Bcr)
+        .map(|(_, text)| text.clone())
+        .unwrap_or_default();
     let object = work.path().join("model.o");
     std::fs::write(&object, &compiled.artifacts.object).expect("write object");
     let exe = work.path().join("runner");
-    link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap_or_else(|e| panic!("{e}"));
-    let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), inputs, &compiled.interface.outputs, threads, 1).unwrap_or_else(|e| panic!("{e}"));
-    outputs
+    link::link_runner(&compiled.target, &object, work.path(), &exe)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (outputs, _) = link::run_runner(
+        &compiled.target,
+        &exe,
+        work.path(),
+        inputs,
+        &compiled.interface.outputs,
+        threads,
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (outputs, bcr)
 }
 
 fn assert_close(actual: &[Tensor], expected: &[Tensor]) {
@@ -34,7 +73,10 @@ fn assert_close(actual: &[Tensor], expected: &[Tensor]) {
         assert_eq!(a.shape, e.shape);
         let scale = e.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.data.iter().zip(&e.data).enumerate() {
-            assert!((x - y).abs() <= 1e-4 * scale, "element {i}: compiled {x} vs reference {y} (scale {scale})");
+            assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "element {i}: compiled {x} vs reference {y} (scale {scale})"
+            );
         }
     }
 }
@@ -45,7 +87,16 @@ fn lcg_input(shape: Vec<usize>, seed: u64) -> Tensor {
 
 /// One Gemm layer `y = x W^T + b` with a BCR weight and extra fully pruned rows and columns.
 #[allow(clippy::too_many_arguments)]
-fn gemm_graph(m: usize, k: usize, n: usize, block: BlockSize, row_keep: f64, col_keep: f64, seed: u64, bias: bool) -> Graph {
+fn gemm_graph(
+    m: usize,
+    k: usize,
+    n: usize,
+    block: BlockSize,
+    row_keep: f64,
+    col_keep: f64,
+    seed: u64,
+    bias: bool,
+) -> Graph {
     let mut w = random_bcr_weight(m, k, block, row_keep, col_keep, seed);
     // Fully pruned rows and columns across all blocks.
     for c in 0..k {
@@ -63,19 +114,61 @@ fn gemm_graph(m: usize, k: usize, n: usize, block: BlockSize, row_keep: f64, col
     }
     Graph {
         name: "gemm".into(),
-        inputs: vec![ValueInfo { name: "x".into(), shape: vec![n, k] }],
-        outputs: vec![ValueInfo { name: "y".into(), shape: vec![n, m] }],
-        nodes: vec![Node { name: "fc".into(), op: Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, inputs, outputs: vec!["y".into()] }],
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![n, k],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![n, m],
+        }],
+        nodes: vec![Node {
+            name: "fc".into(),
+            op: Op::Gemm {
+                alpha: 1.0,
+                beta: 1.0,
+                trans_a: false,
+                trans_b: true,
+            },
+            inputs,
+            outputs: vec!["y".into()],
+        }],
         initializers,
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn check_gemm(target: &str, m: usize, k: usize, n: usize, block: (usize, usize), row_keep: f64, col_keep: f64, seed: u64, threads: usize) {
-    let graph = gemm_graph(m, k, n, BlockSize::new(block.0, block.1).unwrap(), row_keep, col_keep, seed, seed.is_multiple_of(2));
+fn check_gemm(
+    target: &str,
+    m: usize,
+    k: usize,
+    n: usize,
+    block: (usize, usize),
+    row_keep: f64,
+    col_keep: f64,
+    seed: u64,
+    threads: usize,
+) {
+    let graph = gemm_graph(
+        m,
+        k,
+        n,
+        BlockSize::new(block.0, block.1).unwrap(),
+        row_keep,
+        col_keep,
+        seed,
+        seed.is_multiple_of(2),
+    );
     let x = lcg_input(vec![n, k], seed);
     let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
-    let actual = compile_and_run(&graph, target, (block.0 as i64, block.1 as i64), !seed.is_multiple_of(3), threads, &[x]);
+    let actual = compile_and_run(
+        &graph,
+        target,
+        (block.0 as i64, block.1 as i64),
+        !seed.is_multiple_of(3),
+        threads,
+        &[x],
+    );
     assert_close(&actual, &expected);
 }
 
@@ -91,13 +184,43 @@ struct GemmCase {
     seed: u64,
 }
 
-fn gemm_cases(max_side: usize, max_n: usize, max_block: (usize, usize)) -> impl Strategy<Value = GemmCase> {
-    (1..max_side, 1..max_side, prop_oneof![Just(1usize), 2..max_n], 1..max_block.0, 1..max_block.1, 0.1f64..1.0, 0.1f64..1.0, 0u64..1000)
-        .prop_map(|(m, k, n, r, c, rk, ck, seed)| GemmCase { m, k, n, block: (r, c), keep: (rk, ck), seed })
+fn gemm_cases(
+    max_side: usize,
+    max_n: usize,
+    max_block: (usize, usize),
+) -> impl Strategy<Value = GemmCase> {
+    (
+        1..max_side,
+        1..max_side,
+        prop_oneof![Just(1usize), 2..max_n],
+        1..max_block.0,
+        1..max_block.1,
+        0.1f64..1.0,
+        0.1f64..1.0,
+        0u64..1000,
+    )
+        .prop_map(|(m, k, n, r, c, rk, ck, seed)| GemmCase {
+            m,
+            k,
+            n,
+            block: (r, c),
+            keep: (rk, ck),
+            seed,
+        })
 }
 
 fn check_case(target: &str, case: &GemmCase, threads: usize) {
-    check_gemm(target, case.m, case.k, case.n, case.block, case.keep.0, case.keep.1, case.seed, threads);
+    check_gemm(
+        target,
+        case.m,
+        case.k,
+        case.n,
+        case.block,
+        case.keep.0,
+        case.keep.1,
+        case.seed,
+        threads,
+    );
 }
 
 proptest! {
@@ -122,6 +245,55 @@ proptest! {
     }
 }
 
+/// A layer that stays dense (no zero weight): the driver gives it the dense
+/// kernel (`bcr.gemm` on row panels), whose result must equal the reference.
+fn check_dense(target: &str, m: usize, k: usize, n: usize, seed: u64, threads: usize) {
+    let mut graph = gemm_graph(
+        m,
+        k,
+        n,
+        BlockSize::new(1, 1).unwrap(),
+        1.0,
+        1.0,
+        seed,
+        seed.is_multiple_of(2),
+    );
+    graph
+        .initializers
+        .insert("w".into(), lcg_input(vec![m, k], seed + 11));
+    let x = lcg_input(vec![n, k], seed);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    let (actual, bcr) = compile_and_run_staged(&graph, target, (8, 16), true, threads, &[x]);
+    assert!(
+        bcr.contains("\"bcr.gemm\"") && !bcr.contains("bcr.packed"),
+        "{m}x{k}x{n} did not take the dense kernel: {bcr}"
+    );
+    assert_close(&actual, &expected);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Dense kernels equal the reference: matrix-vector (N = 1) and matrix
+    /// products, M not a multiple of the panel height (a short bottom panel),
+    /// K past one 256-deep block (a short last block), N not a multiple of
+    /// the register chunk, 1-3 threads.
+    #[test]
+    fn dense_gemm_matches_reference_on_host(m in 1usize..70, k in prop_oneof![1usize..64, 250usize..600], n in prop_oneof![Just(1usize), 2usize..90], seed in 0u64..1000) {
+        check_dense("host", m, k, n, seed, 1 + (seed % 3) as usize);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// The same under qemu-aarch64 (4 lanes, 8-row panels).
+    #[test]
+    fn dense_gemm_matches_reference_on_aarch64(m in 1usize..40, k in prop_oneof![1usize..40, 250usize..300], n in prop_oneof![Just(1usize), 2usize..30], seed in 0u64..1000) {
+        check_dense("aarch64-linux-gnu", m, k, n, seed, 2);
+    }
+}
+
 #[test]
 fn edge_cases_match_reference_on_host_and_aarch64() {
     for target in ["host", "aarch64-linux-gnu"] {
@@ -131,11 +303,19 @@ fn edge_cases_match_reference_on_host_and_aarch64() {
         check_gemm(target, 70, 130, 9, (64, 64), 0.5, 0.5, 11, 1);
         let graph = gemm_graph(12, 20, 4, BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 0, false);
         let mut zero = graph.clone();
-        zero.initializers.get_mut("w").unwrap().data.iter_mut().for_each(|v| *v = 0.0);
+        zero.initializers
+            .get_mut("w")
+            .unwrap()
+            .data
+            .iter_mut()
+            .for_each(|v| *v = 0.0);
         let x = lcg_input(vec![4, 20], 9);
         let expected = run_reference(&zero, std::slice::from_ref(&x)).unwrap();
         assert!(expected[0].data.iter().all(|v| *v == 0.0));
-        assert_close(&compile_and_run(&zero, target, (4, 8), true, 1, &[x]), &expected);
+        assert_close(
+            &compile_and_run(&zero, target, (4, 8), true, 1, &[x]),
+            &expected,
+        );
     }
 }
 
@@ -153,11 +333,25 @@ fn demo_mlp_matches_reference_on_host_and_qemu_and_both_agree() {
 
 #[test]
 fn batched_mlp_with_reorder_and_natural_order_agree() {
-    let graph = mlp(5, &[40, 64, 33, 6], BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 21).unwrap();
+    let graph = mlp(
+        5,
+        &[40, 64, 33, 6],
+        BlockSize::new(4, 8).unwrap(),
+        0.5,
+        0.5,
+        21,
+    )
+    .unwrap();
     let x = lcg_input(vec![5, 40], 2);
     let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
-    assert_close(&compile_and_run(&graph, "host", (4, 8), true, 1, std::slice::from_ref(&x)), &expected);
-    assert_close(&compile_and_run(&graph, "host", (4, 8), false, 1, &[x]), &expected);
+    assert_close(
+        &compile_and_run(&graph, "host", (4, 8), true, 1, std::slice::from_ref(&x)),
+        &expected,
+    );
+    assert_close(
+        &compile_and_run(&graph, "host", (4, 8), false, 1, &[x]),
+        &expected,
+    );
 }
 
 /// A small MLP whose every lowering stage is snapshotted (aarch64, so the
@@ -176,14 +370,26 @@ fn snapshots_of_every_lowering_stage() {
         insta::assert_snapshot!(format!("tiny_mlp_{level:?}").to_lowercase(), scrub(text));
     }
     // The LLVM IR straight from the MLIR translation plus our entry points (before O3).
-    insta::assert_snapshot!("tiny_mlp_llvm_ir", scrub(&compiled.artifacts.llvm_ir_unoptimized));
+    insta::assert_snapshot!(
+        "tiny_mlp_llvm_ir",
+        scrub(&compiled.artifacts.llvm_ir_unoptimized)
+    );
     // O3 for cortex-a76 must use NEON fused multiply-adds.
-    assert!(compiled.artifacts.assembly.contains("fmla"), "no fmla in the aarch64 assembly");
+    assert!(
+        compiled.artifacts.assembly.contains("fmla"),
+        "no fmla in the aarch64 assembly"
+    );
 }
 
 fn grimc(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_grimc")).args(args).output().expect("run grimc");
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).to_string())
+    let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
+        .args(args)
+        .output()
+        .expect("run grimc");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
 }
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -223,7 +429,10 @@ fn bad_inputs_give_documented_errors_and_no_output() {
     let w = graph.initializers.get_mut("fc2.weight").unwrap();
     w.shape = vec![256, 1024];
     let mismatch = dir.join("mismatch.onnx");
-    write(&mismatch, &prost::Message::encode_to_vec(&grim_model::onnx::to_proto(&graph)));
+    write(
+        &mismatch,
+        &prost::Message::encode_to_vec(&grim_model::onnx::to_proto(&graph)),
+    );
     let (code, err) = grimc(&["compile", mismatch.to_str().unwrap(), "-o", out_str]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("fc2"), "{err}");
@@ -242,30 +451,76 @@ fn bad_inputs_give_documented_errors_and_no_output() {
     // Malformed LR: file:line:col from the JSON parser; an unknown layer is named.
     let lr = dir.join("bad.lr.json");
     write(&lr, b"{\n  \"version\": 1,\n  \"layers\": [ { \"name\": \"fc1\", \"sparsity\": {\"kind\": \"bcr\", \"block_rows\": 8 } ]\n}\n");
-    let (code, err) = grimc(&["compile", good.to_str().unwrap(), "--lr", lr.to_str().unwrap(), "-o", out_str]);
+    let (code, err) = grimc(&[
+        "compile",
+        good.to_str().unwrap(),
+        "--lr",
+        lr.to_str().unwrap(),
+        "-o",
+        out_str,
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("bad.lr.json:3:"), "{err}");
     write(&lr, b"{\"version\": 1, \"layers\": [ { \"name\": \"nope\", \"sparsity\": {\"kind\": \"bcr\", \"block_rows\": 8, \"block_cols\": 8 } } ]}");
-    let (code, err) = grimc(&["compile", good.to_str().unwrap(), "--lr", lr.to_str().unwrap(), "-o", out_str]);
+    let (code, err) = grimc(&[
+        "compile",
+        good.to_str().unwrap(),
+        "--lr",
+        lr.to_str().unwrap(),
+        "-o",
+        out_str,
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("'nope'"), "{err}");
 
     // Missing file.
-    let (code, err) = grimc(&["compile", dir.join("missing.onnx").to_str().unwrap(), "-o", out_str]);
+    let (code, err) = grimc(&[
+        "compile",
+        dir.join("missing.onnx").to_str().unwrap(),
+        "-o",
+        out_str,
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("missing.onnx"), "{err}");
 
     // None of the failures wrote anything.
-    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "a failed command left output behind");
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+        "a failed command left output behind"
+    );
 
     // And the good model compiles with every artifact.
-    let (code, err) = grimc(&["compile", good.to_str().unwrap(), "--target", "aarch64-linux-gnu", "--emit", "obj,asm,llvm,mlir,header,weights", "-o", out_str]);
+    let (code, err) = grimc(&[
+        "compile",
+        good.to_str().unwrap(),
+        "--target",
+        "aarch64-linux-gnu",
+        "--emit",
+        "obj,asm,llvm,mlir,header,weights",
+        "-o",
+        out_str,
+    ]);
     assert_eq!(code, 0, "{err}");
-    for file in ["good.o", "good.s", "good.ll", "good.h", "good.weights", "good.graph.mlir", "good.bcr.mlir", "good.loops.mlir", "good.llvm.mlir", "grim_runtime.h"] {
+    for file in [
+        "good.o",
+        "good.s",
+        "good.ll",
+        "good.h",
+        "good.weights",
+        "good.graph.mlir",
+        "good.bcr.mlir",
+        "good.loops.mlir",
+        "good.llvm.mlir",
+        "grim_runtime.h",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let header = std::fs::read_to_string(out.join("good.h")).unwrap();
-    assert!(header.contains("grim_good_run_with_weights") && header.contains("GRIM_GOOD_INPUT0_SIZE 256"), "{header}");
+    assert!(
+        header.contains("grim_good_run_with_weights")
+            && header.contains("GRIM_GOOD_INPUT0_SIZE 256"),
+        "{header}"
+    );
 }
 
 #[test]
@@ -278,14 +533,66 @@ fn lr_block_size_is_applied_per_layer() {
     let mut options = Options::new(&model, "host");
     options.lr = Some(lr);
     let compiled = driver::compile(&options, true, false).unwrap();
-    let fc2 = compiled.blob.layers.iter().find(|l| l.name == "fc2.weight").unwrap();
-    assert_eq!((fc2.block.rows, fc2.block.cols), (4, 8));
-    assert_eq!(fc2.order, grim_model::Order::Natural);
-    let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
-    assert_eq!(bcr.matches("register_tile = 3").count(), 1, "{bcr}");
-    let fc1 = compiled.blob.layers.iter().find(|l| l.name == "fc1.weight").unwrap();
-    assert_eq!((fc1.block.rows, fc1.block.cols), (8, 16));
-    assert_eq!(fc1.order, grim_model::Order::Grouped);
+    let fc2 = compiled
+        .blob
+        .layers
+        .iter()
+        .find(|l| l.name == "fc2.weight")
+        .unwrap();
+    assert_eq!(fc2.block.map(|b| (b.rows, b.cols)), Some((4, 8)));
+    assert_eq!(fc2.order, Some(grim_model::Order::Natural));
+    let bcr = &compiled
+        .stages
+        .iter()
+        .find(|(level, _)| *level == driver::Level::Bcr)
+        .unwrap()
+        .1;
+    assert_eq!(bcr.matches("register_tile = 3 :").count(), 1, "{bcr}");
+    let fc1 = compiled
+        .blob
+        .layers
+        .iter()
+        .find(|l| l.name == "fc1.weight")
+        .unwrap();
+    assert_eq!(fc1.block.map(|b| (b.rows, b.cols)), Some((8, 16)));
+    assert_eq!(fc1.order, Some(grim_model::Order::Grouped));
+    // fc3 has no zeros: the driver gives it the dense kernel on its own.
+    let fc3 = compiled
+        .blob
+        .layers
+        .iter()
+        .find(|l| l.name == "fc3.weight")
+        .unwrap();
+    assert_eq!((fc3.block, fc3.layout.as_str()), (None, "row_panels"));
+    assert_eq!(bcr.matches("\"bcr.gemm\"").count(), 1, "{bcr}");
+}
+
+#[test]
+fn lr_kernel_choice_overrides_the_weights() {
+    // The LR file can force a pruned layer onto the dense kernel and a dense
+    // one onto BCR; the results stay equal to the reference either way.
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("m.onnx");
+    let graph = grim_model::demo_mlp(4);
+    save_onnx(&graph, &model).unwrap();
+    let lr = work.path().join("m.lr.json");
+    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc1", "sparsity": {"kind": "dense"}}, {"name": "fc3", "sparsity": {"kind": "bcr", "block_rows": 2, "block_cols": 4}} ]}"#);
+    let mut options = Options::new(&model, "host");
+    options.lr = Some(lr);
+    let compiled = driver::compile(&options, true, false).unwrap();
+    let layout = |name: &str| {
+        compiled
+            .blob
+            .layers
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap()
+            .layout
+            .clone()
+    };
+    assert_eq!(layout("fc1.weight"), "row_panels");
+    assert_eq!(layout("fc2.weight"), "col_panels");
+    assert_eq!(layout("fc3.weight"), "col_panels");
 }
 
 #[test]
@@ -294,12 +601,28 @@ fn bench_prints_json_with_latency_figures() {
     let model = work.path().join("bench.onnx");
     save_onnx(&grim_model::demo_mlp(3), &model).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
-        .args(["bench", model.to_str().unwrap(), "--runs", "5", "--threads", "2", "--json"])
+        .args([
+            "bench",
+            model.to_str().unwrap(),
+            "--runs",
+            "5",
+            "--threads",
+            "2",
+            "--json",
+        ])
         .output()
         .expect("run grimc");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
-    let (median, min, max) = (value["median_ms"].as_f64().unwrap(), value["min_ms"].as_f64().unwrap(), value["max_ms"].as_f64().unwrap());
+    let (median, min, max) = (
+        value["median_ms"].as_f64().unwrap(),
+        value["min_ms"].as_f64().unwrap(),
+        value["max_ms"].as_f64().unwrap(),
+    );
     assert!(0.0 < min && min <= median && median <= max, "{value}");
     assert_eq!(value["runs"], 5);
     assert_eq!(value["threads"], 2);
@@ -316,25 +639,59 @@ fn transpose_pairs_around_a_gemm_cancel() {
     initializers.insert("w".to_string(), Tensor::new(vec![m, k], w).unwrap());
     let graph = Graph {
         name: "kn".into(),
-        inputs: vec![ValueInfo { name: "x".into(), shape: vec![k, n] }],
-        outputs: vec![ValueInfo { name: "y".into(), shape: vec![m, n] }],
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![k, n],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![m, n],
+        }],
         nodes: vec![
-            Node { name: "xt".into(), op: Op::Transpose, inputs: vec!["x".into()], outputs: vec!["a".into()] },
-            Node { name: "fc".into(), op: Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true }, inputs: vec!["a".into(), "w".into()], outputs: vec!["b".into()] },
-            Node { name: "yt".into(), op: Op::Transpose, inputs: vec!["b".into()], outputs: vec!["y".into()] },
+            Node {
+                name: "xt".into(),
+                op: Op::Transpose,
+                inputs: vec!["x".into()],
+                outputs: vec!["a".into()],
+            },
+            Node {
+                name: "fc".into(),
+                op: Op::Gemm {
+                    alpha: 1.0,
+                    beta: 1.0,
+                    trans_a: false,
+                    trans_b: true,
+                },
+                inputs: vec!["a".into(), "w".into()],
+                outputs: vec!["b".into()],
+            },
+            Node {
+                name: "yt".into(),
+                op: Op::Transpose,
+                inputs: vec!["b".into()],
+                outputs: vec!["y".into()],
+            },
         ],
         initializers,
     };
     let x = lcg_input(vec![k, n], 4);
     let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
     for target in ["host", "aarch64-linux-gnu"] {
-        assert_close(&compile_and_run(&graph, target, (4, 8), true, 2, std::slice::from_ref(&x)), &expected);
+        assert_close(
+            &compile_and_run(&graph, target, (4, 8), true, 2, std::slice::from_ref(&x)),
+            &expected,
+        );
     }
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("kn.onnx");
     save_onnx(&graph, &model).unwrap();
     let compiled = driver::compile(&Options::new(&model, "host"), true, false).unwrap();
-    let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
+    let bcr = &compiled
+        .stages
+        .iter()
+        .find(|(level, _)| *level == driver::Level::Bcr)
+        .unwrap()
+        .1;
     assert!(bcr.contains("grim.scratch_bytes = 64 : i64"), "{bcr}");
     assert!(!bcr.contains("memref.view %arg2"), "scratch is used: {bcr}");
 }
@@ -344,10 +701,22 @@ fn transpose_pairs_around_a_gemm_cancel() {
 /// multiple of the vector chunk).
 #[test]
 fn n_tiled_products_match_reference() {
-    let graph = gemm_graph(40, 72, 300, BlockSize::new(8, 16).unwrap(), 0.5, 0.5, 8, true);
+    let graph = gemm_graph(
+        40,
+        72,
+        300,
+        BlockSize::new(8, 16).unwrap(),
+        0.5,
+        0.5,
+        8,
+        true,
+    );
     let x = lcg_input(vec![300, 72], 6);
     let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
-    assert_close(&compile_and_run(&graph, "host", (8, 16), true, 2, std::slice::from_ref(&x)), &expected);
+    assert_close(
+        &compile_and_run(&graph, "host", (8, 16), true, 2, std::slice::from_ref(&x)),
+        &expected,
+    );
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("long.onnx");
     save_onnx(&graph, &model).unwrap();
@@ -357,25 +726,59 @@ fn n_tiled_products_match_reference() {
         let mut options = Options::new(&model, target);
         options.lr = Some(lr.clone());
         let compiled = driver::compile(&options, true, true).unwrap();
-        let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
+        let bcr = &compiled
+            .stages
+            .iter()
+            .find(|(level, _)| *level == driver::Level::Bcr)
+            .unwrap()
+            .1;
         assert!(bcr.contains("tile_n = 36 : i64"), "{bcr}");
         let object = work.path().join("model.o");
         std::fs::write(&object, &compiled.artifacts.object).unwrap();
         let exe = work.path().join("runner");
         link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap();
-        let (outputs, _) = link::run_runner(&compiled.target, &exe, work.path(), std::slice::from_ref(&x), &compiled.interface.outputs, 2, 1).unwrap();
+        let (outputs, _) = link::run_runner(
+            &compiled.target,
+            &exe,
+            work.path(),
+            std::slice::from_ref(&x),
+            &compiled.interface.outputs,
+            2,
+            1,
+        )
+        .unwrap();
         assert_close(&outputs, &expected);
     }
     // A 2100-column product is tiled by bcr-tile's default (1024 with 32x32 blocks): two full tiles and a remainder.
-    let long = gemm_graph(24, 64, 2100, BlockSize::new(32, 32).unwrap(), 0.5, 0.5, 9, false);
+    let long = gemm_graph(
+        24,
+        64,
+        2100,
+        BlockSize::new(32, 32).unwrap(),
+        0.5,
+        0.5,
+        9,
+        false,
+    );
     let x = lcg_input(vec![2100, 64], 7);
     let expected = run_reference(&long, std::slice::from_ref(&x)).unwrap();
-    assert_close(&compile_and_run(&long, "host", (32, 32), true, 2, &[x]), &expected);
+    assert_close(
+        &compile_and_run(&long, "host", (32, 32), true, 2, &[x]),
+        &expected,
+    );
     let model = work.path().join("longer.onnx");
     save_onnx(&long, &model).unwrap();
     let mut options = Options::new(&model, "host");
     options.block = (32, 32);
     let compiled = driver::compile(&options, true, false).unwrap();
-    let bcr = &compiled.stages.iter().find(|(level, _)| *level == driver::Level::Bcr).unwrap().1;
-    assert!(bcr.contains("tile_n = 1024 : i64"), "bcr-tile left a 2100-column product untiled: {bcr}");
+    let bcr = &compiled
+        .stages
+        .iter()
+        .find(|(level, _)| *level == driver::Level::Bcr)
+        .unwrap()
+        .1;
+    assert!(
+        bcr.contains("tile_n = 1024 : i64"),
+        "bcr-tile left a 2100-column product untiled: {bcr}"
+    );
 }

@@ -23,7 +23,9 @@ irdl.dialect @bcr {
     irdl.results(strips: %strips, block_col: %block_col, masks: %masks, values: %values)
     irdl.attributes { "name" = %name, "order" = %order, "slot" = %slot, "rows" = %rows, "cols" = %cols, "block_rows" = %block_rows, "block_cols" = %block_cols }
   }
-  // A dense f32 array (bias, a layer that stays dense) from blob slot `slot`.
+  // A dense f32 array (a bias, an add operand) from blob slot `slot`; with
+  // `layout = "row_panels"` a dense weight matrix for `bcr.gemm`, stored in
+  // panels of `panel_rows` rows, each panel K-major (docs/lr-and-bcrc.md).
   irdl.operation @dense {
     %blob = irdl.base "!builtin.memref"
     %result = irdl.base "!builtin.memref"
@@ -43,9 +45,8 @@ irdl.dialect @bcr {
     %c = irdl.base "!builtin.memref"
     %block_rows = irdl.base "#builtin.integer"
     %block_cols = irdl.base "#builtin.integer"
-    %vector_width = irdl.base "#builtin.integer"
     irdl.operands(strips: %strips, block_col: %block_col, masks: %masks, values: %values, input: %x, output: %c)
-    irdl.attributes { "block_rows" = %block_rows, "block_cols" = %block_cols, "vector_width" = %vector_width }
+    irdl.attributes { "block_rows" = %block_rows, "block_cols" = %block_cols }
   }
   // c[M] += W[M,K] * x[K], W in BCRC (matrix-vector work, N = 1).
   irdl.operation @spmv {
@@ -59,5 +60,13 @@ irdl.dialect @bcr {
     %block_cols = irdl.base "#builtin.integer"
     irdl.operands(strips: %strips, block_col: %block_col, masks: %masks, values: %values, input: %x, output: %c)
     irdl.attributes { "block_rows" = %block_rows, "block_cols" = %block_cols }
+  }
+  // C[M,N] += W[M,K] * X[K,N], or c[M] += W[M,K] * x[K] when the input is a
+  // vector: a layer that stays dense. W is a `bcr.dense` in row panels.
+  irdl.operation @gemm {
+    %w = irdl.base "!builtin.memref"
+    %x = irdl.base "!builtin.memref"
+    %c = irdl.base "!builtin.memref"
+    irdl.operands(weights: %w, input: %x, output: %c)
   }
 }

@@ -16,7 +16,9 @@ use melior::{
 /// An integer attribute's value, if the op has one of that name.
 pub fn int<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<i64> {
     let attribute = op.attribute(name).ok()?;
-    IntegerAttribute::try_from(attribute).ok().map(|a| a.value())
+    IntegerAttribute::try_from(attribute)
+        .ok()
+        .map(|a| a.value())
 }
 
 /// A string attribute's value, if the op has one of that name.
@@ -33,7 +35,11 @@ pub fn string<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option
 }
 
 /// `name = value : i64`.
-pub fn named_i64<'c>(context: &'c Context, name: &str, value: i64) -> (Identifier<'c>, Attribute<'c>) {
+pub fn named_i64<'c>(
+    context: &'c Context,
+    name: &str,
+    value: i64,
+) -> (Identifier<'c>, Attribute<'c>) {
     (
         Identifier::new(context, name),
         IntegerAttribute::new(IntegerType::new(context, 64).into(), value).into(),
@@ -41,8 +47,15 @@ pub fn named_i64<'c>(context: &'c Context, name: &str, value: i64) -> (Identifie
 }
 
 /// `name = "value"`.
-pub fn named_str<'c>(context: &'c Context, name: &str, value: &str) -> (Identifier<'c>, Attribute<'c>) {
-    (Identifier::new(context, name), StringAttribute::new(context, value).into())
+pub fn named_str<'c>(
+    context: &'c Context,
+    name: &str,
+    value: &str,
+) -> (Identifier<'c>, Attribute<'c>) {
+    (
+        Identifier::new(context, name),
+        StringAttribute::new(context, value).into(),
+    )
 }
 
 /// Whether an attribute is a dense elements attribute.

@@ -4,15 +4,17 @@
 //! A BCRC-packed matrix is four arrays in the model's weight blob (see
 //! docs/lr-and-bcrc.md): `strips` (i32), `block_col` (i16), `masks` (i8) and
 //! `values` (f32). `bcr.packed` yields them; `bcr.spmm` and `bcr.spmv`
-//! consume them. Ops carry their schedule as attributes, so each loop
-//! transformation is a pass that rewrites attributes or ops.
+//! consume them. A layer that stays dense is a `bcr.gemm` reading a
+//! `bcr.dense` weight stored in row panels. Ops carry their schedule as
+//! attributes, so each loop transformation is a pass that rewrites
+//! attributes or ops.
 
 use crate::{attr, shape};
 use melior::{
     ir::{
-        r#type::TypeLike,
         attribute::{IntegerAttribute, StringAttribute},
         operation::{OperationBuilder, OperationLike},
+        r#type::TypeLike,
         r#type::{IntegerType, MemRefType},
         Location, Operation, Type, Value, ValueLike,
     },
@@ -27,6 +29,8 @@ pub const DENSE: &str = "bcr.dense";
 pub const SPMM: &str = "bcr.spmm";
 /// `bcr.spmv` — `c[M] += W[M,K] * x[K]`.
 pub const SPMV: &str = "bcr.spmv";
+/// `bcr.gemm` — dense `C[M,N] += W[M,K] * X[K,N]` (or `c[M] += W x`).
+pub const GEMM: &str = "bcr.gemm";
 
 /// Number of blob slots a `bcr.packed` occupies (one per BCRC array).
 pub const PACKED_SLOTS: i64 = 4;
@@ -35,7 +39,22 @@ pub const PACKED_SLOTS: i64 = 4;
 /// and passes must not change it.
 pub const PINNED_ATTR: &str = "pinned";
 
-/// Schedule attribute of `bcr.spmm`/`bcr.spmv`: kept rows per register tile.
+/// Schedule attribute of every product: f32 lanes per vector (set by
+/// `bcr-vectorize`; absent = scalar code).
+pub const VECTOR_WIDTH_ATTR: &str = "vector_width";
+/// Schedule attribute of `bcr.gemm`: rows of W per parallel work item (bcr-tile).
+pub const TILE_M_ATTR: &str = "tile_m";
+/// Schedule attribute of `bcr.gemm`: columns of W (rows of X) per cache block (bcr-tile).
+pub const TILE_K_ATTR: &str = "tile_k";
+/// Attribute of a `bcr.dense` weight in [`LAYOUT_ROW_PANELS`]: rows per panel
+/// (set by `bcr-lre` to the product's register tile; absent = 1, row-major).
+pub const PANEL_ROWS_ATTR: &str = "panel_rows";
+/// `bcr.dense` layout of a `bcr.gemm` weight: panels of `panel_rows` rows,
+/// each stored K-major (`panel_rows` values per column), the last panel
+/// zero-padded.
+pub const LAYOUT_ROW_PANELS: &str = "row_panels";
+
+/// Schedule attribute of products: kept rows per register tile (on `bcr.gemm`: rows per panel).
 pub const REGISTER_TILE_ATTR: &str = "register_tile";
 /// Schedule attribute of `bcr.spmm`: vectors along N per row in registers.
 pub const VECTORS_ATTR: &str = "vectors";
@@ -91,7 +110,12 @@ pub fn packed_result_types(context: &Context) -> [Type<'_>; 4] {
 }
 
 /// Builds `bcr.packed(blob) {name, slot, rows, cols, block_rows, block_cols, order}`.
-pub fn packed<'c>(context: &'c Context, blob: Value<'c, '_>, info: &PackedInfo, location: Location<'c>) -> Operation<'c> {
+pub fn packed<'c>(
+    context: &'c Context,
+    blob: Value<'c, '_>,
+    info: &PackedInfo,
+    location: Location<'c>,
+) -> Operation<'c> {
     OperationBuilder::new(PACKED, location)
         .add_operands(&[blob])
         .add_attributes(&[
@@ -124,19 +148,122 @@ pub fn packed_info<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Packed
 }
 
 /// Sets the work order of a `bcr.packed` (used by `bcr-reorder`).
-pub fn set_order<'c>(op: &mut melior::ir::operation::OperationRefMut<'c, '_>, context: &'c Context, order: &str) {
+pub fn set_order<'c>(
+    op: &mut melior::ir::operation::OperationRefMut<'c, '_>,
+    context: &'c Context,
+    order: &str,
+) {
     use melior::ir::operation::OperationMutLike;
     op.set_attribute("order", StringAttribute::new(context, order).into());
 }
 
 /// Builds `bcr.dense(blob) {name, slot}` with a static f32 memref result.
-pub fn dense<'c>(context: &'c Context, blob: Value<'c, '_>, name: &str, slot: i64, shape: &[i64], location: Location<'c>) -> Operation<'c> {
+pub fn dense<'c>(
+    context: &'c Context,
+    blob: Value<'c, '_>,
+    name: &str,
+    slot: i64,
+    shape: &[i64],
+    location: Location<'c>,
+) -> Operation<'c> {
     OperationBuilder::new(DENSE, location)
         .add_operands(&[blob])
-        .add_attributes(&[attr::named_str(context, "name", name), attr::named_i64(context, "slot", slot)])
+        .add_attributes(&[
+            attr::named_str(context, "name", name),
+            attr::named_i64(context, "slot", slot),
+        ])
         .add_results(&[MemRefType::new(Type::float32(context), shape, None, None).into()])
         .build()
         .expect("bcr.dense matches its IRDL declaration")
+}
+
+/// Builds `bcr.dense(blob) {name, slot, layout = "row_panels"}`: a weight
+/// matrix for `bcr.gemm`, `memref<?xf32>` because its padded length depends
+/// on the panel height that `bcr-lre` chooses later.
+pub fn dense_panels<'c>(
+    context: &'c Context,
+    blob: Value<'c, '_>,
+    name: &str,
+    slot: i64,
+    location: Location<'c>,
+) -> Operation<'c> {
+    OperationBuilder::new(DENSE, location)
+        .add_operands(&[blob])
+        .add_attributes(&[
+            attr::named_str(context, "name", name),
+            attr::named_i64(context, "slot", slot),
+            attr::named_str(context, LAYOUT_ATTR, LAYOUT_ROW_PANELS),
+        ])
+        .add_results(&[dynamic_memref(Type::float32(context))])
+        .build()
+        .expect("bcr.dense matches its IRDL declaration")
+}
+
+/// Builds `bcr.gemm(w, x, c)`.
+pub fn gemm<'c>(
+    w: Value<'c, '_>,
+    x: Value<'c, '_>,
+    c: Value<'c, '_>,
+    location: Location<'c>,
+) -> Operation<'c> {
+    OperationBuilder::new(GEMM, location)
+        .add_operands(&[w, x, c])
+        .build()
+        .expect("bcr.gemm matches its IRDL declaration")
+}
+
+/// Operands and schedule of a `bcr.gemm`.
+pub struct DenseProduct<'c, 'a> {
+    /// The weight panels (`memref<?xf32>`).
+    pub w: Value<'c, 'a>,
+    /// Activations: `[K, N]`, or `[K]` for a matrix-vector product.
+    pub x: Value<'c, 'a>,
+    /// Accumulated output: `[M, N]`, or `[M]`.
+    pub c: Value<'c, 'a>,
+    /// f32 lanes per vector (1 until bcr-vectorize).
+    pub vector_width: i64,
+    /// Rows per panel = rows of the register tile (default 1).
+    pub register_tile: i64,
+    /// Vectors along N per row in registers (default 1).
+    pub vectors: i64,
+    /// Rows per parallel work item (0 = one panel).
+    pub tile_m: i64,
+    /// Output columns per cache block (0 = all of N).
+    pub tile_n: i64,
+    /// Reduction depth per cache block (0 = all of K).
+    pub tile_k: i64,
+}
+
+/// Reads a `bcr.gemm`.
+pub fn dense_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<DenseProduct<'c, 'a>> {
+    Some(DenseProduct {
+        w: op.operand(0).ok()?,
+        x: op.operand(1).ok()?,
+        c: op.operand(2).ok()?,
+        vector_width: attr::int(op, VECTOR_WIDTH_ATTR).unwrap_or(1),
+        register_tile: attr::int(op, REGISTER_TILE_ATTR).unwrap_or(1),
+        vectors: attr::int(op, VECTORS_ATTR).unwrap_or(1),
+        tile_m: attr::int(op, TILE_M_ATTR).unwrap_or(0),
+        tile_n: attr::int(op, TILE_N_ATTR).unwrap_or(0),
+        tile_k: attr::int(op, TILE_K_ATTR).unwrap_or(0),
+    })
+}
+
+/// The `bcr.dense` that defines `value`, if any.
+pub fn defining_dense<'c, 'a>(value: Value<'c, 'a>) -> Option<melior::ir::OperationRef<'c, 'a>> {
+    if !value.is_operation_result() {
+        return None;
+    }
+    // SAFETY: the value is alive; an op result always has an owner.
+    let op = unsafe {
+        melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(value.to_raw()))
+    };
+    (op.name().as_string_ref().as_str().ok()? == DENSE).then_some(op)
+}
+
+/// Rows per panel of a `bcr.dense` in row panels (1 when not set yet).
+pub fn panel_rows<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> i64 {
+    attr::int(op, PANEL_ROWS_ATTR).unwrap_or(1)
 }
 
 /// The four BCRC operands of a sparse product, in operand order.
@@ -152,8 +279,7 @@ pub struct Packed<'c, 'a> {
     pub values: Value<'c, 'a>,
 }
 
-/// Builds `bcr.spmm(strips, block_col, masks, values, x, c) {block_rows, block_cols, vector_width}`.
-#[allow(clippy::too_many_arguments)]
+/// Builds `bcr.spmm(strips, block_col, masks, values, x, c) {block_rows, block_cols}`.
 pub fn spmm<'c>(
     context: &'c Context,
     packed: Packed<'c, '_>,
@@ -161,10 +287,17 @@ pub fn spmm<'c>(
     c: Value<'c, '_>,
     block_rows: i64,
     block_cols: i64,
-    vector_width: i64,
     location: Location<'c>,
 ) -> Operation<'c> {
-    sparse_op(context, SPMM, packed, x, c, &[("block_rows", block_rows), ("block_cols", block_cols), ("vector_width", vector_width)], location)
+    sparse_op(
+        context,
+        SPMM,
+        packed,
+        x,
+        c,
+        &[("block_rows", block_rows), ("block_cols", block_cols)],
+        location,
+    )
 }
 
 /// Builds `bcr.spmv(strips, block_col, masks, values, x, c) {block_rows, block_cols}`.
@@ -177,7 +310,15 @@ pub fn spmv<'c>(
     block_cols: i64,
     location: Location<'c>,
 ) -> Operation<'c> {
-    sparse_op(context, SPMV, packed, x, c, &[("block_rows", block_rows), ("block_cols", block_cols)], location)
+    sparse_op(
+        context,
+        SPMV,
+        packed,
+        x,
+        c,
+        &[("block_rows", block_rows), ("block_cols", block_cols)],
+        location,
+    )
 }
 
 fn sparse_op<'c>(
@@ -189,9 +330,19 @@ fn sparse_op<'c>(
     attributes: &[(&str, i64)],
     location: Location<'c>,
 ) -> Operation<'c> {
-    let attributes: Vec<_> = attributes.iter().map(|(n, v)| attr::named_i64(context, n, *v)).collect();
+    let attributes: Vec<_> = attributes
+        .iter()
+        .map(|(n, v)| attr::named_i64(context, n, *v))
+        .collect();
     OperationBuilder::new(name, location)
-        .add_operands(&[packed.strips, packed.block_col, packed.masks, packed.values, x, c])
+        .add_operands(&[
+            packed.strips,
+            packed.block_col,
+            packed.masks,
+            packed.values,
+            x,
+            c,
+        ])
         .add_attributes(&attributes)
         .build()
         .expect("bcr sparse products match their IRDL declarations")
@@ -220,7 +371,9 @@ pub struct SparseProduct<'c, 'a> {
 }
 
 /// Reads a `bcr.spmm` or `bcr.spmv`.
-pub fn sparse_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<SparseProduct<'c, 'a>> {
+pub fn sparse_product<'c: 'a, 'a>(
+    op: &impl OperationLike<'c, 'a>,
+) -> Option<SparseProduct<'c, 'a>> {
     Some(SparseProduct {
         packed: Packed {
             strips: op.operand(0).ok()?,
@@ -232,7 +385,7 @@ pub fn sparse_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Spa
         c: op.operand(5).ok()?,
         block_rows: attr::int(op, "block_rows")?,
         block_cols: attr::int(op, "block_cols")?,
-        vector_width: attr::int(op, "vector_width").unwrap_or(1),
+        vector_width: attr::int(op, VECTOR_WIDTH_ATTR).unwrap_or(1),
         register_tile: attr::int(op, REGISTER_TILE_ATTR).unwrap_or(1),
         vectors: attr::int(op, VECTORS_ATTR).unwrap_or(1),
         tile_n: attr::int(op, TILE_N_ATTR).unwrap_or(0),
@@ -240,13 +393,23 @@ pub fn sparse_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Spa
 }
 
 /// Sets an integer schedule attribute on a `bcr` op.
-pub fn set_int<'c>(op: &mut melior::ir::operation::OperationRefMut<'c, '_>, context: &'c Context, name: &str, value: i64) {
+pub fn set_int<'c>(
+    op: &mut melior::ir::operation::OperationRefMut<'c, '_>,
+    context: &'c Context,
+    name: &str,
+    value: i64,
+) {
     use melior::ir::operation::OperationMutLike;
-    op.set_attribute(name, IntegerAttribute::new(IntegerType::new(context, 64).into(), value).into());
+    op.set_attribute(
+        name,
+        IntegerAttribute::new(IntegerType::new(context, 64).into(), value).into(),
+    );
 }
 
 fn element_is(value: Value, bits: u32, float: bool) -> bool {
-    let Some(element) = shape::element_type(value.r#type()) else { return false };
+    let Some(element) = shape::element_type(value.r#type()) else {
+        return false;
+    };
     let raw = element.to_raw();
     // SAFETY: read-only queries on a live type.
     unsafe {
@@ -265,21 +428,38 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
         PACKED => {
             let info = packed_info(op).ok_or("'bcr.packed' needs name, slot, rows, cols, block_rows, block_cols (integers) and order (string)")?;
             if info.rows <= 0 || info.cols <= 0 {
-                return Err(format!("matrix must be non-empty, got {}x{}", info.rows, info.cols));
+                return Err(format!(
+                    "matrix must be non-empty, got {}x{}",
+                    info.rows, info.cols
+                ));
             }
             check_block(info.block_rows, info.block_cols)?;
             if info.layout != LAYOUT_ROW_MAJOR && info.layout != LAYOUT_COL_PANELS {
-                return Err(format!("layout must be \"row_major\" or \"col_panels\", got \"{}\"", info.layout));
+                return Err(format!(
+                    "layout must be \"row_major\" or \"col_panels\", got \"{}\"",
+                    info.layout
+                ));
             }
             if info.order != ORDER_NATURAL && info.order != ORDER_GROUPED {
-                return Err(format!("order must be \"natural\" or \"grouped\", got \"{}\"", info.order));
+                return Err(format!(
+                    "order must be \"natural\" or \"grouped\", got \"{}\"",
+                    info.order
+                ));
             }
             if info.slot < 0 {
                 return Err("slot must be >= 0".into());
             }
-            let expected = ["memref<?xi32>", "memref<?xi16>", "memref<?xi8>", "memref<?xf32>"];
+            let expected = [
+                "memref<?xi32>",
+                "memref<?xi16>",
+                "memref<?xi8>",
+                "memref<?xf32>",
+            ];
             for (index, want) in expected.iter().enumerate() {
-                let got = op.result(index).map(|r| r.r#type().to_string()).unwrap_or_default();
+                let got = op
+                    .result(index)
+                    .map(|r| r.r#type().to_string())
+                    .unwrap_or_default();
                 if got != *want {
                     return Err(format!("result #{index} must be {want}, got {got}"));
                 }
@@ -287,51 +467,159 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
         }
         DENSE => {
             let result = op.result(0).map_err(|_| "missing result")?;
-            if !shape::is_f32_shaped(result.r#type()) || shape::static_shape(result.r#type()).is_none() {
-                return Err(format!("result must be a static f32 memref, got {}", result.r#type()));
+            match attr::string(op, LAYOUT_ATTR).as_deref() {
+                None => {
+                    if !shape::is_f32_shaped(result.r#type())
+                        || shape::static_shape(result.r#type()).is_none()
+                    {
+                        return Err(format!(
+                            "result must be a static f32 memref, got {}",
+                            result.r#type()
+                        ));
+                    }
+                }
+                Some(LAYOUT_ROW_PANELS) => {
+                    if result.r#type().to_string() != "memref<?xf32>" {
+                        return Err(format!(
+                            "a row_panels weight must be memref<?xf32>, got {}",
+                            result.r#type()
+                        ));
+                    }
+                    if !(1..=64).contains(&panel_rows(op)) {
+                        return Err(format!(
+                            "panel_rows must be in 1..=64, got {}",
+                            panel_rows(op)
+                        ));
+                    }
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "layout must be \"row_panels\" when given, got \"{other}\""
+                    ))
+                }
             }
             if attr::int(op, "slot").is_none_or(|s| s < 0) {
                 return Err("slot must be an integer >= 0".into());
             }
         }
+        GEMM => {
+            let product =
+                dense_product(op).ok_or("needs three operands (weights, input, output)")?;
+            if product.w.r#type().to_string() != "memref<?xf32>" {
+                return Err(format!(
+                    "weights must be memref<?xf32> (row panels), got {}",
+                    product.w.r#type()
+                ));
+            }
+            let x = shape::static_shape(product.x.r#type())
+                .filter(|_| shape::is_f32_shaped(product.x.r#type()));
+            let c = shape::static_shape(product.c.r#type())
+                .filter(|_| shape::is_f32_shaped(product.c.r#type()));
+            let (Some(x), Some(c)) = (x, c) else {
+                return Err("input and output must be static f32 memrefs".into());
+            };
+            let matrix = x.len() == 2 && c.len() == 2 && x[1] == c[1];
+            let vector = x.len() == 1 && c.len() == 1;
+            if !matrix && !vector {
+                return Err(format!("bcr.gemm needs input [K, N] and output [M, N], or [K] and [M], got {x:?} and {c:?}"));
+            }
+            check_vector_width(product.vector_width)?;
+            if !(1..=64).contains(&product.register_tile) || !(1..=8).contains(&product.vectors) {
+                return Err(format!(
+                    "register_tile must be in 1..=64 and vectors in 1..=8, got {} and {}",
+                    product.register_tile, product.vectors
+                ));
+            }
+            if product.tile_m < 0 || product.tile_n < 0 || product.tile_k < 0 {
+                return Err("tile_m, tile_n and tile_k must be >= 0".into());
+            }
+            if product.tile_m > 0 && product.tile_m % product.register_tile != 0 {
+                return Err(format!(
+                    "tile_m {} is not a multiple of register_tile {}",
+                    product.tile_m, product.register_tile
+                ));
+            }
+            if let Some(weights) = defining_dense(product.w) {
+                if attr::string(&weights, LAYOUT_ATTR).as_deref() != Some(LAYOUT_ROW_PANELS) {
+                    return Err("weights must be a bcr.dense with layout \"row_panels\"".into());
+                }
+                if panel_rows(&weights) != product.register_tile {
+                    return Err(format!(
+                        "register_tile {} differs from the weights' panel_rows {}",
+                        product.register_tile,
+                        panel_rows(&weights)
+                    ));
+                }
+            }
+        }
         SPMM | SPMV => {
-            let product = sparse_product(op).ok_or("needs six operands and integer block_rows, block_cols")?;
+            let product = sparse_product(op)
+                .ok_or("needs six operands and integer block_rows, block_cols")?;
             check_block(product.block_rows, product.block_cols)?;
             let p = &product.packed;
-            if !(element_is(p.strips, 32, false) && element_is(p.block_col, 16, false) && element_is(p.masks, 8, false) && element_is(p.values, 0, true)) {
+            if !(element_is(p.strips, 32, false)
+                && element_is(p.block_col, 16, false)
+                && element_is(p.masks, 8, false)
+                && element_is(p.values, 0, true))
+            {
                 return Err("BCRC operands must be memrefs of i32, i16, i8 and f32".into());
             }
-            let x = shape::static_shape(product.x.r#type()).filter(|_| shape::is_f32_shaped(product.x.r#type()));
-            let c = shape::static_shape(product.c.r#type()).filter(|_| shape::is_f32_shaped(product.c.r#type()));
+            let x = shape::static_shape(product.x.r#type())
+                .filter(|_| shape::is_f32_shaped(product.x.r#type()));
+            let c = shape::static_shape(product.c.r#type())
+                .filter(|_| shape::is_f32_shaped(product.c.r#type()));
             let (Some(x), Some(c)) = (x, c) else {
                 return Err("input and output must be static f32 memrefs".into());
             };
             if name == SPMM {
                 if x.len() != 2 || c.len() != 2 || x[1] != c[1] {
-                    return Err(format!("bcr.spmm needs input [K, N] and output [M, N], got {x:?} and {c:?}"));
-                }
-                let vw = product.vector_width;
-                if !(vw == 1 || vw == 2 || vw == 4 || vw == 8 || vw == 16) {
-                    return Err(format!("vector_width must be 1, 2, 4, 8 or 16, got {vw}"));
+                    return Err(format!(
+                        "bcr.spmm needs input [K, N] and output [M, N], got {x:?} and {c:?}"
+                    ));
                 }
             } else if x.len() != 1 || c.len() != 1 {
-                return Err(format!("bcr.spmv needs input [K] and output [M], got {x:?} and {c:?}"));
+                return Err(format!(
+                    "bcr.spmv needs input [K] and output [M], got {x:?} and {c:?}"
+                ));
             }
+            check_vector_width(product.vector_width)?;
             if product.tile_n < 0 {
                 return Err(format!("tile_n must be >= 0, got {}", product.tile_n));
             }
             if !(1..=16).contains(&product.register_tile) || !(1..=8).contains(&product.vectors) {
-                return Err(format!("register_tile must be in 1..=16 and vectors in 1..=8, got {} and {}", product.register_tile, product.vectors));
+                return Err(format!(
+                    "register_tile must be in 1..=16 and vectors in 1..=8, got {} and {}",
+                    product.register_tile, product.vectors
+                ));
             }
-            if let Some(packed) = p.strips.is_operation_result().then(|| defining_packed(p.strips)).flatten() {
+            if let Some(packed) = p
+                .strips
+                .is_operation_result()
+                .then(|| defining_packed(p.strips))
+                .flatten()
+            {
                 if packed.rows != c[0] || packed.cols != x[0] {
-                    return Err(format!("packed matrix '{}' is {}x{} but the product needs {}x{}", packed.name, packed.rows, packed.cols, c[0], x[0]));
+                    return Err(format!(
+                        "packed matrix '{}' is {}x{} but the product needs {}x{}",
+                        packed.name, packed.rows, packed.cols, c[0], x[0]
+                    ));
                 }
                 if packed.layout == LAYOUT_COL_PANELS && name == SPMM {
-                    return Err(format!("packed matrix '{}' has col_panels values, which only bcr.spmv reads", packed.name));
+                    return Err(format!(
+                        "packed matrix '{}' has col_panels values, which only bcr.spmv reads",
+                        packed.name
+                    ));
                 }
-                if packed.block_rows != product.block_rows || packed.block_cols != product.block_cols {
-                    return Err(format!("block size {}x{} differs from the packed matrix's {}x{}", product.block_rows, product.block_cols, packed.block_rows, packed.block_cols));
+                if packed.block_rows != product.block_rows
+                    || packed.block_cols != product.block_cols
+                {
+                    return Err(format!(
+                        "block size {}x{} differs from the packed matrix's {}x{}",
+                        product.block_rows,
+                        product.block_cols,
+                        packed.block_rows,
+                        packed.block_cols
+                    ));
                 }
             }
         }
@@ -345,12 +633,25 @@ pub fn defining_packed(value: Value) -> Option<PackedInfo> {
     // SAFETY: the value is alive; an op result always has an owner.
     let owner = unsafe { mlir_sys::mlirOpResultGetOwner(value.to_raw()) };
     let op = unsafe { melior::ir::OperationRef::from_raw(owner) };
-    (op.name().as_string_ref().as_str().ok()? == PACKED).then(|| packed_info(&op)).flatten()
+    (op.name().as_string_ref().as_str().ok()? == PACKED)
+        .then(|| packed_info(&op))
+        .flatten()
+}
+
+fn check_vector_width(lanes: i64) -> Result<(), String> {
+    if ![1, 2, 4, 8, 16].contains(&lanes) {
+        return Err(format!(
+            "vector_width must be 1, 2, 4, 8 or 16, got {lanes}"
+        ));
+    }
+    Ok(())
 }
 
 fn check_block(rows: i64, cols: i64) -> Result<(), String> {
     if !(1..=64).contains(&rows) || !(1..=64).contains(&cols) {
-        return Err(format!("block size {rows}x{cols} out of range (1..=64 each)"));
+        return Err(format!(
+            "block size {rows}x{cols} out of range (1..=64 each)"
+        ));
     }
     Ok(())
 }

@@ -43,7 +43,11 @@ impl<'c> Capture<'c> {
             );
             for index in 0..diagnostic.note_count() {
                 if let Ok(note) = diagnostic.note(index) {
-                    text.push_str(&format!("\n{}: note: {}", format_location(note.location()), note));
+                    text.push_str(&format!(
+                        "\n{}: note: {}",
+                        format_location(note.location()),
+                        note
+                    ));
                 }
             }
             if let Ok(mut messages) = sink.lock() {
@@ -51,12 +55,19 @@ impl<'c> Capture<'c> {
             }
             true
         });
-        Self { context, id: Some(id), messages }
+        Self {
+            context,
+            id: Some(id),
+            messages,
+        }
     }
 
     /// Returns and clears the messages collected so far.
     pub fn take(&self) -> Vec<String> {
-        self.messages.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
+        self.messages
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
     }
 }
 
@@ -74,15 +85,28 @@ pub fn format_location(location: Location) -> String {
     if location.is_file_line_col_range() {
         format!(
             "{}:{}:{}",
-            location.file_line_col_range_filename().as_string_ref().as_str().unwrap_or("?"),
+            location
+                .file_line_col_range_filename()
+                .as_string_ref()
+                .as_str()
+                .unwrap_or("?"),
             location.file_line_col_range_start_line(),
             location.file_line_col_range_start_column()
         )
     } else if location.is_name() {
-        let name = location.name_value().as_string_ref().as_str().unwrap_or("?").to_string();
+        let name = location
+            .name_value()
+            .as_string_ref()
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
         let child = location.name_child_location();
         if child.is_file_line_col_range() || child.is_name() {
-            format!("{}: node '{}'", format_location(child).trim_end_matches(":0:0"), name)
+            format!(
+                "{}: node '{}'",
+                format_location(child).trim_end_matches(":0:0"),
+                name
+            )
         } else {
             format!("node '{name}'")
         }
@@ -107,13 +131,19 @@ pub fn emit_error(location: Location, message: &str) {
 pub fn parse_file<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, String> {
     let capture = Capture::new(context);
     if let Err(error) = std::fs::read(path) {
-        return Err(format!("{}: error: cannot read file: {error}", path.display()));
+        return Err(format!(
+            "{}: error: cannot read file: {error}",
+            path.display()
+        ));
     }
     let name = path.to_string_lossy().to_string();
     let raw_name = melior::StringRef::new(&name);
     // SAFETY: the context and string are alive for the call; a null module means failure.
     let module = unsafe {
-        Module::from_option_raw(mlir_sys::mlirModuleCreateParseFromFile(context.to_raw(), raw_name.to_raw()))
+        Module::from_option_raw(mlir_sys::mlirModuleCreateParseFromFile(
+            context.to_raw(),
+            raw_name.to_raw(),
+        ))
     };
     match module {
         Some(module) => Ok(module),

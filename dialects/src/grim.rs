@@ -7,9 +7,8 @@
 use crate::{attr, shape};
 use melior::{
     ir::{
-        AttributeLike,
         operation::{OperationBuilder, OperationLike},
-        Attribute, Location, Operation, Type, Value, ValueLike,
+        Attribute, AttributeLike, Location, Operation, Type, Value, ValueLike,
     },
     Context,
 };
@@ -35,15 +34,29 @@ pub const BLOCK_ATTR: &str = "block_rows";
 pub const BLOCK_COLS_ATTR: &str = "block_cols";
 /// Optional discardable attribute on `grim.gemm`: BCR work order (`natural` | `grouped`), pinned per layer.
 pub const ORDER_ATTR: &str = "order";
+/// Attribute of `grim.gemm`: which kernel runs it, [`KERNEL_BCR`] (default)
+/// or [`KERNEL_DENSE`] (set by the driver from the LR file or the weights).
+pub const KERNEL_ATTR: &str = "kernel";
+/// The BCR kernels (`bcr.spmm` / `bcr.spmv` on BCRC).
+pub const KERNEL_BCR: &str = "bcr";
+/// The dense kernels (`bcr.gemm` on row panels).
+pub const KERNEL_DENSE: &str = "dense";
 
 fn build<'c>(builder: OperationBuilder<'c>) -> Operation<'c> {
     // The IRDL declarations accept every shape these builders produce; a
     // failure here is a bug in this file, not bad user input.
-    builder.build().expect("grim op matches its IRDL declaration")
+    builder
+        .build()
+        .expect("grim op matches its IRDL declaration")
 }
 
 /// Builds `grim.weight {name}`.
-pub fn weight<'c>(context: &'c Context, name: &str, ty: Type<'c>, location: Location<'c>) -> Operation<'c> {
+pub fn weight<'c>(
+    context: &'c Context,
+    name: &str,
+    ty: Type<'c>,
+    location: Location<'c>,
+) -> Operation<'c> {
     build(
         OperationBuilder::new(WEIGHT, location)
             .add_attributes(&[attr::named_str(context, "name", name)])
@@ -52,7 +65,12 @@ pub fn weight<'c>(context: &'c Context, name: &str, ty: Type<'c>, location: Loca
 }
 
 /// Builds `grim.constant {value}`.
-pub fn constant<'c>(context: &'c Context, value: Attribute<'c>, ty: Type<'c>, location: Location<'c>) -> Operation<'c> {
+pub fn constant<'c>(
+    context: &'c Context,
+    value: Attribute<'c>,
+    ty: Type<'c>,
+    location: Location<'c>,
+) -> Operation<'c> {
     build(
         OperationBuilder::new(CONSTANT, location)
             .add_attributes(&[(melior::ir::Identifier::new(context, "value"), value)])
@@ -76,23 +94,52 @@ pub fn gemm<'c>(
 }
 
 /// Builds `grim.add(lhs, rhs)`.
-pub fn add<'c>(lhs: Value<'c, '_>, rhs: Value<'c, '_>, result: Type<'c>, location: Location<'c>) -> Operation<'c> {
-    build(OperationBuilder::new(ADD, location).add_operands(&[lhs, rhs]).add_results(&[result]))
+pub fn add<'c>(
+    lhs: Value<'c, '_>,
+    rhs: Value<'c, '_>,
+    result: Type<'c>,
+    location: Location<'c>,
+) -> Operation<'c> {
+    build(
+        OperationBuilder::new(ADD, location)
+            .add_operands(&[lhs, rhs])
+            .add_results(&[result]),
+    )
 }
 
 /// Builds `grim.relu(input)`.
 pub fn relu<'c>(input: Value<'c, '_>, location: Location<'c>) -> Operation<'c> {
-    build(OperationBuilder::new(RELU, location).add_operands(&[input]).add_results(&[input.r#type()]))
+    build(
+        OperationBuilder::new(RELU, location)
+            .add_operands(&[input])
+            .add_results(&[input.r#type()]),
+    )
 }
 
 /// Builds `grim.reshape(input)` to the static shape of `result`.
-pub fn reshape<'c>(input: Value<'c, '_>, result: Type<'c>, location: Location<'c>) -> Operation<'c> {
-    build(OperationBuilder::new(RESHAPE, location).add_operands(&[input]).add_results(&[result]))
+pub fn reshape<'c>(
+    input: Value<'c, '_>,
+    result: Type<'c>,
+    location: Location<'c>,
+) -> Operation<'c> {
+    build(
+        OperationBuilder::new(RESHAPE, location)
+            .add_operands(&[input])
+            .add_results(&[result]),
+    )
 }
 
 /// Builds `grim.transpose(input)` (2-D).
-pub fn transpose<'c>(input: Value<'c, '_>, result: Type<'c>, location: Location<'c>) -> Operation<'c> {
-    build(OperationBuilder::new(TRANSPOSE, location).add_operands(&[input]).add_results(&[result]))
+pub fn transpose<'c>(
+    input: Value<'c, '_>,
+    result: Type<'c>,
+    location: Location<'c>,
+) -> Operation<'c> {
+    build(
+        OperationBuilder::new(TRANSPOSE, location)
+            .add_operands(&[input])
+            .add_results(&[result]),
+    )
 }
 
 /// The name a `grim.weight` refers to.
@@ -105,8 +152,16 @@ pub fn broadcast(lhs: &[i64], rhs: &[i64]) -> Option<Vec<i64>> {
     let rank = lhs.len().max(rhs.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let l = if i + lhs.len() >= rank { lhs[i + lhs.len() - rank] } else { 1 };
-        let r = if i + rhs.len() >= rank { rhs[i + rhs.len() - rank] } else { 1 };
+        let l = if i + lhs.len() >= rank {
+            lhs[i + lhs.len() - rank]
+        } else {
+            1
+        };
+        let r = if i + rhs.len() >= rank {
+            rhs[i + rhs.len() - rank]
+        } else {
+            1
+        };
         out[i] = if l == r || r == 1 {
             l
         } else if l == 1 {
@@ -147,14 +202,24 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             if op.has_attribute("name") && attr::string(op, "name").is_none_or(|n| n.is_empty()) {
                 return Err("'name', when given, must be a non-empty string".into());
             }
-            let value = op.attribute("value").map_err(|_| "missing 'value'".to_string())?;
+            let value = op
+                .attribute("value")
+                .map_err(|_| "missing 'value'".to_string())?;
             if !attr::is_dense_elements(value) {
                 return Err("'value' must be a dense elements attribute".into());
             }
             // SAFETY: `value` is a dense elements attribute, so it has a shaped type.
-            let value_type = unsafe { Type::from_raw(mlir_sys::mlirAttributeGetType(value.to_raw())) };
-            if shape::static_shape(value_type).as_deref() != Some(&result[..]) || !shape::is_f32_shaped(value_type) {
-                return Err(format!("'value' has type {value_type}, the result is {}", op.result(0).map(|r| r.r#type().to_string()).unwrap_or_default()));
+            let value_type =
+                unsafe { Type::from_raw(mlir_sys::mlirAttributeGetType(value.to_raw())) };
+            if shape::static_shape(value_type).as_deref() != Some(&result[..])
+                || !shape::is_f32_shaped(value_type)
+            {
+                return Err(format!(
+                    "'value' has type {value_type}, the result is {}",
+                    op.result(0)
+                        .map(|r| r.r#type().to_string())
+                        .unwrap_or_default()
+                ));
             }
         }
         GEMM => {
@@ -165,7 +230,10 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 return Err(format!("input and weight must be 2-D, got {a:?} and {w:?}"));
             }
             if a[1] != w[1] {
-                return Err(format!("input has {} columns but the weight (out x in) has {} columns", a[1], w[1]));
+                return Err(format!(
+                    "input has {} columns but the weight (out x in) has {} columns",
+                    a[1], w[1]
+                ));
             }
             if y != [a[0], w[0]] {
                 return Err(format!("result must be [{}, {}], got {y:?}", a[0], w[0]));
@@ -178,13 +246,24 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             }
             if let Some(order) = attr::string(op, ORDER_ATTR) {
                 if order != "natural" && order != "grouped" {
-                    return Err(format!("order must be \"natural\" or \"grouped\", got \"{order}\""));
+                    return Err(format!(
+                        "order must be \"natural\" or \"grouped\", got \"{order}\""
+                    ));
+                }
+            }
+            if let Some(kernel) = attr::string(op, KERNEL_ATTR) {
+                if kernel != KERNEL_BCR && kernel != KERNEL_DENSE {
+                    return Err(format!(
+                        "kernel must be \"bcr\" or \"dense\", got \"{kernel}\""
+                    ));
                 }
             }
             if let Some(rows) = attr::int(op, BLOCK_ATTR) {
                 let cols = attr::int(op, BLOCK_COLS_ATTR).unwrap_or(0);
                 if !(1..=64).contains(&rows) || !(1..=64).contains(&cols) {
-                    return Err(format!("block size {rows}x{cols} out of range (1..=64 each)"));
+                    return Err(format!(
+                        "block size {rows}x{cols} out of range (1..=64 each)"
+                    ));
                 }
             }
         }
@@ -208,14 +287,22 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let x = shape_of(op.operand(0), "input")?;
             let y = result_shape(op)?;
             if shape::numel(&x) != shape::numel(&y) {
-                return Err(format!("cannot reshape {x:?} ({} elements) to {y:?} ({} elements)", shape::numel(&x), shape::numel(&y)));
+                return Err(format!(
+                    "cannot reshape {x:?} ({} elements) to {y:?} ({} elements)",
+                    shape::numel(&x),
+                    shape::numel(&y)
+                ));
             }
         }
         TRANSPOSE => {
             let x = shape_of(op.operand(0), "input")?;
             let y = result_shape(op)?;
             if x.len() != 2 || y != [x[1], x[0]] {
-                return Err(format!("transpose of {x:?} must be 2-D and give [{}, {}], got {y:?}", x.get(1).unwrap_or(&0), x.first().unwrap_or(&0)));
+                return Err(format!(
+                    "transpose of {x:?} must be 2-D and give [{}, {}], got {y:?}",
+                    x.get(1).unwrap_or(&0),
+                    x.first().unwrap_or(&0)
+                ));
             }
         }
         _ => {}

@@ -65,7 +65,12 @@ fn load_dialect(context: &Context, name: &'static str, irdl: &str) -> Result<(),
 }
 
 /// A location `file:line:col` for ops built by the compiler itself.
-pub fn file_location<'c>(context: &'c Context, file: &str, line: usize, column: usize) -> Location<'c> {
+pub fn file_location<'c>(
+    context: &'c Context,
+    file: &str,
+    line: usize,
+    column: usize,
+) -> Location<'c> {
     Location::new(context, file, line, column)
 }
 
@@ -78,7 +83,12 @@ pub fn verify_semantics(module: &Module) -> usize {
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
         let result = grim::verify(&op).and_then(|_| bcr::verify(&op));
         if let Err(message) = result {
-            let name = op.name().as_string_ref().as_str().unwrap_or("?").to_string();
+            let name = op
+                .name()
+                .as_string_ref()
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
             diag::emit_error(op.location(), &format!("'{name}' op {message}"));
             failures += 1;
         }
@@ -93,7 +103,11 @@ pub fn verify_module(context: &Context, module: &Module) -> Result<(), DialectEr
     use melior::ir::operation::OperationLike;
     let capture = diag::Capture::new(context);
     let structural = module.as_operation().verify();
-    let semantic = if structural { verify_semantics(module) } else { 0 };
+    let semantic = if structural {
+        verify_semantics(module)
+    } else {
+        0
+    };
     if structural && semantic == 0 {
         Ok(())
     } else {

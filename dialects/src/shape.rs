@@ -41,7 +41,10 @@ pub fn rank(ty: Type) -> Option<usize> {
 pub fn is_f32_shaped(ty: Type) -> bool {
     let raw = ty.to_raw();
     // SAFETY: read-only queries on a live type.
-    unsafe { mlir_sys::mlirTypeIsAShaped(raw) && mlir_sys::mlirTypeIsAF32(mlir_sys::mlirShapedTypeGetElementType(raw)) }
+    unsafe {
+        mlir_sys::mlirTypeIsAShaped(raw)
+            && mlir_sys::mlirTypeIsAF32(mlir_sys::mlirShapedTypeGetElementType(raw))
+    }
 }
 
 /// The element type of a shaped type.

@@ -138,3 +138,31 @@ func.func @spmm_on_panels(%blob: memref<?xi8>, %x: memref<32x4xf32>, %c: memref<
   "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 4 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x4xf32>, memref<16x4xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that bcr.gemm needs its weights in row panels of its register tile's height.
+// CHECK: invalid.mlir:[[@LINE+3]]:3: error: 'bcr.gemm' op register_tile 4 differs from the weights' panel_rows 8
+func.func @gemm_panels(%blob: memref<?xi8>, %x: memref<32x4xf32>, %c: memref<16x4xf32>) {
+  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 8 : i64} : (memref<?xi8>) -> memref<?xf32>
+  "bcr.gemm"(%w, %x, %c) {register_tile = 4 : i64} : (memref<?xf32>, memref<32x4xf32>, memref<16x4xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that bcr.gemm refuses mismatched input and output shapes.
+// CHECK: invalid.mlir:[[@LINE+2]]:3: error: 'bcr.gemm' op bcr.gemm needs input [K, N] and output [M, N], or [K] and [M], got [32, 4] and [16]
+func.func @gemm_shapes(%w: memref<?xf32>, %x: memref<32x4xf32>, %c: memref<16xf32>) {
+  "bcr.gemm"(%w, %x, %c) : (memref<?xf32>, memref<32x4xf32>, memref<16xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that a dense weight in row panels is a dynamic 1-D memref.
+// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'bcr.dense' op a row_panels weight must be memref<?xf32>, got memref<16x32xf32>
+func.func @panels_type(%blob: memref<?xi8>) {
+  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<16x32xf32>
+  return
+}

@@ -45,3 +45,27 @@ func.func @given_tile(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v
   "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64, register_tile = 6 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks the dense register tile: 4 rows x 3 vectors on AVX2 (12
+// accumulators, 3 activation vectors, 1 broadcast = 16 registers), 8 x 3 on
+// NEON, 4 vectors of rows for a matrix-vector product, and that the tile's
+// height becomes the weight's panel_rows (how the blob stores it).
+
+// CHECK-LABEL: func.func @dense
+// CHECK: %[[W8:.*]] = "bcr.dense"{{.*}}panel_rows = 4 : i64
+// CHECK: %[[W4:.*]] = "bcr.dense"{{.*}}panel_rows = 8 : i64
+// CHECK: %[[WV:.*]] = "bcr.dense"{{.*}}panel_rows = 32 : i64
+// CHECK: "bcr.gemm"(%[[W8]], {{.*}}register_tile = 4 : i64, vector_width = 8 : i64, vectors = 3 : i64
+// CHECK: "bcr.gemm"(%[[W4]], {{.*}}register_tile = 8 : i64, vector_width = 4 : i64, vectors = 3 : i64
+// CHECK: "bcr.gemm"(%[[WV]], {{.*}}register_tile = 32 : i64, vector_width = 8 : i64, vectors = 4 : i64
+func.func @dense(%blob: memref<?xi8>, %x: memref<64x256xf32>, %c: memref<64x256xf32>, %xv: memref<64xf32>, %cv: memref<64xf32>) {
+  %w8 = "bcr.dense"(%blob) {name = "a", slot = 0 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
+  %w4 = "bcr.dense"(%blob) {name = "b", slot = 1 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
+  %wv = "bcr.dense"(%blob) {name = "c", slot = 2 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
+  "bcr.gemm"(%w8, %x, %c) {vector_width = 8 : i64} : (memref<?xf32>, memref<64x256xf32>, memref<64x256xf32>) -> ()
+  "bcr.gemm"(%w4, %x, %c) {vector_width = 4 : i64} : (memref<?xf32>, memref<64x256xf32>, memref<64x256xf32>) -> ()
+  "bcr.gemm"(%wv, %xv, %cv) {vector_width = 8 : i64} : (memref<?xf32>, memref<64xf32>, memref<64xf32>) -> ()
+  return
+}

@@ -36,3 +36,14 @@ func.func @spmm_arguments(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>
   "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 64 : i64, block_cols = 1 : i64, vector_width = 1 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x3xf32>, memref<16x3xf32>) -> ()
   return
 }
+
+// -----
+
+// CHECK-LABEL: func.func @dense_gemm
+// CHECK: %[[W:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", panel_rows = 4 : i64, slot = 0 : i64} : (memref<?xi8>) -> memref<?xf32>
+// CHECK: "bcr.gemm"(%[[W]], %{{.*}}, %{{.*}}) {register_tile = 4 : i64, tile_k = 16 : i64, tile_m = 8 : i64, tile_n = 8 : i64, vector_width = 8 : i64, vectors = 1 : i64}
+func.func @dense_gemm(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x16xf32>) {
+  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 4 : i64} : (memref<?xi8>) -> memref<?xf32>
+  "bcr.gemm"(%w, %x, %c) {register_tile = 4 : i64, vectors = 1 : i64, vector_width = 8 : i64, tile_m = 8 : i64, tile_n = 8 : i64, tile_k = 16 : i64} : (memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
+  return
+}

@@ -30,3 +30,32 @@ func.func @conv_like(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v:
   "bcr.spmm"(%s, %b, %m, %v, %x2, %c2) {block_rows = 32 : i64, block_cols = 32 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x16xf32>, memref<32x16xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks the dense blocking of vgg16.conv3_1 as a GEMM (256 x 1152 by
+// 1152 x 3136, 4 x 24 register tile): K in blocks of 256, N in tiles of
+// 240 (256 KiB / (256 x 4 bytes) = 256, rounded down to whole 24-column
+// chunks), work items of M / 4 = 64 rows; and that the lowering nests the
+// item loop (parallel), the N tiles, the K blocks, the panels and the
+// register-tile loop over one block of K.
+
+// CHECK-LABEL: func.func @dense_conv
+// CHECK: "bcr.gemm"{{.*}}tile_k = 256 : i64, tile_m = 64 : i64, tile_n = 240 : i64
+// LOOPS-LABEL: func.func @dense_conv
+// LOOPS: %[[ITEMS:.*]] = arith.constant 4 : index
+// LOOPS: scf.for %[[ITEM:.*]] = %{{.*}} to %[[ITEMS]]
+// LOOPS: %[[NT:.*]] = arith.constant 240 : index
+// LOOPS: scf.for %[[N0:.*]] = %{{.*}} to %{{.*}} step %[[NT]]
+// LOOPS: %[[KB:.*]] = arith.constant 256 : index
+// LOOPS: scf.for %[[K0:.*]] = %{{.*}} to %{{.*}} step %[[KB]]
+// LOOPS: %[[KEND:.*]] = arith.minui
+// LOOPS: scf.for %[[P:.*]] =
+// LOOPS: scf.for {{.*}} = %[[K0]] to %[[KEND]] step {{.*}} iter_args
+// LOOPS-COUNT-12: vector.fma
+// LOOPS: } {grim.parallel}
+func.func @dense_conv(%blob: memref<?xi8>, %x: memref<1152x3136xf32>, %c: memref<256x3136xf32>) {
+  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 4 : i64} : (memref<?xi8>) -> memref<?xf32>
+  "bcr.gemm"(%w, %x, %c) {register_tile = 4 : i64, vector_width = 8 : i64, vectors = 3 : i64} : (memref<?xf32>, memref<1152x3136xf32>, memref<256x3136xf32>) -> ()
+  return
+}

@@ -136,3 +136,34 @@ func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf3
   "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<20xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that a dense matrix-vector bcr.gemm (panels of 16 rows, 8 lanes)
+// becomes a parallel loop over the 3 panels of 40 rows, each keeping two
+// vector<8xf32> sums over all of K (one broadcast activation, two weight
+// vector loads and two vector.fma per column), added to the output with
+// vector stores, or row by row for the last panel that 40 cuts short.
+
+// CHECK-LABEL: func.func @dense_gemv
+// CHECK-SAME: (%[[BLOB:.*]]: memref<?xi8>, %[[X:.*]]: memref<24xf32>, %[[Y:.*]]: memref<40xf32>)
+// CHECK: %[[W:.*]] = memref.view %[[BLOB]]{{.*}} to memref<?xf32>
+// CHECK: %[[PANELS:.*]] = arith.constant 3 : index
+// CHECK: scf.for %[[P:.*]] = %{{.*}} to %[[PANELS]]
+// CHECK: scf.for %[[K:.*]] = {{.*}} iter_args(%[[S0:.*]] = %{{.*}}, %[[S1:.*]] = %{{.*}}) -> (vector<8xf32>, vector<8xf32>)
+// CHECK: %[[XK:.*]] = memref.load %[[X]][%[[K]]]
+// CHECK: %[[B:.*]] = vector.broadcast %[[XK]] : f32 to vector<8xf32>
+// CHECK: vector.load %[[W]]
+// CHECK: vector.fma %{{.*}}, %[[B]], %[[S0]]
+// CHECK: vector.load %[[W]]
+// CHECK: vector.fma %{{.*}}, %[[B]], %[[S1]]
+// CHECK: scf.if
+// CHECK: vector.store {{.*}}, %[[Y]]
+// CHECK: } else {
+// CHECK: memref.store {{.*}}, %[[Y]]
+// CHECK: } {grim.parallel}
+func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32>) {
+  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 16 : i64} : (memref<?xi8>) -> memref<?xf32>
+  "bcr.gemm"(%w, %x, %y) {register_tile = 16 : i64, vector_width = 8 : i64} : (memref<?xf32>, memref<24xf32>, memref<40xf32>) -> ()
+  return
+}

@@ -1,5 +1,5 @@
 // RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' | %FileCheck %s
-// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{block=4x8 vector-width=4 order=grouped})' | %FileCheck %s --check-prefix=OPTS
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{block=4x8 order=grouped})' | %FileCheck %s --check-prefix=OPTS
 
 // Checks that a one-row gemm with a bias becomes bcr.packed + bcr.spmv into
 // an output initialised from the bias, on the caller-buffer ABI, with no
@@ -15,7 +15,7 @@
 // CHECK: %[[X:.*]] = memref.reinterpret_cast %[[IN]] {{.*}} to memref<32xf32>
 // CHECK: %[[Y:.*]] = memref.view %[[SCRATCH]]{{.*}} to memref<16xf32>
 // CHECK: memref.copy %[[BIAS]], %[[Y]]
-// CHECK: "bcr.spmv"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[X]], %[[Y]]) {block_cols = 16 : i64, block_rows = 8 : i64, vector_width = 8 : i64}
+// CHECK: "bcr.spmv"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[X]], %[[Y]]) {block_cols = 16 : i64, block_rows = 8 : i64}
 // CHECK: %[[R:.*]] = memref.reinterpret_cast %[[OUT]] {{.*}} to memref<16xf32>
 // CHECK: scf.for
 // CHECK: arith.maximumf
@@ -28,7 +28,7 @@
 
 // OPTS-LABEL: func.func @mlp
 // OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 4 : i64{{.*}}order = "grouped"
-// OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64, vector_width = 4 : i64}
+// OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64}
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<16x32xf32>
   %b = "grim.weight"() {name = "fc1.bias"} : () -> tensor<16xf32>
@@ -48,13 +48,13 @@ func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
 // CHECK: %[[W:.*]]:4 = "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 2 : i64{{.*}}order = "natural"
 // CHECK: %[[XT:.*]] = memref.view {{.*}} to memref<32x4xf32>
 // CHECK: %[[ACC:.*]] = memref.view {{.*}} to memref<16x4xf32>
-// CHECK: "bcr.spmm"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[XT]], %[[ACC]]) {block_cols = 8 : i64, block_rows = 2 : i64, vector_width = 8 : i64}
+// CHECK: "bcr.spmm"(%[[W]]#0, %[[W]]#1, %[[W]]#2, %[[W]]#3, %[[XT]], %[[ACC]]) {block_cols = 8 : i64, block_rows = 2 : i64}
 // CHECK: memref.load %[[ACC]]
 // CHECK-NOT: grim.
 
 // OPTS-LABEL: func.func @batch
 // OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 2 : i64{{.*}}order = "grouped"
-// OPTS: "bcr.spmm"{{.*}}{block_cols = 8 : i64, block_rows = 2 : i64, vector_width = 4 : i64}
+// OPTS: "bcr.spmm"{{.*}}{block_cols = 8 : i64, block_rows = 2 : i64}
 func.func @batch(%x: tensor<4x32xf32>) -> tensor<4x16xf32> {
   %w = "grim.weight"() {name = "fc.weight"} : () -> tensor<16x32xf32>
   %y = "grim.gemm"(%x, %w) {block_rows = 2 : i64, block_cols = 8 : i64} : (tensor<4x32xf32>, tensor<16x32xf32>) -> tensor<4x16xf32>
@@ -135,4 +135,29 @@ func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
   %y = "grim.gemm"(%a, %w) : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
   %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
   return %t : tensor<16x6xf32>
+}
+
+// -----
+
+// Checks that a gemm marked `kernel = "dense"` becomes bcr.gemm on a
+// bcr.dense weight in row panels (one slot, no BCRC arrays), for N > 1 on
+// the [K, N] input and for N = 1 on the vector, each with its own copy of
+// the weight (their panel heights differ), and that a per-layer vector
+// width from the LR file is carried onto the product.
+
+// CHECK-LABEL: func.func @dense
+// CHECK-SAME: grim.num_slots = 2 : i64
+// CHECK-NOT: bcr.packed
+// CHECK: %[[W:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 0 : i64} : (memref<?xi8>) -> memref<?xf32>
+// CHECK: "bcr.gemm"(%[[W]], %{{.*}}, %{{.*}}) {vector_width = 4 : i64} : (memref<?xf32>, memref<32x6xf32>, memref<16x6xf32>) -> ()
+// CHECK: %[[V:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 1 : i64}
+// CHECK: "bcr.gemm"(%[[V]], %{{.*}}, %{{.*}}) : (memref<?xf32>, memref<32xf32>, memref<16xf32>) -> ()
+// CHECK-NOT: grim.
+func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32>, tensor<1x16xf32>) {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<16x32xf32>
+  %a = "grim.transpose"(%x) : (tensor<32x6xf32>) -> tensor<6x32xf32>
+  %y = "grim.gemm"(%a, %w) {kernel = "dense", vector_width = 4 : i64} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
+  %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
+  %z = "grim.gemm"(%v, %w) {kernel = "dense"} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  return %t, %z : tensor<16x6xf32>, tensor<1x16xf32>
 }

@@ -1,7 +1,7 @@
 // RUN: not grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' 2>&1 | %FileCheck %s
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(no-such-pass)' 2>&1 | %FileCheck %s --check-prefix=UNKNOWN
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr{blok=4x4})' 2>&1 | %FileCheck %s --check-prefix=OPTION
-// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr{vector-width=3})' 2>&1 | %FileCheck %s --check-prefix=VALUE
+// RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(bcr-vectorize{vector-width=3})' 2>&1 | %FileCheck %s --check-prefix=VALUE
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(bcr-reorder{order=random})' 2>&1 | %FileCheck %s --check-prefix=ORDER
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr' 2>&1 | %FileCheck %s --check-prefix=SYNTAX
 // RUN: not grim-opt %s.does-not-exist 2>&1 | %FileCheck %s --check-prefix=MISSING
@@ -31,10 +31,10 @@ func.func @activation_weight(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor
 // UNKNOWN: 'no-such-pass' does not refer to a registered pass or pass pipeline
 
 // Checks that an unknown option is refused, naming the option and the known ones.
-// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, vector-width, order)
+// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, order)
 
 // Checks that a bad option value is refused, naming the option.
-// VALUE: error: pass 'lower-grim-to-bcr': vector-width must be 1, 2, 4, 8 or 16, got 3
+// VALUE: error: pass 'bcr-vectorize': vector-width must be 1, 2, 4, 8 or 16, got 3
 // ORDER: error: pass 'bcr-reorder': order must be grouped or natural, got 'random'
 
 // Checks that a malformed pipeline is refused before any input is read.

@@ -538,14 +538,20 @@ impl Bcrc {
             if record + 1 == records {
                 break;
             }
-            let (first, end) = (self.strips[3 * record + 1] as usize, self.strips[3 * record + 4] as usize);
+            let (first, end) = (
+                self.strips[3 * record + 1] as usize,
+                self.strips[3 * record + 4] as usize,
+            );
             let mut offset = self.strips[3 * record + 2] as usize;
             for b in first..end {
                 let (row_mask, col_mask) = self.block_masks(b);
                 let (kept_rows, kept_cols) = (bits(row_mask), bits(col_mask));
                 for (ci, _) in kept_cols.iter().enumerate() {
                     for i in 0..self.block.rows {
-                        let value = kept_rows.iter().position(|&r| r == i).map_or(0.0, |ri| self.values[offset + ri * kept_cols.len() + ci]);
+                        let value = kept_rows
+                            .iter()
+                            .position(|&r| r == i)
+                            .map_or(0.0, |ri| self.values[offset + ri * kept_cols.len() + ci]);
                         values.push(value);
                     }
                 }

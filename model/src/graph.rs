@@ -263,7 +263,10 @@ pub fn node_output_shape(
             expect_arity(label, node, 1, 1)?;
             match ins[0] {
                 [rows, cols] => Ok(vec![*cols, *rows]),
-                other => Err(shape_err(label, format!("Transpose supports 2-D inputs only, got {other:?}"))),
+                other => Err(shape_err(
+                    label,
+                    format!("Transpose supports 2-D inputs only, got {other:?}"),
+                )),
             }
         }
         Op::Flatten { axis } => {

@@ -20,6 +20,7 @@ pub mod lr;
 pub mod mlp;
 pub mod npy;
 pub mod onnx;
+pub mod panels;
 pub mod reference;
 pub mod tensor;
 
@@ -30,5 +31,6 @@ pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
 pub use mlp::{demo_mlp, mlp};
 pub use npy::{read_npy, write_npy};
 pub use onnx::{load_onnx, save_onnx};
+pub use panels::row_panels;
 pub use reference::run_reference;
 pub use tensor::Tensor;

@@ -604,7 +604,12 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                         match a.name.as_str() {
                             // Only the 2-D swap; the default perm reverses the axes, which is the same.
                             "perm" if a.ints == [1, 0] => {}
-                            "perm" => return Err(at.unsupported(format!("perm {:?} (only [1, 0] on 2-D inputs)", a.ints))),
+                            "perm" => {
+                                return Err(at.unsupported(format!(
+                                    "perm {:?} (only [1, 0] on 2-D inputs)",
+                                    a.ints
+                                )))
+                            }
                             _ => return Err(at.unknown(a)),
                         }
                     }
@@ -838,7 +843,12 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
                 vec![]
             }
             Op::MatMul | Op::Add | Op::Relu => vec![],
-            Op::Transpose => vec![AttributeProto { name: "perm".into(), ints: vec![1, 0], r#type: attr_type::INTS, ..Default::default() }],
+            Op::Transpose => vec![AttributeProto {
+                name: "perm".into(),
+                ints: vec![1, 0],
+                r#type: attr_type::INTS,
+                ..Default::default()
+            }],
         };
         node.push(NodeProto {
             input: inputs,

@@ -225,7 +225,10 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                     data[c * rows + r] = ins[0].data[r * cols + c];
                 }
             }
-            Tensor { shape: out_shape, data }
+            Tensor {
+                shape: out_shape,
+                data,
+            }
         }
         // Row-major data does not move when only the shape changes.
         Op::Flatten { .. } | Op::Reshape { .. } => Tensor {

@@ -82,7 +82,9 @@ pub fn fixed_seed_values(seed: u64, count: usize) -> Vec<f32> {
     let mut state = seed;
     (0..count)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             // 24 bits: exact in f32, in [0, 1).
             let unit = (state >> 40) as f32 / (1u64 << 24) as f32;
             2.0 * unit - 1.0

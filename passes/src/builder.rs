@@ -14,8 +14,8 @@ use melior::{
         block::BlockLike,
         operation::{OperationBuilder, OperationLike},
         r#type::{IntegerType, MemRefType},
-        Attribute, Block, BlockRef, Identifier, Location, Operation, OperationRef, Region, RegionLike, Type, Value,
-        ValueLike,
+        Attribute, Block, BlockRef, Identifier, Location, Operation, OperationRef, Region,
+        RegionLike, Type, Value, ValueLike,
     },
     Context,
 };
@@ -43,20 +43,39 @@ pub struct Builder<'c> {
 
 impl<'c> Builder<'c> {
     /// Inserts at the end of `block`.
-    pub fn at_end(context: &'c Context, block: &impl BlockLike<'c, 'c>, location: Location<'c>) -> Self {
-        Self { context, location, block: block.to_raw(), before: None }
+    pub fn at_end(
+        context: &'c Context,
+        block: &impl BlockLike<'c, 'c>,
+        location: Location<'c>,
+    ) -> Self {
+        Self {
+            context,
+            location,
+            block: block.to_raw(),
+            before: None,
+        }
     }
 
     /// Inserts at the end of a block given as its raw handle.
     fn at_end_raw(context: &'c Context, block: MlirBlock, location: Location<'c>) -> Self {
-        Self { context, location, block, before: None }
+        Self {
+            context,
+            location,
+            block,
+            before: None,
+        }
     }
 
     /// Inserts before `op`, with `op`'s location.
     pub fn before(context: &'c Context, op: OperationRef<'c, '_>) -> Self {
         // SAFETY: an op being rewritten always sits in a block.
         let block = unsafe { mlir_sys::mlirOperationGetBlock(op.to_raw()) };
-        Self { context, location: op.location(), block, before: Some(op.to_raw()) }
+        Self {
+            context,
+            location: op.location(),
+            block,
+            before: Some(op.to_raw()),
+        }
     }
 
     /// The same insertion point with another location.
@@ -75,7 +94,9 @@ impl<'c> Builder<'c> {
         let block = self.block_ref();
         match self.before {
             // SAFETY: `before` is a live op of `block`.
-            Some(anchor) => block.insert_operation_before(unsafe { OperationRef::from_raw(anchor) }, op),
+            Some(anchor) => {
+                block.insert_operation_before(unsafe { OperationRef::from_raw(anchor) }, op)
+            }
             None => block.append_operation(op),
         }
     }
@@ -87,8 +108,17 @@ impl<'c> Builder<'c> {
     }
 
     /// Builds and inserts a generic op; returns its results.
-    pub fn op(&self, name: &str, operands: &[V<'c>], results: &[Type<'c>], attributes: &[(&str, Attribute<'c>)]) -> Vec<V<'c>> {
-        let attributes: Vec<_> = attributes.iter().map(|(n, a)| (Identifier::new(self.context, n), *a)).collect();
+    pub fn op(
+        &self,
+        name: &str,
+        operands: &[V<'c>],
+        results: &[Type<'c>],
+        attributes: &[(&str, Attribute<'c>)],
+    ) -> Vec<V<'c>> {
+        let attributes: Vec<_> = attributes
+            .iter()
+            .map(|(n, a)| (Identifier::new(self.context, n), *a))
+            .collect();
         let op = OperationBuilder::new(name, self.location)
             .add_operands(operands)
             .add_results(results)
@@ -132,17 +162,29 @@ impl<'c> Builder<'c> {
     /// `arith.constant` of type index.
     pub fn index(&self, value: i64) -> V<'c> {
         let attribute = IntegerAttribute::new(self.index_type(), value).into();
-        self.value(melior::dialect::arith::constant(self.context, attribute, self.location))
+        self.value(melior::dialect::arith::constant(
+            self.context,
+            attribute,
+            self.location,
+        ))
     }
     /// `arith.constant` of an integer type.
     pub fn int(&self, value: i64, bits: u32) -> V<'c> {
         let attribute = IntegerAttribute::new(self.int_type(bits), value).into();
-        self.value(melior::dialect::arith::constant(self.context, attribute, self.location))
+        self.value(melior::dialect::arith::constant(
+            self.context,
+            attribute,
+            self.location,
+        ))
     }
     /// `arith.constant` of type f32.
     pub fn f32(&self, value: f64) -> V<'c> {
         let attribute = FloatAttribute::new(self.context, self.f32_type(), value).into();
-        self.value(melior::dialect::arith::constant(self.context, attribute, self.location))
+        self.value(melior::dialect::arith::constant(
+            self.context,
+            attribute,
+            self.location,
+        ))
     }
 
     /// `arith.addi`.
@@ -164,6 +206,10 @@ impl<'c> Builder<'c> {
     /// `arith.remui`.
     pub fn remui(&self, a: V<'c>, b: V<'c>) -> V<'c> {
         self.infer("arith.remui", &[a, b])
+    }
+    /// `arith.minui`.
+    pub fn minui(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.minui", &[a, b])
     }
     /// `arith.andi`.
     pub fn andi(&self, a: V<'c>, b: V<'c>) -> V<'c> {
@@ -191,7 +237,13 @@ impl<'c> Builder<'c> {
     }
     /// `arith.cmpi`.
     pub fn cmpi(&self, predicate: CmpiPredicate, a: V<'c>, b: V<'c>) -> V<'c> {
-        self.value(melior::dialect::arith::cmpi(self.context, predicate, a, b, self.location))
+        self.value(melior::dialect::arith::cmpi(
+            self.context,
+            predicate,
+            a,
+            b,
+            self.location,
+        ))
     }
     /// `arith.index_cast` to index (signed).
     pub fn to_index(&self, value: V<'c>) -> V<'c> {
@@ -208,11 +260,20 @@ impl<'c> Builder<'c> {
 
     /// `memref.load`.
     pub fn load(&self, memref: V<'c>, indices: &[V<'c>]) -> V<'c> {
-        self.value(melior::dialect::memref::load(memref, indices, self.location))
+        self.value(melior::dialect::memref::load(
+            memref,
+            indices,
+            self.location,
+        ))
     }
     /// `memref.store`.
     pub fn store(&self, value: V<'c>, memref: V<'c>, indices: &[V<'c>]) {
-        self.insert(melior::dialect::memref::store(value, memref, indices, self.location));
+        self.insert(melior::dialect::memref::store(
+            value,
+            memref,
+            indices,
+            self.location,
+        ));
     }
     /// `memref.dim`.
     pub fn dim(&self, memref: V<'c>, index: i64) -> V<'c> {
@@ -222,8 +283,14 @@ impl<'c> Builder<'c> {
     /// `memref.alloca` of a static shape.
     pub fn alloca(&self, shape: &[i64], element: Type<'c>) -> V<'c> {
         let ty = self.memref_type(shape, element);
-        let segments = melior::ir::attribute::DenseI32ArrayAttribute::new(self.context, &[0, 0]).into();
-        self.op("memref.alloca", &[], &[ty], &[("operandSegmentSizes", segments)])[0]
+        let segments =
+            melior::ir::attribute::DenseI32ArrayAttribute::new(self.context, &[0, 0]).into();
+        self.op(
+            "memref.alloca",
+            &[],
+            &[ty],
+            &[("operandSegmentSizes", segments)],
+        )[0]
     }
     /// `memref.view` of an i8 buffer at `byte_shift`, with `sizes` for the dynamic dimensions.
     pub fn view(&self, buffer: V<'c>, byte_shift: V<'c>, sizes: &[V<'c>], ty: Type<'c>) -> V<'c> {
@@ -250,7 +317,12 @@ impl<'c> Builder<'c> {
     }
     /// `vector.broadcast` of a scalar f32.
     pub fn broadcast(&self, scalar: V<'c>, lanes: u64) -> V<'c> {
-        self.op("vector.broadcast", &[scalar], &[self.vector_type(lanes)], &[])[0]
+        self.op(
+            "vector.broadcast",
+            &[scalar],
+            &[self.vector_type(lanes)],
+            &[],
+        )[0]
     }
     /// `vector.fma`: `a * b + c`.
     pub fn vfma(&self, a: V<'c>, b: V<'c>, c: V<'c>) -> V<'c> {
@@ -286,7 +358,9 @@ impl<'c> Builder<'c> {
         let block = Block::new(&arguments);
         let inner = Builder::at_end_raw(self.context, block.to_raw(), self.location);
         let iv = erase(block.argument(0).expect("induction variable").into());
-        let args: Vec<V<'c>> = (0..inits.len()).map(|i| erase(block.argument(i + 1).expect("iter arg").into())).collect();
+        let args: Vec<V<'c>> = (0..inits.len())
+            .map(|i| erase(block.argument(i + 1).expect("iter arg").into()))
+            .collect();
         let yielded = body(&inner, iv, &args);
         inner.insert(melior::dialect::scf::r#yield(&yielded, self.location));
         let region = Region::new();
@@ -294,7 +368,10 @@ impl<'c> Builder<'c> {
         let mut operands = vec![lo, hi, step];
         operands.extend_from_slice(inits);
         let types: Vec<Type<'c>> = inits.iter().map(|v| v.r#type()).collect();
-        let attributes: Vec<_> = attributes.iter().map(|(n, a)| (Identifier::new(self.context, n), *a)).collect();
+        let attributes: Vec<_> = attributes
+            .iter()
+            .map(|(n, a)| (Identifier::new(self.context, n), *a))
+            .collect();
         let op = OperationBuilder::new("scf.for", self.location)
             .add_operands(&operands)
             .add_results(&types)
@@ -307,7 +384,14 @@ impl<'c> Builder<'c> {
     }
 
     /// `scf.for` over constant bounds.
-    pub fn for_range(&self, lo: i64, hi: i64, step: i64, inits: &[V<'c>], body: impl FnOnce(&Builder<'c>, V<'c>, &[V<'c>]) -> Vec<V<'c>>) -> Vec<V<'c>> {
+    pub fn for_range(
+        &self,
+        lo: i64,
+        hi: i64,
+        step: i64,
+        inits: &[V<'c>],
+        body: impl FnOnce(&Builder<'c>, V<'c>, &[V<'c>]) -> Vec<V<'c>>,
+    ) -> Vec<V<'c>> {
         let (lo, hi, step) = (self.index(lo), self.index(hi), self.index(step));
         self.for_loop(lo, hi, step, inits, body)
     }
@@ -326,7 +410,9 @@ impl<'c> Builder<'c> {
         let region_for = |build: &mut dyn FnMut(&Builder<'c>, &[V<'c>])| {
             let block = Block::new(&arguments);
             let inner = Builder::at_end_raw(self.context, block.to_raw(), self.location);
-            let values: Vec<V<'c>> = (0..types.len()).map(|i| erase(block.argument(i).expect("carried value").into())).collect();
+            let values: Vec<V<'c>> = (0..types.len())
+                .map(|i| erase(block.argument(i).expect("carried value").into()))
+                .collect();
             build(&inner, &values);
             let region = Region::new();
             region.append_block(block);
@@ -386,9 +472,22 @@ impl<'c> Builder<'c> {
         };
         let then_branch = std::cell::RefCell::new(Some(then_branch));
         let else_branch = std::cell::RefCell::new(Some(else_branch));
-        let then_region = make(&|b| then_branch.borrow_mut().take().map(|f| f(b)).unwrap_or_default());
-        let else_region = make(&|b| else_branch.borrow_mut().take().map(|f| f(b)).unwrap_or_default());
-        let op = melior::dialect::scf::r#if(condition, types, then_region, else_region, self.location);
+        let then_region = make(&|b| {
+            then_branch
+                .borrow_mut()
+                .take()
+                .map(|f| f(b))
+                .unwrap_or_default()
+        });
+        let else_region = make(&|b| {
+            else_branch
+                .borrow_mut()
+                .take()
+                .map(|f| f(b))
+                .unwrap_or_default()
+        });
+        let op =
+            melior::dialect::scf::r#if(condition, types, then_region, else_region, self.location);
         let op = self.insert(op);
         op.results().map(|r| erase(r.into())).collect()
     }

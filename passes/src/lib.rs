@@ -98,7 +98,10 @@ pub trait Pass {
 /// Every op of `module` (nested ones included, in pre-order) for which
 /// `keep` holds, as raw handles: passes collect first and rewrite after, so
 /// the walk never sees a half-rewritten region.
-pub fn collect_ops(module: &Module, mut keep: impl FnMut(&melior::ir::OperationRef) -> bool) -> Vec<mlir_sys::MlirOperation> {
+pub fn collect_ops(
+    module: &Module,
+    mut keep: impl FnMut(&melior::ir::OperationRef) -> bool,
+) -> Vec<mlir_sys::MlirOperation> {
     use melior::ir::operation::{OperationLike, WalkOrder, WalkResult};
     let mut ops = Vec::new();
     module.as_operation().walk(WalkOrder::PreOrder, |op| {

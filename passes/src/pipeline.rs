@@ -44,12 +44,21 @@ pub fn parse(text: &str) -> Result<Vec<Element>, PassError> {
             continue;
         }
         let (name, options) = match piece.find('{') {
-            Some(open) if piece.ends_with('}') => (&piece[..open], &piece[open + 1..piece.len() - 1]),
-            Some(_) => return Err(PassError::Pipeline(format!("malformed options in '{piece}'"))),
+            Some(open) if piece.ends_with('}') => {
+                (&piece[..open], &piece[open + 1..piece.len() - 1])
+            }
+            Some(_) => {
+                return Err(PassError::Pipeline(format!(
+                    "malformed options in '{piece}'"
+                )))
+            }
             None => (piece, ""),
         };
         if registry::find(name).is_some() {
-            elements.push(Element::Ours { flag: name.to_string(), options: PassOptions::parse(name, options)? });
+            elements.push(Element::Ours {
+                flag: name.to_string(),
+                options: PassOptions::parse(name, options)?,
+            });
         } else {
             elements.push(Element::Upstream(piece.to_string()));
         }
@@ -67,7 +76,9 @@ fn split_top_level(text: &str) -> Result<Vec<String>, PassError> {
             ')' | '}' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(PassError::Pipeline(format!("unbalanced brackets in '{text}'")));
+                    return Err(PassError::Pipeline(format!(
+                        "unbalanced brackets in '{text}'"
+                    )));
                 }
             }
             ',' if depth == 0 => {
@@ -79,7 +90,9 @@ fn split_top_level(text: &str) -> Result<Vec<String>, PassError> {
         current.push(ch);
     }
     if depth != 0 {
-        return Err(PassError::Pipeline(format!("unbalanced brackets in '{text}'")));
+        return Err(PassError::Pipeline(format!(
+            "unbalanced brackets in '{text}'"
+        )));
     }
     pieces.push(current);
     Ok(pieces)
@@ -95,14 +108,20 @@ pub struct Timing {
 }
 
 /// Runs a parsed pipeline on `module`.
-pub fn run<'c>(context: &'c Context, module: &mut Module<'c>, elements: &[Element], verify_each: bool) -> Result<Vec<Timing>, PassError> {
+pub fn run<'c>(
+    context: &'c Context,
+    module: &mut Module<'c>,
+    elements: &[Element],
+    verify_each: bool,
+) -> Result<Vec<Timing>, PassError> {
     let mut timings = Vec::new();
     let mut index = 0;
     while index < elements.len() {
         let start = Instant::now();
         let name = match &elements[index] {
             Element::Ours { flag, options } => {
-                let info = registry::find(flag).ok_or_else(|| PassError::Pipeline(format!("unknown pass '{flag}'")))?;
+                let info = registry::find(flag)
+                    .ok_or_else(|| PassError::Pipeline(format!("unknown pass '{flag}'")))?;
                 let pass = (info.create)(options)?;
                 pass.run(context, module)?;
                 index += 1;
@@ -123,13 +142,20 @@ pub fn run<'c>(context: &'c Context, module: &mut Module<'c>, elements: &[Elemen
             grim_dialects::verify_module(context, module)
                 .map_err(|e| PassError::Failed(format!("after '{name}': {e}")))?;
         }
-        timings.push(Timing { name, duration: start.elapsed() });
+        timings.push(Timing {
+            name,
+            duration: start.elapsed(),
+        });
     }
     Ok(timings)
 }
 
 /// Runs upstream pipeline text (`builtin.module(...)`) with MLIR's pass manager.
-pub fn run_upstream<'c>(context: &'c Context, module: &mut Module<'c>, text: &str) -> Result<(), PassError> {
+pub fn run_upstream<'c>(
+    context: &'c Context,
+    module: &mut Module<'c>,
+    text: &str,
+) -> Result<(), PassError> {
     let capture = Capture::new(context);
     let manager = PassManager::new(context);
     melior::utility::parse_pass_pipeline(manager.as_operation_pass_manager(), text)
@@ -152,9 +178,14 @@ mod tests {
     fn splits_ours_and_upstream_keeping_nesting_and_options() {
         let elements = parse("builtin.module(lower-grim-to-bcr{block=8x16}, canonicalize, func.func(cse,canonicalize), bcr-reorder)").unwrap();
         assert_eq!(elements.len(), 4);
-        assert!(matches!(&elements[0], Element::Ours { flag, options } if flag == "lower-grim-to-bcr" && options.values["block"] == "8x16"));
+        assert!(
+            matches!(&elements[0], Element::Ours { flag, options } if flag == "lower-grim-to-bcr" && options.values["block"] == "8x16")
+        );
         assert_eq!(elements[1], Element::Upstream("canonicalize".into()));
-        assert_eq!(elements[2], Element::Upstream("func.func(cse,canonicalize)".into()));
+        assert_eq!(
+            elements[2],
+            Element::Upstream("func.func(cse,canonicalize)".into())
+        );
         assert!(matches!(&elements[3], Element::Ours { flag, .. } if flag == "bcr-reorder"));
     }
 

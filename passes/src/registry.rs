@@ -32,6 +32,12 @@ pub static PASSES: &[PassInfo] = &[
         create: bcr::reorder::create,
     },
     PassInfo {
+        flag: bcr::vectorize::FLAG,
+        summary: bcr::vectorize::SUMMARY,
+        options: bcr::vectorize::OPTIONS,
+        create: bcr::vectorize::create,
+    },
+    PassInfo {
         flag: bcr::lre::FLAG,
         summary: bcr::lre::SUMMARY,
         options: bcr::lre::OPTIONS,
@@ -68,7 +74,12 @@ pub fn markdown(module_docs: &[(&str, &str)]) -> String {
     out.push_str("| flag | summary | options |\n|---|---|---|\n");
     for pass in PASSES {
         let cell = |text: &str| text.replace('|', "\\|");
-        out.push_str(&format!("| `{}` | {} | {} |\n", pass.flag, cell(pass.summary), cell(&pass.options.join("; "))));
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            pass.flag,
+            cell(pass.summary),
+            cell(&pass.options.join("; "))
+        ));
     }
     for pass in PASSES {
         out.push_str(&format!("\n## `{}`\n\n", pass.flag));

@@ -5,7 +5,10 @@ use grim_passes::registry::{self, PASSES};
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// `bcr-reorder` -> (`bcr`, `reorder`): the level directory and the name.
@@ -16,12 +19,20 @@ fn split(flag: &str) -> (&str, &str) {
 /// The `//!` module doc of a pass's source file.
 fn module_doc(flag: &str) -> String {
     let (level, name) = split(flag);
-    let path = repo().join("passes/src").join(level).join(format!("{}.rs", name.replace('-', "_")));
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let path = repo()
+        .join("passes/src")
+        .join(level)
+        .join(format!("{}.rs", name.replace('-', "_")));
+    let source =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     source
         .lines()
         .take_while(|l| l.starts_with("//!"))
-        .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(l.trim_start_matches("//!")))
+        .map(|l| {
+            l.trim_start_matches("//!")
+                .strip_prefix(' ')
+                .unwrap_or(l.trim_start_matches("//!"))
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -31,7 +42,12 @@ fn every_pass_has_a_source_file_whose_first_line_is_its_summary() {
     for pass in PASSES {
         let doc = module_doc(pass.flag);
         let first = doc.lines().next().unwrap_or_default();
-        assert_eq!(first, format!("{}: {}.", pass.flag, pass.summary), "module doc of {}", pass.flag);
+        assert_eq!(
+            first,
+            format!("{}: {}.", pass.flag, pass.summary),
+            "module doc of {}",
+            pass.flag
+        );
     }
 }
 
@@ -39,16 +55,28 @@ fn every_pass_has_a_source_file_whose_first_line_is_its_summary() {
 fn every_pass_has_a_lit_test() {
     for pass in PASSES {
         let (level, name) = split(pass.flag);
-        let path = repo().join("lit-tests").join(level).join(format!("{name}.mlir"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("pass {} has no lit test at {}", pass.flag, path.display()));
-        assert!(text.contains(pass.flag), "{} does not run {}", path.display(), pass.flag);
+        let path = repo()
+            .join("lit-tests")
+            .join(level)
+            .join(format!("{name}.mlir"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("pass {} has no lit test at {}", pass.flag, path.display()));
+        assert!(
+            text.contains(pass.flag),
+            "{} does not run {}",
+            path.display(),
+            pass.flag
+        );
     }
 }
 
 /// docs/passes.md is generated; `GRIM_BLESS=1 cargo test -p grim-passes --test registry` rewrites it.
 #[test]
 fn docs_passes_md_is_up_to_date() {
-    let docs: Vec<(String, String)> = PASSES.iter().map(|p| (p.flag.to_string(), module_doc(p.flag))).collect();
+    let docs: Vec<(String, String)> = PASSES
+        .iter()
+        .map(|p| (p.flag.to_string(), module_doc(p.flag)))
+        .collect();
     let pairs: Vec<(&str, &str)> = docs.iter().map(|(f, d)| (f.as_str(), d.as_str())).collect();
     let expected = registry::markdown(&pairs);
     let path = repo().join("docs/passes.md");
@@ -56,5 +84,8 @@ fn docs_passes_md_is_up_to_date() {
         std::fs::write(&path, &expected).expect("write docs/passes.md");
     }
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(actual == expected, "docs/passes.md is stale: run `GRIM_BLESS=1 cargo test -p grim-passes --test registry`");
+    assert!(
+        actual == expected,
+        "docs/passes.md is stale: run `GRIM_BLESS=1 cargo test -p grim-passes --test registry`"
+    );
 }

@@ -13,9 +13,14 @@
 //! docs/benchmarks/kernels.{md,json,png}; a `--quick` run (smoke test) writes
 //! it to target/bench/quick/ instead, so it never replaces the real figures.
 
-use super::{announce, capture, cargo, heading, lcg_values, rel, repo_root, run, run_streaming, runtime, target_dir};
+use super::{
+    announce, capture, cargo, heading, lcg_values, rel, repo_root, run, run_streaming, runtime,
+    target_dir,
+};
 use anyhow::{bail, Context as _, Result};
-use grim_model::{random_bcr_weight, save_onnx, write_npy, BlockSize, Graph, Node, Op, Tensor, ValueInfo};
+use grim_model::{
+    random_bcr_weight, save_onnx, write_npy, BlockSize, Graph, Node, Op, Tensor, ValueInfo,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::{
@@ -34,12 +39,23 @@ pub const USAGE: &str = "usage: cargo xtask bench kernels [--quick] [--runs R] [
   --threads LIST comma-separated thread counts (default 1,2; --quick: 1)";
 
 /// The Python packages of the peers, installed into target/bench/venv.
-const PEER_PACKAGES: &[&str] = &["numpy", "scipy", "threadpoolctl", "onnx", "onnxruntime", "mkl", "sparse-dot-mkl"];
+const PEER_PACKAGES: &[&str] = &[
+    "numpy",
+    "scipy",
+    "threadpoolctl",
+    "onnx",
+    "onnxruntime",
+    "mkl",
+    "sparse-dot-mkl",
+];
 
 /// The implementations compared, in table order: (key, label).
 const IMPLS: &[(&str, &str)] = &[
     ("grim-bcr", "grim BCR"),
-    ("grim-dense", "grim dense (BCR packing at fill 1.0; no dense kernel yet)"),
+    (
+        "grim-dense",
+        "grim dense (BCR packing at fill 1.0; no dense kernel yet)",
+    ),
     ("numpy-openblas", "numpy/OpenBLAS sgemm (dense)"),
     ("onnxruntime", "onnxruntime MatMul (dense)"),
     ("scipy-csr", "scipy CSR x dense (single-threaded)"),
@@ -65,21 +81,38 @@ pub fn parse_options(args: &[&str]) -> Result<Options> {
             Some((f, v)) => (f, Some(v)),
             None => (arg, None),
         };
-        let mut value = || -> Result<&str> { inline.or_else(|| it.next().copied()).with_context(|| format!("{flag} needs a value\n\n{USAGE}")) };
+        let mut value = || -> Result<&str> {
+            inline
+                .or_else(|| it.next().copied())
+                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+        };
         match flag {
             "--quick" if inline.is_none() => quick = true,
             "--runs" => {
                 let v = value()?;
-                let r: usize = v.parse().ok().filter(|&r| r >= 1).with_context(|| format!("--runs must be a positive integer, got '{v}'"))?;
+                let r: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|&r| r >= 1)
+                    .with_context(|| format!("--runs must be a positive integer, got '{v}'"))?;
                 runs = Some(r);
             }
             "--threads" => {
                 let v = value()?;
                 let list: Vec<usize> = v
                     .split(',')
-                    .map(|t| t.trim().parse().ok().filter(|&t: &usize| (1..=256).contains(&t)))
+                    .map(|t| {
+                        t.trim()
+                            .parse()
+                            .ok()
+                            .filter(|&t: &usize| (1..=256).contains(&t))
+                    })
                     .collect::<Option<_>>()
-                    .with_context(|| format!("--threads must be a comma-separated list of thread counts, got '{v}'"))?;
+                    .with_context(|| {
+                        format!(
+                            "--threads must be a comma-separated list of thread counts, got '{v}'"
+                        )
+                    })?;
                 threads = Some(list);
             }
             _ => bail!("bench kernels: unknown argument `{arg}`\n\n{USAGE}"),
@@ -87,7 +120,11 @@ pub fn parse_options(args: &[&str]) -> Result<Options> {
     }
     let mut threads = threads.unwrap_or(if quick { vec![1] } else { vec![1, 2] });
     threads.dedup();
-    Ok(Options { quick, runs, threads })
+    Ok(Options {
+        quick,
+        runs,
+        threads,
+    })
 }
 
 /// `cargo xtask bench ...`
@@ -136,8 +173,10 @@ fn layers_file() -> PathBuf {
 
 fn load_layers() -> Result<LayersFile> {
     let path = layers_file();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("bench: cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("bench: {} is not a valid layers file", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("bench: cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("bench: {} is not a valid layers file", path.display()))
 }
 
 /// One grim model to time.
@@ -155,7 +194,15 @@ struct Case {
 }
 
 fn file_id(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `y = W x` with x of shape [K, N] and y of shape [M, N], the layout of
@@ -164,41 +211,90 @@ fn file_id(text: &str) -> String {
 /// gemm lowering needs, so grim's figure is the sparse kernel reading X in
 /// place, which is what the peers (W @ X) are timed on too.
 fn gemm_graph(name: &str, layer: &Layer, w: Vec<f32>) -> Result<Graph> {
-    let gemm = Op::Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: true };
+    let gemm = Op::Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+    };
     Ok(Graph {
         name: name.to_string(),
-        inputs: vec![ValueInfo { name: "x".into(), shape: vec![layer.k, layer.n] }],
-        outputs: vec![ValueInfo { name: "y".into(), shape: vec![layer.m, layer.n] }],
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![layer.k, layer.n],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![layer.m, layer.n],
+        }],
         nodes: vec![
-            Node { name: "xt".into(), op: Op::Transpose, inputs: vec!["x".into()], outputs: vec!["a".into()] },
-            Node { name: "fc".into(), op: gemm, inputs: vec!["a".into(), "fc.weight".into()], outputs: vec!["b".into()] },
-            Node { name: "yt".into(), op: Op::Transpose, inputs: vec!["b".into()], outputs: vec!["y".into()] },
+            Node {
+                name: "xt".into(),
+                op: Op::Transpose,
+                inputs: vec!["x".into()],
+                outputs: vec!["a".into()],
+            },
+            Node {
+                name: "fc".into(),
+                op: gemm,
+                inputs: vec!["a".into(), "fc.weight".into()],
+                outputs: vec!["b".into()],
+            },
+            Node {
+                name: "yt".into(),
+                op: Op::Transpose,
+                inputs: vec!["b".into()],
+                outputs: vec!["y".into()],
+            },
         ],
-        initializers: BTreeMap::from([("fc.weight".to_string(), Tensor::new(vec![layer.m, layer.k], w)?)]),
+        initializers: BTreeMap::from([(
+            "fc.weight".to_string(),
+            Tensor::new(vec![layer.m, layer.k], w)?,
+        )]),
     })
 }
 
-fn write_case(layer: &Layer, id: &str, w: Vec<f32>, dir: &Path) -> Result<(PathBuf, PathBuf, usize)> {
+fn write_case(
+    layer: &Layer,
+    id: &str,
+    w: Vec<f32>,
+    dir: &Path,
+) -> Result<(PathBuf, PathBuf, usize)> {
     let nonzeros = w.iter().filter(|&&v| v != 0.0).count();
     let weight = dir.join(format!("{id}.W.npy"));
-    write_npy(&weight, &Tensor::new(vec![layer.m, layer.k], w.clone())?).with_context(|| format!("bench: cannot write {}", weight.display()))?;
+    write_npy(&weight, &Tensor::new(vec![layer.m, layer.k], w.clone())?)
+        .with_context(|| format!("bench: cannot write {}", weight.display()))?;
     let model = dir.join(format!("{id}.onnx"));
-    save_onnx(&gemm_graph(id, layer, w)?, &model).with_context(|| format!("bench: cannot write {}", model.display()))?;
+    save_onnx(&gemm_graph(id, layer, w)?, &model)
+        .with_context(|| format!("bench: cannot write {}", model.display()))?;
     Ok((model, weight, nonzeros))
 }
 
 const SEED_BASE: u64 = 0x6772_696d_0000;
 
 fn make_cases(file: &LayersFile, options: &Options, dir: &Path) -> Result<Vec<Case>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("bench: cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("bench: cannot create {}", dir.display()))?;
     let mut cases = Vec::new();
     for (li, layer) in file.layers.iter().enumerate() {
         // The dense model: random values in [-1, 1), none zero.
         let seed = SEED_BASE + 1000 * li as u64 + 999;
-        let w: Vec<f32> = lcg_values(seed, layer.m * layer.k).into_iter().map(|v| if v == 0.0 { 0.5 } else { v }).collect();
+        let w: Vec<f32> = lcg_values(seed, layer.m * layer.k)
+            .into_iter()
+            .map(|v| if v == 0.0 { 0.5 } else { v })
+            .collect();
         let id = format!("{}__dense", file_id(&layer.name));
         let (model, weight, nonzeros) = write_case(layer, &id, w, dir)?;
-        cases.push(Case { id, layer: li, sparsity: None, block: DENSE_BLOCK, seed, model, weight, nonzeros });
+        cases.push(Case {
+            id,
+            layer: li,
+            sparsity: None,
+            block: DENSE_BLOCK,
+            seed,
+            model,
+            weight,
+            nonzeros,
+        });
         for (si, sparsity) in file.sparsity.iter().enumerate() {
             if options.quick && sparsity.name != "8x" {
                 continue;
@@ -209,14 +305,33 @@ fn make_cases(file: &LayersFile, options: &Options, dir: &Path) -> Result<Vec<Ca
                     continue;
                 }
                 if rows > layer.m || cols > layer.k {
-                    println!("skip {} {} block {block}: larger than the {}x{} matrix", layer.name, sparsity.name, layer.m, layer.k);
+                    println!(
+                        "skip {} {} block {block}: larger than the {}x{} matrix",
+                        layer.name, sparsity.name, layer.m, layer.k
+                    );
                     continue;
                 }
                 let seed = SEED_BASE + 1000 * li as u64 + 10 * si as u64 + bi as u64;
-                let w = random_bcr_weight(layer.m, layer.k, block, sparsity.row_keep, sparsity.col_keep, seed);
+                let w = random_bcr_weight(
+                    layer.m,
+                    layer.k,
+                    block,
+                    sparsity.row_keep,
+                    sparsity.col_keep,
+                    seed,
+                );
                 let id = format!("{}__{}__b{block}", file_id(&layer.name), sparsity.name);
                 let (model, weight, nonzeros) = write_case(layer, &id, w, dir)?;
-                cases.push(Case { id, layer: li, sparsity: Some(si), block, seed, model, weight, nonzeros });
+                cases.push(Case {
+                    id,
+                    layer: li,
+                    sparsity: Some(si),
+                    block,
+                    seed,
+                    model,
+                    weight,
+                    nonzeros,
+                });
             }
         }
     }
@@ -268,12 +383,35 @@ struct GrimTiming {
 
 fn grimc_bench(grimc: &Path, case: &Case, threads: usize, runs: usize) -> Result<GrimTiming> {
     let mut command = Command::new(grimc);
-    command.arg("bench").arg(&case.model).args(["--block", &case.block.to_string(), "--threads", &threads.to_string(), "--runs", &runs.to_string(), "--json"]);
+    command.arg("bench").arg(&case.model).args([
+        "--block",
+        &case.block.to_string(),
+        "--threads",
+        &threads.to_string(),
+        "--runs",
+        &runs.to_string(),
+        "--json",
+    ]);
     let stdout = capture(&format!("bench (grimc bench {})", case.id), &mut command)?;
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).context("grimc bench printed no JSON")?;
-    let json: Value = serde_json::from_str(line).with_context(|| format!("grimc bench printed invalid JSON: {line}"))?;
-    let number = |name: &str| json[name].as_f64().with_context(|| format!("grimc bench JSON has no number `{name}`: {line}"));
-    Ok(GrimTiming { median_ms: number("median_ms")?, min_ms: number("min_ms")?, max_ms: number("max_ms")?, runs: number("runs")? as usize, json })
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("grimc bench printed no JSON")?;
+    let json: Value = serde_json::from_str(line)
+        .with_context(|| format!("grimc bench printed invalid JSON: {line}"))?;
+    let number = |name: &str| {
+        json[name]
+            .as_f64()
+            .with_context(|| format!("grimc bench JSON has no number `{name}`: {line}"))
+    };
+    Ok(GrimTiming {
+        median_ms: number("median_ms")?,
+        min_ms: number("min_ms")?,
+        max_ms: number("max_ms")?,
+        runs: number("runs")? as usize,
+        json,
+    })
 }
 
 fn gflops(flop_count: f64, ms: f64) -> f64 {
@@ -281,7 +419,16 @@ fn gflops(flop_count: f64, ms: f64) -> f64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn make_row(implementation: &str, layer: &Layer, sparsity: Option<&str>, block: Option<String>, threads: usize, timing: (f64, f64, f64, usize), nonzeros: usize, seed: Option<u64>) -> Row {
+fn make_row(
+    implementation: &str,
+    layer: &Layer,
+    sparsity: Option<&str>,
+    block: Option<String>,
+    threads: usize,
+    timing: (f64, f64, f64, usize),
+    nonzeros: usize,
+    seed: Option<u64>,
+) -> Row {
     let (median_ms, min_ms, max_ms, runs) = timing;
     Row {
         implementation: implementation.to_string(),
@@ -322,26 +469,45 @@ fn python_env(bench_dir: &Path) -> (Option<PathBuf>, BTreeMap<String, String>) {
     let venv = bench_dir.join("venv");
     let python = venv.join("bin").join("python");
     if !python.exists() {
-        if let Err(error) = run("bench (python venv)", Command::new("python3").arg("-m").arg("venv").arg(&venv)) {
+        if let Err(error) = run(
+            "bench (python venv)",
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        ) {
             for (peer, _) in IMPLS.iter().filter(|(k, _)| !k.starts_with("grim")) {
-                unavailable.insert(peer.to_string(), format!("cannot create the venv: {error:#}"));
+                unavailable.insert(
+                    peer.to_string(),
+                    format!("cannot create the venv: {error:#}"),
+                );
             }
             return (None, unavailable);
         }
     }
     for package in PEER_PACKAGES {
         let mut install = Command::new(&python);
-        install.args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", package]);
+        install.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            package,
+        ]);
         announce(&install);
         let failure = match install.output() {
             Ok(out) if out.status.success() => None,
-            Ok(out) => Some(format!("pip install {package} failed ({}): {}", out.status, tail(&String::from_utf8_lossy(&out.stderr), 6))),
+            Ok(out) => Some(format!(
+                "pip install {package} failed ({}): {}",
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stderr), 6)
+            )),
             Err(error) => Some(format!("cannot run pip: {error}")),
         };
         if let Some(failure) = failure {
             println!("{failure}");
             for peer in peers_of_package(package) {
-                unavailable.entry(peer.to_string()).or_insert_with(|| failure.clone());
+                unavailable
+                    .entry(peer.to_string())
+                    .or_insert_with(|| failure.clone());
             }
         }
     }
@@ -358,7 +524,11 @@ fn mkl_rt(venv: &Path) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(venv.join("lib"))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libmkl_rt.so.")))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libmkl_rt.so."))
+        })
         .collect();
     found.sort();
     found.pop()
@@ -378,8 +548,24 @@ fn cpuinfo_field(field: &str) -> Option<String> {
 
 fn machine_facts() -> Value {
     let flags = cpuinfo_field("flags").unwrap_or_default();
-    let simd: Vec<&str> = flags.split_whitespace().filter(|f| ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512_vnni"].contains(f)).collect();
-    let processors = std::fs::read_to_string("/proc/cpuinfo").map(|t| t.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(0);
+    let simd: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| {
+            [
+                "sse4_2",
+                "avx",
+                "avx2",
+                "fma",
+                "avx512f",
+                "avx512vl",
+                "avx512_vnni",
+            ]
+            .contains(f)
+        })
+        .collect();
+    let processors = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
     json!({
         "cpu_model": cpuinfo_field("model name"),
         "cpu_family": cpuinfo_field("cpu family"),
@@ -397,7 +583,11 @@ fn fma_peak(bench_dir: &Path, threads: &[usize]) -> Value {
     let source = repo_root().join("xtask").join("bench").join("fma_peak.c");
     let exe = bench_dir.join("fma_peak");
     let mut compile = Command::new("cc");
-    compile.args(["-O2", "-march=native", "-pthread"]).arg(&source).arg("-o").arg(&exe);
+    compile
+        .args(["-O2", "-march=native", "-pthread"])
+        .arg(&source)
+        .arg("-o")
+        .arg(&exe);
     if let Err(error) = run("bench (compile fma_peak.c)", &mut compile) {
         return json!({ "error": format!("{error:#}") });
     }
@@ -405,7 +595,10 @@ fn fma_peak(bench_dir: &Path, threads: &[usize]) -> Value {
     for &t in threads {
         match capture("bench (fma peak)", Command::new(&exe).arg(t.to_string())) {
             Ok(text) => {
-                let g = text.split_whitespace().find_map(|kv| kv.strip_prefix("gflops=")).and_then(|v| v.parse::<f64>().ok());
+                let g = text
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix("gflops="))
+                    .and_then(|v| v.parse::<f64>().ok());
                 println!("{}", text.trim());
                 out.push(json!({ "threads": t, "gflops": g }));
             }
@@ -416,14 +609,27 @@ fn fma_peak(bench_dir: &Path, threads: &[usize]) -> Value {
 }
 
 fn git_state() -> Value {
-    let head = Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(repo_root()).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let dirty = Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]).current_dir(repo_root()).output().ok().map(|o| !o.stdout.is_empty());
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .map(|o| !o.stdout.is_empty());
     json!({ "head": head, "uncommitted_changes": dirty })
 }
 
 /// UTC now as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no date crate needed).
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -434,7 +640,12 @@ fn utc_now() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -447,15 +658,38 @@ fn mca_command() -> Result<()> {
     let file = load_layers()?;
     runtime()?;
     heading("bench mca: build grimc (release)");
-    run("bench mca (build grimc)", cargo().args(["build", "--release", "-p", "grim-compiler", "--bin", "grimc"]))?;
+    run(
+        "bench mca (build grimc)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "grim-compiler",
+            "--bin",
+            "grimc",
+        ]),
+    )?;
     let grimc = target_dir().join("release").join("grimc");
     let bench_dir = target_dir().join("bench");
-    let quick = Options { quick: true, runs: None, threads: vec![1] };
+    let quick = Options {
+        quick: true,
+        runs: None,
+        threads: vec![1],
+    };
     let cases = make_cases(&file, &quick, &bench_dir.join("mca-models"))?;
     let models: Vec<(String, usize, PathBuf)> = cases
         .iter()
-        .filter(|c| c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x") && (c.block.rows, c.block.cols) == (8, 16))
-        .map(|c| (file.layers[c.layer].name.clone(), file.layers[c.layer].n, c.model.clone()))
+        .filter(|c| {
+            c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
+                && (c.block.rows, c.block.cols) == (8, 16)
+        })
+        .map(|c| {
+            (
+                file.layers[c.layer].name.clone(),
+                file.layers[c.layer].n,
+                c.model.clone(),
+            )
+        })
         .collect();
     heading("bench mca: llvm-mca");
     let figures = crate::mca::analyse(&grimc, &models, &bench_dir.join("mca"))?;
@@ -467,7 +701,10 @@ fn mca_command() -> Result<()> {
     let out = repo_root().join("docs").join("benchmarks");
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("mca.md"), markdown)?;
-    std::fs::write(out.join("mca.json"), serde_json::to_string_pretty(&crate::mca::to_json(&figures))? + "\n")?;
+    std::fs::write(
+        out.join("mca.json"),
+        serde_json::to_string_pretty(&crate::mca::to_json(&figures))? + "\n",
+    )?;
     println!("wrote docs/benchmarks/mca.md and mca.json");
     Ok(())
 }
@@ -477,22 +714,48 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     let command_line = format!("cargo xtask bench {}", args.join(" "));
     let file = load_layers()?;
     let bench_dir = target_dir().join("bench");
-    let out_dir = if options.quick { bench_dir.join("quick") } else { repo_root().join("docs").join("benchmarks") };
-    let budget = if options.quick {
-        Budget { seconds: 0.05, min_runs: 5, max_runs: 200 }
+    let out_dir = if options.quick {
+        bench_dir.join("quick")
     } else {
-        Budget { seconds: 0.5, min_runs: 10, max_runs: 20_000 }
+        repo_root().join("docs").join("benchmarks")
+    };
+    let budget = if options.quick {
+        Budget {
+            seconds: 0.05,
+            min_runs: 5,
+            max_runs: 200,
+        }
+    } else {
+        Budget {
+            seconds: 0.5,
+            min_runs: 10,
+            max_runs: 20_000,
+        }
     };
 
     runtime()?;
     heading("bench: build grimc (release)");
-    run("bench (build grimc)", cargo().args(["build", "--release", "-p", "grim-compiler", "--bin", "grimc"]))?;
+    run(
+        "bench (build grimc)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "grim-compiler",
+            "--bin",
+            "grimc",
+        ]),
+    )?;
     let grimc = target_dir().join("release").join("grimc");
 
     heading("bench: models");
     let model_dir = bench_dir.join("models");
     let cases = make_cases(&file, options, &model_dir)?;
-    println!("wrote {} models and their weights (.W.npy) to {}", cases.len(), rel(&model_dir));
+    println!(
+        "wrote {} models and their weights (.W.npy) to {}",
+        cases.len(),
+        rel(&model_dir)
+    );
 
     heading("bench: machine");
     let machine = machine_facts();
@@ -506,7 +769,11 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     for case in &cases {
         let layer = &file.layers[case.layer];
         let sparsity = case.sparsity.map(|s| file.sparsity[s].name.as_str());
-        let implementation = if case.sparsity.is_some() { "grim-bcr" } else { "grim-dense" };
+        let implementation = if case.sparsity.is_some() {
+            "grim-bcr"
+        } else {
+            "grim-dense"
+        };
         let mut measured_ms: Option<f64> = None;
         for &threads in &options.threads {
             let runs = match (options.runs, measured_ms) {
@@ -524,7 +791,16 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
             match grimc_bench(&grimc, case, threads, runs) {
                 Ok(t) => {
                     measured_ms.get_or_insert(t.median_ms);
-                    let row = make_row(implementation, layer, sparsity, Some(case.block.to_string()), threads, (t.median_ms, t.min_ms, t.max_ms, t.runs), case.nonzeros, Some(case.seed));
+                    let row = make_row(
+                        implementation,
+                        layer,
+                        sparsity,
+                        Some(case.block.to_string()),
+                        threads,
+                        (t.median_ms, t.min_ms, t.max_ms, t.runs),
+                        case.nonzeros,
+                        Some(case.seed),
+                    );
                     println!(
                         "{:<24} {:<5} {:<6} {implementation:<10} T={threads}  median {:.4} ms ({} runs)  useful {:.1} GFLOP/s, dense-equivalent {:.1} GFLOP/s",
                         layer.name,
@@ -548,16 +824,27 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
 
     heading("bench: BCRC index bytes (8x, block 8x16)");
     let mut index_rows = Vec::new();
-    for case in cases.iter().filter(|c| c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x") && c.block == (BlockSize { rows: 8, cols: 16 })) {
+    for case in cases.iter().filter(|c| {
+        c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
+            && c.block == (BlockSize { rows: 8, cols: 16 })
+    }) {
         let mut command = Command::new(&grimc);
-        command.arg("inspect").arg(&case.model).args(["--block", "8x16", "--json"]);
-        match capture("bench (grimc inspect)", &mut command).and_then(|t| serde_json::from_str::<Value>(&t).context("grimc inspect printed invalid JSON")) {
+        command
+            .arg("inspect")
+            .arg(&case.model)
+            .args(["--block", "8x16", "--json"]);
+        match capture("bench (grimc inspect)", &mut command).and_then(|t| {
+            serde_json::from_str::<Value>(&t).context("grimc inspect printed invalid JSON")
+        }) {
             Ok(Value::Array(list)) if !list.is_empty() => {
                 let mut r = list[0].clone();
                 r["layer_name"] = json!(file.layers[case.layer].name);
                 index_rows.push(r);
             }
-            Ok(other) => failures.push(format!("grimc inspect {}: unexpected output {other}", case.id)),
+            Ok(other) => failures.push(format!(
+                "grimc inspect {}: unexpected output {other}",
+                case.id
+            )),
             Err(error) => failures.push(format!("grimc inspect {}: {error:#}", case.id)),
         }
     }
@@ -565,8 +852,17 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     heading("bench: aarch64 inner loops (llvm-mca)");
     let mca_models: Vec<(String, usize, PathBuf)> = cases
         .iter()
-        .filter(|c| c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x") && c.block == (BlockSize { rows: 8, cols: 16 }))
-        .map(|c| (file.layers[c.layer].name.clone(), file.layers[c.layer].n, c.model.clone()))
+        .filter(|c| {
+            c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
+                && c.block == (BlockSize { rows: 8, cols: 16 })
+        })
+        .map(|c| {
+            (
+                file.layers[c.layer].name.clone(),
+                file.layers[c.layer].n,
+                c.model.clone(),
+            )
+        })
         .collect();
     let mca = match crate::mca::analyse(&grimc, &mca_models, &bench_dir.join("mca")) {
         Ok(figures) => figures,
@@ -599,34 +895,59 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
         });
         let spec_path = bench_dir.join("peer-cases.json");
         let out_path = bench_dir.join("peer-results.json");
-        std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)?).with_context(|| format!("bench: cannot write {}", spec_path.display()))?;
+        std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)?)
+            .with_context(|| format!("bench: cannot write {}", spec_path.display()))?;
         let _ = std::fs::remove_file(&out_path);
         let mut command = Command::new(&python);
-        command.arg(repo_root().join("xtask").join("bench").join("peers.py")).arg(&spec_path).arg(&out_path);
+        command
+            .arg(repo_root().join("xtask").join("bench").join("peers.py"))
+            .arg(&spec_path)
+            .arg(&out_path);
         if let Some(lib) = mkl_rt(&bench_dir.join("venv")) {
             command.env("MKL_RT", lib);
         }
         let (ok, output) = run_streaming("bench (peers)", &mut command)?;
-        match std::fs::read_to_string(&out_path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+        match std::fs::read_to_string(&out_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
             Some(value) => peers = value,
             None => {
-                let why = format!("peers.py {} and wrote no results: {}", if ok { "succeeded" } else { "failed" }, tail(&output, 6));
+                let why = format!(
+                    "peers.py {} and wrote no results: {}",
+                    if ok { "succeeded" } else { "failed" },
+                    tail(&output, 6)
+                );
                 failures.push(why.clone());
                 for (peer, _) in IMPLS.iter().filter(|(k, _)| !k.starts_with("grim")) {
-                    unavailable.entry(peer.to_string()).or_insert_with(|| why.clone());
+                    unavailable
+                        .entry(peer.to_string())
+                        .or_insert_with(|| why.clone());
                 }
             }
         }
         if let Some(map) = peers["unavailable"].as_object() {
             for (peer, why) in map {
-                unavailable.entry(peer.clone()).or_insert_with(|| why.as_str().unwrap_or_default().to_string());
+                unavailable
+                    .entry(peer.clone())
+                    .or_insert_with(|| why.as_str().unwrap_or_default().to_string());
             }
         }
         for r in peers["results"].as_array().cloned().unwrap_or_default() {
-            let Some(layer) = file.layers.iter().find(|l| r["layer"].as_str() == Some(&l.name)) else { continue };
+            let Some(layer) = file
+                .layers
+                .iter()
+                .find(|l| r["layer"].as_str() == Some(&l.name))
+            else {
+                continue;
+            };
             let case = cases.iter().find(|c| r["case"].as_str() == Some(&c.id));
             let implementation = r["peer"].as_str().unwrap_or("?");
-            let nonzeros = if DENSE_PEERS.contains(&implementation) { layer.m * layer.k } else { case.map_or(0, |c| c.nonzeros) };
+            let nonzeros = if DENSE_PEERS.contains(&implementation) {
+                layer.m * layer.k
+            } else {
+                case.map_or(0, |c| c.nonzeros)
+            };
             let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
             rows.push(make_row(
                 implementation,
@@ -634,7 +955,12 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
                 r["sparsity"].as_str(),
                 r["block"].as_str().map(str::to_string),
                 r["threads"].as_u64().unwrap_or(0) as usize,
-                (f("median_ms"), f("min_ms"), f("max_ms"), r["runs"].as_u64().unwrap_or(0) as usize),
+                (
+                    f("median_ms"),
+                    f("min_ms"),
+                    f("max_ms"),
+                    r["runs"].as_u64().unwrap_or(0) as usize,
+                ),
                 nonzeros,
                 case.map(|c| c.seed),
             ));
@@ -642,9 +968,19 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     }
 
     heading("bench: report");
-    let report = Report { file: &file, options, rows: &rows, unavailable: &unavailable, index_rows: &index_rows, mca: &mca };
+    let report = Report {
+        file: &file,
+        options,
+        rows: &rows,
+        unavailable: &unavailable,
+        index_rows: &index_rows,
+        mca: &mca,
+    };
     let targets = report.targets();
-    let isa = grim_json.as_ref().map(|j| json!({ "target": j["target"], "cpu": j["cpu"], "isa": j["isa"] })).unwrap_or(Value::Null);
+    let isa = grim_json
+        .as_ref()
+        .map(|j| json!({ "target": j["target"], "cpu": j["cpu"], "isa": j["isa"] }))
+        .unwrap_or(Value::Null);
     let elapsed = started.elapsed().as_secs_f64();
     let document = json!({
         "about": "cargo xtask bench kernels: grim's BCR kernels vs dense and CSR peers. Every W is grim_model::random_bcr_weight: each block's kept rows and columns are drawn independently from a fixed seed (the per-row `seed`). Peers compute W @ X (X: K x N); grim's model is Transpose, Gemm (x W^T), Transpose on x: K x N, whose transposes the compiler cancels, so grim's kernel also reads X (K x N) in place and writes W X (M x N).",
@@ -667,9 +1003,11 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
         "targets": targets,
         "failures": failures,
     });
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("bench: cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("bench: cannot create {}", out_dir.display()))?;
     let json_path = out_dir.join("kernels.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&document)? + "\n").with_context(|| format!("bench: cannot write {}", json_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&document)? + "\n")
+        .with_context(|| format!("bench: cannot write {}", json_path.display()))?;
     let png_path = out_dir.join("kernels.png");
     let plot = match report.plot(&png_path) {
         Ok(note) => note,
@@ -681,22 +1019,40 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     let md_path = out_dir.join("kernels.md");
     let mut markdown = report.markdown(&document, &targets, &plot);
     // The reasons behind the figures are written by hand, beside the results.
-    if let Ok(analysis) = std::fs::read_to_string(repo_root().join("docs").join("benchmarks").join("analysis.md")) {
+    if let Ok(analysis) = std::fs::read_to_string(
+        repo_root()
+            .join("docs")
+            .join("benchmarks")
+            .join("analysis.md"),
+    ) {
         markdown.push('\n');
         markdown.push_str(&analysis);
     }
-    std::fs::write(&md_path, &markdown).with_context(|| format!("bench: cannot write {}", md_path.display()))?;
+    std::fs::write(&md_path, &markdown)
+        .with_context(|| format!("bench: cannot write {}", md_path.display()))?;
     println!("{}", markdown_summary(&markdown));
-    println!("wrote {}, {} and {} ({:.0} s)", rel(&md_path), rel(&json_path), rel(&png_path), elapsed);
+    println!(
+        "wrote {}, {} and {} ({:.0} s)",
+        rel(&md_path),
+        rel(&json_path),
+        rel(&png_path),
+        elapsed
+    );
     if !failures.is_empty() {
-        bail!("bench kernels: {} measurement(s) failed (the report lists them):\n  {}", failures.len(), failures.join("\n  "));
+        bail!(
+            "bench kernels: {} measurement(s) failed (the report lists them):\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
     }
     Ok(())
 }
 
 /// The report's tables (everything from "## Results" on) for the terminal.
 fn markdown_summary(markdown: &str) -> &str {
-    markdown.find("## 8x at the best block").map_or(markdown, |i| &markdown[i..])
+    markdown
+        .find("## 8x at the best block")
+        .map_or(markdown, |i| &markdown[i..])
 }
 
 // ---------------------------------------------------------------------------
@@ -723,7 +1079,10 @@ struct TargetCheck {
 }
 
 fn label(key: &str) -> &str {
-    IMPLS.iter().find(|(k, _)| *k == key).map_or(key, |(_, l)| l)
+    IMPLS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or(key, |(_, l)| l)
 }
 
 fn fmt_ms(ms: f64) -> String {
@@ -737,7 +1096,14 @@ fn fmt_ms(ms: f64) -> String {
 }
 
 impl Report<'_> {
-    fn find(&self, implementation: &str, layer: &str, sparsity: Option<&str>, block: Option<&str>, threads: usize) -> Option<&Row> {
+    fn find(
+        &self,
+        implementation: &str,
+        layer: &str,
+        sparsity: Option<&str>,
+        block: Option<&str>,
+        threads: usize,
+    ) -> Option<&Row> {
         self.rows.iter().find(|r| {
             r.implementation == implementation
                 && r.layer == layer
@@ -751,14 +1117,23 @@ impl Report<'_> {
     fn best_bcr(&self, layer: &str, sparsity: &str, threads: usize) -> Option<&Row> {
         self.rows
             .iter()
-            .filter(|r| r.implementation == "grim-bcr" && r.layer == layer && r.sparsity.as_deref() == Some(sparsity) && r.threads == threads)
+            .filter(|r| {
+                r.implementation == "grim-bcr"
+                    && r.layer == layer
+                    && r.sparsity.as_deref() == Some(sparsity)
+                    && r.threads == threads
+            })
             .min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))
     }
 
     fn fastest_dense_peer(&self, layer: &str, threads: usize) -> Option<&Row> {
         self.rows
             .iter()
-            .filter(|r| DENSE_PEERS.contains(&r.implementation.as_str()) && r.layer == layer && r.threads == threads)
+            .filter(|r| {
+                DENSE_PEERS.contains(&r.implementation.as_str())
+                    && r.layer == layer
+                    && r.threads == threads
+            })
             .min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))
     }
 
@@ -771,18 +1146,39 @@ impl Report<'_> {
 
     fn targets(&self) -> Vec<TargetCheck> {
         let mut out = Vec::new();
-        let at_least = |target: &str, subject: String, measured: Option<f64>, goal: f64, what: &str| -> TargetCheck {
+        let at_least = |target: &str,
+                        subject: String,
+                        measured: Option<f64>,
+                        goal: f64,
+                        what: &str|
+         -> TargetCheck {
             match measured {
                 Some(v) if v.is_finite() => {
                     let pass = v >= goal;
                     let detail = if pass {
                         format!("{v:.2}x (target >= {goal}x)")
                     } else {
-                        format!("{v:.2}x, {:.0}% short of {goal}x (needs {:.2}x more)", 100.0 * (1.0 - v / goal), goal / v)
+                        format!(
+                            "{v:.2}x, {:.0}% short of {goal}x (needs {:.2}x more)",
+                            100.0 * (1.0 - v / goal),
+                            goal / v
+                        )
                     };
-                    TargetCheck { target: target.into(), subject, measured: Some(v), status: if pass { "PASS" } else { "MISS" }.into(), detail }
+                    TargetCheck {
+                        target: target.into(),
+                        subject,
+                        measured: Some(v),
+                        status: if pass { "PASS" } else { "MISS" }.into(),
+                        detail,
+                    }
                 }
-                _ => TargetCheck { target: target.into(), subject, measured: None, status: "NOT MEASURED".into(), detail: format!("no measurement of {what}") },
+                _ => TargetCheck {
+                    target: target.into(),
+                    subject,
+                    measured: None,
+                    status: "NOT MEASURED".into(),
+                    detail: format!("no measurement of {what}"),
+                },
             }
         };
         let t1 = "grim BCR 8x (best block) vs fastest dense peer: >= 5x conv/gemm, >= 4x gemv";
@@ -797,14 +1193,31 @@ impl Report<'_> {
                 let grim = self.best_bcr(&l.name, "8x", threads);
                 let peer = self.fastest_dense_peer(&l.name, threads);
                 let measured = grim.zip(peer).map(|(g, p)| p.median_ms / g.median_ms);
-                let subject = format!("{} T={threads} (grim block {}, peer {})", l.name, grim.and_then(|g| g.block.clone()).unwrap_or("-".into()), peer.map_or("-", |p| p.implementation.as_str()));
-                out.push(at_least(t1, subject, measured, goal, "grim BCR at 8x or a dense peer"));
+                let subject = format!(
+                    "{} T={threads} (grim block {}, peer {})",
+                    l.name,
+                    grim.and_then(|g| g.block.clone()).unwrap_or("-".into()),
+                    peer.map_or("-", |p| p.implementation.as_str())
+                );
+                out.push(at_least(
+                    t1,
+                    subject,
+                    measured,
+                    goal,
+                    "grim BCR at 8x or a dense peer",
+                ));
             }
         }
         for &threads in &self.options.threads {
             for l in &self.file.layers {
                 let Some(grim) = self.best_bcr(&l.name, "8x", threads) else {
-                    out.push(at_least(t2, format!("{} T={threads}", l.name), None, 4.0, "grim BCR at 8x"));
+                    out.push(at_least(
+                        t2,
+                        format!("{} T={threads}", l.name),
+                        None,
+                        4.0,
+                        "grim BCR at 8x",
+                    ));
                     continue;
                 };
                 for peer in ["scipy-csr", "mkl-csr"] {
@@ -812,8 +1225,18 @@ impl Report<'_> {
                         continue; // scipy is single-threaded: compared at 1 thread only
                     }
                     let p = self.find(peer, &l.name, Some("8x"), grim.block.as_deref(), threads);
-                    let subject = format!("{} T={threads} vs {peer} (block {})", l.name, grim.block.as_deref().unwrap_or("-"));
-                    out.push(at_least(t2, subject, p.map(|p| p.median_ms / grim.median_ms), 4.0, peer));
+                    let subject = format!(
+                        "{} T={threads} vs {peer} (block {})",
+                        l.name,
+                        grim.block.as_deref().unwrap_or("-")
+                    );
+                    out.push(at_least(
+                        t2,
+                        subject,
+                        p.map(|p| p.median_ms / grim.median_ms),
+                        4.0,
+                        peer,
+                    ));
                 }
             }
         }
@@ -841,15 +1264,31 @@ impl Report<'_> {
         for l in self.three_largest() {
             let subject = format!("{} grim BCR 8x (1-thread best block)", l.name);
             if !has_1_and_2 {
-                out.push(TargetCheck { target: t4.into(), subject, measured: None, status: "NOT MEASURED".into(), detail: "needs --threads 1,2".into() });
+                out.push(TargetCheck {
+                    target: t4.into(),
+                    subject,
+                    measured: None,
+                    status: "NOT MEASURED".into(),
+                    detail: "needs --threads 1,2".into(),
+                });
                 continue;
             }
             let one = self.best_bcr(&l.name, "8x", 1);
-            let two = one.and_then(|o| self.find("grim-bcr", &l.name, Some("8x"), o.block.as_deref(), 2));
-            out.push(at_least(t4, subject, one.zip(two).map(|(o, t)| o.median_ms / t.median_ms), 1.7, "grim BCR at 1 and 2 threads"));
+            let two =
+                one.and_then(|o| self.find("grim-bcr", &l.name, Some("8x"), o.block.as_deref(), 2));
+            out.push(at_least(
+                t4,
+                subject,
+                one.zip(two).map(|(o, t)| o.median_ms / t.median_ms),
+                1.7,
+                "grim BCR at 1 and 2 threads",
+            ));
         }
         for l in &self.file.layers {
-            let row = self.index_rows.iter().find(|r| r["layer_name"].as_str() == Some(&l.name));
+            let row = self
+                .index_rows
+                .iter()
+                .find(|r| r["layer_name"].as_str() == Some(&l.name));
             let subject = l.name.clone();
             out.push(match row.and_then(|r| r["index_to_value"].as_f64()) {
                 Some(v) => {
@@ -859,9 +1298,21 @@ impl Report<'_> {
                     } else {
                         format!("{:.1}%: {:.1} points over 15%", 100.0 * v, 100.0 * v - 15.0)
                     };
-                    TargetCheck { target: t5.into(), subject, measured: Some(v), status: if pass { "PASS" } else { "MISS" }.into(), detail }
+                    TargetCheck {
+                        target: t5.into(),
+                        subject,
+                        measured: Some(v),
+                        status: if pass { "PASS" } else { "MISS" }.into(),
+                        detail,
+                    }
                 }
-                None => TargetCheck { target: t5.into(), subject, measured: None, status: "NOT MEASURED".into(), detail: "no grimc inspect figures".into() },
+                None => TargetCheck {
+                    target: t5.into(),
+                    subject,
+                    measured: None,
+                    status: "NOT MEASURED".into(),
+                    detail: "no grimc inspect figures".into(),
+                },
             });
         }
         for figures in self.mca.iter().filter(|f| f.kernel == "spmm") {
@@ -883,7 +1334,13 @@ impl Report<'_> {
             });
         }
         if self.mca.is_empty() {
-            out.push(TargetCheck { target: t6.into(), subject: "aarch64 inner loops".into(), measured: None, status: "NOT MEASURED".into(), detail: "llvm-mca analysis failed (see failures)".into() });
+            out.push(TargetCheck {
+                target: t6.into(),
+                subject: "aarch64 inner loops".into(),
+                measured: None,
+                status: "NOT MEASURED".into(),
+                detail: "llvm-mca analysis failed (see failures)".into(),
+            });
         }
         out
     }
@@ -896,29 +1353,96 @@ impl Report<'_> {
         if self.options.quick {
             let _ = writeln!(md, "**This is a `--quick` smoke run: only 8x sparsity, block 8x16, {} thread(s), few runs. Its figures are not the benchmark's results.**\n", threads.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(","));
         }
-        let _ = writeln!(md, "- Command: `{}`", document["command"].as_str().unwrap_or(""));
-        let _ = writeln!(md, "- Date (UTC): {}; duration {:.0} s", document["date_utc"].as_str().unwrap_or(""), document["duration_s"].as_f64().unwrap_or(0.0));
-        let _ = writeln!(md, "- Tree: {} (uncommitted changes: {})", document["git"]["head"].as_str().unwrap_or("?"), document["git"]["uncommitted_changes"]);
+        let _ = writeln!(
+            md,
+            "- Command: `{}`",
+            document["command"].as_str().unwrap_or("")
+        );
+        let _ = writeln!(
+            md,
+            "- Date (UTC): {}; duration {:.0} s",
+            document["date_utc"].as_str().unwrap_or(""),
+            document["duration_s"].as_f64().unwrap_or(0.0)
+        );
+        let _ = writeln!(
+            md,
+            "- Tree: {} (uncommitted changes: {})",
+            document["git"]["head"].as_str().unwrap_or("?"),
+            document["git"]["uncommitted_changes"]
+        );
         let _ = writeln!(md, "- Every figure: W is `grim_model::random_bcr_weight`: each block's kept rows and columns are drawn independently from a fixed seed (no pattern shared across blocks). The dense models' W are fixed-seed values in [-1, 1), none zero.\n");
 
         let _ = writeln!(md, "## Machine\n");
         let m = &document["machine"];
-        let _ = writeln!(md, "- CPU: {} (family {}, model {}), {} logical CPUs; SIMD flags: {}", m["cpu_model"].as_str().unwrap_or("?"), m["cpu_family"].as_str().unwrap_or("?"), m["cpu_model_number"].as_str().unwrap_or("?"), m["logical_cpus"], m["simd_flags"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default());
-        let _ = writeln!(md, "- grim target (from `grimc bench --json`): {} / cpu {} / ISA {}", document["grim_target"]["target"].as_str().unwrap_or("?"), document["grim_target"]["cpu"].as_str().unwrap_or("?"), document["grim_target"]["isa"].as_str().unwrap_or("?"));
-        let _ = writeln!(md, "- Kernel: Linux {}", m["kernel"].as_str().unwrap_or("?"));
-        let peak_text = |v: &Value| v.as_array().map(|a| a.iter().map(|r| format!("{} thread(s): {:.1} GFLOP/s", r["threads"], r["gflops"].as_f64().unwrap_or(f64::NAN))).collect::<Vec<_>>().join("; ")).unwrap_or_else(|| "not measured".into());
+        let _ = writeln!(
+            md,
+            "- CPU: {} (family {}, model {}), {} logical CPUs; SIMD flags: {}",
+            m["cpu_model"].as_str().unwrap_or("?"),
+            m["cpu_family"].as_str().unwrap_or("?"),
+            m["cpu_model_number"].as_str().unwrap_or("?"),
+            m["logical_cpus"],
+            m["simd_flags"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            md,
+            "- grim target (from `grimc bench --json`): {} / cpu {} / ISA {}",
+            document["grim_target"]["target"].as_str().unwrap_or("?"),
+            document["grim_target"]["cpu"].as_str().unwrap_or("?"),
+            document["grim_target"]["isa"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(
+            md,
+            "- Kernel: Linux {}",
+            m["kernel"].as_str().unwrap_or("?")
+        );
+        let peak_text = |v: &Value| {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            format!(
+                                "{} thread(s): {:.1} GFLOP/s",
+                                r["threads"],
+                                r["gflops"].as_f64().unwrap_or(f64::NAN)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_else(|| "not measured".into())
+        };
         let fma = &document["fma_peak"];
         match fma["error"].as_str() {
             Some(e) => {
                 let _ = writeln!(md, "- FMA peak: not measured ({e})");
             }
             None => {
-                let _ = writeln!(md, "- Measured FMA peak (theoretical-style ceiling; {}): {}", fma["method"].as_str().unwrap_or(""), peak_text(&fma["results"]));
+                let _ = writeln!(
+                    md,
+                    "- Measured FMA peak (theoretical-style ceiling; {}): {}",
+                    fma["method"].as_str().unwrap_or(""),
+                    peak_text(&fma["results"])
+                );
             }
         }
         let np = &document["numpy_sgemm_peak"];
-        if let Some(size) = np.as_array().and_then(|a| a.first()).and_then(|r| r["size"].as_u64()) {
-            let _ = writeln!(md, "- Practical peak: numpy/OpenBLAS sgemm {size}x{size}x{size}: {}", peak_text(np));
+        if let Some(size) = np
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|r| r["size"].as_u64())
+        {
+            let _ = writeln!(
+                md,
+                "- Practical peak: numpy/OpenBLAS sgemm {size}x{size}x{size}: {}",
+                peak_text(np)
+            );
         }
         let _ = writeln!(md);
 
@@ -930,19 +1454,35 @@ impl Report<'_> {
         });
         let _ = writeln!(md, "- Peers: xtask/bench/peers.py in target/bench/venv, one process; each timing = 2 warm-up calls, then the median of repeated calls sized by the same time budget. numpy and onnxruntime multiply the layer's dense W; scipy and MKL multiply the CSR form of the exact W grim compiled (read from the `.npy` xtask wrote). Threads: threadpoolctl for OpenBLAS, `intra_op_num_threads` for onnxruntime, `mkl_set_num_threads` for MKL; scipy's CSR product is single-threaded, so it appears at 1 thread only.");
         let _ = writeln!(md, "- Useful GFLOP/s = 2 x nonzero multiply-adds / time (for the dense peers the nonzeros are all M x K). Dense-equivalent GFLOP/s = 2 x M x K x N / time.");
-        let _ = writeln!(md, "- Ratios `x` are peer time / grim BCR time (above 1: grim is faster).\n");
+        let _ = writeln!(
+            md,
+            "- Ratios `x` are peer time / grim BCR time (above 1: grim is faster).\n"
+        );
         let _ = writeln!(md, "Versions:\n");
         let _ = writeln!(md, "| library | version |\n| --- | --- |");
         if let Some(v) = document["versions"].as_object() {
             for (k, v) in v {
-                let _ = writeln!(md, "| {k} | {} |", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                let _ = writeln!(
+                    md,
+                    "| {k} | {} |",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
             }
         }
         let _ = writeln!(md);
         if !self.unavailable.is_empty() {
             let _ = writeln!(md, "Unavailable peers:\n");
             for (peer, why) in self.unavailable {
-                let short = why.trim().lines().last().unwrap_or("").chars().take(400).collect::<String>();
+                let short = why
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .chars()
+                    .take(400)
+                    .collect::<String>();
                 let _ = writeln!(md, "- {}: {short}", label(peer));
             }
             let _ = writeln!(md);
@@ -952,7 +1492,11 @@ impl Report<'_> {
         let _ = writeln!(md, "## 8x at the best block size, per shape\n");
         let _ = writeln!(md, "{SEED_NOTE} The best block is grim BCR's fastest at 8x for that thread count; the CSR peers multiply that same W.\n");
         for l in &self.file.layers {
-            let _ = writeln!(md, "### {} ({}, M x K x N = {} x {} x {})\n", l.name, l.kind, l.m, l.k, l.n);
+            let _ = writeln!(
+                md,
+                "### {} ({}, M x K x N = {} x {} x {})\n",
+                l.name, l.kind, l.m, l.k, l.n
+            );
             let _ = writeln!(md, "| implementation | threads | block | median ms | peer / grim BCR | useful GFLOP/s | dense-equiv GFLOP/s |\n| --- | --: | --- | --: | --: | --: | --: |");
             for &t in threads {
                 let Some(grim) = self.best_bcr(&l.name, "8x", t) else {
@@ -962,17 +1506,34 @@ impl Report<'_> {
                 for (key, name) in IMPLS {
                     let row = match *key {
                         "grim-bcr" => Some(grim),
-                        "grim-dense" | "numpy-openblas" | "onnxruntime" => self.find(key, &l.name, None, None, t),
+                        "grim-dense" | "numpy-openblas" | "onnxruntime" => {
+                            self.find(key, &l.name, None, None, t)
+                        }
                         _ => self.find(key, &l.name, Some("8x"), grim.block.as_deref(), t),
                     };
                     match row {
                         Some(r) => {
-                            let ratio = if *key == "grim-bcr" { "1".to_string() } else { format!("{:.2}x", r.median_ms / grim.median_ms) };
-                            let _ = writeln!(md, "| {name} | {t} | {} | {} | {ratio} | {:.1} | {:.1} |", r.block.as_deref().unwrap_or("-"), fmt_ms(r.median_ms), r.useful_gflops, r.dense_equiv_gflops);
+                            let ratio = if *key == "grim-bcr" {
+                                "1".to_string()
+                            } else {
+                                format!("{:.2}x", r.median_ms / grim.median_ms)
+                            };
+                            let _ = writeln!(
+                                md,
+                                "| {name} | {t} | {} | {} | {ratio} | {:.1} | {:.1} |",
+                                r.block.as_deref().unwrap_or("-"),
+                                fmt_ms(r.median_ms),
+                                r.useful_gflops,
+                                r.dense_equiv_gflops
+                            );
                         }
                         None if *key == "scipy-csr" && t != 1 => {}
                         None => {
-                            let why = if self.unavailable.contains_key(*key) { "unavailable" } else { "not measured" };
+                            let why = if self.unavailable.contains_key(*key) {
+                                "unavailable"
+                            } else {
+                                "not measured"
+                            };
                             let _ = writeln!(md, "| {name} | {t} | | {why} | | | |");
                         }
                     }
@@ -982,9 +1543,22 @@ impl Report<'_> {
         }
 
         // grim over sparsities and blocks.
-        let _ = writeln!(md, "## grim BCR over sparsities and block sizes (median ms)\n");
+        let _ = writeln!(
+            md,
+            "## grim BCR over sparsities and block sizes (median ms)\n"
+        );
         let _ = writeln!(md, "{SEED_NOTE} Best block per row in bold; `-`: block larger than the matrix or not run.\n");
-        let blocks: Vec<String> = self.file.block_sizes.iter().map(|[r, c]| format!("{r}x{c}")).filter(|b| self.rows.iter().any(|r| r.implementation == "grim-bcr" && r.block.as_deref() == Some(b))).collect();
+        let blocks: Vec<String> = self
+            .file
+            .block_sizes
+            .iter()
+            .map(|[r, c]| format!("{r}x{c}"))
+            .filter(|b| {
+                self.rows
+                    .iter()
+                    .any(|r| r.implementation == "grim-bcr" && r.block.as_deref() == Some(b))
+            })
+            .collect();
         for &t in threads {
             let _ = writeln!(md, "{} thread(s):\n", t);
             let _ = writeln!(md, "| shape | sparsity | {} | grim dense | best useful GFLOP/s |\n| --- | --- |{} --: | --: |", blocks.join(" | "), " --: |".repeat(blocks.len()));
@@ -996,14 +1570,27 @@ impl Report<'_> {
                     }
                     let cells: Vec<String> = blocks
                         .iter()
-                        .map(|b| match self.find("grim-bcr", &l.name, Some(&s.name), Some(b), t) {
-                            Some(r) if best.is_some_and(|x| std::ptr::eq(x, r)) => format!("**{}**", fmt_ms(r.median_ms)),
-                            Some(r) => fmt_ms(r.median_ms),
-                            None => "-".into(),
-                        })
+                        .map(
+                            |b| match self.find("grim-bcr", &l.name, Some(&s.name), Some(b), t) {
+                                Some(r) if best.is_some_and(|x| std::ptr::eq(x, r)) => {
+                                    format!("**{}**", fmt_ms(r.median_ms))
+                                }
+                                Some(r) => fmt_ms(r.median_ms),
+                                None => "-".into(),
+                            },
+                        )
                         .collect();
-                    let dense = self.find("grim-dense", &l.name, None, None, t).map_or("-".into(), |r| fmt_ms(r.median_ms));
-                    let _ = writeln!(md, "| {} | {} | {} | {dense} | {:.1} |", l.name, s.name, cells.join(" | "), best.map_or(f64::NAN, |b| b.useful_gflops));
+                    let dense = self
+                        .find("grim-dense", &l.name, None, None, t)
+                        .map_or("-".into(), |r| fmt_ms(r.median_ms));
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {dense} | {:.1} |",
+                        l.name,
+                        s.name,
+                        cells.join(" | "),
+                        best.map_or(f64::NAN, |b| b.useful_gflops)
+                    );
                 }
             }
             let _ = writeln!(md);
@@ -1015,15 +1602,33 @@ impl Report<'_> {
             let _ = writeln!(md, "{SEED_NOTE} Speedup = 1-thread median / 2-thread median; grim BCR at 8x with its 1-thread best block, the CSR peer on that same W.\n");
             let _ = writeln!(md, "| shape | grim BCR 8x | grim dense | numpy/OpenBLAS | onnxruntime | MKL CSR 8x |\n| --- | --: | --: | --: | --: | --: |");
             for l in &self.file.layers {
-                let block = self.best_bcr(&l.name, "8x", 1).and_then(|r| r.block.clone());
+                let block = self
+                    .best_bcr(&l.name, "8x", 1)
+                    .and_then(|r| r.block.clone());
                 let speedup = |key: &str, sparse: bool| -> String {
-                    let (s, b) = if sparse { (Some("8x"), block.as_deref()) } else { (None, None) };
-                    match self.find(key, &l.name, s, b, 1).zip(self.find(key, &l.name, s, b, 2)) {
+                    let (s, b) = if sparse {
+                        (Some("8x"), block.as_deref())
+                    } else {
+                        (None, None)
+                    };
+                    match self
+                        .find(key, &l.name, s, b, 1)
+                        .zip(self.find(key, &l.name, s, b, 2))
+                    {
                         Some((one, two)) => format!("{:.2}x", one.median_ms / two.median_ms),
                         None => "-".into(),
                     }
                 };
-                let _ = writeln!(md, "| {} | {} | {} | {} | {} | {} |", l.name, speedup("grim-bcr", true), speedup("grim-dense", false), speedup("numpy-openblas", false), speedup("onnxruntime", false), speedup("mkl-csr", true));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    l.name,
+                    speedup("grim-bcr", true),
+                    speedup("grim-dense", false),
+                    speedup("numpy-openblas", false),
+                    speedup("onnxruntime", false),
+                    speedup("mkl-csr", true)
+                );
             }
         } else {
             let _ = writeln!(md, "Not measured in this run (needs `--threads 1,2`).");
@@ -1061,16 +1666,22 @@ impl Report<'_> {
         for t in targets {
             if t.target != current {
                 current = &t.target;
-                let checks: Vec<&TargetCheck> = targets.iter().filter(|x| x.target == t.target).collect();
+                let checks: Vec<&TargetCheck> =
+                    targets.iter().filter(|x| x.target == t.target).collect();
                 let summary = if checks.iter().all(|c| c.status == "PASS") {
                     "PASS".to_string()
                 } else if checks.iter().all(|c| c.status == "NOT MEASURED") {
                     "NOT MEASURED".to_string()
                 } else {
-                    format!("MISS ({} of {} checks missed{})", checks.iter().filter(|c| c.status == "MISS").count(), checks.len(), match checks.iter().filter(|c| c.status == "NOT MEASURED").count() {
-                        0 => String::new(),
-                        n => format!(", {n} not measured"),
-                    })
+                    format!(
+                        "MISS ({} of {} checks missed{})",
+                        checks.iter().filter(|c| c.status == "MISS").count(),
+                        checks.len(),
+                        match checks.iter().filter(|c| c.status == "NOT MEASURED").count() {
+                            0 => String::new(),
+                            n => format!(", {n} not measured"),
+                        }
+                    )
                 };
                 let _ = writeln!(md, "\n### {}: {summary}\n", t.target);
                 let _ = writeln!(md, "| subject | status | measured |\n| --- | --- | --- |");
@@ -1083,7 +1694,10 @@ impl Report<'_> {
             let _ = writeln!(md, "{}", crate::mca::markdown(self.mca));
         }
         let _ = writeln!(md, "## Plot\n");
-        let _ = writeln!(md, "![speedup over the fastest dense peer vs compression](kernels.png)\n");
+        let _ = writeln!(
+            md,
+            "![speedup over the fastest dense peer vs compression](kernels.png)\n"
+        );
         let _ = writeln!(md, "{SEED_NOTE} {plot_note}\n");
         let failures = document["failures"].as_array().cloned().unwrap_or_default();
         if !failures.is_empty() {
@@ -1109,15 +1723,24 @@ impl Report<'_> {
             RGBColor(227, 119, 194),
             RGBColor(127, 127, 127),
         ];
-        const COLOR_NAMES: [&str; 8] = ["blue", "orange", "green", "red", "purple", "brown", "pink", "grey"];
+        const COLOR_NAMES: [&str; 8] = [
+            "blue", "orange", "green", "red", "purple", "brown", "pink", "grey",
+        ];
         let fonts = [
             "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
             "/usr/share/fonts/TTF/DejaVuSans.ttf",
             "/usr/share/fonts/dejavu/DejaVuSans.ttf",
         ];
-        let font = fonts.iter().find_map(|p| std::fs::read(p).ok().map(|b| (p, b)));
+        let font = fonts
+            .iter()
+            .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)));
         let text = match font {
-            Some((_, bytes)) => plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice())).is_ok(),
+            Some((_, bytes)) => plotters::style::register_font(
+                "sans-serif",
+                FontStyle::Normal,
+                Box::leak(bytes.into_boxed_slice()),
+            )
+            .is_ok(),
             None => false,
         };
         let compression = |name: &str| name.trim_end_matches('x').parse::<f64>().ok();
@@ -1130,7 +1753,13 @@ impl Report<'_> {
             for l in &self.file.layers {
                 let mut points = Vec::new();
                 for s in &self.file.sparsity {
-                    let (Some(x), Some(g), Some(p)) = (compression(&s.name), self.best_bcr(&l.name, &s.name, t), self.fastest_dense_peer(&l.name, t)) else { continue };
+                    let (Some(x), Some(g), Some(p)) = (
+                        compression(&s.name),
+                        self.best_bcr(&l.name, &s.name, t),
+                        self.fastest_dense_peer(&l.name, t),
+                    ) else {
+                        continue;
+                    };
                     let y = p.median_ms / g.median_ms;
                     y_max = y_max.max(y);
                     points.push((x, y));
@@ -1139,7 +1768,13 @@ impl Report<'_> {
             }
             series.push((t, lines));
         }
-        let x_max = self.file.sparsity.iter().filter_map(|s| compression(&s.name)).fold(1.0, f64::max) * 1.1;
+        let x_max = self
+            .file
+            .sparsity
+            .iter()
+            .filter_map(|s| compression(&s.name))
+            .fold(1.0, f64::max)
+            * 1.1;
         let y_top = (y_max * 1.15).max(6.0);
         let panels = series.len().max(1);
         let root = BitMapBackend::new(path, (720 * panels as u32, 540)).into_drawing_area();
@@ -1149,7 +1784,13 @@ impl Report<'_> {
             let mut builder = ChartBuilder::on(area);
             builder.margin(20);
             if text {
-                builder.caption(format!("grim BCR speedup over the fastest dense peer, {t} thread(s)"), ("sans-serif", 18)).x_label_area_size(40).y_label_area_size(50);
+                builder
+                    .caption(
+                        format!("grim BCR speedup over the fastest dense peer, {t} thread(s)"),
+                        ("sans-serif", 18),
+                    )
+                    .x_label_area_size(40)
+                    .y_label_area_size(50);
             } else {
                 builder.x_label_area_size(10).y_label_area_size(10);
             }
@@ -1166,26 +1807,52 @@ impl Report<'_> {
                     .label_style(("sans-serif", 14))
                     .draw()?;
             } else {
-                chart.configure_mesh().disable_x_mesh().disable_y_mesh().x_labels(0).y_labels(0).draw()?;
+                chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .disable_y_mesh()
+                    .x_labels(0)
+                    .y_labels(0)
+                    .draw()?;
             }
             // Parity (1x) and the 5x target.
             for (y, color) in [(1.0, BLACK.mix(0.6)), (5.0, RED.mix(0.35))] {
-                chart.draw_series(DashedLineSeries::new(vec![(0.0, y), (x_max, y)], 6, 4, color.stroke_width(1)))?;
+                chart.draw_series(DashedLineSeries::new(
+                    vec![(0.0, y), (x_max, y)],
+                    6,
+                    4,
+                    color.stroke_width(1),
+                ))?;
             }
             for (i, (name, points)) in lines.iter().enumerate() {
                 let color = COLORS[i % COLORS.len()];
-                let drawn = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?;
+                let drawn =
+                    chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?;
                 if text {
-                    drawn.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                    drawn.label(name.clone()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
                 }
                 chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
             }
             if text {
-                chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 13)).draw()?;
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperLeft)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 13))
+                    .draw()?;
             }
         }
         root.present()?;
-        let legend: Vec<String> = self.file.layers.iter().enumerate().map(|(i, l)| format!("{} = {}", COLOR_NAMES[i % COLOR_NAMES.len()], l.name)).collect();
+        let legend: Vec<String> = self
+            .file
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{} = {}", COLOR_NAMES[i % COLOR_NAMES.len()], l.name))
+            .collect();
         Ok(format!(
             "x: compression (4x, 8x, 16x); y: fastest dense peer's median / grim BCR's median at its best block for that sparsity; one panel per thread count ({}); dashed: 1x (black) and the 5x target (red). Colours: {}.{}",
             self.options.threads.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
@@ -1201,9 +1868,30 @@ mod tests {
 
     #[test]
     fn parses_options() {
-        assert_eq!(parse_options(&[]).unwrap(), Options { quick: false, runs: None, threads: vec![1, 2] });
-        assert_eq!(parse_options(&["--quick"]).unwrap(), Options { quick: true, runs: None, threads: vec![1] });
-        assert_eq!(parse_options(&["--runs", "7", "--threads=2"]).unwrap(), Options { quick: false, runs: Some(7), threads: vec![2] });
+        assert_eq!(
+            parse_options(&[]).unwrap(),
+            Options {
+                quick: false,
+                runs: None,
+                threads: vec![1, 2]
+            }
+        );
+        assert_eq!(
+            parse_options(&["--quick"]).unwrap(),
+            Options {
+                quick: true,
+                runs: None,
+                threads: vec![1]
+            }
+        );
+        assert_eq!(
+            parse_options(&["--runs", "7", "--threads=2"]).unwrap(),
+            Options {
+                quick: false,
+                runs: Some(7),
+                threads: vec![2]
+            }
+        );
         assert!(parse_options(&["--runs", "0"]).is_err());
         assert!(parse_options(&["--threads", "1,x"]).is_err());
         assert!(parse_options(&["--bogus"]).is_err());
@@ -1213,19 +1901,35 @@ mod tests {
     #[test]
     fn layers_copy_parses_and_matches_shared() {
         let file = load_layers().unwrap();
-        assert!(file.layers.len() >= 3 && !file.sparsity.is_empty() && !file.block_sizes.is_empty());
+        assert!(
+            file.layers.len() >= 3 && !file.sparsity.is_empty() && !file.block_sizes.is_empty()
+        );
         // The copy must not drift from the design repository's list when that is beside us.
-        let shared = repo_root().join("..").join("shared").join("bench").join("layers.json");
+        let shared = repo_root()
+            .join("..")
+            .join("shared")
+            .join("bench")
+            .join("layers.json");
         if let Ok(text) = std::fs::read_to_string(&shared) {
             let a: Value = serde_json::from_str(&text).unwrap();
-            let b: Value = serde_json::from_str(&std::fs::read_to_string(layers_file()).unwrap()).unwrap();
-            assert_eq!(a, b, "xtask/bench/layers.json differs from {}", shared.display());
+            let b: Value =
+                serde_json::from_str(&std::fs::read_to_string(layers_file()).unwrap()).unwrap();
+            assert_eq!(
+                a,
+                b,
+                "xtask/bench/layers.json differs from {}",
+                shared.display()
+            );
         }
     }
 
     #[test]
     fn adaptive_runs_are_clamped() {
-        let b = Budget { seconds: 0.5, min_runs: 10, max_runs: 1000 };
+        let b = Budget {
+            seconds: 0.5,
+            min_runs: 10,
+            max_runs: 1000,
+        };
         assert_eq!(runs_for(&b, 50.0), 10);
         assert_eq!(runs_for(&b, 1.0), 500);
         assert_eq!(runs_for(&b, 0.0001), 1000);

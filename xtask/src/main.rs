@@ -68,7 +68,12 @@ commands:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["setup"] => setup(),
         ["runtime"] => runtime(),
         ["demo"] => demo(),
@@ -96,7 +101,10 @@ fn main() -> ExitCode {
 
 /// The workspace root (this crate's parent directory).
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Cargo's target directory.
@@ -104,7 +112,11 @@ fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => {
             let dir = PathBuf::from(dir);
-            if dir.is_absolute() { dir } else { repo_root().join(dir) }
+            if dir.is_absolute() {
+                dir
+            } else {
+                repo_root().join(dir)
+            }
         }
         None => repo_root().join("target"),
     }
@@ -119,7 +131,11 @@ fn cargo() -> Command {
 
 fn quote(text: &OsStr) -> String {
     let text = text.to_string_lossy();
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c)) {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c))
+    {
         text.into_owned()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
@@ -144,9 +160,13 @@ fn display(command: &Command) -> String {
 }
 
 fn announce(command: &Command) {
-    let dir = command.get_current_dir().map(|d| d.strip_prefix(repo_root()).unwrap_or(d).to_path_buf());
+    let dir = command
+        .get_current_dir()
+        .map(|d| d.strip_prefix(repo_root()).unwrap_or(d).to_path_buf());
     match dir {
-        Some(dir) if !dir.as_os_str().is_empty() => println!("+ (in {}) {}", dir.display(), display(command)),
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            println!("+ (in {}) {}", dir.display(), display(command))
+        }
         _ => println!("+ {}", display(command)),
     }
     let _ = std::io::stdout().flush();
@@ -155,7 +175,12 @@ fn announce(command: &Command) {
 /// Runs `command` (output to the terminal); an error names `step`.
 fn run(step: &str, command: &mut Command) -> Result<()> {
     announce(command);
-    let status = command.status().with_context(|| format!("{step}: cannot start `{}`", command.get_program().to_string_lossy()))?;
+    let status = command.status().with_context(|| {
+        format!(
+            "{step}: cannot start `{}`",
+            command.get_program().to_string_lossy()
+        )
+    })?;
     if !status.success() {
         bail!("{step}: `{}` failed ({status})", display(command));
     }
@@ -165,14 +190,17 @@ fn run(step: &str, command: &mut Command) -> Result<()> {
 /// Runs `command` and returns its stdout (stderr goes to the terminal); an error names `step`.
 fn capture(step: &str, command: &mut Command) -> Result<String> {
     announce(command);
-    let output = command
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("{step}: cannot start `{}`", command.get_program().to_string_lossy()))?;
+    let output = command.stderr(Stdio::inherit()).output().with_context(|| {
+        format!(
+            "{step}: cannot start `{}`",
+            command.get_program().to_string_lossy()
+        )
+    })?;
     if !output.status.success() {
         bail!("{step}: `{}` failed ({})", display(command), output.status);
     }
-    String::from_utf8(output.stdout).with_context(|| format!("{step}: `{}` printed non-UTF-8 output", display(command)))
+    String::from_utf8(output.stdout)
+        .with_context(|| format!("{step}: `{}` printed non-UTF-8 output", display(command)))
 }
 
 /// Runs `command`, echoing its stdout and stderr to ours line by line while
@@ -183,7 +211,12 @@ fn run_streaming(step: &str, command: &mut Command) -> Result<(bool, String)> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("{step}: cannot start `{}`", command.get_program().to_string_lossy()))?;
+        .with_context(|| {
+            format!(
+                "{step}: cannot start `{}`",
+                command.get_program().to_string_lossy()
+            )
+        })?;
     fn pump(stream: impl Read, to_stderr: bool) -> String {
         let mut all = String::new();
         let mut reader = BufReader::new(stream);
@@ -204,7 +237,9 @@ fn run_streaming(step: &str, command: &mut Command) -> Result<(bool, String)> {
     let stderr = child.stderr.take().expect("piped");
     let stderr_thread = std::thread::spawn(move || pump(stderr, true));
     let mut text = pump(child.stdout.take().expect("piped"), false);
-    let status = child.wait().with_context(|| format!("{step}: waiting for `{}`", display(command)))?;
+    let status = child
+        .wait()
+        .with_context(|| format!("{step}: waiting for `{}`", display(command)))?;
     text.push_str(&stderr_thread.join().unwrap_or_default());
     Ok((status.success(), text))
 }
@@ -221,11 +256,17 @@ fn setup() -> Result<()> {
     heading("setup: system packages");
     install_apt_packages()?;
     heading("setup: Rust target");
-    let installed = capture("setup (rustup)", Command::new("rustup").args(["target", "list", "--installed"]))?;
+    let installed = capture(
+        "setup (rustup)",
+        Command::new("rustup").args(["target", "list", "--installed"]),
+    )?;
     if installed.lines().any(|l| l.trim() == AARCH64_RUST_TRIPLE) {
         println!("{AARCH64_RUST_TRIPLE} is installed");
     } else {
-        run("setup (rustup)", Command::new("rustup").args(["target", "add", AARCH64_RUST_TRIPLE]))?;
+        run(
+            "setup (rustup)",
+            Command::new("rustup").args(["target", "add", AARCH64_RUST_TRIPLE]),
+        )?;
     }
     runtime()
 }
@@ -234,7 +275,11 @@ fn is_root() -> bool {
     // The effective uid is the second field of the `Uid:` line.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
         .unwrap_or(false)
 }
 
@@ -257,14 +302,27 @@ fn install_apt_packages() -> Result<()> {
     // One dpkg-query for all packages; it exits non-zero when some are unknown,
     // so judge by what it printed rather than by its status.
     let mut query = Command::new("dpkg-query");
-    query.args(["-W", "-f=${Package} ${Status}\\n"]).args(APT_PACKAGES).stderr(Stdio::null());
+    query
+        .args(["-W", "-f=${Package} ${Status}\\n"])
+        .args(APT_PACKAGES)
+        .stderr(Stdio::null());
     announce(&query);
-    let output = query.output().with_context(|| format!("{STEP}: cannot run dpkg-query"))?;
+    let output = query
+        .output()
+        .with_context(|| format!("{STEP}: cannot run dpkg-query"))?;
     let listing = String::from_utf8_lossy(&output.stdout);
     let installed = |package: &str| {
-        listing.lines().any(|line| line.split_once(' ').is_some_and(|(name, status)| name == package && status.trim() == "install ok installed"))
+        listing.lines().any(|line| {
+            line.split_once(' ').is_some_and(|(name, status)| {
+                name == package && status.trim() == "install ok installed"
+            })
+        })
     };
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         println!("all {} apt packages are installed", APT_PACKAGES.len());
         return Ok(());
@@ -274,9 +332,17 @@ fn install_apt_packages() -> Result<()> {
 
     // Can the configured sources provide them? (LLVM 22 is the usual gap.)
     let policy = capture(STEP, Command::new("apt-cache").arg("policy").args(&missing))?;
-    let unavailable: Vec<&str> = missing.iter().copied().filter(|p| !has_candidate(&policy, p)).collect();
+    let unavailable: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|p| !has_candidate(&policy, p))
+        .collect();
     if !unavailable.is_empty() {
-        let llvm: Vec<&str> = unavailable.iter().copied().filter(|p| p.contains("-22")).collect();
+        let llvm: Vec<&str> = unavailable
+            .iter()
+            .copied()
+            .filter(|p| p.contains("-22"))
+            .collect();
         if !llvm.is_empty() {
             bail!(
                 "{STEP}: the LLVM 22 packages are not in the configured apt sources (no candidate for: {}). \
@@ -284,10 +350,16 @@ fn install_apt_packages() -> Result<()> {
                 llvm.join(" ")
             );
         }
-        bail!("{STEP}: the configured apt sources have no candidate for: {}", unavailable.join(" "));
+        bail!(
+            "{STEP}: the configured apt sources have no candidate for: {}",
+            unavailable.join(" ")
+        );
     }
     let mut install = apt_command("apt-get");
-    install.env("DEBIAN_FRONTEND", "noninteractive").args(["install", "-y"]).args(&missing);
+    install
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y"])
+        .args(&missing);
     run(STEP, &mut install)
 }
 
@@ -333,19 +405,38 @@ fn runtime() -> Result<()> {
             target.join("release").join("libgrim_runtime.a")
         } else {
             build.args(["--target", triple]);
-            target.join(triple).join("release").join("libgrim_runtime.a")
+            target
+                .join(triple)
+                .join("release")
+                .join("libgrim_runtime.a")
         };
         run(&step, &mut build)?;
         if !built.is_file() {
-            bail!("{step}: the build succeeded but {} does not exist", built.display());
+            bail!(
+                "{step}: the build succeeded but {} does not exist",
+                built.display()
+            );
         }
         let dir = destination_root.join(triple);
-        std::fs::create_dir_all(&dir).with_context(|| format!("{step}: cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{step}: cannot create {}", dir.display()))?;
         let destination = dir.join("libgrim_runtime.a");
         // Copy, then rename: a grimc running meanwhile never sees half a library.
         let partial = dir.join(".libgrim_runtime.a.partial");
-        std::fs::copy(&built, &partial).with_context(|| format!("{step}: cannot copy {} to {}", built.display(), partial.display()))?;
-        std::fs::rename(&partial, &destination).with_context(|| format!("{step}: cannot move {} to {}", partial.display(), destination.display()))?;
+        std::fs::copy(&built, &partial).with_context(|| {
+            format!(
+                "{step}: cannot copy {} to {}",
+                built.display(),
+                partial.display()
+            )
+        })?;
+        std::fs::rename(&partial, &destination).with_context(|| {
+            format!(
+                "{step}: cannot move {} to {}",
+                partial.display(),
+                destination.display()
+            )
+        })?;
         println!("copied {} -> {}", rel(&built), rel(&destination));
     }
     Ok(())
@@ -353,7 +444,10 @@ fn runtime() -> Result<()> {
 
 /// `path` relative to the repository, for messages.
 fn rel(path: &Path) -> String {
-    path.strip_prefix(repo_root()).unwrap_or(path).display().to_string()
+    path.strip_prefix(repo_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -375,11 +469,17 @@ fn compare(a: &Tensor, b: &Tensor) -> Result<Errors> {
     if a.shape != b.shape {
         bail!("shapes differ: {:?} vs {:?}", a.shape, b.shape);
     }
-    let mut errors = Errors { max_abs: 0.0, max_rel: 0.0 };
+    let mut errors = Errors {
+        max_abs: 0.0,
+        max_rel: 0.0,
+    };
     for (&x, &y) in a.data.iter().zip(&b.data) {
         let diff = (x - y).abs();
         if !diff.is_finite() {
-            return Ok(Errors { max_abs: f32::INFINITY, max_rel: f32::INFINITY });
+            return Ok(Errors {
+                max_abs: f32::INFINITY,
+                max_rel: f32::INFINITY,
+            });
         }
         errors.max_abs = errors.max_abs.max(diff);
         if y.abs() >= 1e-6 {
@@ -394,10 +494,21 @@ fn demo() -> Result<()> {
     setup()?;
 
     heading("demo: build grimc (release)");
-    run("demo (build grimc)", cargo().args(["build", "--release", "-p", "grim-compiler", "--bin", "grimc"]))?;
+    run(
+        "demo (build grimc)",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "grim-compiler",
+            "--bin",
+            "grimc",
+        ]),
+    )?;
     let grimc = target_dir().join("release").join("grimc");
     let demo_dir = target_dir().join("demo");
-    std::fs::create_dir_all(&demo_dir).with_context(|| format!("demo: cannot create {}", demo_dir.display()))?;
+    std::fs::create_dir_all(&demo_dir)
+        .with_context(|| format!("demo: cannot create {}", demo_dir.display()))?;
     let grimc_in_demo = |args: &[&str]| {
         let mut command = Command::new(&grimc);
         command.args(args).current_dir(&demo_dir);
@@ -405,61 +516,146 @@ fn demo() -> Result<()> {
     };
 
     heading("demo: the model");
-    run("demo (grimc example)", &mut grimc_in_demo(&["example", "-o", "mlp.onnx"]))?;
+    run(
+        "demo (grimc example)",
+        &mut grimc_in_demo(&["example", "-o", "mlp.onnx"]),
+    )?;
     let graph = load_onnx(&demo_dir.join("mlp.onnx")).context("demo: cannot load mlp.onnx")?;
     let [input] = graph.inputs.as_slice() else {
-        bail!("demo: the example model has {} inputs, the demo feeds exactly one", graph.inputs.len());
+        bail!(
+            "demo: the example model has {} inputs, the demo feeds exactly one",
+            graph.inputs.len()
+        );
     };
-    let x = Tensor::new(input.shape.clone(), lcg_values(0x6772_696d, input.shape.iter().product()))?;
+    let x = Tensor::new(
+        input.shape.clone(),
+        lcg_values(0x6772_696d, input.shape.iter().product()),
+    )?;
     write_npy(&demo_dir.join("x.npy"), &x).context("demo: cannot write x.npy")?;
-    println!("wrote {} (input '{}', shape {:?}, fixed-seed values in [-1, 1))", rel(&demo_dir.join("x.npy")), input.name, input.shape);
-    run("demo (grimc inspect)", &mut grimc_in_demo(&["inspect", "mlp.onnx"]))?;
+    println!(
+        "wrote {} (input '{}', shape {:?}, fixed-seed values in [-1, 1))",
+        rel(&demo_dir.join("x.npy")),
+        input.name,
+        input.shape
+    );
+    run(
+        "demo (grimc inspect)",
+        &mut grimc_in_demo(&["inspect", "mlp.onnx"]),
+    )?;
 
     heading("demo: compile for aarch64");
     run(
         "demo (grimc compile)",
-        &mut grimc_in_demo(&["compile", "mlp.onnx", "--target", "aarch64-linux-gnu", "--emit", "obj,asm,header", "-o", "aarch64"]),
+        &mut grimc_in_demo(&[
+            "compile",
+            "mlp.onnx",
+            "--target",
+            "aarch64-linux-gnu",
+            "--emit",
+            "obj,asm,header",
+            "-o",
+            "aarch64",
+        ]),
     )?;
     let asm_dir = demo_dir.join("aarch64");
     let asm = std::fs::read_dir(&asm_dir)
         .with_context(|| format!("demo: cannot list {}", asm_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension() == Some(OsStr::new("s")))
-        .with_context(|| format!("demo: grimc compile wrote no .s file in {}", asm_dir.display()))?;
-    let text = std::fs::read_to_string(&asm).with_context(|| format!("demo: cannot read {}", asm.display()))?;
-    let count = |mnemonic: &str| text.lines().filter(|l| l.split_whitespace().next() == Some(mnemonic)).count();
+        .with_context(|| {
+            format!(
+                "demo: grimc compile wrote no .s file in {}",
+                asm_dir.display()
+            )
+        })?;
+    let text = std::fs::read_to_string(&asm)
+        .with_context(|| format!("demo: cannot read {}", asm.display()))?;
+    let count = |mnemonic: &str| {
+        text.lines()
+            .filter(|l| l.split_whitespace().next() == Some(mnemonic))
+            .count()
+    };
     let fmla = count("fmla");
-    println!("{}: {fmla} fmla instructions (NEON vector fused multiply-add; scalar fmadd: {})", rel(&asm), count("fmadd"));
+    println!(
+        "{}: {fmla} fmla instructions (NEON vector fused multiply-add; scalar fmadd: {})",
+        rel(&asm),
+        count("fmadd")
+    );
 
     heading("demo: run");
     run(
         "demo (grimc run, aarch64 under qemu)",
-        &mut grimc_in_demo(&["run", "mlp.onnx", "--target", "aarch64-linux-gnu", "--input", "x.npy", "--output", "y_aarch64.npy"]),
+        &mut grimc_in_demo(&[
+            "run",
+            "mlp.onnx",
+            "--target",
+            "aarch64-linux-gnu",
+            "--input",
+            "x.npy",
+            "--output",
+            "y_aarch64.npy",
+        ]),
     )?;
     run(
         "demo (grimc run, host)",
-        &mut grimc_in_demo(&["run", "mlp.onnx", "--target", "host", "--input", "x.npy", "--output", "y_host.npy", "--threads", "2"]),
+        &mut grimc_in_demo(&[
+            "run",
+            "mlp.onnx",
+            "--target",
+            "host",
+            "--input",
+            "x.npy",
+            "--output",
+            "y_host.npy",
+            "--threads",
+            "2",
+        ]),
     )?;
 
     heading("demo: check against the reference interpreter");
-    let reference = run_reference(&graph, std::slice::from_ref(&x)).context("demo: the reference interpreter failed")?;
-    let reference = reference.into_iter().next().context("demo: the model has no outputs")?;
+    let reference = run_reference(&graph, std::slice::from_ref(&x))
+        .context("demo: the reference interpreter failed")?;
+    let reference = reference
+        .into_iter()
+        .next()
+        .context("demo: the model has no outputs")?;
     let y_host = read_npy(&demo_dir.join("y_host.npy")).context("demo: cannot read y_host.npy")?;
-    let y_aarch64 = read_npy(&demo_dir.join("y_aarch64.npy")).context("demo: cannot read y_aarch64.npy")?;
+    let y_aarch64 =
+        read_npy(&demo_dir.join("y_aarch64.npy")).context("demo: cannot read y_aarch64.npy")?;
     let max_ref = reference.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let tolerance = 1e-4 * max_ref.max(1.0);
-    println!("output shape {:?}, max |ref| = {max_ref:.4}, tolerance (max abs error) = {tolerance:.2e}", reference.shape);
+    println!(
+        "output shape {:?}, max |ref| = {max_ref:.4}, tolerance (max abs error) = {tolerance:.2e}",
+        reference.shape
+    );
     let mut failures = Vec::new();
-    for (name, a, b) in [("host    vs reference", &y_host, &reference), ("aarch64 vs reference", &y_aarch64, &reference), ("host    vs aarch64  ", &y_host, &y_aarch64)] {
-        let errors = compare(a, b).with_context(|| format!("demo: {}", name.split_whitespace().collect::<Vec<_>>().join(" ")))?;
+    for (name, a, b) in [
+        ("host    vs reference", &y_host, &reference),
+        ("aarch64 vs reference", &y_aarch64, &reference),
+        ("host    vs aarch64  ", &y_host, &y_aarch64),
+    ] {
+        let errors = compare(a, b).with_context(|| {
+            format!(
+                "demo: {}",
+                name.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        })?;
         let ok = errors.max_abs <= tolerance;
-        println!("{name}: max abs error {:.3e}, max rel error {:.3e}  {}", errors.max_abs, errors.max_rel, if ok { "ok" } else { "TOO LARGE" });
+        println!(
+            "{name}: max abs error {:.3e}, max rel error {:.3e}  {}",
+            errors.max_abs,
+            errors.max_rel,
+            if ok { "ok" } else { "TOO LARGE" }
+        );
         if !ok {
             failures.push(name.split_whitespace().collect::<Vec<_>>().join(" "));
         }
     }
     if !failures.is_empty() {
-        bail!("demo (check): max abs error above {tolerance:.2e} for: {}", failures.join(", "));
+        bail!(
+            "demo (check): max abs error above {tolerance:.2e} for: {}",
+            failures.join(", ")
+        );
     }
     println!(
         "\ndemo passed: {} compiled for aarch64 ({fmla} fmla), run under qemu-aarch64 and on the host, both within {tolerance:.2e} of the reference ({:.0} s)",
@@ -477,11 +673,18 @@ fn demo() -> Result<()> {
 fn cargo_test_counts(output: &str) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     for line in output.lines() {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else { continue };
-        let Some((_, counts)) = rest.split_once(". ") else { continue };
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            continue;
+        };
+        let Some((_, counts)) = rest.split_once(". ") else {
+            continue;
+        };
         for part in counts.split(';') {
             let mut words = part.split_whitespace();
-            if let (Some(n), Some(what)) = (words.next().and_then(|n| n.parse::<usize>().ok()), words.next()) {
+            if let (Some(n), Some(what)) = (
+                words.next().and_then(|n| n.parse::<usize>().ok()),
+                words.next(),
+            ) {
                 match what {
                     "passed" => passed += n,
                     "failed" => failed += n,
@@ -507,11 +710,25 @@ fn lit_counts(output: &str) -> (usize, usize) {
         if !in_summary {
             continue;
         }
-        let Some((label, rest)) = line.split_once(':') else { continue };
-        let Some(n) = rest.split_whitespace().next().and_then(|n| n.parse::<usize>().ok()) else { continue };
+        let Some((label, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(n) = rest
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
         match label.trim() {
             "Passed" | "Expected Passes" | "Expectedly Failed" | "Expected Failures" => passed += n,
-            "Failed" | "Unexpected Failures" | "Unresolved" | "Unresolved Tests" | "Timed Out" | "Unexpectedly Passed" | "Unexpected Passes" => failed += n,
+            "Failed"
+            | "Unexpected Failures"
+            | "Unresolved"
+            | "Unresolved Tests"
+            | "Timed Out"
+            | "Unexpectedly Passed"
+            | "Unexpected Passes" => failed += n,
             _ => {}
         }
     }
@@ -524,19 +741,29 @@ fn test() -> Result<()> {
     let root = repo_root();
 
     heading("test: build grim-opt and grimc (debug, for lit)");
-    run("test (cargo build)", cargo().args(["build", "-p", "grim-compiler"]))?;
+    run(
+        "test (cargo build)",
+        cargo().args(["build", "-p", "grim-compiler"]),
+    )?;
 
     heading("test: cargo test --workspace");
     let mut cargo_test = cargo();
-    cargo_test.args(["test", "--workspace"]).env("GRIM_RUNTIME_DIR", target_dir().join("grim-runtime"));
+    cargo_test
+        .args(["test", "--workspace"])
+        .env("GRIM_RUNTIME_DIR", target_dir().join("grim-runtime"));
     let (cargo_ok, cargo_output) = run_streaming("test (cargo test)", &mut cargo_test)?;
     let (cargo_passed, cargo_failed) = cargo_test_counts(&cargo_output);
 
     heading("test: lit");
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::env::join_paths(std::iter::once(PathBuf::from(LLVM_BIN)).chain(std::env::split_paths(&path)))?;
+    let path = std::env::join_paths(
+        std::iter::once(PathBuf::from(LLVM_BIN)).chain(std::env::split_paths(&path)),
+    )?;
     let mut lit = Command::new(Path::new(LLVM_BIN).join("lit"));
-    lit.args(["-v", "lit-tests"]).current_dir(&root).env("GRIM_BIN_DIR", target_dir().join("debug")).env("PATH", &path);
+    lit.args(["-v", "lit-tests"])
+        .current_dir(&root)
+        .env("GRIM_BIN_DIR", target_dir().join("debug"))
+        .env("PATH", &path);
     let (lit_ok, lit_output) = run_streaming("test (lit)", &mut lit)?;
     let (lit_passed, lit_failed) = lit_counts(&lit_output);
 
@@ -544,7 +771,11 @@ fn test() -> Result<()> {
         "\ncargo test: {cargo_passed} passed, {cargo_failed} failed; lit: {lit_passed} passed, {lit_failed} failed; {:.0} s",
         started.elapsed().as_secs_f32()
     );
-    println!("{} passed, {} failed", cargo_passed + lit_passed, cargo_failed + lit_failed);
+    println!(
+        "{} passed, {} failed",
+        cargo_passed + lit_passed,
+        cargo_failed + lit_failed
+    );
     let mut failed_steps = Vec::new();
     if !cargo_ok {
         failed_steps.push("cargo test --workspace");

@@ -53,19 +53,26 @@ pub fn hot_loop(assembly: &str) -> Option<Vec<String>> {
         }
     };
     for line in assembly.lines() {
-        if let Some(label) = line.strip_suffix(':').filter(|l| !l.starts_with(['\t', ' ']) && !l.contains(' ')) {
+        if let Some(label) = line
+            .strip_suffix(':')
+            .filter(|l| !l.starts_with(['\t', ' ']) && !l.contains(' '))
+        {
             finish(current.take());
             current = Some((label.to_string(), Vec::new(), false));
             continue;
         }
-        let Some((label, lines, closed)) = current.as_mut() else { continue };
+        let Some((label, lines, closed)) = current.as_mut() else {
+            continue;
+        };
         let text = line.trim();
         if *closed || text.is_empty() || text.starts_with('.') || text.starts_with("//") {
             continue;
         }
         lines.push(text.to_string());
         let branch = text.split_whitespace().next().unwrap_or("");
-        if (branch == "b" || branch.starts_with("b.") || ["cbz", "cbnz", "tbz", "tbnz"].contains(&branch))
+        if (branch == "b"
+            || branch.starts_with("b.")
+            || ["cbz", "cbnz", "tbz", "tbnz"].contains(&branch))
             && text.split([' ', ',', '\t']).any(|t| t == label.as_str())
         {
             *closed = true;
@@ -82,12 +89,19 @@ fn is_fma(line: &str) -> bool {
 
 fn mca(loop_file: &Path, cpu: &str) -> Result<(f64, f64, f64, usize)> {
     let output = Command::new(format!("{}/llvm-mca", crate::LLVM_BIN))
-        .args(["-mtriple=aarch64", &format!("-mcpu={cpu}"), "-iterations=500"])
+        .args([
+            "-mtriple=aarch64",
+            &format!("-mcpu={cpu}"),
+            "-iterations=500",
+        ])
         .arg(loop_file)
         .output()
         .context("bench mca: cannot run llvm-mca (LLVM 22 tools; `cargo xtask setup`)")?;
     if !output.status.success() {
-        bail!("bench mca: llvm-mca failed for {cpu}: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "bench mca: llvm-mca failed for {cpu}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let field = |name: &str| -> Result<f64> {
@@ -122,38 +136,82 @@ fn mca(loop_file: &Path, cpu: &str) -> Result<(f64, f64, f64, usize)> {
             break;
         }
     }
-    let ids: Vec<String> = lines.next().unwrap_or("").split_whitespace().map(String::from).collect();
-    let values: Vec<f64> = lines.next().unwrap_or("").split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    let ids: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let values: Vec<f64> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
     for (id, value) in ids.iter().zip(&values) {
         if let Some((_, name)) = names.iter().find(|(n, _)| n == id) {
             pressure.push((name.clone(), *value));
         }
     }
     let (pipes, pipe_names) = fp_pipes(cpu);
-    let fp_pressure: f64 = pressure.iter().filter(|(name, _)| pipe_names.iter().any(|p| name == p)).map(|(_, v)| v).sum();
+    let fp_pressure: f64 = pressure
+        .iter()
+        .filter(|(name, _)| pipe_names.iter().any(|p| name == p))
+        .map(|(_, v)| v)
+        .sum();
     let instructions = field("Instructions:")? / iterations;
-    Ok((per_iteration, fp_pressure / (pipes as f64 * per_iteration), pipes as f64, instructions as usize))
+    Ok((
+        per_iteration,
+        fp_pressure / (pipes as f64 * per_iteration),
+        pipes as f64,
+        instructions as usize,
+    ))
 }
 
 /// Analyses the aarch64 inner loop of each model; `models` are (layer, N, model path).
-pub fn analyse(grimc: &Path, models: &[(String, usize, std::path::PathBuf)], work: &Path) -> Result<Vec<LoopFigures>> {
-    std::fs::create_dir_all(work).with_context(|| format!("bench mca: cannot create {}", work.display()))?;
+pub fn analyse(
+    grimc: &Path,
+    models: &[(String, usize, std::path::PathBuf)],
+    work: &Path,
+) -> Result<Vec<LoopFigures>> {
+    std::fs::create_dir_all(work)
+        .with_context(|| format!("bench mca: cannot create {}", work.display()))?;
     let mut out = Vec::new();
     for (layer, n, model) in models {
-        let id: String = layer.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let id: String = layer
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         let dir = work.join(id);
         let status = Command::new(grimc)
             .args(["compile"])
             .arg(model)
-            .args(["--target", "aarch64-linux-gnu", "--block", "8x16", "--emit", "asm", "--name", "kernel", "-o"])
+            .args([
+                "--target",
+                "aarch64-linux-gnu",
+                "--block",
+                "8x16",
+                "--emit",
+                "asm",
+                "--name",
+                "kernel",
+                "-o",
+            ])
             .arg(&dir)
             .output()
             .context("bench mca: cannot run grimc")?;
         if !status.status.success() {
-            bail!("bench mca: grimc compile {} failed: {}", model.display(), String::from_utf8_lossy(&status.stderr));
+            bail!(
+                "bench mca: grimc compile {} failed: {}",
+                model.display(),
+                String::from_utf8_lossy(&status.stderr)
+            );
         }
-        let assembly = std::fs::read_to_string(dir.join("kernel.s")).context("bench mca: no assembly")?;
-        let Some(body) = hot_loop(&assembly) else { bail!("bench mca: no FMA loop in the assembly of {layer}") };
+        let assembly =
+            std::fs::read_to_string(dir.join("kernel.s")).context("bench mca: no assembly")?;
+        let Some(body) = hot_loop(&assembly) else {
+            bail!("bench mca: no FMA loop in the assembly of {layer}")
+        };
         let loop_file = dir.join("hot-loop.s");
         std::fs::write(&loop_file, body.join("\n") + "\n")?;
         let fmas = body.iter().filter(|l| is_fma(l)).count();
@@ -162,9 +220,20 @@ pub fn analyse(grimc: &Path, models: &[(String, usize, std::path::PathBuf)], wor
         for cpu in ["cortex-a76", "cortex-a55"] {
             let (cycles, busy, pipes, count) = mca(&loop_file, cpu)?;
             instructions = count;
-            cpus.push((cpu.to_string(), cycles, busy, fmas as f64 / (pipes * cycles)));
+            cpus.push((
+                cpu.to_string(),
+                cycles,
+                busy,
+                fmas as f64 / (pipes * cycles),
+            ));
         }
-        out.push(LoopFigures { layer: layer.clone(), kernel: if *n == 1 { "spmv" } else { "spmm" }, fmas, instructions, cpus });
+        out.push(LoopFigures {
+            layer: layer.clone(),
+            kernel: if *n == 1 { "spmv" } else { "spmm" },
+            fmas,
+            instructions,
+            cpus,
+        });
     }
     Ok(out)
 }
@@ -188,7 +257,10 @@ pub fn markdown(figures: &[LoopFigures]) -> String {
     let _ = writeln!(md, "## aarch64 inner loops under llvm-mca\n");
     let _ = writeln!(md, "Command: `cargo xtask bench mca` (writes docs/benchmarks/mca.md and mca.json). Each layer at 8x with 8x16 blocks, compiled by `grimc compile MODEL --target aarch64-linux-gnu --block 8x16 --emit asm` (cpu cortex-a76); the loop analysed is the self-branching block with the most FMAs, run through `llvm-mca-22 -mtriple=aarch64 -mcpu=CPU -iterations=500`. *FP pipes busy* = llvm-mca's resource pressure on the two FP/ASIMD pipes / (2 x cycles per iteration); *FMA rate* = FMAs per cycle / 2 (the peak of one FMA per pipe per cycle). LLVM 22 has no scheduling model of its own for Cortex-A76: `-mcpu=cortex-a76` uses the Cortex-A57 model, in which a 128-bit `fmla` occupies both FP pipes (W and X) for a cycle, so *FP pipes busy* near 100% means the loop issues one 128-bit FMA per cycle, the model's peak, while the real A76 can issue two (its *FMA rate* column assumes two). Both are shown.\n");
     let _ = writeln!(md, "| layer | kernel | FMAs / iter | instr / iter | A76 cycles / iter | A76 FP pipes busy | A76 FMA rate | A55 cycles / iter | A55 FMA rate |");
-    let _ = writeln!(md, "| --- | --- | --: | --: | --: | --: | --: | --: | --: |");
+    let _ = writeln!(
+        md,
+        "| --- | --- | --: | --: | --: | --: | --: | --: | --: |"
+    );
     for f in figures {
         let a76 = f.cpus.iter().find(|c| c.0 == "cortex-a76");
         let a55 = f.cpus.iter().find(|c| c.0 == "cortex-a55");
@@ -201,7 +273,15 @@ pub fn markdown(figures: &[LoopFigures]) -> String {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            f.layer, f.kernel, f.fmas, f.instructions, cell(a76, 1), cell(a76, 2), cell(a76, 3), cell(a55, 1), cell(a55, 3)
+            f.layer,
+            f.kernel,
+            f.fmas,
+            f.instructions,
+            cell(a76, 1),
+            cell(a76, 2),
+            cell(a76, 3),
+            cell(a55, 1),
+            cell(a55, 3)
         );
     }
     md

@@ -11,7 +11,11 @@ use grim_model::{read_npy, write_npy};
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Parser)]
-#[command(name = "grimc", version, about = "Compile neural networks with BCR block sparsity to native aarch64/host code")]
+#[command(
+    name = "grimc",
+    version,
+    about = "Compile neural networks with BCR block sparsity to native aarch64/host code"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -120,7 +124,12 @@ enum Command {
 
 fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     let mut options = Options::new(&model.model, target);
-    options.block = grim_passes::parse_block(&model.block).with_context(|| format!("--block must be RxC with 1..=64 each, got '{}'", model.block))?;
+    options.block = grim_passes::parse_block(&model.block).with_context(|| {
+        format!(
+            "--block must be RxC with 1..=64 each, got '{}'",
+            model.block
+        )
+    })?;
     options.lr = model.lr.clone();
     options.reorder = !model.no_reorder;
     Ok(options)
@@ -128,19 +137,36 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
 
 /// Links the compiled model with the runner and the runtime in a temporary
 /// directory and runs it `repeat` times; returns the outputs and the runner's stdout.
-fn run_compiled(compiled: &driver::Compiled, inputs: &[grim_model::Tensor], threads: usize, repeat: usize) -> Result<(Vec<grim_model::Tensor>, String)> {
+fn run_compiled(
+    compiled: &driver::Compiled,
+    inputs: &[grim_model::Tensor],
+    threads: usize,
+    repeat: usize,
+) -> Result<(Vec<grim_model::Tensor>, String)> {
     let work = tempfile::tempdir()?;
     let object = work.path().join("model.o");
     std::fs::write(&object, &compiled.artifacts.object)?;
     let exe = work.path().join("model-runner");
     link::link_runner(&compiled.target, &object, work.path(), &exe)?;
-    Ok(link::run_runner(&compiled.target, &exe, work.path(), inputs, &compiled.interface.outputs, threads, repeat)?)
+    Ok(link::run_runner(
+        &compiled.target,
+        &exe,
+        work.path(),
+        inputs,
+        &compiled.interface.outputs,
+        threads,
+        repeat,
+    )?)
 }
 
 /// The given inputs (checked against the model's shapes), or fixed-seed values in [-1, 1).
 fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_model::Tensor>> {
     if !paths.is_empty() && paths.len() != shapes.len() {
-        bail!("the model has {} inputs, {} --input given", shapes.len(), paths.len());
+        bail!(
+            "the model has {} inputs, {} --input given",
+            shapes.len(),
+            paths.len()
+        );
     }
     let mut tensors = Vec::new();
     for (index, shape) in shapes.iter().enumerate() {
@@ -148,11 +174,19 @@ fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_mod
             Some(path) => {
                 let tensor = read_npy(path)?;
                 if tensor.shape != *shape {
-                    bail!("{}: error: input {index} has shape {:?}, the model wants {:?}", path.display(), tensor.shape, shape);
+                    bail!(
+                        "{}: error: input {index} has shape {:?}, the model wants {:?}",
+                        path.display(),
+                        tensor.shape,
+                        shape
+                    );
                 }
                 tensor
             }
-            None => grim_model::Tensor::fixed_seed(shape.clone(), 0x9e37_79b9_7f4a_7c15u64 ^ index as u64),
+            None => grim_model::Tensor::fixed_seed(
+                shape.clone(),
+                0x9e37_79b9_7f4a_7c15u64 ^ index as u64,
+            ),
         };
         tensors.push(tensor);
     }
@@ -183,53 +217,120 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Compile { model, target, cpu, emit, name, output } => {
-            let kinds: Vec<&str> = emit.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-            if let Some(bad) = kinds.iter().find(|k| !["obj", "asm", "llvm", "mlir", "header", "weights"].contains(k)) {
-                bail!("--emit: unknown kind '{bad}' (expected obj, asm, llvm, mlir, header, weights)");
+        Command::Compile {
+            model,
+            target,
+            cpu,
+            emit,
+            name,
+            output,
+        } => {
+            let kinds: Vec<&str> = emit
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if let Some(bad) = kinds
+                .iter()
+                .find(|k| !["obj", "asm", "llvm", "mlir", "header", "weights"].contains(k))
+            {
+                bail!(
+                    "--emit: unknown kind '{bad}' (expected obj, asm, llvm, mlir, header, weights)"
+                );
             }
             let mut options = options(&model, &target)?;
             options.cpu = cpu;
             options.name = name;
             let embed = !kinds.contains(&"weights");
             let compiled = driver::compile(&options, embed, false)?;
-            std::fs::create_dir_all(&output).with_context(|| format!("{}: cannot create directory", output.display()))?;
+            std::fs::create_dir_all(&output)
+                .with_context(|| format!("{}: cannot create directory", output.display()))?;
             let base = output.join(&compiled.interface.name);
             // Everything is generated before anything is written, and each file is written atomically.
             let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
             for kind in &kinds {
                 match *kind {
-                    "obj" => files.push((base.with_extension("o"), compiled.artifacts.object.clone())),
-                    "asm" => files.push((base.with_extension("s"), compiled.artifacts.assembly.clone().into_bytes())),
-                    "llvm" => files.push((base.with_extension("ll"), compiled.artifacts.llvm_ir.clone().into_bytes())),
+                    "obj" => {
+                        files.push((base.with_extension("o"), compiled.artifacts.object.clone()))
+                    }
+                    "asm" => files.push((
+                        base.with_extension("s"),
+                        compiled.artifacts.assembly.clone().into_bytes(),
+                    )),
+                    "llvm" => files.push((
+                        base.with_extension("ll"),
+                        compiled.artifacts.llvm_ir.clone().into_bytes(),
+                    )),
                     "mlir" => {
                         for (level, text) in &compiled.stages {
-                            files.push((output.join(format!("{}.{:?}.mlir", compiled.interface.name, level).to_lowercase()), text.clone().into_bytes()));
+                            files.push((
+                                output.join(
+                                    format!("{}.{:?}.mlir", compiled.interface.name, level)
+                                        .to_lowercase(),
+                                ),
+                                text.clone().into_bytes(),
+                            ));
                         }
                     }
                     "header" => {
-                        files.push((base.with_extension("h"), grim_compiler::codegen::header(&compiled.interface, compiled.blob.bytes.len(), embed, &compiled.target).into_bytes()));
-                        files.push((output.join("grim_runtime.h"), link::RUNTIME_H.as_bytes().to_vec()));
+                        files.push((
+                            base.with_extension("h"),
+                            grim_compiler::codegen::header(
+                                &compiled.interface,
+                                compiled.blob.bytes.len(),
+                                embed,
+                                &compiled.target,
+                            )
+                            .into_bytes(),
+                        ));
+                        files.push((
+                            output.join("grim_runtime.h"),
+                            link::RUNTIME_H.as_bytes().to_vec(),
+                        ));
                     }
-                    "weights" => files.push((base.with_extension("weights"), compiled.blob.bytes.clone())),
+                    "weights" => {
+                        files.push((base.with_extension("weights"), compiled.blob.bytes.clone()))
+                    }
                     _ => unreachable!("checked above"),
                 }
             }
             for (path, bytes) in &files {
-                write_atomically(path, bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+                write_atomically(path, bytes)
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
                 println!("wrote {}", path.display());
             }
-            println!("target {} (cpu {}, {}), scratch {} bytes, weights {} bytes", compiled.target.triple, compiled.target.cpu, compiled.target.isa, compiled.interface.scratch_bytes, compiled.blob.bytes.len());
+            println!(
+                "target {} (cpu {}, {}), scratch {} bytes, weights {} bytes",
+                compiled.target.triple,
+                compiled.target.cpu,
+                compiled.target.isa,
+                compiled.interface.scratch_bytes,
+                compiled.blob.bytes.len()
+            );
             Ok(())
         }
-        Command::Run { model, inputs, outputs, threads, target } => {
+        Command::Run {
+            model,
+            inputs,
+            outputs,
+            threads,
+            target,
+        } => {
             let options = options(&model, &target)?;
             let compiled = driver::compile(&options, true, true)?;
             if inputs.len() != compiled.interface.inputs.len() {
-                bail!("the model has {} inputs, {} --input given", compiled.interface.inputs.len(), inputs.len());
+                bail!(
+                    "the model has {} inputs, {} --input given",
+                    compiled.interface.inputs.len(),
+                    inputs.len()
+                );
             }
             if outputs.len() != compiled.interface.outputs.len() {
-                bail!("the model has {} outputs, {} --output given", compiled.interface.outputs.len(), outputs.len());
+                bail!(
+                    "the model has {} outputs, {} --output given",
+                    compiled.interface.outputs.len(),
+                    outputs.len()
+                );
             }
             let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
             let (results, _) = run_compiled(&compiled, &tensors, threads, 1)?;
@@ -250,14 +351,28 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Lower { model, level, target } => {
+        Command::Lower {
+            model,
+            level,
+            target,
+        } => {
             let options = options(&model, &target)?;
             let lowered = driver::lower(&options, level)?;
-            let (_, text) = lowered.stages.iter().find(|(l, _)| *l == level).context("level not produced")?;
+            let (_, text) = lowered
+                .stages
+                .iter()
+                .find(|(l, _)| *l == level)
+                .context("level not produced")?;
             print!("{text}");
             Ok(())
         }
-        Command::Bench { model, inputs, threads, runs, json } => {
+        Command::Bench {
+            model,
+            inputs,
+            threads,
+            runs,
+            json,
+        } => {
             if runs < 1 {
                 bail!("--runs must be at least 1");
             }
@@ -266,7 +381,10 @@ fn run(cli: Cli) -> Result<()> {
             let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
             // The runner warms up once, then times R runs; it prints timing for R > 1 only.
             let (_, stdout) = run_compiled(&compiled, &tensors, threads, runs.max(2))?;
-            let timing = stdout.lines().find_map(|l| l.strip_prefix("timing_ms: ")).context("the runner printed no timing line")?;
+            let timing = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("timing_ms: "))
+                .context("the runner printed no timing line")?;
             let field = |name: &str| -> Result<f64> {
                 timing
                     .split_whitespace()

@@ -19,6 +19,16 @@
 //! `register_tile` (from the LR file's schedule) keeps it, and gets the
 //! `vectors` that fit around it.
 //!
+//! `bcr.gemm` (a layer that stays dense) gets the same kind of tile: a
+//! matrix product holds `register_tile` rows x `vectors` vectors of C in
+//! registers for a whole block of K, with 4 rows (3 vectors) on 16
+//! registers and 8 rows (3 vectors) on 32, so each broadcast weight feeds 3
+//! FMAs and each activation vector 4 or 8; a matrix-vector product keeps 4
+//! vectors of rows. The pass also sets `panel_rows` on the product's
+//! `bcr.dense` weight to the tile's rows, which fixes how the weight is
+//! stored (row panels, docs/lr-and-bcrc.md); a weight shared by two
+//! products keeps the panel height the first one chose.
+//!
 //! Options: `register-tile=N` and `vectors=N` force the choice; `registers=N`
 //! overrides the register count.
 //!
@@ -40,7 +50,11 @@ pub const FLAG: &str = "bcr-lre";
 /// One-line summary.
 pub const SUMMARY: &str = "choose the register tile of every sparse product (GRIM's register-level load-redundancy elimination)";
 /// Accepted options.
-pub const OPTIONS: &[&str] = &["register-tile=N rows per tile (min(block_rows, 4))", "vectors=N vectors along N (from registers)", "registers=N vector registers (16 or 32 by vector width)"];
+pub const OPTIONS: &[&str] = &[
+    "register-tile=N rows per tile (min(block_rows, 4))",
+    "vectors=N vectors along N (from registers)",
+    "registers=N vector registers (16 or 32 by vector width)",
+];
 
 /// The pass object.
 #[derive(Clone, Copy)]
@@ -59,13 +73,24 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
             Some(_) => {
                 let value = options.int(FLAG, key, 0)?;
                 if !range.contains(&value) {
-                    return Err(PassError::Option { pass: FLAG.into(), message: format!("{key} must be in {}..={}, got {value}", range.start(), range.end()) });
+                    return Err(PassError::Option {
+                        pass: FLAG.into(),
+                        message: format!(
+                            "{key} must be in {}..={}, got {value}",
+                            range.start(),
+                            range.end()
+                        ),
+                    });
                 }
                 Ok(Some(value))
             }
         }
     };
-    Ok(Box::new(BcrLre { register_tile: get("register-tile", 1..=16)?, vectors: get("vectors", 1..=8)?, registers: get("registers", 4..=64)? }))
+    Ok(Box::new(BcrLre {
+        register_tile: get("register-tile", 1..=16)?,
+        vectors: get("vectors", 1..=8)?,
+        registers: get("registers", 4..=64)?,
+    }))
 }
 
 impl BcrLre {
@@ -75,7 +100,7 @@ impl BcrLre {
         if !spmm {
             return (register_tile, 1);
         }
-        let registers = self.registers.unwrap_or(if lanes == 8 { 16 } else { 32 });
+        let registers = self.registers(lanes);
         let fit = ((registers - 1) / (register_tile + 1)).max(1);
         let mut vectors = 1;
         while vectors * 2 <= fit && vectors * 2 <= 8 {
@@ -89,24 +114,103 @@ impl BcrLre {
     }
 }
 
+impl BcrLre {
+    /// The register file: 16 vector registers for 8 lanes (AVX2), else 32.
+    fn registers(&self, lanes: i64) -> i64 {
+        self.registers.unwrap_or(if lanes == 8 { 16 } else { 32 })
+    }
+
+    /// The tile of a dense product: `(register_tile, vectors)`; `n` is N for
+    /// a matrix product, `None` for a matrix-vector one.
+    pub fn choose_dense(&self, lanes: i64, n: Option<i64>) -> (i64, i64) {
+        let lanes = lanes.max(1);
+        let registers = self.registers(lanes);
+        match n {
+            Some(n) => {
+                let register_tile =
+                    self.register_tile
+                        .unwrap_or(if registers >= 32 { 8 } else { 4 });
+                let fit = ((registers - 1) / (register_tile + 1)).clamp(1, 8);
+                let useful = (n / lanes).max(1);
+                (register_tile, self.vectors.unwrap_or(fit.min(useful)))
+            }
+            None => {
+                let vectors = self.vectors.unwrap_or(4).min(64 / lanes).max(1);
+                (
+                    self.register_tile.unwrap_or(lanes * vectors).min(64),
+                    vectors,
+                )
+            }
+        }
+    }
+
+    fn dense_product<'c>(&self, context: &'c Context, op: &mut OperationRefMut<'c, '_>) {
+        let Some(product) = bcr::dense_product(op) else {
+            return;
+        };
+        let n = shape::static_shape(product.c.r#type()).and_then(|s| s.get(1).copied());
+        let weights = bcr::defining_dense(product.w);
+        // A weight shared with a product handled before keeps its panels.
+        let panels = weights
+            .filter(|w| w.has_attribute(bcr::PANEL_ROWS_ATTR))
+            .map(|w| bcr::panel_rows(&w));
+        let given = panels.or(op
+            .has_attribute(bcr::REGISTER_TILE_ATTR)
+            .then_some(product.register_tile));
+        let chooser = BcrLre {
+            register_tile: given.or(self.register_tile),
+            ..*self
+        };
+        let (register_tile, vectors) = chooser.choose_dense(product.vector_width, n);
+        bcr::set_int(op, context, bcr::REGISTER_TILE_ATTR, register_tile);
+        if !op.has_attribute(bcr::VECTORS_ATTR) {
+            bcr::set_int(op, context, bcr::VECTORS_ATTR, vectors);
+        }
+        if let Some(weights) = weights {
+            // SAFETY: the weight op is alive; only its attribute changes.
+            let mut weights = unsafe { OperationRefMut::from_raw(weights.to_raw()) };
+            bcr::set_int(&mut weights, context, bcr::PANEL_ROWS_ATTR, register_tile);
+        }
+    }
+}
+
 impl Pass for BcrLre {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
         let products = crate::collect_ops(module, |op| {
             let name = crate::op_name(op);
             let spmm = name == bcr::SPMM;
-            let complete = op.has_attribute(bcr::REGISTER_TILE_ATTR) && (!spmm || op.has_attribute(bcr::VECTORS_ATTR));
-            (spmm || name == bcr::SPMV) && !complete
+            let complete = op.has_attribute(bcr::REGISTER_TILE_ATTR)
+                && (!spmm || op.has_attribute(bcr::VECTORS_ATTR));
+            (spmm || name == bcr::SPMV || name == bcr::GEMM) && !complete
         });
         for raw in products {
             // SAFETY: collected above and still alive.
             let mut op = unsafe { OperationRefMut::from_raw(raw) };
+            if op.name().as_string_ref().as_str() == Ok(bcr::GEMM) {
+                self.dense_product(context, &mut op);
+                continue;
+            }
             let spmm = op.name().as_string_ref().as_str() == Ok(bcr::SPMM);
-            let Some(product) = bcr::sparse_product(&op) else { continue };
-            let n = if spmm { shape::static_shape(product.c.r#type()).and_then(|s| s.get(1).copied()).unwrap_or(1) } else { 1 };
+            let Some(product) = bcr::sparse_product(&op) else {
+                continue;
+            };
+            let n = if spmm {
+                shape::static_shape(product.c.r#type())
+                    .and_then(|s| s.get(1).copied())
+                    .unwrap_or(1)
+            } else {
+                1
+            };
             // A register tile given per layer stays; the vectors are fitted around it.
-            let given = op.has_attribute(bcr::REGISTER_TILE_ATTR).then_some(product.register_tile);
-            let chooser = BcrLre { register_tile: given.or(self.register_tile), ..*self };
-            let (register_tile, vectors) = chooser.choose(product.block_rows, product.vector_width, n, spmm);
+            let given = op
+                .has_attribute(bcr::REGISTER_TILE_ATTR)
+                .then_some(product.register_tile);
+            let chooser = BcrLre {
+                register_tile: given.or(self.register_tile),
+                ..*self
+            };
+            let (register_tile, vectors) =
+                chooser.choose(product.block_rows, product.vector_width, n, spmm);
             bcr::set_int(&mut op, context, bcr::REGISTER_TILE_ATTR, register_tile);
             if spmm && !op.has_attribute(bcr::VECTORS_ATTR) {
                 bcr::set_int(&mut op, context, bcr::VECTORS_ATTR, vectors);
@@ -122,7 +226,11 @@ mod tests {
 
     #[test]
     fn default_tile_fits_the_register_file() {
-        let pass = BcrLre { register_tile: None, vectors: None, registers: None };
+        let pass = BcrLre {
+            register_tile: None,
+            vectors: None,
+            registers: None,
+        };
         // AVX2: 16 registers, 4 rows -> 3 vectors fit -> 2.
         assert_eq!(pass.choose(8, 8, 64, true), (4, 2));
         // NEON: 32 registers, 4 rows -> 6 fit -> 4.
@@ -136,8 +244,36 @@ mod tests {
             for lanes in [4, 8, 16] {
                 let (tile, vectors) = pass.choose(rows, lanes, 1000, true);
                 let registers = if lanes == 8 { 16 } else { 32 };
-                assert!(tile * vectors + vectors < registers, "rows {rows} lanes {lanes}: {tile}x{vectors}");
+                assert!(
+                    tile * vectors + vectors < registers,
+                    "rows {rows} lanes {lanes}: {tile}x{vectors}"
+                );
             }
+        }
+    }
+
+    #[test]
+    fn dense_tiles_fill_the_register_file() {
+        let pass = BcrLre {
+            register_tile: None,
+            vectors: None,
+            registers: None,
+        };
+        // AVX2: 4 rows x 3 vectors = 12 accumulators + 3 activations + 1 broadcast = 16.
+        assert_eq!(pass.choose_dense(8, Some(3136)), (4, 3));
+        // NEON: 8 x 3 = 24 + 3 + 1 = 28 of 32.
+        assert_eq!(pass.choose_dense(4, Some(3136)), (8, 3));
+        // Narrow N: no more vectors than N holds.
+        assert_eq!(pass.choose_dense(8, Some(16)), (4, 2));
+        // Matrix-vector: panels of 4 vectors of rows.
+        assert_eq!(pass.choose_dense(8, None), (32, 4));
+        assert_eq!(pass.choose_dense(16, None), (64, 4));
+        for lanes in [1, 2, 4, 8, 16] {
+            let (tile, vectors) = pass.choose_dense(lanes, Some(1000));
+            assert!(
+                tile * vectors + vectors < pass.registers(lanes),
+                "lanes {lanes}: {tile}x{vectors}"
+            );
         }
     }
 }

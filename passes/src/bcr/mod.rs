@@ -4,3 +4,4 @@ pub mod lre;
 pub mod parallelize;
 pub mod reorder;
 pub mod tile;
+pub mod vectorize;

@@ -36,7 +36,9 @@ use melior::{
     ir::{
         attribute::{FlatSymbolRefAttribute, StringAttribute, TypeAttribute},
         block::BlockLike,
-        operation::{OperationLike, OperationMutLike, OperationRef, OperationRefMut, WalkOrder, WalkResult},
+        operation::{
+            OperationLike, OperationMutLike, OperationRef, OperationRefMut, WalkOrder, WalkResult,
+        },
         r#type::FunctionType,
         Block, Identifier, Module, Region, RegionLike, Type, Value, ValueLike,
     },
@@ -66,7 +68,10 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
     options.check_known(FLAG, &["grain"])?;
     let grain = options.int(FLAG, "grain", 1)?;
     if grain < 1 {
-        return Err(PassError::Option { pass: FLAG.into(), message: format!("grain must be >= 1, got {grain}") });
+        return Err(PassError::Option {
+            pass: FLAG.into(),
+            message: format!("grain must be >= 1, got {grain}"),
+        });
     }
     Ok(Box::new(BcrParallelize { grain }))
 }
@@ -106,7 +111,9 @@ enum Capture {
 
 impl Pass for BcrParallelize {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        let loops = crate::collect_ops(module, |op| crate::op_name(op) == "scf.for" && op.has_attribute(PARALLEL_ATTR));
+        let loops = crate::collect_ops(module, |op| {
+            crate::op_name(op) == "scf.for" && op.has_attribute(PARALLEL_ATTR)
+        });
         if loops.is_empty() {
             return Ok(());
         }
@@ -124,14 +131,17 @@ fn parallel_for_type(context: &Context) -> (Type<'_>, Type<'_>) {
     let pointer = Type::parse(context, "!llvm.ptr").expect("llvm dialect is loaded");
     let i64_type = Type::parse(context, "i64").expect("builtin type");
     let body: Type = FunctionType::new(context, &[pointer, i64_type, i64_type], &[]).into();
-    let runtime: Type = FunctionType::new(context, &[pointer, i64_type, i64_type, body, pointer], &[]).into();
+    let runtime: Type =
+        FunctionType::new(context, &[pointer, i64_type, i64_type, body, pointer], &[]).into();
     (body, runtime)
 }
 
 fn declare_runtime(context: &Context, module: &Module) {
-    let exists = crate::lower::grim_to_bcr::top_level_ops(module).iter().any(|op| {
-        grim_dialects::attr::string(op, "sym_name").is_some_and(|s| s == RUNTIME_PARALLEL_FOR)
-    });
+    let exists = crate::lower::grim_to_bcr::top_level_ops(module)
+        .iter()
+        .any(|op| {
+            grim_dialects::attr::string(op, "sym_name").is_some_and(|s| s == RUNTIME_PARALLEL_FOR)
+        });
     if exists {
         return;
     }
@@ -142,14 +152,23 @@ fn declare_runtime(context: &Context, module: &Module) {
         StringAttribute::new(context, RUNTIME_PARALLEL_FOR),
         TypeAttribute::new(runtime),
         Region::new(),
-        &[(Identifier::new(context, "sym_visibility"), StringAttribute::new(context, "private").into())],
+        &[(
+            Identifier::new(context, "sym_visibility"),
+            StringAttribute::new(context, "private").into(),
+        )],
         location,
     );
     module.body().insert_operation(0, declaration);
 }
 
 impl BcrParallelize {
-    fn outline<'c>(&self, context: &'c Context, module: &Module<'c>, lp: OperationRef<'c, '_>, index: usize) -> Result<(), PassError> {
+    fn outline<'c>(
+        &self,
+        context: &'c Context,
+        module: &Module<'c>,
+        lp: OperationRef<'c, '_>,
+        index: usize,
+    ) -> Result<(), PassError> {
         let mut function = lp.parent_operation();
         while let Some(f) = function {
             if crate::op_name(&f) == "func.func" {
@@ -158,7 +177,11 @@ impl BcrParallelize {
             function = f.parent_operation();
         }
         let function = function.ok_or_else(|| op_error(&lp, "is not inside a func.func"))?;
-        let entry = function.region(0).ok().and_then(|r| r.first_block()).ok_or_else(|| op_error(&function, "has no body"))?;
+        let entry = function
+            .region(0)
+            .ok()
+            .and_then(|r| r.first_block())
+            .ok_or_else(|| op_error(&function, "has no body"))?;
         let ctx = entry.argument(0).map(Value::from).ok().filter(|v| v.r#type().to_string() == "!llvm.ptr").ok_or_else(|| {
             op_error(&lp, "needs its function's first argument to be the runtime context (!llvm.ptr), as lower-grim-to-bcr makes it")
         })?;
@@ -168,7 +191,9 @@ impl BcrParallelize {
         let mut captured: Vec<V<'c>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut note = |value: V<'c>| {
-            let inside = owner(value).is_some_and(|o| is_within(o, lp) && o != lp || (o == lp && value.is_block_argument()));
+            let inside = owner(value).is_some_and(|o| {
+                is_within(o, lp) && o != lp || (o == lp && value.is_block_argument())
+            });
             if !inside && seen.insert(value.to_raw().ptr as usize) {
                 captured.push(value);
             }
@@ -194,20 +219,30 @@ impl BcrParallelize {
         let mut plan = Vec::new();
         let mut slots = 0i64;
         for value in &captured {
-            let defining = owner(*value).filter(|_| value.is_operation_result()).map(|o| crate::op_name(&o)).unwrap_or_default();
+            let defining = owner(*value)
+                .filter(|_| value.is_operation_result())
+                .map(|o| crate::op_name(&o))
+                .unwrap_or_default();
             let ty = value.r#type();
             if defining == "arith.constant" || defining == "memref.alloca" {
                 plan.push(Capture::Clone);
             } else if shape::is_memref(ty) {
                 let rank = shape::rank(ty).unwrap_or(0) as i64;
-                let dynamic = if shape::static_shape(ty).is_some() { 0 } else { rank };
+                let dynamic = if shape::static_shape(ty).is_some() {
+                    0
+                } else {
+                    rank
+                };
                 plan.push(Capture::Passed(slots));
                 slots += 1 + dynamic;
             } else if ty.to_string() == "index" || ty.to_string().starts_with('i') {
                 plan.push(Capture::Passed(slots));
                 slots += 1;
             } else {
-                return Err(op_error(&lp, format!("captures a value of type {ty}, which {FLAG} cannot pass to a thread")));
+                return Err(op_error(
+                    &lp,
+                    format!("captures a value of type {ty}, which {FLAG} cannot pass to a thread"),
+                ));
             }
         }
 
@@ -226,10 +261,17 @@ impl BcrParallelize {
             }
         };
         for (value, capture) in captured.iter().zip(&plan) {
-            let Capture::Passed(slot) = capture else { continue };
+            let Capture::Passed(slot) = capture else {
+                continue;
+            };
             let ty = value.r#type();
             if shape::is_memref(ty) {
-                let pointer = b.op("memref.extract_aligned_pointer_as_index", &[*value], &[b.index_type()], &[])[0];
+                let pointer = b.op(
+                    "memref.extract_aligned_pointer_as_index",
+                    &[*value],
+                    &[b.index_type()],
+                    &[],
+                )[0];
                 let pointer = b.from_index(pointer, 64);
                 let at = b.index(*slot);
                 b.store(pointer, args, &[at]);
@@ -252,24 +294,48 @@ impl BcrParallelize {
         let count = b.subi(upper, lower);
         let count = b.from_index(count, 64);
         let grain = b.int(self.grain, 64);
-        let args_pointer = b.op("memref.extract_aligned_pointer_as_index", &[args], &[b.index_type()], &[])[0];
+        let args_pointer = b.op(
+            "memref.extract_aligned_pointer_as_index",
+            &[args],
+            &[b.index_type()],
+            &[],
+        )[0];
         let args_pointer = b.from_index(args_pointer, 64);
         let pointer_type = Type::parse(context, "!llvm.ptr").expect("llvm dialect is loaded");
         let args_pointer = b.op("llvm.inttoptr", &[args_pointer], &[pointer_type], &[])[0];
         let outlined_name = format!("{function_name}_parallel{index}");
         let (body_type, _) = parallel_for_type(context);
-        let body_fn = b.op("func.constant", &[], &[body_type], &[("value", FlatSymbolRefAttribute::new(context, &outlined_name).into())])[0];
+        let body_fn = b.op(
+            "func.constant",
+            &[],
+            &[body_type],
+            &[(
+                "value",
+                FlatSymbolRefAttribute::new(context, &outlined_name).into(),
+            )],
+        )[0];
         b.op(
             "func.call",
             &[erase(ctx), count, grain, body_fn, args_pointer],
             &[],
-            &[("callee", FlatSymbolRefAttribute::new(context, RUNTIME_PARALLEL_FOR).into())],
+            &[(
+                "callee",
+                FlatSymbolRefAttribute::new(context, RUNTIME_PARALLEL_FOR).into(),
+            )],
         );
 
         // The outlined function.
         let location = lp.location();
-        let block = Block::new(&[(pointer_type, location), (i64_type, location), (i64_type, location)]);
-        let inner = Builder::at_end(context, &unsafe { melior::ir::BlockRef::from_raw(block.to_raw()) }, location);
+        let block = Block::new(&[
+            (pointer_type, location),
+            (i64_type, location),
+            (i64_type, location),
+        ]);
+        let inner = Builder::at_end(
+            context,
+            &unsafe { melior::ir::BlockRef::from_raw(block.to_raw()) },
+            location,
+        );
         let arg_pointer = erase(block.argument(0).map_err(|e| op_error(&lp, e))?.into());
         let begin = erase(block.argument(1).map_err(|e| op_error(&lp, e))?.into());
         let end = erase(block.argument(2).map_err(|e| op_error(&lp, e))?.into());
@@ -278,9 +344,14 @@ impl BcrParallelize {
         for (value, capture) in captured.iter().zip(&plan) {
             let new = match capture {
                 Capture::Clone => {
-                    let original = owner(*value).ok_or_else(|| op_error(&lp, "captured value without an owner"))?;
+                    let original = owner(*value)
+                        .ok_or_else(|| op_error(&lp, "captured value without an owner"))?;
                     // SAFETY: cloning a live op gives a detached copy we own.
-                    let clone = unsafe { melior::ir::Operation::from_raw(mlir_sys::mlirOperationClone(original.to_raw())) };
+                    let clone = unsafe {
+                        melior::ir::Operation::from_raw(mlir_sys::mlirOperationClone(
+                            original.to_raw(),
+                        ))
+                    };
                     inner.value(clone)
                 }
                 Capture::Passed(slot) => {
@@ -291,14 +362,22 @@ impl BcrParallelize {
                     let ty = value.r#type();
                     if shape::is_memref(ty) {
                         let pointer = load(0);
-                        let pointer = inner.op("llvm.inttoptr", &[pointer], &[pointer_type], &[])[0];
-                        let element = shape::element_type(ty).ok_or_else(|| op_error(&lp, "memref without element type"))?;
+                        let pointer =
+                            inner.op("llvm.inttoptr", &[pointer], &[pointer_type], &[])[0];
+                        let element = shape::element_type(ty)
+                            .ok_or_else(|| op_error(&lp, "memref without element type"))?;
                         match shape::static_shape(ty) {
                             Some(dims) => memref_from_pointer(&inner, pointer, &dims, element, &[]),
                             None => {
                                 let rank = shape::rank(ty).unwrap_or(0) as i64;
                                 let sizes: Vec<V<'c>> = (0..rank).map(|d| load(1 + d)).collect();
-                                memref_from_pointer(&inner, pointer, &vec![i64::MIN; rank as usize], element, &sizes)
+                                memref_from_pointer(
+                                    &inner,
+                                    pointer,
+                                    &vec![i64::MIN; rank as usize],
+                                    element,
+                                    &sizes,
+                                )
                             }
                         }
                     } else if ty.to_string() == "index" {
@@ -348,7 +427,10 @@ impl BcrParallelize {
             StringAttribute::new(context, &outlined_name),
             TypeAttribute::new(body_type),
             region,
-            &[(Identifier::new(context, "sym_visibility"), StringAttribute::new(context, "private").into())],
+            &[(
+                Identifier::new(context, "sym_visibility"),
+                StringAttribute::new(context, "private").into(),
+            )],
             location,
         );
         module.body().insert_operation_after(function, outlined);
@@ -359,7 +441,13 @@ impl BcrParallelize {
 /// A memref of `dims` (i64::MIN for dynamic, sized by `sizes`) over a raw
 /// pointer: an LLVM memref descriptor cast to the memref type, which the
 /// upstream conversion to the llvm dialect folds away.
-fn memref_from_pointer<'c>(b: &Builder<'c>, pointer: V<'c>, dims: &[i64], element: Type<'c>, sizes: &[V<'c>]) -> V<'c> {
+fn memref_from_pointer<'c>(
+    b: &Builder<'c>,
+    pointer: V<'c>,
+    dims: &[i64],
+    element: Type<'c>,
+    sizes: &[V<'c>],
+) -> V<'c> {
     let rank = dims.len();
     let descriptor_type = Type::parse(
         b.context,
@@ -367,8 +455,14 @@ fn memref_from_pointer<'c>(b: &Builder<'c>, pointer: V<'c>, dims: &[i64], elemen
     )
     .expect("descriptor type parses");
     let insert = |b: &Builder<'c>, aggregate: V<'c>, value: V<'c>, position: &[i64]| -> V<'c> {
-        let position = melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, position).into();
-        b.op("llvm.insertvalue", &[aggregate, value], &[descriptor_type], &[("position", position)])[0]
+        let position =
+            melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, position).into();
+        b.op(
+            "llvm.insertvalue",
+            &[aggregate, value],
+            &[descriptor_type],
+            &[("position", position)],
+        )[0]
     };
     let mut descriptor = b.op("llvm.mlir.poison", &[], &[descriptor_type], &[])[0];
     descriptor = insert(b, descriptor, pointer, &[0]);
@@ -378,7 +472,13 @@ fn memref_from_pointer<'c>(b: &Builder<'c>, pointer: V<'c>, dims: &[i64], elemen
     let mut dynamic = sizes.iter();
     let size_values: Vec<V<'c>> = dims
         .iter()
-        .map(|d| if *d == i64::MIN { *dynamic.next().expect("a size per dynamic dim") } else { b.int(*d, 64) })
+        .map(|d| {
+            if *d == i64::MIN {
+                *dynamic.next().expect("a size per dynamic dim")
+            } else {
+                b.int(*d, 64)
+            }
+        })
         .collect();
     let mut stride = b.int(1, 64);
     for dim in (0..rank).rev() {
@@ -387,5 +487,10 @@ fn memref_from_pointer<'c>(b: &Builder<'c>, pointer: V<'c>, dims: &[i64], elemen
         stride = b.muli(stride, size_values[dim]);
     }
     let memref_type = melior::ir::r#type::MemRefType::new(element, dims, None, None).into();
-    b.op("builtin.unrealized_conversion_cast", &[descriptor], &[memref_type], &[])[0]
+    b.op(
+        "builtin.unrealized_conversion_cast",
+        &[descriptor],
+        &[memref_type],
+        &[],
+    )[0]
 }

@@ -33,7 +33,8 @@ use melior::{
 /// Pipeline flag.
 pub const FLAG: &str = "bcr-reorder";
 /// One-line summary.
-pub const SUMMARY: &str = "choose the BCR work order (GRIM's BCR-based matrix reorder) for every packed weight";
+pub const SUMMARY: &str =
+    "choose the BCR work order (GRIM's BCR-based matrix reorder) for every packed weight";
 /// Accepted options.
 pub const OPTIONS: &[&str] = &["order=grouped|natural (grouped)"];
 
@@ -49,7 +50,10 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
         o if o == bcr::ORDER_GROUPED => bcr::ORDER_GROUPED,
         o if o == bcr::ORDER_NATURAL => bcr::ORDER_NATURAL,
         other => {
-            return Err(PassError::Option { pass: FLAG.into(), message: format!("order must be grouped or natural, got '{other}'") })
+            return Err(PassError::Option {
+                pass: FLAG.into(),
+                message: format!("order must be grouped or natural, got '{other}'"),
+            })
         }
     };
     Ok(Box::new(BcrReorder { order }))
@@ -57,7 +61,9 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
 
 impl Pass for BcrReorder {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        let packed = collect_ops(module, |op| op_name(op) == bcr::PACKED && !op.has_attribute(bcr::PINNED_ATTR));
+        let packed = collect_ops(module, |op| {
+            op_name(op) == bcr::PACKED && !op.has_attribute(bcr::PINNED_ATTR)
+        });
         for raw in packed {
             // SAFETY: the op was found in the module above and is still alive.
             let mut op = unsafe { OperationRefMut::from_raw(raw) };

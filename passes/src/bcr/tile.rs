@@ -1,4 +1,4 @@
-//! bcr-tile: tile the output columns of every sparse matrix-matrix product so each strip's working set stays in cache.
+//! bcr-tile: tile the output columns of every sparse matrix-matrix product, and block dense ones over M, N and K, so each working set stays in cache.
 //!
 //! `bcr.spmm` walks a strip's blocks; for each block it reads its kept
 //! activation rows `X[k, :]` and updates the strip's output rows `C[r, :]`.
@@ -21,6 +21,19 @@
 //! L2-, not L1-sized. A product that already carries `tile_n` (from the LR
 //! file) keeps it. Run it after bcr-lre.
 //!
+//! A dense matrix product (`bcr.gemm` with a `[K, N]` input) is blocked
+//! the way GotoBLAS blocks GEMM, by a small analytical model of the caches
+//! (no search): `tile_k` = min(K, 256) columns of W, so a register tile's
+//! weight panel (`register_tile x tile_k`, 4 KiB at 4 rows) stays in L1 for
+//! every chunk of N; `tile_n` = the largest multiple of the register chunk
+//! with `tile_k x tile_n x 4 <= cache-bytes`, so the activation block stays
+//! in L2 while every panel of the work item uses it; `tile_m` = the rows of
+//! one parallel work item: a quarter of M (at least one panel, at most 128
+//! rows, so its `tile_m x tile_k` weights take at most half the budget),
+//! which gives the thread pool at least four items and re-reads the
+//! activations at most M / tile_m times. A matrix-vector product needs no
+//! cache blocking (its activation vector is small) and is left alone.
+//!
 //! Options: `tile-n=N` forces the tile (0 = untiled); `cache-bytes=N` (262144).
 //!
 //! Before: `"bcr.spmm"(...) {block_cols = 32, block_rows = 32, vector_width = 8, vectors = 2, ...} : (..., memref<1152x3136xf32>, memref<256x3136xf32>)`
@@ -39,9 +52,12 @@ use melior::{
 /// Pipeline flag.
 pub const FLAG: &str = "bcr-tile";
 /// One-line summary.
-pub const SUMMARY: &str = "tile the output columns of every sparse matrix-matrix product so each strip's working set stays in cache";
+pub const SUMMARY: &str = "tile the output columns of every sparse matrix-matrix product, and block dense ones over M, N and K, so each working set stays in cache";
 /// Accepted options.
-pub const OPTIONS: &[&str] = &["tile-n=N output columns per tile, 0 = untiled (from cache-bytes)", "cache-bytes=N working-set budget per strip and tile (262144)"];
+pub const OPTIONS: &[&str] = &[
+    "tile-n=N output columns per tile, 0 = untiled (from cache-bytes)",
+    "cache-bytes=N working-set budget per strip and tile (262144)",
+];
 
 /// The pass object.
 pub struct BcrTile {
@@ -57,13 +73,22 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
         Some(_) => Some(options.int(FLAG, "tile-n", 0)?),
     };
     if tile_n.is_some_and(|t| t < 0) {
-        return Err(PassError::Option { pass: FLAG.into(), message: "tile-n must be >= 0".into() });
+        return Err(PassError::Option {
+            pass: FLAG.into(),
+            message: "tile-n must be >= 0".into(),
+        });
     }
     let cache_bytes = options.int(FLAG, "cache-bytes", 262144)?;
     if cache_bytes < 1024 {
-        return Err(PassError::Option { pass: FLAG.into(), message: format!("cache-bytes must be at least 1024, got {cache_bytes}") });
+        return Err(PassError::Option {
+            pass: FLAG.into(),
+            message: format!("cache-bytes must be at least 1024, got {cache_bytes}"),
+        });
     }
-    Ok(Box::new(BcrTile { tile_n, cache_bytes }))
+    Ok(Box::new(BcrTile {
+        tile_n,
+        cache_bytes,
+    }))
 }
 
 impl BcrTile {
@@ -82,15 +107,83 @@ impl BcrTile {
     }
 }
 
+/// Reduction depth of a dense block.
+pub const DENSE_TILE_K: i64 = 256;
+/// Most rows of a dense work item.
+pub const DENSE_MAX_TILE_M: i64 = 128;
+
+impl BcrTile {
+    /// `(tile_m, tile_n, tile_k)` of a dense `m x k` by `k x n` product whose
+    /// register tile is `rows` x `chunk` columns (0 = not blocked).
+    pub fn choose_dense(&self, m: i64, k: i64, n: i64, rows: i64, chunk: i64) -> (i64, i64, i64) {
+        let (rows, chunk) = (rows.max(1), chunk.max(1));
+        let tile_k = k.min(DENSE_TILE_K);
+        let tile_n = match self.tile_n {
+            Some(forced) => forced / chunk * chunk,
+            None => (self.cache_bytes / (4 * tile_k)).max(chunk) / chunk * chunk,
+        };
+        let tile_n = if tile_n <= 0 || tile_n >= n {
+            0
+        } else {
+            tile_n
+        };
+        let quarter = (m / 4 + rows - 1) / rows * rows;
+        let tile_m = quarter.clamp(rows, (DENSE_MAX_TILE_M / rows * rows).max(rows));
+        (tile_m, tile_n, if tile_k >= k { 0 } else { tile_k })
+    }
+}
+
 impl Pass for BcrTile {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        let products = collect_ops(module, |op| op_name(op) == bcr::SPMM && !op.has_attribute(bcr::TILE_N_ATTR));
+        let dense = collect_ops(module, |op| {
+            op_name(op) == bcr::GEMM && !op.has_attribute(bcr::TILE_M_ATTR)
+        });
+        for raw in dense {
+            // SAFETY: collected above and still alive.
+            let mut op = unsafe { OperationRefMut::from_raw(raw) };
+            let Some(product) = bcr::dense_product(&op) else {
+                continue;
+            };
+            let (Some(x), Some(c)) = (
+                shape::static_shape(product.x.r#type()),
+                shape::static_shape(product.c.r#type()),
+            ) else {
+                continue;
+            };
+            let [k, n] = x[..] else { continue };
+            let (tile_m, tile_n, tile_k) = self.choose_dense(
+                c[0],
+                k,
+                n,
+                product.register_tile,
+                product.vector_width * product.vectors,
+            );
+            bcr::set_int(&mut op, context, bcr::TILE_M_ATTR, tile_m);
+            if tile_n > 0 && !op.has_attribute(bcr::TILE_N_ATTR) {
+                bcr::set_int(&mut op, context, bcr::TILE_N_ATTR, tile_n);
+            }
+            if tile_k > 0 {
+                bcr::set_int(&mut op, context, bcr::TILE_K_ATTR, tile_k);
+            }
+        }
+        let products = collect_ops(module, |op| {
+            op_name(op) == bcr::SPMM && !op.has_attribute(bcr::TILE_N_ATTR)
+        });
         for raw in products {
             // SAFETY: collected above and still alive.
             let mut op = unsafe { OperationRefMut::from_raw(raw) };
-            let Some(product) = bcr::sparse_product(&op) else { continue };
-            let n = shape::static_shape(product.c.r#type()).and_then(|s| s.get(1).copied()).unwrap_or(1);
-            let tile = self.choose(product.block_rows, product.block_cols, product.vector_width * product.vectors, n);
+            let Some(product) = bcr::sparse_product(&op) else {
+                continue;
+            };
+            let n = shape::static_shape(product.c.r#type())
+                .and_then(|s| s.get(1).copied())
+                .unwrap_or(1);
+            let tile = self.choose(
+                product.block_rows,
+                product.block_cols,
+                product.vector_width * product.vectors,
+                n,
+            );
             if tile > 0 {
                 bcr::set_int(&mut op, context, bcr::TILE_N_ATTR, tile);
             }
@@ -105,15 +198,44 @@ mod tests {
 
     #[test]
     fn tiles_fit_the_budget_and_are_whole_register_chunks() {
-        let pass = BcrTile { tile_n: None, cache_bytes: 262144 };
+        let pass = BcrTile {
+            tile_n: None,
+            cache_bytes: 262144,
+        };
         // 32x32 blocks: 262144 / (4 * 64) = 1024 columns.
         assert_eq!(pass.choose(32, 32, 16, 3136), 1024);
         // 8x16 blocks: 262144 / 96 = 2730 -> 2720 (multiple of 16).
         assert_eq!(pass.choose(8, 16, 16, 3136), 2720);
         // N that fits is left alone.
         assert_eq!(pass.choose(32, 32, 16, 784), 0);
-        let forced = BcrTile { tile_n: Some(100), cache_bytes: 262144 };
+        let forced = BcrTile {
+            tile_n: Some(100),
+            cache_bytes: 262144,
+        };
         assert_eq!(forced.choose(8, 16, 16, 3136), 96);
-        assert_eq!(BcrTile { tile_n: Some(0), cache_bytes: 262144 }.choose(8, 16, 16, 3136), 0);
-}
+        assert_eq!(
+            BcrTile {
+                tile_n: Some(0),
+                cache_bytes: 262144
+            }
+            .choose(8, 16, 16, 3136),
+            0
+        );
+    }
+
+    #[test]
+    fn dense_blocks_follow_the_cache_model() {
+        let pass = BcrTile {
+            tile_n: None,
+            cache_bytes: 262144,
+        };
+        // vgg16.conv3_1 as GEMM: 256 x 1152 by 1152 x 3136, 4x24 register tile.
+        // K block 256; 262144 / 1024 = 256 -> 240 columns; M / 4 = 64 rows.
+        assert_eq!(pass.choose_dense(256, 1152, 3136, 4, 24), (64, 240, 256));
+        // Small K and N fit whole; M = 64 -> items of 16 rows.
+        assert_eq!(pass.choose_dense(64, 200, 196, 4, 24), (16, 0, 0));
+        // Large M: at most 128 rows per item; at least one panel.
+        assert_eq!(pass.choose_dense(4096, 1024, 128, 8, 12).0, 128);
+        assert_eq!(pass.choose_dense(3, 64, 64, 4, 24).0, 4);
+    }
 }

@@ -47,7 +47,8 @@ use melior::{
 /// Pipeline flag.
 pub const FLAG: &str = "lower-bcr-to-loops";
 /// One-line summary.
-pub const SUMMARY: &str = "lower bcr ops to scf/vector/memref/arith loops that walk the BCRC arrays";
+pub const SUMMARY: &str =
+    "lower bcr ops to scf/vector/memref/arith loops that walk the BCRC arrays";
 /// Accepted options.
 pub const OPTIONS: &[&str] = &[];
 
@@ -70,7 +71,7 @@ impl Pass for LowerBcrToLoops {
         let mut ops = Vec::new();
         module.as_operation().walk(WalkOrder::PreOrder, |op| {
             let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
-            if [bcr::PACKED, bcr::DENSE, bcr::SPMM, bcr::SPMV].contains(&name.as_str()) {
+            if [bcr::PACKED, bcr::DENSE, bcr::SPMM, bcr::SPMV, bcr::GEMM].contains(&name.as_str()) {
                 ops.push((name, op.to_raw()));
             }
             WalkResult::Advance
@@ -84,11 +85,15 @@ impl Pass for LowerBcrToLoops {
             let b = Builder::before(context, op);
             match name.as_str() {
                 bcr::PACKED => {
-                    let info = bcr::packed_info(&op).ok_or_else(|| op_error(&op, "has malformed attributes"))?;
+                    let info = bcr::packed_info(&op)
+                        .ok_or_else(|| op_error(&op, "has malformed attributes"))?;
                     let blob = erase(op.operand(0).map_err(|e| op_error(&op, e))?);
                     for (index, ty) in bcr::packed_result_types(context).into_iter().enumerate() {
                         let view = slot_view(&b, blob, info.slot + index as i64, ty, None);
-                        replace_all_uses(op.result(index).map_err(|e| op_error(&op, e))?.into(), view);
+                        replace_all_uses(
+                            op.result(index).map_err(|e| op_error(&op, e))?.into(),
+                            view,
+                        );
                     }
                 }
                 bcr::DENSE => {
@@ -99,11 +104,29 @@ impl Pass for LowerBcrToLoops {
                     let view = slot_view(&b, blob, slot, ty, shape::static_shape(ty));
                     replace_all_uses(result.into(), view);
                 }
+                bcr::GEMM => {
+                    let product = bcr::dense_product(&op)
+                        .ok_or_else(|| op_error(&op, "has malformed operands"))?;
+                    let c_shape = shape::static_shape(product.c.r#type())
+                        .ok_or_else(|| op_error(&op, "needs a static output"))?;
+                    let x_shape = shape::static_shape(product.x.r#type())
+                        .ok_or_else(|| op_error(&op, "needs a static input"))?;
+                    dense_gemm(
+                        &b,
+                        &product,
+                        c_shape[0],
+                        x_shape[0],
+                        c_shape.get(1).copied(),
+                    );
+                }
                 _ => {
-                    let product = bcr::sparse_product(&op).ok_or_else(|| op_error(&op, "has malformed operands"))?;
-                    let c_shape = shape::static_shape(product.c.r#type()).ok_or_else(|| op_error(&op, "needs a static output"))?;
+                    let product = bcr::sparse_product(&op)
+                        .ok_or_else(|| op_error(&op, "has malformed operands"))?;
+                    let c_shape = shape::static_shape(product.c.r#type())
+                        .ok_or_else(|| op_error(&op, "needs a static output"))?;
                     let panels = product.packed.strips.is_operation_result()
-                        && bcr::defining_packed(product.packed.strips).is_some_and(|p| p.layout == bcr::LAYOUT_COL_PANELS);
+                        && bcr::defining_packed(product.packed.strips)
+                            .is_some_and(|p| p.layout == bcr::LAYOUT_COL_PANELS);
                     if panels && name == bcr::SPMV {
                         panel_spmv(&b, &product, c_shape[0]);
                     } else {
@@ -126,7 +149,13 @@ fn grim_slot(op: &OperationRef) -> Result<i64, PassError> {
 }
 
 /// A view of blob slot `slot`: dynamic 1-D of its element count, or `shape` when static.
-fn slot_view<'c>(b: &Builder<'c>, blob: V<'c>, slot: i64, ty: Type<'c>, shape: Option<Vec<i64>>) -> V<'c> {
+fn slot_view<'c>(
+    b: &Builder<'c>,
+    blob: V<'c>,
+    slot: i64,
+    ty: Type<'c>,
+    shape: Option<Vec<i64>>,
+) -> V<'c> {
     let table_type = b.memref_type(&[2], b.int_type(64));
     let entry_offset = b.index(BLOB_HEADER_BYTES + SLOT_BYTES * slot);
     let entry = b.view(blob, entry_offset, &[], table_type);
@@ -145,7 +174,12 @@ fn slot_view<'c>(b: &Builder<'c>, blob: V<'c>, slot: i64, ty: Type<'c>, shape: O
 }
 
 /// Emits the BCRC walk for `bcr.spmm` (`vectorised`) or `bcr.spmv`.
-fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_shape: &[i64], spmm: bool) {
+fn sparse_product<'c>(
+    b: &Builder<'c>,
+    product: &bcr::SparseProduct<'c, '_>,
+    c_shape: &[i64],
+    spmm: bool,
+) {
     let (block_rows, block_cols) = (product.block_rows, product.block_cols);
     let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
     let n = if spmm { c_shape[1] } else { 1 };
@@ -163,7 +197,10 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
     let records = b.divui(strip_words, c3);
     let strips = b.subi(records, c1);
     // Strips write disjoint output rows: bcr-parallelize may run them on any thread.
-    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, melior::ir::Attribute::unit(b.context))];
+    let parallel = [(
+        crate::bcr::parallelize::PARALLEL_ATTR,
+        melior::ir::Attribute::unit(b.context),
+    )];
     b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
         let c3 = b.index(3);
         let base = b.muli(s, c3);
@@ -180,62 +217,100 @@ fn sparse_product<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, c_s
         let row_base = b.muli(strip, b.index(block_rows));
         // One walk over the strip's blocks for the output columns [n_base, n_base + n_len).
         let walk = |b: &Builder<'c>, n_base: V<'c>, n_len: i64| {
-        let one = b.index(1);
-        b.for_loop(first_block, end_block, one, &[first_value], |b, block, carried| {
-            let value_offset = carried[0];
-            let column_block = b.load(p.block_col, &[block]);
-            let column_block = b.extui(column_block, 64);
-            let column_block = b.to_index(column_block);
-            let column_base = b.muli(column_block, b.index(block_cols));
-            let mask_base = b.muli(block, b.index(mask_stride));
-            let rows = decode_mask(b, p.masks, mask_base, block_rows, row_base, kept_rows);
-            let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
-            let cols = decode_mask(b, p.masks, cols_mask_base, block_cols, column_base, kept_cols);
-            // Kept rows in tiles of `register_tile` that share every activation load
-            // (bcr-lre), then the rows left over one at a time.
-            let tile = RowTile { p: &p, kept_rows, kept_cols, cols, value_offset, x, c, matrix: spmm, n_base, n: n_len, lanes, vectors };
-            let zero = b.index(0);
-            let step = b.index(register_tile);
-            let full = b.divui(rows, step);
-            let full = b.muli(full, step);
-            if register_tile > 1 {
-                b.for_loop(zero, full, step, &[], |b, first, _| {
-                    tile.emit(b, first, register_tile as usize);
-                    vec![]
-                });
-            }
             let one = b.index(1);
-            let start = if register_tile > 1 { full } else { zero };
-            b.for_loop(start, rows, one, &[], |b, first, _| {
-                tile.emit(b, first, 1);
-                vec![]
-            });
-            let size = b.muli(rows, cols);
-            vec![b.addi(value_offset, size)]
-        });
+            b.for_loop(
+                first_block,
+                end_block,
+                one,
+                &[first_value],
+                |b, block, carried| {
+                    let value_offset = carried[0];
+                    let column_block = b.load(p.block_col, &[block]);
+                    let column_block = b.extui(column_block, 64);
+                    let column_block = b.to_index(column_block);
+                    let column_base = b.muli(column_block, b.index(block_cols));
+                    let mask_base = b.muli(block, b.index(mask_stride));
+                    let rows = decode_mask(b, p.masks, mask_base, block_rows, row_base, kept_rows);
+                    let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
+                    let cols = decode_mask(
+                        b,
+                        p.masks,
+                        cols_mask_base,
+                        block_cols,
+                        column_base,
+                        kept_cols,
+                    );
+                    // Kept rows in tiles of `register_tile` that share every activation load
+                    // (bcr-lre), then the rows left over one at a time.
+                    let walk = Walk::Kept {
+                        kept_rows,
+                        kept_cols,
+                        cols,
+                        value_offset,
+                        values: p.values,
+                    };
+                    let tile = RowTile {
+                        walk,
+                        x,
+                        c,
+                        matrix: spmm,
+                        n_base,
+                        n: n_len,
+                        lanes,
+                        vectors,
+                    };
+                    let zero = b.index(0);
+                    let step = b.index(register_tile);
+                    let full = b.divui(rows, step);
+                    let full = b.muli(full, step);
+                    if register_tile > 1 {
+                        b.for_loop(zero, full, step, &[], |b, first, _| {
+                            tile.emit(b, first, register_tile as usize);
+                            vec![]
+                        });
+                    }
+                    let one = b.index(1);
+                    let start = if register_tile > 1 { full } else { zero };
+                    b.for_loop(start, rows, one, &[], |b, first, _| {
+                        tile.emit(b, first, 1);
+                        vec![]
+                    });
+                    let size = b.muli(rows, cols);
+                    vec![b.addi(value_offset, size)]
+                },
+            );
         };
         // bcr-tile: the strip's blocks once per tile of N, so the strip's output
         // tile and the activation panel stay in cache while every block uses them.
-        if tile_n > 0 && tile_n < n {
-            let full = n / tile_n * tile_n;
-            let (start, end, step) = (b.index(0), b.index(full), b.index(tile_n));
-            b.for_loop(start, end, step, &[], |b, n_base, _| {
-                walk(b, n_base, tile_n);
-                vec![]
-            });
-            if full < n {
-                walk(b, b.index(full), n - full);
-            }
-        } else {
-            walk(b, b.index(0), n);
-        }
+        n_tiles(b, n, tile_n, walk);
         vec![]
     });
 }
 
+/// Calls `walk(b, first column, columns)` for each tile of `tile_n` of the
+/// `n` output columns (0 = one tile): full tiles in a loop, then the last,
+/// shorter one, so every walk knows its width statically.
+fn n_tiles<'c>(b: &Builder<'c>, n: i64, tile_n: i64, walk: impl Fn(&Builder<'c>, V<'c>, i64)) {
+    if tile_n > 0 && tile_n < n {
+        let full = n / tile_n * tile_n;
+        let (start, end, step) = (b.index(0), b.index(full), b.index(tile_n));
+        b.for_loop(start, end, step, &[], |b, n_base, _| {
+            walk(b, n_base, tile_n);
+            vec![]
+        });
+        if full < n {
+            walk(b, b.index(full), n - full);
+        }
+    } else {
+        walk(b, b.index(0), n);
+    }
+}
+
 /// A product's operands with the block-lifetime erased, and the mask layout:
 /// `(arrays, x, c, row mask bytes, mask bytes per block)`.
-fn operands<'c>(product: &bcr::SparseProduct<'c, '_>) -> (bcr::Packed<'c, 'c>, V<'c>, V<'c>, i64, i64) {
+fn operands<'c>(
+    product: &bcr::SparseProduct<'c, '_>,
+) -> (bcr::Packed<'c, 'c>, V<'c>, V<'c>, i64, i64) {
     let p = bcr::Packed {
         strips: erase(product.packed.strips),
         block_col: erase(product.packed.block_col),
@@ -243,7 +318,13 @@ fn operands<'c>(product: &bcr::SparseProduct<'c, '_>) -> (bcr::Packed<'c, 'c>, V
         values: erase(product.packed.values),
     };
     let row_mask_bytes = (product.block_rows + 7) / 8;
-    (p, erase(product.x), erase(product.c), row_mask_bytes, row_mask_bytes + (product.block_cols + 7) / 8)
+    (
+        p,
+        erase(product.x),
+        erase(product.c),
+        row_mask_bytes,
+        row_mask_bytes + (product.block_cols + 7) / 8,
+    )
 }
 
 /// Emits `bcr.spmv` over column panels: each strip's `block_rows` outputs
@@ -256,9 +337,15 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
     let (block_rows, block_cols) = (product.block_rows, product.block_cols);
     let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
     // Vectors of `lanes` rows that tile the block height exactly.
-    let lanes = [product.vector_width.max(1), 8, 4, 2, 1].into_iter().find(|l| *l <= block_rows && block_rows % l == 0).unwrap_or(1);
+    let lanes = panel_lanes(product.vector_width, block_rows);
     let vectors = block_rows / lanes;
-    let load = |b: &Builder<'c>, memref: V<'c>, at: V<'c>| if lanes == 1 { b.load(memref, &[at]) } else { b.vload(memref, &[at], lanes as u64) };
+    let load = |b: &Builder<'c>, memref: V<'c>, at: V<'c>| {
+        if lanes == 1 {
+            b.load(memref, &[at])
+        } else {
+            b.vload(memref, &[at], lanes as u64)
+        }
+    };
 
     let kept_cols = b.alloca(&[block_cols], b.index_type());
     let sums = b.alloca(&[block_rows], b.f32_type());
@@ -266,7 +353,10 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
     let strip_words = b.dim(p.strips, 0);
     let records = b.divui(strip_words, c3);
     let strips = b.subi(records, c1);
-    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, melior::ir::Attribute::unit(b.context))];
+    let parallel = [(
+        crate::bcr::parallelize::PARALLEL_ATTR,
+        melior::ir::Attribute::unit(b.context),
+    )];
     b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
         let base = b.muli(s, b.index(3));
         let word = |offset: i64| {
@@ -275,7 +365,11 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
             b.to_index(w)
         };
         let (strip, first_block, first_value, end_block) = (word(0), word(1), word(2), word(4));
-        let zero = if lanes == 1 { b.f32(0.0) } else { b.broadcast(b.f32(0.0), lanes as u64) };
+        let zero = if lanes == 1 {
+            b.f32(0.0)
+        } else {
+            b.broadcast(b.f32(0.0), lanes as u64)
+        };
         let mut inits = vec![first_value];
         inits.extend(std::iter::repeat_n(zero, vectors as usize));
         let one = b.index(1);
@@ -286,19 +380,34 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
             let column_base = b.muli(column_block, b.index(block_cols));
             let mask_base = b.muli(block, b.index(mask_stride));
             let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
-            let cols = decode_mask(b, p.masks, cols_mask_base, block_cols, column_base, kept_cols);
+            let cols = decode_mask(
+                b,
+                p.masks,
+                cols_mask_base,
+                block_cols,
+                column_base,
+                kept_cols,
+            );
             let (zero, one) = (b.index(0), b.index(1));
             let sums = b.for_loop(zero, cols, one, &carried[1..], |b, j, sums| {
                 let k = b.load(kept_cols, &[j]);
                 let xk = b.load(x, &[k]);
-                let xk = if lanes == 1 { xk } else { b.broadcast(xk, lanes as u64) };
+                let xk = if lanes == 1 {
+                    xk
+                } else {
+                    b.broadcast(xk, lanes as u64)
+                };
                 let panel = b.muli(j, b.index(block_rows));
                 let panel = b.addi(carried[0], panel);
                 (0..vectors as usize)
                     .map(|v| {
                         let at = b.addi(panel, b.index(v as i64 * lanes));
                         let w = load(b, p.values, at);
-                        if lanes == 1 { b.fma(w, xk, sums[v]) } else { b.vfma(w, xk, sums[v]) }
+                        if lanes == 1 {
+                            b.fma(w, xk, sums[v])
+                        } else {
+                            b.vfma(w, xk, sums[v])
+                        }
                     })
                     .collect()
             });
@@ -309,37 +418,242 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
         });
         // Add the strip's sums into c[strip * block_rows ..].
         let row_base = b.muli(strip, b.index(block_rows));
-        let row_end = b.addi(row_base, b.index(block_rows));
-        let full = b.cmpi(melior::dialect::arith::CmpiPredicate::Ule, row_end, b.index(rows));
+        let panel = Panel {
+            c,
+            sums,
+            rows,
+            lanes,
+            vectors,
+        };
+        panel.add(b, row_base, &results[1..]);
+        vec![]
+    });
+}
+
+/// A panel of `lanes * vectors` output rows whose sums were kept in vector
+/// registers (matrix-vector products).
+struct Panel<'c> {
+    /// The output vector.
+    c: V<'c>,
+    /// A stack buffer of the panel's height, for a panel that `rows` cuts short.
+    sums: V<'c>,
+    /// Rows of the output.
+    rows: i64,
+    lanes: i64,
+    vectors: i64,
+}
+
+impl<'c> Panel<'c> {
+    /// Adds `results` (one per vector) into `c[row_base ..]`: with vector
+    /// loads and stores, or row by row for a bottom panel that `rows` cuts short.
+    fn add(&self, b: &Builder<'c>, row_base: V<'c>, results: &[V<'c>]) {
+        let (c, lanes) = (self.c, self.lanes);
+        let load = |b: &Builder<'c>, memref: V<'c>, at: V<'c>| {
+            if lanes == 1 {
+                b.load(memref, &[at])
+            } else {
+                b.vload(memref, &[at], lanes as u64)
+            }
+        };
+        let row_end = b.addi(row_base, b.index(lanes * self.vectors));
+        let full = b.cmpi(
+            melior::dialect::arith::CmpiPredicate::Ule,
+            row_end,
+            b.index(self.rows),
+        );
         b.if_else(
             full,
             &[],
             |b| {
-                for v in 0..vectors as usize {
+                for (v, result) in results.iter().enumerate() {
                     let at = b.addi(row_base, b.index(v as i64 * lanes));
                     let old = load(b, c, at);
-                    let new = b.addf(old, results[1 + v]);
-                    if lanes == 1 { b.store(new, c, &[at]) } else { b.vstore(new, c, &[at]) }
+                    let new = b.addf(old, *result);
+                    if lanes == 1 {
+                        b.store(new, c, &[at])
+                    } else {
+                        b.vstore(new, c, &[at])
+                    }
                 }
                 vec![]
             },
             |b| {
-                for v in 0..vectors as usize {
+                for (v, result) in results.iter().enumerate() {
                     let at = b.index(v as i64 * lanes);
-                    if lanes == 1 { b.store(results[1 + v], sums, &[at]) } else { b.vstore(results[1 + v], sums, &[at]) }
+                    if lanes == 1 {
+                        b.store(*result, self.sums, &[at])
+                    } else {
+                        b.vstore(*result, self.sums, &[at])
+                    }
                 }
-                let valid = b.subi(b.index(rows), row_base);
+                let valid = b.subi(b.index(self.rows), row_base);
                 let (zero, one) = (b.index(0), b.index(1));
                 b.for_loop(zero, valid, one, &[], |b, i, _| {
                     let row = b.addi(row_base, i);
                     let old = b.load(c, &[row]);
-                    let add = b.load(sums, &[i]);
+                    let add = b.load(self.sums, &[i]);
                     b.store(b.addf(old, add), c, &[row]);
                     vec![]
                 });
                 vec![]
             },
         );
+    }
+}
+
+/// Lanes that tile a panel of `rows` exactly: the widest of `vector_width`,
+/// 8, 4, 2, 1 that divides it.
+fn panel_lanes(vector_width: i64, rows: i64) -> i64 {
+    [vector_width.max(1), 8, 4, 2, 1]
+        .into_iter()
+        .find(|l| *l <= rows && rows % l == 0)
+        .unwrap_or(1)
+}
+
+/// Emits a dense `bcr.gemm`.
+///
+/// Matrix products (`X[K, N]`): the rows of W are split into work items of
+/// `tile_m` rows (the loop `bcr-parallelize` hands to the threads); each
+/// item walks N in tiles of `tile_n` and K in blocks of `tile_k`, and in
+/// each block runs every panel of `register_tile` rows through the register
+/// tile: per chunk of `vectors x vector_width` output columns the C tile is
+/// loaded once, then per column `k` of the block the activation vectors are
+/// loaded once and each of the panel's weights (consecutive in the panel)
+/// broadcast once, and the tile is stored once. The bottom panel that `M`
+/// cuts short runs with a shorter tile (its padded rows are never touched).
+///
+/// Matrix-vector products (`x[K]`): per panel of `register_tile` rows the
+/// sums stay in `register_tile / lanes` vector registers over all of K; per
+/// `k`, one broadcast activation times one vector load per `lanes` rows.
+fn dense_gemm<'c>(
+    b: &Builder<'c>,
+    product: &bcr::DenseProduct<'c, '_>,
+    m: i64,
+    k: i64,
+    n: Option<i64>,
+) {
+    let (w, x, c) = (erase(product.w), erase(product.x), erase(product.c));
+    let panel_rows = product.register_tile.max(1);
+    let parallel = [(
+        crate::bcr::parallelize::PARALLEL_ATTR,
+        melior::ir::Attribute::unit(b.context),
+    )];
+    let Some(n) = n else {
+        let lanes = panel_lanes(product.vector_width, panel_rows);
+        let vectors = panel_rows / lanes;
+        let sums = b.alloca(&[panel_rows], b.f32_type());
+        let panels = (m + panel_rows - 1) / panel_rows;
+        let (c0, c1) = (b.index(0), b.index(1));
+        b.for_loop_with(c0, b.index(panels), c1, &[], &parallel, |b, p, _| {
+            let base = b.muli(p, b.index(k * panel_rows));
+            let zero = if lanes == 1 {
+                b.f32(0.0)
+            } else {
+                b.broadcast(b.f32(0.0), lanes as u64)
+            };
+            let inits = vec![zero; vectors as usize];
+            let (c0, c1) = (b.index(0), b.index(1));
+            let results = b.for_loop(c0, b.index(k), c1, &inits, |b, kk, sums| {
+                let xk = b.load(x, &[kk]);
+                let xk = if lanes == 1 {
+                    xk
+                } else {
+                    b.broadcast(xk, lanes as u64)
+                };
+                let column = b.muli(kk, b.index(panel_rows));
+                let column = b.addi(base, column);
+                (0..vectors as usize)
+                    .map(|v| {
+                        let at = b.addi(column, b.index(v as i64 * lanes));
+                        if lanes == 1 {
+                            b.fma(b.load(w, &[at]), xk, sums[v])
+                        } else {
+                            b.vfma(b.vload(w, &[at], lanes as u64), xk, sums[v])
+                        }
+                    })
+                    .collect()
+            });
+            let row_base = b.muli(p, b.index(panel_rows));
+            Panel {
+                c,
+                sums,
+                rows: m,
+                lanes,
+                vectors,
+            }
+            .add(b, row_base, &results);
+            vec![]
+        });
+        return;
+    };
+    let lanes = product.vector_width.max(1);
+    let vectors = product.vectors.max(1);
+    let tile_m = if product.tile_m > 0 {
+        product.tile_m
+    } else {
+        panel_rows
+    };
+    let panels_per_item = (tile_m / panel_rows).max(1);
+    let full_panels = m / panel_rows;
+    let short_rows = m % panel_rows;
+    let items = (m + tile_m - 1) / tile_m;
+    let tile_k = if product.tile_k > 0 {
+        product.tile_k.min(k)
+    } else {
+        k
+    };
+    let (c0, c1) = (b.index(0), b.index(1));
+    b.for_loop_with(c0, b.index(items), c1, &[], &parallel, |b, item, _| {
+        let first_panel = b.muli(item, b.index(panels_per_item));
+        let end_panel = b.addi(first_panel, b.index(panels_per_item));
+        let end_panel = b.minui(end_panel, b.index(full_panels));
+        let last_item = b.cmpi(CmpiPredicate::Eq, item, b.index(items - 1));
+        n_tiles(b, n, product.tile_n, |b, n_base, n_len| {
+            let (c0, step) = (b.index(0), b.index(tile_k));
+            b.for_loop(c0, b.index(k), step, &[], |b, k0, _| {
+                let k_end = b.addi(k0, b.index(tile_k));
+                let k_end = b.minui(k_end, b.index(k));
+                let run = |b: &Builder<'c>, p: V<'c>, rows: usize| {
+                    let panel = b.muli(p, b.index(k * panel_rows));
+                    let walk = Walk::Panel {
+                        panel,
+                        panel_rows,
+                        k0,
+                        k_end,
+                        values: w,
+                    };
+                    let first_row = b.muli(p, b.index(panel_rows));
+                    RowTile {
+                        walk,
+                        x,
+                        c,
+                        matrix: true,
+                        n_base,
+                        n: n_len,
+                        lanes,
+                        vectors,
+                    }
+                    .emit(b, first_row, rows);
+                };
+                let one = b.index(1);
+                b.for_loop(first_panel, end_panel, one, &[], |b, p, _| {
+                    run(b, p, panel_rows as usize);
+                    vec![]
+                });
+                if short_rows > 0 {
+                    b.if_else(
+                        last_item,
+                        &[],
+                        |b| {
+                            run(b, b.index(full_panels), short_rows as usize);
+                            vec![]
+                        },
+                        |_| vec![],
+                    );
+                }
+                vec![]
+            });
+        });
         vec![]
     });
 }
@@ -353,12 +667,9 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
 /// broadcast once and reused by every vector, and the tile is stored once.
 /// Columns left over run with one vector, then scalar; `lanes == 1` (spmv)
 /// is all scalar.
-struct RowTile<'c, 'p> {
-    p: &'p bcr::Packed<'c, 'c>,
-    kept_rows: V<'c>,
-    kept_cols: V<'c>,
-    cols: V<'c>,
-    value_offset: V<'c>,
+struct RowTile<'c> {
+    /// Which rows, columns and weights the tile reads.
+    walk: Walk<'c>,
     x: V<'c>,
     c: V<'c>,
     /// `c` and `x` are matrices (spmm), not vectors (spmv).
@@ -371,15 +682,55 @@ struct RowTile<'c, 'p> {
     vectors: i64,
 }
 
-impl<'c> RowTile<'c, '_> {
+/// The weights a [`RowTile`] multiplies.
+#[derive(Clone, Copy)]
+enum Walk<'c> {
+    /// One BCR block: its kept rows and columns (index lists decoded from
+    /// the masks), `cols` of them per row, the block's kept sub-matrix
+    /// row-major in `values` from `value_offset`.
+    Kept {
+        kept_rows: V<'c>,
+        kept_cols: V<'c>,
+        cols: V<'c>,
+        value_offset: V<'c>,
+        values: V<'c>,
+    },
+    /// A block of a dense row panel: consecutive rows from the tile's first,
+    /// columns `[k0, k_end)`, the weight of row `t` at column `k` at
+    /// `panel + k * panel_rows + t` in `values`.
+    Panel {
+        panel: V<'c>,
+        panel_rows: i64,
+        k0: V<'c>,
+        k_end: V<'c>,
+        values: V<'c>,
+    },
+}
+
+impl<'c> RowTile<'c> {
+    /// `first`: index of the tile's first row in the kept-row list (BCR) or
+    /// its first output row (dense panel).
     fn emit(&self, b: &Builder<'c>, first: V<'c>, tile: usize) {
         let mut rows = Vec::with_capacity(tile);
         let mut weights = Vec::with_capacity(tile);
         for t in 0..tile {
             let at = b.addi(first, b.index(t as i64));
-            rows.push(b.load(self.kept_rows, &[at]));
-            let offset = b.muli(at, self.cols);
-            weights.push(b.addi(self.value_offset, offset));
+            match self.walk {
+                Walk::Kept {
+                    kept_rows,
+                    cols,
+                    value_offset,
+                    ..
+                } => {
+                    rows.push(b.load(kept_rows, &[at]));
+                    let offset = b.muli(at, cols);
+                    weights.push(b.addi(value_offset, offset));
+                }
+                Walk::Panel { panel, .. } => {
+                    rows.push(at);
+                    weights.push(b.addi(panel, b.index(t as i64)));
+                }
+            }
         }
         if !self.matrix {
             // spmv: c[row] (one value per row).
@@ -399,7 +750,15 @@ impl<'c> RowTile<'c, '_> {
             // The last columns: one masked vector, not a scalar loop (N = 196
             // with 8 lanes would otherwise spend a sixth of its time on 4 columns).
             let column = b.addi(self.n_base, b.index(single_end));
-            self.chunks(b, &rows, &weights, Some(column), self.lanes, 1, Some(self.n - single_end));
+            self.chunks(
+                b,
+                &rows,
+                &weights,
+                Some(column),
+                self.lanes,
+                1,
+                Some(self.n - single_end),
+            );
             return;
         }
         let scalar_start = if self.lanes > 1 { single_end } else { 0 };
@@ -413,7 +772,15 @@ impl<'c> RowTile<'c, '_> {
         }
     }
 
-    fn chunk_loop(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], start: i64, end: i64, vectors: i64) {
+    fn chunk_loop(
+        &self,
+        b: &Builder<'c>,
+        rows: &[V<'c>],
+        weights: &[V<'c>],
+        start: i64,
+        end: i64,
+        vectors: i64,
+    ) {
         let (start, end, step) = (b.index(start), b.index(end), b.index(self.lanes * vectors));
         let (start, end) = (b.addi(self.n_base, start), b.addi(self.n_base, end));
         b.for_loop(start, end, step, &[], |b, column, _| {
@@ -427,11 +794,25 @@ impl<'c> RowTile<'c, '_> {
     /// `valid = Some(t)`, one chunk whose first `t` lanes exist, read and
     /// written with masked vector loads and stores.
     #[allow(clippy::too_many_arguments)]
-    fn chunks(&self, b: &Builder<'c>, rows: &[V<'c>], weights: &[V<'c>], column: Option<V<'c>>, lanes: i64, vectors: i64, valid: Option<i64>) {
+    fn chunks(
+        &self,
+        b: &Builder<'c>,
+        rows: &[V<'c>],
+        weights: &[V<'c>],
+        column: Option<V<'c>>,
+        lanes: i64,
+        vectors: i64,
+        valid: Option<i64>,
+    ) {
         let mask = valid.map(|t| {
             let mask_type = Type::vector(&[lanes as u64], b.int_type(1));
             let sizes = melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, &[t]).into();
-            let mask = b.op("vector.constant_mask", &[], &[mask_type], &[("mask_dim_sizes", sizes)])[0];
+            let mask = b.op(
+                "vector.constant_mask",
+                &[],
+                &[mask_type],
+                &[("mask_dim_sizes", sizes)],
+            )[0];
             (mask, b.broadcast(b.f32(0.0), lanes as u64))
         });
         let at = |b: &Builder<'c>, row: V<'c>, v: i64| -> Vec<V<'c>> {
@@ -448,7 +829,12 @@ impl<'c> RowTile<'c, '_> {
                 let mut operands = vec![memref];
                 operands.extend_from_slice(indices);
                 operands.extend([mask, zero]);
-                b.op("vector.maskedload", &operands, &[b.vector_type(lanes as u64)], &[])[0]
+                b.op(
+                    "vector.maskedload",
+                    &operands,
+                    &[b.vector_type(lanes as u64)],
+                    &[],
+                )[0]
             }
         };
         let mut accumulators = Vec::new();
@@ -457,18 +843,37 @@ impl<'c> RowTile<'c, '_> {
                 accumulators.push(load(b, self.c, &at(b, *row, v)));
             }
         }
-        let (zero, one) = (b.index(0), b.index(1));
-        let results = b.for_loop(zero, self.cols, one, &accumulators, |b, j, accumulators| {
-            let k = b.load(self.kept_cols, &[j]);
-            let inputs: Vec<V<'c>> = (0..vectors).map(|v| load(b, self.x, &at(b, k, v))).collect();
+        let (lo, hi, values) = match self.walk {
+            Walk::Kept { cols, values, .. } => (b.index(0), cols, values),
+            Walk::Panel {
+                k0, k_end, values, ..
+            } => (k0, k_end, values),
+        };
+        let one = b.index(1);
+        let results = b.for_loop(lo, hi, one, &accumulators, |b, j, accumulators| {
+            let (k, step) = match self.walk {
+                Walk::Kept { kept_cols, .. } => (b.load(kept_cols, &[j]), j),
+                Walk::Panel { panel_rows, .. } => (j, b.muli(j, b.index(panel_rows))),
+            };
+            let inputs: Vec<V<'c>> = (0..vectors)
+                .map(|v| load(b, self.x, &at(b, k, v)))
+                .collect();
             let mut next = Vec::with_capacity(accumulators.len());
             for (t, base) in weights.iter().enumerate() {
-                let offset = b.addi(*base, j);
-                let w = b.load(self.p.values, &[offset]);
-                let w = if lanes == 1 { w } else { b.broadcast(w, lanes as u64) };
+                let offset = b.addi(*base, step);
+                let w = b.load(values, &[offset]);
+                let w = if lanes == 1 {
+                    w
+                } else {
+                    b.broadcast(w, lanes as u64)
+                };
                 for (v, input) in inputs.iter().enumerate() {
                     let acc = accumulators[t * vectors as usize + v];
-                    next.push(if lanes == 1 { b.fma(w, *input, acc) } else { b.vfma(w, *input, acc) });
+                    next.push(if lanes == 1 {
+                        b.fma(w, *input, acc)
+                    } else {
+                        b.vfma(w, *input, acc)
+                    });
                 }
             }
             next
@@ -498,13 +903,24 @@ impl<'c> RowTile<'c, '_> {
 /// The mask bytes are assembled into one i64 and walked with `cttz`, one
 /// iteration per kept row or column: a block is decoded in a few dozen
 /// instructions however large it is.
-fn decode_mask<'c>(b: &Builder<'c>, masks: V<'c>, mask_base: V<'c>, bits: i64, base: V<'c>, list: V<'c>) -> V<'c> {
+fn decode_mask<'c>(
+    b: &Builder<'c>,
+    masks: V<'c>,
+    mask_base: V<'c>,
+    bits: i64,
+    base: V<'c>,
+    list: V<'c>,
+) -> V<'c> {
     let mut word = b.int(0, 64);
     for byte_index in 0..(bits + 7) / 8 {
         let at = b.addi(mask_base, b.index(byte_index));
         let byte = b.load(masks, &[at]);
         let byte = b.extui(byte, 64);
-        let byte = if byte_index == 0 { byte } else { b.shli(byte, b.int(8 * byte_index, 64)) };
+        let byte = if byte_index == 0 {
+            byte
+        } else {
+            b.shli(byte, b.int(8 * byte_index, 64))
+        };
         word = b.ori(word, byte);
     }
     let start = b.index(0);

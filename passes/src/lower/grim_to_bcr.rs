@@ -33,8 +33,11 @@
 //! block sizes — a gemm's `block_rows`/`block_cols` attributes (set by the
 //! driver from the LR file or `--block`) win over the `block` option.
 //!
-//! Options: `block=RxC` (default 8x16), `vector-width=N` (lanes of the
-//! spmm vectors, default 8), `order=natural|grouped` (default natural).
+//! Products come out scalar (no `vector_width`): `bcr-vectorize` picks the
+//! lanes. A gemm with `kernel = "dense"` (a layer that stays dense) becomes
+//! `bcr.gemm` on a `bcr.dense` weight in row panels instead of a BCR product.
+//!
+//! Options: `block=RxC` (default 8x16), `order=natural|grouped` (default natural).
 
 use crate::{
     builder::{erase, erase_op, Builder, V},
@@ -56,9 +59,13 @@ use std::collections::HashMap;
 /// Pipeline flag.
 pub const FLAG: &str = "lower-grim-to-bcr";
 /// One-line summary.
-pub const SUMMARY: &str = "lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots";
+pub const SUMMARY: &str =
+    "lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots";
 /// Accepted options.
-pub const OPTIONS: &[&str] = &["block=RxC default BCR block (8x16)", "vector-width=N spmm lanes (8)", "order=natural|grouped (natural)"];
+pub const OPTIONS: &[&str] = &[
+    "block=RxC default BCR block (8x16)",
+    "order=natural|grouped (natural)",
+];
 
 /// Byte alignment of every scratch buffer and blob array.
 pub const ALIGN: i64 = 64;
@@ -66,27 +73,30 @@ pub const ALIGN: i64 = 64;
 /// The pass object.
 pub struct LowerGrimToBcr {
     block: (i64, i64),
-    vector_width: i64,
     order: String,
 }
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["block", "vector-width", "order"])?;
+    options.check_known(FLAG, &["block", "order"])?;
     let block = match options.string("block") {
         None => (8, 16),
-        Some(text) => parse_block(text)
-            .ok_or_else(|| PassError::Option { pass: FLAG.into(), message: format!("block must be RxC with 1..=64 each, got '{text}'") })?,
+        Some(text) => parse_block(text).ok_or_else(|| PassError::Option {
+            pass: FLAG.into(),
+            message: format!("block must be RxC with 1..=64 each, got '{text}'"),
+        })?,
     };
-    let vector_width = options.int(FLAG, "vector-width", 8)?;
-    if ![1, 2, 4, 8, 16].contains(&vector_width) {
-        return Err(PassError::Option { pass: FLAG.into(), message: format!("vector-width must be 1, 2, 4, 8 or 16, got {vector_width}") });
-    }
-    let order = options.string("order").unwrap_or(bcr::ORDER_NATURAL).to_string();
+    let order = options
+        .string("order")
+        .unwrap_or(bcr::ORDER_NATURAL)
+        .to_string();
     if order != bcr::ORDER_NATURAL && order != bcr::ORDER_GROUPED {
-        return Err(PassError::Option { pass: FLAG.into(), message: format!("order must be natural or grouped, got '{order}'") });
+        return Err(PassError::Option {
+            pass: FLAG.into(),
+            message: format!("order must be natural or grouped, got '{order}'"),
+        });
     }
-    Ok(Box::new(LowerGrimToBcr { block, vector_width, order }))
+    Ok(Box::new(LowerGrimToBcr { block, order }))
 }
 
 /// A gemm's activations: `[N, K]` as the graph holds them, or already `[K, N]`
@@ -94,6 +104,36 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
 enum Activations {
     Rows(Tensor),
     Columns(Tensor),
+}
+
+/// A gemm's weight as its product reads it.
+enum Weights<'c> {
+    /// BCRC arrays and the block size.
+    Bcr((bcr::Packed<'c, 'c>, i64, i64)),
+    /// Row panels of a layer that stays dense.
+    Dense(V<'c>),
+}
+
+impl<'c> Weights<'c> {
+    /// `x`/`c` are `[K, N]`/`[M, N]` (`matrix`) or `[K]`/`[M]`.
+    fn product(
+        &self,
+        context: &'c Context,
+        x: V<'c>,
+        c: V<'c>,
+        matrix: bool,
+        location: melior::ir::Location<'c>,
+    ) -> melior::ir::Operation<'c> {
+        match self {
+            Weights::Bcr((packed, rows, cols)) if matrix => {
+                bcr::spmm(context, *packed, x, c, *rows, *cols, location)
+            }
+            Weights::Bcr((packed, rows, cols)) => {
+                bcr::spmv(context, *packed, x, c, *rows, *cols, location)
+            }
+            Weights::Dense(w) => bcr::gemm(*w, x, c, location),
+        }
+    }
 }
 
 /// Where a tensor value of the source function lives after lowering.
@@ -111,7 +151,9 @@ enum Tensor {
 impl Tensor {
     fn shape(&self) -> &[i64] {
         match self {
-            Tensor::Buffer { shape, .. } | Tensor::Weight { shape, .. } | Tensor::Argument { shape, .. } => shape,
+            Tensor::Buffer { shape, .. }
+            | Tensor::Weight { shape, .. }
+            | Tensor::Argument { shape, .. } => shape,
         }
     }
 }
@@ -136,6 +178,7 @@ impl Pass for LowerGrimToBcr {
                 next_slot,
                 packed: HashMap::new(),
                 dense: HashMap::new(),
+                panels: HashMap::new(),
                 constants: 0,
                 arguments: Vec::new(),
                 returned: HashMap::new(),
@@ -162,7 +205,12 @@ pub fn top_level_ops<'c, 'a>(module: &'a Module<'c>) -> Vec<OperationRef<'c, 'a>
 fn holds_grim_ops(function: OperationRef) -> bool {
     let mut found = false;
     function.walk(WalkOrder::PreOrder, |op| {
-        if op.name().as_string_ref().as_str().is_ok_and(|n| n.starts_with("grim.")) {
+        if op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .is_ok_and(|n| n.starts_with("grim."))
+        {
             found = true;
             return WalkResult::Interrupt;
         }
@@ -179,6 +227,8 @@ struct Lowering<'c, 'p> {
     next_slot: i64,
     packed: HashMap<(String, i64, i64, bool), [V<'c>; 4]>,
     dense: HashMap<(String, Vec<i64>), V<'c>>,
+    /// Row-panel weights of dense gemms, by (weight, matrix-vector).
+    panels: HashMap<(String, bool), V<'c>>,
     constants: usize,
     /// The new function's arguments.
     arguments: Vec<V<'c>>,
@@ -197,7 +247,10 @@ fn key(value: Value) -> usize {
 fn tensor_shape(op: &OperationRef, value: Value) -> Result<Vec<i64>, PassError> {
     let ty = value.r#type();
     if !shape::is_tensor(ty) || !shape::is_f32_shaped(ty) {
-        return Err(op_error(op, format!("expects ranked f32 tensors, got {ty}")));
+        return Err(op_error(
+            op,
+            format!("expects ranked f32 tensors, got {ty}"),
+        ));
     }
     shape::static_shape(ty).ok_or_else(|| op_error(op, format!("expects static shapes, got {ty}")))
 }
@@ -207,30 +260,54 @@ impl<'c> Lowering<'c, '_> {
         let offset = self.scratch_bytes;
         let bytes = shape::numel(shape) * 4;
         self.scratch_bytes += (bytes + ALIGN - 1) / ALIGN * ALIGN;
-        Tensor::Buffer { offset, shape: shape.to_vec() }
+        Tensor::Buffer {
+            offset,
+            shape: shape.to_vec(),
+        }
     }
 
-    fn function(&mut self, module: &Module<'c>, function: OperationRef<'c, '_>) -> Result<(), PassError> {
+    fn function(
+        &mut self,
+        module: &Module<'c>,
+        function: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
         let context = self.context;
-        let name = grim_dialects::attr::string(&function, "sym_name").ok_or_else(|| op_error(&function, "has no symbol name"))?;
-        let body = function.region(0).ok().and_then(|r| r.first_block()).ok_or_else(|| op_error(&function, "has no body"))?;
+        let name = grim_dialects::attr::string(&function, "sym_name")
+            .ok_or_else(|| op_error(&function, "has no symbol name"))?;
+        let body = function
+            .region(0)
+            .ok()
+            .and_then(|r| r.first_block())
+            .ok_or_else(|| op_error(&function, "has no body"))?;
         let location = function.location();
 
         // Inputs are the entry block's arguments; outputs are what func.return returns.
         let mut input_shapes = Vec::new();
         for index in 0..body.argument_count() {
-            let argument: Value = body.argument(index).map_err(|e| op_error(&function, e))?.into();
+            let argument: Value = body
+                .argument(index)
+                .map_err(|e| op_error(&function, e))?
+                .into();
             input_shapes.push(tensor_shape(&function, argument)?);
         }
-        let terminator = body.terminator().ok_or_else(|| op_error(&function, "body has no terminator"))?;
+        let terminator = body
+            .terminator()
+            .ok_or_else(|| op_error(&function, "body has no terminator"))?;
         let mut output_shapes = Vec::new();
         for operand in terminator.operands() {
             output_shapes.push(tensor_shape(&terminator, operand)?);
         }
 
         let f32_type = Type::float32(context);
-        let pointer = Type::parse(context, "!llvm.ptr").ok_or_else(|| op_error(&function, "cannot make !llvm.ptr"))?;
-        let bytes: Type = melior::ir::r#type::MemRefType::new(IntegerType::new(context, 8).into(), &[i64::MIN], None, None).into();
+        let pointer = Type::parse(context, "!llvm.ptr")
+            .ok_or_else(|| op_error(&function, "cannot make !llvm.ptr"))?;
+        let bytes: Type = melior::ir::r#type::MemRefType::new(
+            IntegerType::new(context, 8).into(),
+            &[i64::MIN],
+            None,
+            None,
+        )
+        .into();
         let mut arguments = vec![pointer, bytes, bytes];
         for shape in input_shapes.iter().chain(&output_shapes) {
             arguments.push(melior::ir::r#type::MemRefType::new(f32_type, shape, None, None).into());
@@ -240,12 +317,25 @@ impl<'c> Lowering<'c, '_> {
         self.arguments = (0..arguments.len()).map(argument).collect();
         let blob = argument(1);
         let scratch = argument(2);
-        let b = Builder::at_end(context, &unsafe { BlockRef::from_raw(block.to_raw()) }, location);
+        let b = Builder::at_end(
+            context,
+            &unsafe { BlockRef::from_raw(block.to_raw()) },
+            location,
+        );
 
         // Inputs are read where the caller put them (no op writes its operands).
         for (index, shape) in input_shapes.iter().enumerate() {
-            let tensor = Tensor::Argument { index: 3 + index, shape: shape.clone() };
-            self.values.insert(key(body.argument(index).map_err(|e| op_error(&function, e))?.into()), tensor);
+            let tensor = Tensor::Argument {
+                index: 3 + index,
+                shape: shape.clone(),
+            };
+            self.values.insert(
+                key(body
+                    .argument(index)
+                    .map_err(|e| op_error(&function, e))?
+                    .into()),
+                tensor,
+            );
         }
         // A value returned once is computed straight into its output buffer.
         let mut counts: HashMap<usize, usize> = HashMap::new();
@@ -254,13 +344,16 @@ impl<'c> Lowering<'c, '_> {
         }
         for (index, operand) in terminator.operands().enumerate() {
             let produced_here = operand.is_operation_result()
-                && unsafe { OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(operand.to_raw())) }
-                    .name()
-                    .as_string_ref()
-                    .as_str()
-                    .is_ok_and(|n| [grim::GEMM, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&n));
+                && unsafe {
+                    OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(operand.to_raw()))
+                }
+                .name()
+                .as_string_ref()
+                .as_str()
+                .is_ok_and(|n| [grim::GEMM, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&n));
             if produced_here && counts[&key(operand)] == 1 {
-                self.returned.insert(key(operand), 3 + input_shapes.len() + index);
+                self.returned
+                    .insert(key(operand), 3 + input_shapes.len() + index);
             }
         }
 
@@ -274,10 +367,18 @@ impl<'c> Lowering<'c, '_> {
                 if let (Ok(result), Ok(source)) = (op.result(0), op.operand(0)) {
                     let uses = uses(result.into());
                     let only_gemm_inputs = !uses.is_empty()
-                        && uses.iter().all(|(user, number)| *number == 0 && user.name().as_string_ref().as_str() == Ok(grim::GEMM));
-                    let rows = shape::static_shape(result.r#type()).map(|s| s[0]).unwrap_or(1);
-                    if only_gemm_inputs && rows > 1 && !self.returned.contains_key(&key(result.into())) {
-                        self.cancelled_inputs.insert(key(result.into()), key(source));
+                        && uses.iter().all(|(user, number)| {
+                            *number == 0 && user.name().as_string_ref().as_str() == Ok(grim::GEMM)
+                        });
+                    let rows = shape::static_shape(result.r#type())
+                        .map(|s| s[0])
+                        .unwrap_or(1);
+                    if only_gemm_inputs
+                        && rows > 1
+                        && !self.returned.contains_key(&key(result.into()))
+                    {
+                        self.cancelled_inputs
+                            .insert(key(result.into()), key(source));
                     }
                 }
             }
@@ -366,11 +467,26 @@ impl<'c> Lowering<'c, '_> {
         let i64_type: Type = IntegerType::new(context, 64).into();
         let int = |v: i64| -> Attribute<'c> { IntegerAttribute::new(i64_type, v).into() };
         let attributes = [
-            (Identifier::new(context, "llvm.emit_c_interface"), Attribute::unit(context)),
-            (Identifier::new(context, "grim.scratch_bytes"), int(self.scratch_bytes.max(ALIGN))),
-            (Identifier::new(context, "grim.num_slots"), int(self.next_slot)),
-            (Identifier::new(context, "grim.num_inputs"), int(input_shapes.len() as i64)),
-            (Identifier::new(context, "grim.num_outputs"), int(output_shapes.len() as i64)),
+            (
+                Identifier::new(context, "llvm.emit_c_interface"),
+                Attribute::unit(context),
+            ),
+            (
+                Identifier::new(context, "grim.scratch_bytes"),
+                int(self.scratch_bytes.max(ALIGN)),
+            ),
+            (
+                Identifier::new(context, "grim.num_slots"),
+                int(self.next_slot),
+            ),
+            (
+                Identifier::new(context, "grim.num_inputs"),
+                int(input_shapes.len() as i64),
+            ),
+            (
+                Identifier::new(context, "grim.num_outputs"),
+                int(output_shapes.len() as i64),
+            ),
         ];
         let new_function = melior::dialect::func::func(
             context,
@@ -380,20 +496,32 @@ impl<'c> Lowering<'c, '_> {
             &attributes,
             location,
         );
-        module.body().insert_operation_before(function, new_function);
+        module
+            .body()
+            .insert_operation_before(function, new_function);
         erase_op(function);
         Ok(())
     }
 
     fn operand(&self, op: &OperationRef, index: usize) -> Result<Tensor, PassError> {
         let value = op.operand(index).map_err(|e| op_error(op, e))?;
-        self.values.get(&key(value)).cloned().ok_or_else(|| op_error(op, format!("operand #{index} is not produced by a supported op")))
+        self.values.get(&key(value)).cloned().ok_or_else(|| {
+            op_error(
+                op,
+                format!("operand #{index} is not produced by a supported op"),
+            )
+        })
     }
 
     fn buffer(&self, op: &OperationRef, index: usize) -> Result<Tensor, PassError> {
         match self.operand(op, index)? {
             tensor @ (Tensor::Buffer { .. } | Tensor::Argument { .. }) => Ok(tensor),
-            Tensor::Weight { name, .. } => Err(op_error(op, format!("operand #{index} is the weight '{name}'; only activations are supported here"))),
+            Tensor::Weight { name, .. } => Err(op_error(
+                op,
+                format!(
+                    "operand #{index} is the weight '{name}'; only activations are supported here"
+                ),
+            )),
         }
     }
 
@@ -425,9 +553,15 @@ impl<'c> Lowering<'c, '_> {
     /// Where `op`'s result goes: its output buffer when the function returns
     /// it, else fresh scratch.
     fn result(&mut self, op: &OperationRef, shape: &[i64]) -> Tensor {
-        let returned = op.result(0).ok().and_then(|r| self.returned.get(&key(r.into())).copied());
+        let returned = op
+            .result(0)
+            .ok()
+            .and_then(|r| self.returned.get(&key(r.into())).copied());
         match returned {
-            Some(index) => Tensor::Argument { index, shape: shape.to_vec() },
+            Some(index) => Tensor::Argument {
+                index,
+                shape: shape.to_vec(),
+            },
             None => self.allocate(shape),
         }
     }
@@ -435,8 +569,22 @@ impl<'c> Lowering<'c, '_> {
     fn flat_view(&self, b: &Builder<'c>, scratch: V<'c>, tensor: &Tensor) -> V<'c> {
         let flat = vec![shape::numel(tensor.shape())];
         match tensor {
-            Tensor::Buffer { offset, .. } => self.view(b, scratch, &Tensor::Buffer { offset: *offset, shape: flat }),
-            Tensor::Argument { index, .. } => self.view(b, scratch, &Tensor::Argument { index: *index, shape: flat }),
+            Tensor::Buffer { offset, .. } => self.view(
+                b,
+                scratch,
+                &Tensor::Buffer {
+                    offset: *offset,
+                    shape: flat,
+                },
+            ),
+            Tensor::Argument { index, .. } => self.view(
+                b,
+                scratch,
+                &Tensor::Argument {
+                    index: *index,
+                    shape: flat,
+                },
+            ),
             Tensor::Weight { .. } => unreachable!("flat views are of activations"),
         }
     }
@@ -448,32 +596,75 @@ impl<'c> Lowering<'c, '_> {
         }
         let slot = self.next_slot;
         self.next_slot += 1;
-        let value = b.value(bcr::dense(self.context, blob, name, slot, shape, b.location));
+        let value = b.value(bcr::dense(
+            self.context,
+            blob,
+            name,
+            slot,
+            shape,
+            b.location,
+        ));
         self.dense.insert(cache, value);
         value
     }
 
     /// Reads an operand as a memref of `shape`: a scratch view or a dense weight.
-    fn read(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, tensor: &Tensor, shape: &[i64]) -> V<'c> {
+    fn read(
+        &mut self,
+        b: &Builder<'c>,
+        blob: V<'c>,
+        scratch: V<'c>,
+        tensor: &Tensor,
+        shape: &[i64],
+    ) -> V<'c> {
         match tensor {
-            Tensor::Buffer { offset, .. } => self.view(b, scratch, &Tensor::Buffer { offset: *offset, shape: shape.to_vec() }),
-            Tensor::Argument { index, .. } => self.view(b, scratch, &Tensor::Argument { index: *index, shape: shape.to_vec() }),
+            Tensor::Buffer { offset, .. } => self.view(
+                b,
+                scratch,
+                &Tensor::Buffer {
+                    offset: *offset,
+                    shape: shape.to_vec(),
+                },
+            ),
+            Tensor::Argument { index, .. } => self.view(
+                b,
+                scratch,
+                &Tensor::Argument {
+                    index: *index,
+                    shape: shape.to_vec(),
+                },
+            ),
             Tensor::Weight { name, .. } => self.dense(b, blob, name, shape),
         }
     }
 
-    fn gemm(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
+    fn gemm(
+        &mut self,
+        b: &Builder<'c>,
+        blob: V<'c>,
+        scratch: V<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
         let input_value = op.operand(0).map_err(|e| op_error(&op, e))?;
         // The [K, N] operand, when the input is a cancelled transpose of it.
         let pre_transposed = match self.cancelled_inputs.get(&key(input_value)) {
-            Some(source) => Some(self.values.get(source).cloned().ok_or_else(|| op_error(&op, "transposed input is not available"))?),
+            Some(source) => Some(
+                self.values
+                    .get(source)
+                    .cloned()
+                    .ok_or_else(|| op_error(&op, "transposed input is not available"))?,
+            ),
             None => None,
         };
         let input = match pre_transposed {
             Some(source) => Activations::Columns(source),
             None => Activations::Rows(self.buffer(&op, 0)?),
         };
-        let Tensor::Weight { name: weight, shape: weight_shape } = self.operand(&op, 1)? else {
+        let Tensor::Weight {
+            name: weight,
+            shape: weight_shape,
+        } = self.operand(&op, 1)?
+        else {
             return Err(op_error(&op, "needs a constant weight (operand #1); products of two activations are not supported"));
         };
         let (n, k) = match &input {
@@ -482,53 +673,55 @@ impl<'c> Lowering<'c, '_> {
         };
         let m = weight_shape[0];
         if weight_shape[1] != k {
-            return Err(op_error(&op, format!("weight is {weight_shape:?} but the input has {k} columns")));
+            return Err(op_error(
+                &op,
+                format!("weight is {weight_shape:?} but the input has {k} columns"),
+            ));
         }
         let bias = if op.operand_count() == 3 {
             match self.operand(&op, 2)? {
                 Tensor::Weight { name, .. } => Some(name),
-                Tensor::Buffer { .. } | Tensor::Argument { .. } => return Err(op_error(&op, "needs a constant bias (operand #2)")),
+                Tensor::Buffer { .. } | Tensor::Argument { .. } => {
+                    return Err(op_error(&op, "needs a constant bias (operand #2)"))
+                }
             }
         } else {
             None
         };
-        let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(self.pass.block.0);
-        let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(self.pass.block.1);
-        if !(1..=64).contains(&block_rows) || !(1..=64).contains(&block_cols) {
-            return Err(op_error(&op, format!("block size {block_rows}x{block_cols} out of range")));
-        }
-        let order = grim_dialects::attr::string(&op, "order").unwrap_or_else(|| self.pass.order.clone());
-        // Matrix-vector products read column panels (a strip's outputs stay in registers).
-        let panels = n == 1;
-        let cache = (weight.clone(), block_rows, block_cols, panels);
-        let packed = match self.packed.get(&cache) {
-            Some(values) => *values,
-            None => {
-                let layout = if panels { bcr::LAYOUT_COL_PANELS } else { bcr::LAYOUT_ROW_MAJOR }.to_string();
-                let info = bcr::PackedInfo { name: weight.clone(), slot: self.next_slot, rows: m, cols: k, block_rows, block_cols, order, layout };
-                self.next_slot += bcr::PACKED_SLOTS;
-                let pinned = grim_dialects::attr::string(&op, "order").is_some();
-                let mut results = b.insert(bcr::packed(self.context, blob, &info, b.location));
-                if pinned {
-                    // A per-layer order from the LR file: bcr-reorder must keep it.
-                    use melior::ir::operation::OperationMutLike;
-                    let mut op = unsafe { melior::ir::operation::OperationRefMut::from_raw(results.to_raw()) };
-                    op.set_attribute(bcr::PINNED_ATTR, Attribute::unit(self.context));
+        let dense_kernel = grim_dialects::attr::string(&op, grim::KERNEL_ATTR).as_deref()
+            == Some(grim::KERNEL_DENSE);
+        let weights = if dense_kernel {
+            // A layer that stays dense: its weight in row panels, whose height
+            // bcr-lre picks (matrix-vector products get their own copy: their
+            // panels are taller).
+            let cache = (weight.clone(), n == 1);
+            let w = match self.panels.get(&cache) {
+                Some(w) => *w,
+                None => {
+                    let w = b.value(bcr::dense_panels(
+                        self.context,
+                        blob,
+                        &weight,
+                        self.next_slot,
+                        b.location,
+                    ));
+                    self.next_slot += 1;
+                    self.panels.insert(cache, w);
+                    w
                 }
-                results = unsafe { OperationRef::from_raw(results.to_raw()) };
-                let values: Vec<V<'c>> = results.results().map(|r| erase(r.into())).collect();
-                let values = [values[0], values[1], values[2], values[3]];
-                self.packed.insert(cache, values);
-                values
-            }
+            };
+            Weights::Dense(w)
+        } else {
+            Weights::Bcr(self.packed_weight(b, blob, &op, &weight, m, k, n == 1)?)
         };
-        let packed = bcr::Packed { strips: packed[0], block_col: packed[1], masks: packed[2], values: packed[3] };
         let zero = b.f32(0.0);
         let bias_view = bias.map(|name| self.dense(b, blob, &name, &[m]));
         // A result read only by a transpose: accumulate straight into the transpose's result.
         let result_uses = uses(op.result(0).map_err(|e| op_error(&op, e))?.into());
         let transposed_result = match result_uses.as_slice() {
-            [(user, 0)] if n > 1 && user.name().as_string_ref().as_str() == Ok(grim::TRANSPOSE) => Some(*user),
+            [(user, 0)] if n > 1 && user.name().as_string_ref().as_str() == Ok(grim::TRANSPOSE) => {
+                Some(*user)
+            }
             _ => None,
         };
         // The gemm's own [N, M] result, unless a transpose takes the accumulator instead.
@@ -537,7 +730,8 @@ impl<'c> Lowering<'c, '_> {
             None => Some(self.result(&op, &[n, m])),
         };
         if n == 1 {
-            let output = output.ok_or_else(|| op_error(&op, "a one-row gemm has no transposed result to write"))?;
+            let output = output
+                .ok_or_else(|| op_error(&op, "a one-row gemm has no transposed result to write"))?;
             // With one row, [1, K] and [K, 1] are the same bytes.
             let (Activations::Rows(input) | Activations::Columns(input)) = &input;
             let x = self.read(b, blob, scratch, input, &[k]);
@@ -546,8 +740,7 @@ impl<'c> Lowering<'c, '_> {
                 Some(bias) => b.copy(bias, y),
                 None => fill(b, y, m, zero),
             }
-            let product = b.insert(bcr::spmv(self.context, packed, x, y, block_rows, block_cols, b.location));
-            bcr::set_int(&mut unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) }, self.context, "vector_width", self.pass.vector_width);
+            let product = b.insert(weights.product(self.context, x, y, false, b.location));
             self.copy_schedule(&op, product);
             self.define(&op, output)
         } else {
@@ -567,7 +760,10 @@ impl<'c> Lowering<'c, '_> {
             };
             let ct = self.view(b, scratch, &accumulator);
             // Rows are independent: bcr-parallelize spreads the initialisation over the threads too.
-            let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, Attribute::unit(self.context))];
+            let parallel = [(
+                crate::bcr::parallelize::PARALLEL_ATTR,
+                Attribute::unit(self.context),
+            )];
             let (first_row, rows, one) = (b.index(0), b.index(m), b.index(1));
             b.for_loop_with(first_row, rows, one, &[], &parallel, |b, row, _| {
                 let value = match bias_view {
@@ -580,7 +776,7 @@ impl<'c> Lowering<'c, '_> {
                 });
                 vec![]
             });
-            let product = b.insert(bcr::spmm(self.context, packed, at, ct, block_rows, block_cols, self.pass.vector_width, b.location));
+            let product = b.insert(weights.product(self.context, at, ct, true, b.location));
             self.copy_schedule(&op, product);
             match (transposed_result, output) {
                 (Some(user), _) => self.define(&user, accumulator),
@@ -594,22 +790,116 @@ impl<'c> Lowering<'c, '_> {
         }
     }
 
-    /// A per-layer register tile or N tile on the gemm (from the LR file)
-    /// becomes the product's schedule, which bcr-lre and bcr-tile then keep.
+    /// The BCRC arrays of a gemm's weight (shared by gemms with the same
+    /// weight, block and layout).
+    #[allow(clippy::too_many_arguments)]
+    fn packed_weight(
+        &mut self,
+        b: &Builder<'c>,
+        blob: V<'c>,
+        op: &OperationRef<'c, '_>,
+        weight: &str,
+        m: i64,
+        k: i64,
+        panels: bool,
+    ) -> Result<(bcr::Packed<'c, 'c>, i64, i64), PassError> {
+        let block_rows = grim_dialects::attr::int(op, "block_rows").unwrap_or(self.pass.block.0);
+        let block_cols = grim_dialects::attr::int(op, "block_cols").unwrap_or(self.pass.block.1);
+        if !(1..=64).contains(&block_rows) || !(1..=64).contains(&block_cols) {
+            return Err(op_error(
+                op,
+                format!("block size {block_rows}x{block_cols} out of range"),
+            ));
+        }
+        let order =
+            grim_dialects::attr::string(op, "order").unwrap_or_else(|| self.pass.order.clone());
+        // Matrix-vector products read column panels (a strip's outputs stay in registers).
+        let cache = (weight.to_string(), block_rows, block_cols, panels);
+        let packed = match self.packed.get(&cache) {
+            Some(values) => *values,
+            None => {
+                let layout = if panels {
+                    bcr::LAYOUT_COL_PANELS
+                } else {
+                    bcr::LAYOUT_ROW_MAJOR
+                }
+                .to_string();
+                let info = bcr::PackedInfo {
+                    name: weight.to_string(),
+                    slot: self.next_slot,
+                    rows: m,
+                    cols: k,
+                    block_rows,
+                    block_cols,
+                    order,
+                    layout,
+                };
+                self.next_slot += bcr::PACKED_SLOTS;
+                let pinned = grim_dialects::attr::string(op, "order").is_some();
+                let mut results = b.insert(bcr::packed(self.context, blob, &info, b.location));
+                if pinned {
+                    // A per-layer order from the LR file: bcr-reorder must keep it.
+                    use melior::ir::operation::OperationMutLike;
+                    let mut op = unsafe {
+                        melior::ir::operation::OperationRefMut::from_raw(results.to_raw())
+                    };
+                    op.set_attribute(bcr::PINNED_ATTR, Attribute::unit(self.context));
+                }
+                results = unsafe { OperationRef::from_raw(results.to_raw()) };
+                let values: Vec<V<'c>> = results.results().map(|r| erase(r.into())).collect();
+                let values = [values[0], values[1], values[2], values[3]];
+                self.packed.insert(cache, values);
+                values
+            }
+        };
+        Ok((
+            bcr::Packed {
+                strips: packed[0],
+                block_col: packed[1],
+                masks: packed[2],
+                values: packed[3],
+            },
+            block_rows,
+            block_cols,
+        ))
+    }
+
+    /// A per-layer schedule on the gemm (from the LR file: lanes, register
+    /// tile, N tile) becomes the product's, which bcr-vectorize, bcr-lre and
+    /// bcr-tile then keep.
     fn copy_schedule(&self, gemm: &OperationRef<'c, '_>, product: OperationRef<'c, '_>) {
-        let mut product = unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) };
-        for name in [bcr::REGISTER_TILE_ATTR, bcr::TILE_N_ATTR] {
+        let mut product =
+            unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) };
+        for name in [
+            bcr::VECTOR_WIDTH_ATTR,
+            bcr::REGISTER_TILE_ATTR,
+            bcr::TILE_N_ATTR,
+        ] {
             if let Some(value) = grim_dialects::attr::int(gemm, name) {
                 bcr::set_int(&mut product, self.context, name, value);
             }
         }
     }
 
-    fn add(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
+    fn add(
+        &mut self,
+        b: &Builder<'c>,
+        blob: V<'c>,
+        scratch: V<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
         let lhs = self.operand(&op, 0)?;
         let rhs = self.operand(&op, 1)?;
-        let out_shape = grim::broadcast(lhs.shape(), rhs.shape())
-            .ok_or_else(|| op_error(&op, format!("shapes {:?} and {:?} do not broadcast", lhs.shape(), rhs.shape())))?;
+        let out_shape = grim::broadcast(lhs.shape(), rhs.shape()).ok_or_else(|| {
+            op_error(
+                &op,
+                format!(
+                    "shapes {:?} and {:?} do not broadcast",
+                    lhs.shape(),
+                    rhs.shape()
+                ),
+            )
+        })?;
         let rank = out_shape.len();
         let pad = |s: &[i64]| -> Vec<i64> {
             let mut padded = vec![1; rank - s.len()];
@@ -623,7 +913,12 @@ impl<'c> Lowering<'c, '_> {
         let y = self.view(b, scratch, &output);
         loop_nest(b, &out_shape, &mut Vec::new(), &|b, ivs| {
             let zero = b.index(0);
-            let pick = |shape: &[i64]| -> Vec<V<'c>> { ivs.iter().zip(shape).map(|(iv, d)| if *d == 1 { zero } else { *iv }).collect() };
+            let pick = |shape: &[i64]| -> Vec<V<'c>> {
+                ivs.iter()
+                    .zip(shape)
+                    .map(|(iv, d)| if *d == 1 { zero } else { *iv })
+                    .collect()
+            };
             let x = b.load(a, &pick(&lhs_shape));
             let z = b.load(c, &pick(&rhs_shape));
             let sum = b.addf(x, z);
@@ -654,7 +949,10 @@ fn uses<'c, 'a>(value: Value<'c, 'a>) -> Vec<(OperationRef<'c, 'a>, usize)> {
         let mut operand = mlir_sys::mlirValueGetFirstUse(value.to_raw());
         while !mlir_sys::mlirOpOperandIsNull(operand) {
             let owner = OperationRef::from_raw(mlir_sys::mlirOpOperandGetOwner(operand));
-            found.push((owner, mlir_sys::mlirOpOperandGetOperandNumber(operand) as usize));
+            found.push((
+                owner,
+                mlir_sys::mlirOpOperandGetOperandNumber(operand) as usize,
+            ));
             operand = mlir_sys::mlirOpOperandGetNextUse(operand);
         }
     }
@@ -667,13 +965,21 @@ fn reinterpret<'c>(b: &Builder<'c>, source: V<'c>, shape: &[i64]) -> V<'c> {
     for i in (0..shape.len().saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * shape[i + 1];
     }
-    let dense = |values: &[i64]| melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, values).into();
-    let segments = melior::ir::attribute::DenseI32ArrayAttribute::new(b.context, &[1, 0, 0, 0]).into();
+    let dense = |values: &[i64]| {
+        melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, values).into()
+    };
+    let segments =
+        melior::ir::attribute::DenseI32ArrayAttribute::new(b.context, &[1, 0, 0, 0]).into();
     b.op(
         "memref.reinterpret_cast",
         &[source],
         &[b.memref_type(shape, b.f32_type())],
-        &[("static_offsets", dense(&[0])), ("static_sizes", dense(shape)), ("static_strides", dense(&strides)), ("operandSegmentSizes", segments)],
+        &[
+            ("static_offsets", dense(&[0])),
+            ("static_sizes", dense(shape)),
+            ("static_strides", dense(&strides)),
+            ("operandSegmentSizes", segments),
+        ],
     )[0]
 }
 
@@ -709,7 +1015,12 @@ fn transpose<'c>(b: &Builder<'c>, source: V<'c>, target: V<'c>, rows: i64, cols:
     });
 }
 
-fn loop_nest<'c>(b: &Builder<'c>, shape: &[i64], ivs: &mut Vec<V<'c>>, body: &dyn Fn(&Builder<'c>, &[V<'c>])) {
+fn loop_nest<'c>(
+    b: &Builder<'c>,
+    shape: &[i64],
+    ivs: &mut Vec<V<'c>>,
+    body: &dyn Fn(&Builder<'c>, &[V<'c>]),
+) {
     match shape.split_first() {
         None => body(b, ivs),
         Some((extent, rest)) => {
@@ -722,4 +1033,3 @@ fn loop_nest<'c>(b: &Builder<'c>, shape: &[i64], ivs: &mut Vec<V<'c>>, body: &dy
         }
     }
 }
-
