@@ -164,10 +164,12 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 {
                     let [rows, cols] = match weight.shape[..] {
                         [rows, cols] if slot >= 0 => [rows, cols],
-                        _ => return Err(CompileError::Internal(format!(
+                        _ => {
+                            return Err(CompileError::Internal(format!(
                             "weight '{weight_name}' of shape {:?} is not a matrix for row panels",
                             weight.shape
-                        ))),
+                        )))
+                        }
                     };
                     let panel_rows = bcr::panel_rows(&op) as usize;
                     let panels = grim_model::row_panels(&weight.data, rows, cols, panel_rows)?;

@@ -36,20 +36,23 @@ func.func @conv_like(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v:
 // Checks the dense blocking of vgg16.conv3_1 as a GEMM (256 x 1152 by
 // 1152 x 3136, 4 x 24 register tile): K in blocks of 256, N in tiles of
 // 240 (256 KiB / (256 x 4 bytes) = 256, rounded down to whole 24-column
-// chunks), work items of M / 4 = 64 rows; and that the lowering nests the
-// item loop (parallel), the N tiles, the K blocks, the panels and the
-// register-tile loop over one block of K.
+// chunks); with 14 N tiles the work items are N tiles over all 256 rows.
+// The lowering runs the 14 items in parallel (the last one 16 columns wide),
+// each packing its activation block per K block into a cache-line aligned
+// buffer (10 chunks of 24 columns x 256 rows) and running every panel's
+// 4 x 24 register tile over the block.
 
 // CHECK-LABEL: func.func @dense_conv
-// CHECK: "bcr.gemm"{{.*}}tile_k = 256 : i64, tile_m = 64 : i64, tile_n = 240 : i64
+// CHECK: "bcr.gemm"{{.*}}tile_k = 256 : i64, tile_m = 256 : i64, tile_n = 240 : i64
 // LOOPS-LABEL: func.func @dense_conv
-// LOOPS: %[[ITEMS:.*]] = arith.constant 4 : index
+// LOOPS: %[[PACK:.*]] = memref.alloca() {alignment = 64 : i64} : memref<61440xf32>
+// LOOPS: %[[ITEMS:.*]] = arith.constant 14 : index
 // LOOPS: scf.for %[[ITEM:.*]] = %{{.*}} to %[[ITEMS]]
-// LOOPS: %[[NT:.*]] = arith.constant 240 : index
-// LOOPS: scf.for %[[N0:.*]] = %{{.*}} to %{{.*}} step %[[NT]]
+// LOOPS: scf.if
 // LOOPS: %[[KB:.*]] = arith.constant 256 : index
 // LOOPS: scf.for %[[K0:.*]] = %{{.*}} to %{{.*}} step %[[KB]]
 // LOOPS: %[[KEND:.*]] = arith.minui
+// LOOPS: vector.store {{.*}}, %[[PACK]]
 // LOOPS: scf.for %[[P:.*]] =
 // LOOPS: scf.for {{.*}} = %[[K0]] to %[[KEND]] step {{.*}} iter_args
 // LOOPS-COUNT-12: vector.fma

@@ -292,6 +292,21 @@ impl<'c> Builder<'c> {
             &[("operandSegmentSizes", segments)],
         )[0]
     }
+
+    /// `memref.alloca` aligned to `bytes` (a cache line, so vector loads
+    /// from it never straddle two lines).
+    pub fn alloca_aligned(&self, shape: &[i64], element: Type<'c>, bytes: i64) -> V<'c> {
+        let ty = self.memref_type(shape, element);
+        let segments =
+            melior::ir::attribute::DenseI32ArrayAttribute::new(self.context, &[0, 0]).into();
+        let alignment = IntegerAttribute::new(self.int_type(64), bytes).into();
+        self.op(
+            "memref.alloca",
+            &[],
+            &[ty],
+            &[("operandSegmentSizes", segments), ("alignment", alignment)],
+        )[0]
+    }
     /// `memref.view` of an i8 buffer at `byte_shift`, with `sizes` for the dynamic dimensions.
     pub fn view(&self, buffer: V<'c>, byte_shift: V<'c>, sizes: &[V<'c>], ty: Type<'c>) -> V<'c> {
         let mut operands = vec![buffer, byte_shift];

@@ -28,10 +28,14 @@
 //! every chunk of N; `tile_n` = the largest multiple of the register chunk
 //! with `tile_k x tile_n x 4 <= cache-bytes`, so the activation block stays
 //! in L2 while every panel of the work item uses it; `tile_m` = the rows of
-//! one parallel work item: a quarter of M (at least one panel, at most 128
-//! rows, so its `tile_m x tile_k` weights take at most half the budget),
-//! which gives the thread pool at least four items and re-reads the
-//! activations at most M / tile_m times. A matrix-vector product needs no
+//! one parallel work item. With at least four N tiles the work items are
+//! the N tiles, each over all of M (`tile_m` = M rounded up to whole
+//! panels): every activation is then copied into the packed block once and
+//! W streams from the outer caches once per tile. Otherwise an item is a
+//! quarter of M (at least one panel, at most 128 rows, so its
+//! `tile_m x tile_k` weights take at most half the budget), which gives the
+//! thread pool at least four items and re-reads the activations at most
+//! M / tile_m times. A matrix-vector product needs no
 //! cache blocking (its activation vector is small) and is left alone.
 //!
 //! Options: `tile-n=N` forces the tile (0 = untiled); `cache-bytes=N` (262144).
@@ -109,6 +113,9 @@ impl BcrTile {
 
 /// Reduction depth of a dense block.
 pub const DENSE_TILE_K: i64 = 256;
+/// N tiles from which a dense product's work items are N tiles (all rows
+/// each) rather than groups of rows.
+pub const DENSE_MIN_N_ITEMS: i64 = 4;
 /// Most rows of a dense work item.
 pub const DENSE_MAX_TILE_M: i64 = 128;
 
@@ -127,8 +134,26 @@ impl BcrTile {
         } else {
             tile_n
         };
-        let quarter = (m / 4 + rows - 1) / rows * rows;
-        let tile_m = quarter.clamp(rows, (DENSE_MAX_TILE_M / rows * rows).max(rows));
+        let n_tiles = if tile_n > 0 {
+            (n + tile_n - 1) / tile_n
+        } else {
+            1
+        };
+        // Even out the N tiles (work items), so the last one is not a sliver
+        // that leaves a thread idle: 784 in tiles of 240 is 240, 240, 240, 64;
+        // in tiles of 216 it is 216, 216, 216, 136.
+        let tile_n = if self.tile_n.is_none() && n_tiles >= DENSE_MIN_N_ITEMS {
+            ((n + n_tiles - 1) / n_tiles + chunk - 1) / chunk * chunk
+        } else {
+            tile_n
+        };
+        let tile_m = if n_tiles >= DENSE_MIN_N_ITEMS {
+            // Enough N tiles to share out: one item per N tile over all rows.
+            (m + rows - 1) / rows * rows
+        } else {
+            let quarter = (m / 4 + rows - 1) / rows * rows;
+            quarter.clamp(rows, (DENSE_MAX_TILE_M / rows * rows).max(rows))
+        };
         (tile_m, tile_n, if tile_k >= k { 0 } else { tile_k })
     }
 }
@@ -230,8 +255,14 @@ mod tests {
             cache_bytes: 262144,
         };
         // vgg16.conv3_1 as GEMM: 256 x 1152 by 1152 x 3136, 4x24 register tile.
-        // K block 256; 262144 / 1024 = 256 -> 240 columns; M / 4 = 64 rows.
-        assert_eq!(pass.choose_dense(256, 1152, 3136, 4, 24), (64, 240, 256));
+        // K block 256; 262144 / 1024 = 256 -> 240 columns; 14 N tiles, so
+        // each work item is an N tile over all 256 rows.
+        assert_eq!(pass.choose_dense(256, 1152, 3136, 4, 24), (256, 240, 256));
+        // vgg16.conv4_2: 784 / 240 -> 4 N tiles, evened out to 216 columns,
+        // each over 510 rows rounded up to 512.
+        assert_eq!(pass.choose_dense(510, 4608, 784, 4, 24), (512, 216, 256));
+        // transformer.fc1: N = 128 fits one tile: items of M / 4 capped at 128 rows.
+        assert_eq!(pass.choose_dense(3072, 768, 128, 4, 24), (128, 0, 256));
         // Small K and N fit whole; M = 64 -> items of 16 rows.
         assert_eq!(pass.choose_dense(64, 200, 196, 4, 24), (16, 0, 0));
         // Large M: at most 128 rows per item; at least one panel.

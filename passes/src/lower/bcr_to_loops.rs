@@ -252,6 +252,7 @@ fn sparse_product<'c>(
                     let tile = RowTile {
                         walk,
                         x,
+                        packed: None,
                         c,
                         matrix: spmm,
                         n_base,
@@ -596,66 +597,206 @@ fn dense_gemm<'c>(
     let panels_per_item = (tile_m / panel_rows).max(1);
     let full_panels = m / panel_rows;
     let short_rows = m % panel_rows;
-    let items = (m + tile_m - 1) / tile_m;
+    let m_items = (m + tile_m - 1) / tile_m;
     let tile_k = if product.tile_k > 0 {
         product.tile_k.min(k)
     } else {
         k
     };
+    let tile_n = if product.tile_n > 0 && product.tile_n < n {
+        product.tile_n
+    } else {
+        n
+    };
+    let n_items = (n + tile_n - 1) / tile_n;
+    // The activation block of a work item is packed once per (N tile, K
+    // block) into a cache-line aligned stack buffer (PackedX) and read by
+    // every panel of the item. Narrow N (at most two register chunks) is
+    // read in place: its rows are already short and close together.
+    let width = lanes * vectors;
+    let buffer = (n > 2 * width).then(|| {
+        let chunks = (tile_n + width - 1) / width;
+        b.alloca_aligned(&[chunks * tile_k * width], b.f32_type(), 64)
+    });
+    // One (N tile) x (panels) block of work, K block by K block.
+    let block = |b: &Builder<'c>,
+                 panels: (V<'c>, V<'c>),
+                 short: Option<V<'c>>,
+                 n_base: V<'c>,
+                 n_len: i64| {
+        let (c0, step) = (b.index(0), b.index(tile_k));
+        b.for_loop(c0, b.index(k), step, &[], |b, k0, _| {
+            let k_end = b.addi(k0, b.index(tile_k));
+            let k_end = b.minui(k_end, b.index(k));
+            let packed = buffer.map(|buffer| {
+                let packed = PackedX {
+                    k0,
+                    n0: n_base,
+                    depth: tile_k,
+                    width,
+                };
+                packed.fill(b, x, buffer, k_end, n_len, lanes);
+                (buffer, packed)
+            });
+            let run = |b: &Builder<'c>, p: V<'c>, rows: usize| {
+                let panel = b.muli(p, b.index(k * panel_rows));
+                let walk = Walk::Panel {
+                    panel,
+                    panel_rows,
+                    k0,
+                    k_end,
+                    values: w,
+                };
+                let first_row = b.muli(p, b.index(panel_rows));
+                RowTile {
+                    walk,
+                    x: packed.map_or(x, |(buffer, _)| buffer),
+                    packed: packed.map(|(_, packed)| packed),
+                    c,
+                    matrix: true,
+                    n_base,
+                    n: n_len,
+                    lanes,
+                    vectors,
+                }
+                .emit(b, first_row, rows);
+            };
+            let one = b.index(1);
+            b.for_loop(panels.0, panels.1, one, &[], |b, p, _| {
+                run(b, p, panel_rows as usize);
+                vec![]
+            });
+            if short_rows > 0 {
+                let tail = |b: &Builder<'c>| {
+                    run(b, b.index(full_panels), short_rows as usize);
+                    vec![]
+                };
+                match short {
+                    Some(condition) => {
+                        b.if_else(condition, &[], tail, |_| vec![]);
+                    }
+                    None => {
+                        tail(b);
+                    }
+                }
+            }
+            vec![]
+        });
+    };
     let (c0, c1) = (b.index(0), b.index(1));
-    b.for_loop_with(c0, b.index(items), c1, &[], &parallel, |b, item, _| {
+    if m_items == 1 && n_items > 1 {
+        // Work items are N tiles over all rows (bcr-tile chose this for long
+        // N): each activation is packed once, and W streams from the outer
+        // cache once per tile.
+        let last = n - (n_items - 1) * tile_n;
+        b.for_loop_with(c0, b.index(n_items), c1, &[], &parallel, |b, item, _| {
+            let n_base = b.muli(item, b.index(tile_n));
+            let panels = (b.index(0), b.index(full_panels));
+            if last == tile_n {
+                block(b, panels, None, n_base, tile_n);
+            } else {
+                let is_last = b.cmpi(CmpiPredicate::Eq, item, b.index(n_items - 1));
+                b.if_else(
+                    is_last,
+                    &[],
+                    |b| {
+                        block(b, panels, None, n_base, last);
+                        vec![]
+                    },
+                    |b| {
+                        block(b, panels, None, n_base, tile_n);
+                        vec![]
+                    },
+                );
+            }
+            vec![]
+        });
+        return;
+    }
+    // Work items are groups of `tile_m` rows, each walking all of N.
+    b.for_loop_with(c0, b.index(m_items), c1, &[], &parallel, |b, item, _| {
         let first_panel = b.muli(item, b.index(panels_per_item));
         let end_panel = b.addi(first_panel, b.index(panels_per_item));
         let end_panel = b.minui(end_panel, b.index(full_panels));
-        let last_item = b.cmpi(CmpiPredicate::Eq, item, b.index(items - 1));
+        let last_item = b.cmpi(CmpiPredicate::Eq, item, b.index(m_items - 1));
         n_tiles(b, n, product.tile_n, |b, n_base, n_len| {
-            let (c0, step) = (b.index(0), b.index(tile_k));
-            b.for_loop(c0, b.index(k), step, &[], |b, k0, _| {
-                let k_end = b.addi(k0, b.index(tile_k));
-                let k_end = b.minui(k_end, b.index(k));
-                let run = |b: &Builder<'c>, p: V<'c>, rows: usize| {
-                    let panel = b.muli(p, b.index(k * panel_rows));
-                    let walk = Walk::Panel {
-                        panel,
-                        panel_rows,
-                        k0,
-                        k_end,
-                        values: w,
-                    };
-                    let first_row = b.muli(p, b.index(panel_rows));
-                    RowTile {
-                        walk,
-                        x,
-                        c,
-                        matrix: true,
-                        n_base,
-                        n: n_len,
-                        lanes,
-                        vectors,
-                    }
-                    .emit(b, first_row, rows);
-                };
-                let one = b.index(1);
-                b.for_loop(first_panel, end_panel, one, &[], |b, p, _| {
-                    run(b, p, panel_rows as usize);
-                    vec![]
-                });
-                if short_rows > 0 {
-                    b.if_else(
-                        last_item,
-                        &[],
-                        |b| {
-                            run(b, b.index(full_panels), short_rows as usize);
-                            vec![]
-                        },
-                        |_| vec![],
-                    );
-                }
-                vec![]
-            });
+            block(b, (first_panel, end_panel), Some(last_item), n_base, n_len);
         });
         vec![]
     });
+}
+
+/// An activation block `X[k0..k0 + depth, n0..]` copied into a 1-D buffer
+/// the way GotoBLAS packs B: in chunks of `width` columns (one register
+/// tile's columns), each chunk `depth` rows of `width` consecutive values,
+/// the last chunk zero-padded. The register tile then reads one contiguous
+/// stream of `width` values per column of W instead of rows `N * 4` bytes
+/// apart (N = 3136: 196 cache lines apart, which map to 16 of the 64 L1
+/// sets, and a new page every row).
+#[derive(Clone, Copy)]
+struct PackedX<'c> {
+    k0: V<'c>,
+    n0: V<'c>,
+    depth: i64,
+    width: i64,
+}
+
+impl<'c> PackedX<'c> {
+    /// Chunks of a block `columns` wide.
+    fn chunks(&self, columns: i64) -> i64 {
+        (columns + self.width - 1) / self.width
+    }
+
+    /// Index of `X[k, column]` in the buffer (`column` absolute).
+    fn address(&self, b: &Builder<'c>, k: V<'c>, column: V<'c>) -> V<'c> {
+        let relative = b.subi(column, self.n0);
+        let width = b.index(self.width);
+        let chunk = b.divui(relative, width);
+        let within = b.remui(relative, width);
+        let row = b.subi(k, self.k0);
+        let chunk_base = b.muli(chunk, b.index(self.depth * self.width));
+        let row_base = b.muli(row, width);
+        let at = b.addi(chunk_base, row_base);
+        b.addi(at, within)
+    }
+
+    /// Copies `X[k0..k_end, n0..n0 + columns]` into `buffer`: per chunk and
+    /// row, vectors of `lanes`, then the columns left over one by one; the
+    /// padding of the last chunk is never read unmasked, so it is not written.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        b: &Builder<'c>,
+        x: V<'c>,
+        buffer: V<'c>,
+        k_end: V<'c>,
+        columns: i64,
+        lanes: i64,
+    ) {
+        for chunk in 0..self.chunks(columns) {
+            let first = chunk * self.width;
+            let count = self.width.min(columns - first);
+            let vector_end = if lanes > 1 { count / lanes * lanes } else { 0 };
+            let one = b.index(1);
+            b.for_loop(self.k0, k_end, one, &[], |b, kk, _| {
+                let row = b.subi(kk, self.k0);
+                let row = b.muli(row, b.index(self.width));
+                let base = b.addi(row, b.index(chunk * self.depth * self.width));
+                let source = b.addi(self.n0, b.index(first));
+                for j in (0..vector_end).step_by(lanes.max(1) as usize) {
+                    let column = b.addi(source, b.index(j));
+                    let v = b.vload(x, &[kk, column], lanes as u64);
+                    b.vstore(v, buffer, &[b.addi(base, b.index(j))]);
+                }
+                for j in vector_end..count {
+                    let column = b.addi(source, b.index(j));
+                    let v = b.load(x, &[kk, column]);
+                    b.store(v, buffer, &[b.addi(base, b.index(j))]);
+                }
+                vec![]
+            });
+        }
+    }
 }
 
 /// Emits the products of a tile of kept rows of one block, over all of N.
@@ -671,6 +812,8 @@ struct RowTile<'c> {
     /// Which rows, columns and weights the tile reads.
     walk: Walk<'c>,
     x: V<'c>,
+    /// `Some`: `x` is a packed activation block ([`PackedX`]), not `X`.
+    packed: Option<PackedX<'c>>,
     c: V<'c>,
     /// `c` and `x` are matrices (spmm), not vectors (spmv).
     matrix: bool,
@@ -856,7 +999,15 @@ impl<'c> RowTile<'c> {
                 Walk::Panel { panel_rows, .. } => (j, b.muli(j, b.index(panel_rows))),
             };
             let inputs: Vec<V<'c>> = (0..vectors)
-                .map(|v| load(b, self.x, &at(b, k, v)))
+                .map(|v| {
+                    let indices = at(b, k, v);
+                    match (&self.packed, indices.get(1)) {
+                        (Some(packed), Some(column)) => {
+                            load(b, self.x, &[packed.address(b, k, *column)])
+                        }
+                        _ => load(b, self.x, &indices),
+                    }
+                })
                 .collect();
             let mut next = Vec::with_capacity(accumulators.len());
             for (t, base) in weights.iter().enumerate() {
