@@ -8,9 +8,15 @@
  *
  * Inputs and outputs are raw little-endian f32 files. With R > 1, one
  * warm-up run is followed by R timed runs and one line
- *   timing_ms: median=<m> min=<a> max=<b> runs=<R>
- * is printed to stdout (the compiler's benchmark command parses it; nothing
- * else is ever written to stdout). The outputs of the last run are written.
+ *   timing_ms: median=<m> min=<a> max=<b> mean=<u> runs=<R>
+ * is printed to stdout, followed, for a model compiled with per-layer
+ * profiling (`grimc bench --per-layer`), by one line per layer that ran
+ *   layer_ms: index=<i> total=<t> calls=<c>
+ * where <t> is the layer's time summed over the R timed runs (the warm-up
+ * run is left out) and <c> the number of times it ran in them. A model
+ * compiled without profiling prints no layer_ms line. The compiler's
+ * benchmark command parses these lines; nothing else is ever written to
+ * stdout. The outputs of the last run are written.
  * Errors go to stderr as "runner: error: ..." with exit code 2.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -216,6 +222,7 @@ int main(int argc, char** argv) {
     double* ms = malloc((size_t)repeat * sizeof *ms);
     if (!ms) fail("out of memory");
     run_once(ctx, in, out); /* warm-up: page faults, scratch growth, caches */
+    grim_profile_reset(ctx);
     for (long r = 0; r < repeat; r++) {
       double t0 = now_ms();
       run_once(ctx, in, out);
@@ -223,7 +230,19 @@ int main(int argc, char** argv) {
     }
     qsort(ms, (size_t)repeat, sizeof *ms, cmp_double);
     double median = (repeat % 2) ? ms[repeat / 2] : 0.5 * (ms[repeat / 2 - 1] + ms[repeat / 2]);
-    printf("timing_ms: median=%.6f min=%.6f max=%.6f runs=%ld\n", median, ms[0], ms[repeat - 1], repeat);
+    double sum = 0.0;
+    for (long r = 0; r < repeat; r++) sum += ms[r];
+    /* The mean is what per-layer totals / runs compare with. */
+    printf("timing_ms: median=%.6f min=%.6f max=%.6f mean=%.6f runs=%ld\n", median, ms[0], ms[repeat - 1],
+           sum / (double)repeat, repeat);
+    int64_t layers = grim_profile_layers(ctx);
+    for (int64_t i = 0; i < layers; i++) {
+      uint64_t calls = grim_profile_calls(ctx, i);
+      /* Indices below the highest one may be unused (never begun). */
+      if (calls == 0) continue;
+      printf("layer_ms: index=%lld total=%.6f calls=%llu\n", (long long)i,
+             (double)grim_profile_ns(ctx, i) / 1e6, (unsigned long long)calls);
+    }
     if (fflush(stdout) != 0) fail("cannot write to stdout: %s", strerror(errno));
     free(ms);
   }

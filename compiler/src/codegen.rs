@@ -142,6 +142,8 @@ pub struct Interface {
     pub outputs: Vec<Vec<usize>>,
     /// Scratch bytes the model needs.
     pub scratch_bytes: u64,
+    /// Names of the profiled layers by id (compiled with profiling; else empty).
+    pub layers: Vec<String>,
 }
 
 /// Generated code in every form asked for.

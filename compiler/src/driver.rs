@@ -38,12 +38,14 @@ pub enum Level {
     Llvm,
 }
 
-/// Pipeline from graph to bcr (the `{vector-width}` is the target's).
-pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool) -> String {
+/// Pipeline from graph to bcr (the `{vector-width}` is the target's;
+/// `profile`: time every layer through the runtime).
+pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool, profile: bool) -> String {
     format!(
-        "builtin.module(lower-grim-to-bcr{{block={}x{}}}{},bcr-vectorize{{vector-width={vector_width}}},bcr-lre,bcr-tile)",
+        "builtin.module(lower-grim-to-bcr{{block={}x{}{}}}{},bcr-vectorize{{vector-width={vector_width}}},bcr-lre,bcr-tile)",
         block.0,
         block.1,
+        if profile { " profile=1" } else { "" },
         if reorder { ",bcr-reorder" } else { "" }
     )
 }
@@ -77,6 +79,8 @@ pub struct Options {
     pub reorder: bool,
     /// C name of the model; default from the file name.
     pub name: Option<String>,
+    /// Time every layer through the runtime (`grimc bench --per-layer`).
+    pub profile: bool,
 }
 
 impl Options {
@@ -89,6 +93,7 @@ impl Options {
             block: (8, 16),
             lr: None,
             reorder: true,
+            profile: false,
             name: None,
         }
     }
@@ -419,6 +424,8 @@ fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileE
         inputs: shapes,
         outputs,
         scratch_bytes: int("grim.scratch_bytes") as u64,
+        layers: grim_dialects::attr::strings(&op, grim_passes::lower::grim_to_bcr::LAYERS_ATTR)
+            .unwrap_or_default(),
     })
 }
 
@@ -468,7 +475,12 @@ fn lower_in<'c>(
     run(
         context,
         &mut module,
-        &bcr_pipeline(target.vector_width, options.block, options.reorder),
+        &bcr_pipeline(
+            target.vector_width,
+            options.block,
+            options.reorder,
+            options.profile,
+        ),
     )?;
     stages.push((Level::Bcr, print(&module)));
     let blob = blob::build(&module, &weights)?;

@@ -626,6 +626,45 @@ fn bench_prints_json_with_latency_figures() {
     assert!(0.0 < min && min <= median && median <= max, "{value}");
     assert_eq!(value["runs"], 5);
     assert_eq!(value["threads"], 2);
+    assert!(
+        value.get("layers").is_none(),
+        "per-layer times only when asked: {value}"
+    );
+
+    // --per-layer: every layer of the MLP by its ONNX node name, each timed.
+    let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
+        .args([
+            "bench",
+            model.to_str().unwrap(),
+            "--runs",
+            "20",
+            "--per-layer",
+            "--json",
+        ])
+        .output()
+        .expect("run grimc");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let layers = value["layers"].as_array().expect("a layers array");
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fc1", "relu1", "fc2", "relu2", "fc3"], "{value}");
+    let times: Vec<f64> = layers
+        .iter()
+        .map(|l| l["mean_ms"].as_f64().unwrap())
+        .collect();
+    assert!(times.iter().all(|t| *t > 0.0), "{value}");
+    // The per-layer times are parts of each run: their means cannot add up
+    // to more than the mean run (1e-6: the printed precision).
+    assert!(
+        times.iter().sum::<f64>() <= value["mean_ms"].as_f64().unwrap() + 1e-5,
+        "{value}"
+    );
+    // fc1 (512x256, BCR) does far more work than relu1 (512 maxima).
+    assert!(times[0] > times[1], "{value}");
 }
 
 /// `y[M, N] = (x[K, N]^T W^T)^T`: activations in the kernels' own layout.

@@ -34,6 +34,34 @@ pub fn string<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option
     Some(string.value().to_string())
 }
 
+/// The strings of an array-of-strings attribute (`None` if the op has no
+/// such attribute or an element is not a string).
+pub fn strings<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<Vec<String>> {
+    let attribute = op.attribute(name).ok()?;
+    let raw = attribute.to_raw();
+    // SAFETY: read-only queries on a live attribute, checked to be an array
+    // of strings before its elements are read.
+    unsafe {
+        if !mlir_sys::mlirAttributeIsAArray(raw) {
+            return None;
+        }
+        (0..mlir_sys::mlirArrayAttrGetNumElements(raw))
+            .map(|index| {
+                let element = mlir_sys::mlirArrayAttrGetElement(raw, index);
+                if !mlir_sys::mlirAttributeIsAString(element) {
+                    return None;
+                }
+                let value = mlir_sys::mlirStringAttrGetValue(element);
+                if value.length == 0 {
+                    return Some(String::new());
+                }
+                let bytes = std::slice::from_raw_parts(value.data as *const u8, value.length);
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            })
+            .collect()
+    }
+}
+
 /// `name = value : i64`.
 pub fn named_i64<'c>(
     context: &'c Context,

@@ -1,5 +1,6 @@
 // RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' | %FileCheck %s
 // RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{block=4x8 order=grouped})' | %FileCheck %s --check-prefix=OPTS
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{profile=1})' | %FileCheck %s --check-prefix=PROFILE
 
 // Checks that a one-row gemm with a bias becomes bcr.packed + bcr.spmv into
 // an output initialised from the bias, on the caller-buffer ABI, with no
@@ -26,13 +27,31 @@
 // CHECK-NOT: grim.relu
 // CHECK: return
 
+// With profile=1, each layer's code is bracketed by runtime calls with the
+// layer's id, the layers' names (location name, else op#id) are listed on
+// the function, and the runtime functions are declared.
+// PROFILE: func.func private @grim_profile_end(!llvm.ptr, i64)
+// PROFILE: func.func private @grim_profile_begin(!llvm.ptr, i64)
+// PROFILE-LABEL: func.func @mlp(
+// PROFILE-SAME: %[[CTX:[^:]*]]: !llvm.ptr
+// PROFILE-SAME: grim.layers = ["fc1", "relu#1"]
+// PROFILE: %[[ID0:.*]] = arith.constant 0 : i64
+// PROFILE-NEXT: call @grim_profile_begin(%[[CTX]], %[[ID0]])
+// PROFILE: "bcr.spmv"
+// PROFILE: call @grim_profile_end(%[[CTX]], %{{.*}})
+// PROFILE: %[[ID1:.*]] = arith.constant 1 : i64
+// PROFILE-NEXT: call @grim_profile_begin(%[[CTX]], %[[ID1]])
+// PROFILE: arith.maximumf
+// PROFILE: call @grim_profile_end(%[[CTX]], %{{.*}})
+// PROFILE-NEXT: return
+
 // OPTS-LABEL: func.func @mlp
 // OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 4 : i64{{.*}}order = "grouped"
 // OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64}
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<16x32xf32>
   %b = "grim.weight"() {name = "fc1.bias"} : () -> tensor<16xf32>
-  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32> loc("fc1")
   %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
   return %r : tensor<1x16xf32>
 }

@@ -113,6 +113,40 @@ pub fn collect_ops(
     ops
 }
 
+/// Declares the runtime function `name` of type `ty` (a `func.func private`
+/// at the top of `module`) unless the module already has a symbol of that
+/// name: the generated code calls the runtime's C ABI by these declarations.
+pub fn declare_external<'c>(
+    context: &'c melior::Context,
+    module: &melior::ir::Module<'c>,
+    name: &str,
+    ty: melior::ir::Type<'c>,
+) {
+    use melior::ir::{
+        attribute::{StringAttribute, TypeAttribute},
+        block::BlockLike,
+        Identifier, Region,
+    };
+    let exists = lower::grim_to_bcr::top_level_ops(module)
+        .iter()
+        .any(|op| grim_dialects::attr::string(op, "sym_name").is_some_and(|s| s == name));
+    if exists {
+        return;
+    }
+    let declaration = melior::dialect::func::func(
+        context,
+        StringAttribute::new(context, name),
+        TypeAttribute::new(ty),
+        Region::new(),
+        &[(
+            Identifier::new(context, "sym_visibility"),
+            StringAttribute::new(context, "private").into(),
+        )],
+        melior::ir::Location::unknown(context),
+    );
+    module.body().insert_operation(0, declaration);
+}
+
 /// An op's name (`""` if it is not valid UTF-8).
 pub fn op_name(op: &melior::ir::OperationRef) -> String {
     use melior::ir::operation::OperationLike;

@@ -75,6 +75,37 @@ void grim_parallel_for(grim_context* ctx, int64_t n, int64_t grain,
                        void (*body)(void* arg, int64_t begin, int64_t end),
                        void* arg);
 
+/*
+ * Per-layer profiling. The compiler emits grim_profile_begin(ctx, layer)
+ * before and grim_profile_end(ctx, layer) after each layer's code only when
+ * a model is compiled with profiling (e.g. `grimc bench --per-layer`);
+ * layers are numbered 0, 1, 2, ... per model. The calls come from the thread
+ * that called the model's run function, never from a parallel_for body.
+ * Times are monotonic wall-clock nanoseconds, kept per context.
+ *
+ * Layer indices outside [0, 65535] are ignored, as is ctx == NULL. A second
+ * begin without an end restarts the layer's interval; an end without a
+ * begin is ignored.
+ */
+void grim_profile_begin(grim_context* ctx, int64_t layer);
+void grim_profile_end(grim_context* ctx, int64_t layer);
+
+/* Number of layer slots recorded so far: the highest layer index passed to
+ * grim_profile_begin plus one; 0 if none, or for NULL. */
+int64_t grim_profile_layers(const grim_context* ctx);
+
+/* Accumulated nanoseconds of the completed begin/end intervals of `layer`;
+ * 0 for a layer never completed, an out-of-range index or NULL. */
+uint64_t grim_profile_ns(const grim_context* ctx, int64_t layer);
+
+/* Number of completed begin/end pairs of `layer`; 0 for an out-of-range
+ * index or NULL. */
+uint64_t grim_profile_calls(const grim_context* ctx, int64_t layer);
+
+/* Forget everything recorded (open intervals included), e.g. to leave a
+ * warm-up run out of a benchmark. NULL is a no-op. */
+void grim_profile_reset(grim_context* ctx);
+
 /* Version string of the runtime ABI, e.g. "grim-runtime 1" (static). */
 const char* grim_runtime_version(void);
 

@@ -7,6 +7,9 @@
 //!   persistent worker pool and a scratch arena;
 //! * [`grim_context_threads`], [`grim_context_scratch`];
 //! * [`grim_parallel_for`]: dynamic-chunked parallel loop on the pool;
+//! * [`grim_profile_begin`] / [`grim_profile_end`] and their readers
+//!   ([`grim_profile_layers`], [`grim_profile_ns`], [`grim_profile_calls`],
+//!   [`grim_profile_reset`]): per-layer timing for `grimc bench --per-layer`;
 //! * [`grim_runtime_version`].
 //!
 //! No panic may cross the C boundary: every entry point catches unwinding
@@ -19,13 +22,16 @@
 #![warn(missing_docs)]
 
 mod pool;
+mod profile;
 mod scratch;
 
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 pub use pool::{ParallelBody, Pool, MAX_THREADS};
+pub use profile::{Profile, MAX_LAYERS};
 pub use scratch::{Scratch, SCRATCH_ALIGN};
 
 /// ABI version string returned by [`grim_runtime_version`]. Bump the number
@@ -42,6 +48,9 @@ pub struct Context {
     // context pointer to every thread; it is only taken by
     // `grim_context_scratch`, never on the hot path.
     scratch: Mutex<Scratch>,
+    // A mutex for the same reason as `scratch`. Only the thread running the
+    // model takes it (never a loop body), so it is uncontended.
+    profile: Mutex<Profile>,
 }
 
 impl Context {
@@ -56,6 +65,7 @@ impl Context {
         Ok(Context {
             pool: Pool::new(threads)?,
             scratch: Mutex::new(Scratch::new()),
+            profile: Mutex::new(Profile::new()),
         })
     }
 
@@ -72,6 +82,28 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(bytes)
+    }
+
+    /// The per-layer profile of this context.
+    pub fn profile(&self) -> MutexGuard<'_, Profile> {
+        // Every `Profile` method leaves it consistent at each step, so a
+        // poisoned lock is usable.
+        self.profile.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`grim_profile_begin`].
+    pub fn profile_begin(&self, layer: i64) {
+        let mut p = self.profile();
+        // Read the clock after taking the lock so that the lock is not
+        // charged to the layer.
+        p.begin(layer, Instant::now());
+    }
+
+    /// See [`grim_profile_end`].
+    pub fn profile_end(&self, layer: i64) {
+        // Clock first, lock second, for the same reason as in `profile_begin`.
+        let now = Instant::now();
+        self.profile().end(layer, now);
     }
 }
 
@@ -177,6 +209,96 @@ pub unsafe extern "C" fn grim_parallel_for(
         }
         // SAFETY: per the contract on `body`.
         None => unsafe { body(arg, 0, n) },
+    }
+}
+
+/// Starts timing layer `layer` (0, 1, 2, ... per model) on `ctx`. The
+/// compiler emits this call before each layer's code only when a model is
+/// compiled with profiling (`grimc bench --per-layer`), and always from the
+/// thread that called the model's run function. A second begin without an
+/// end restarts the interval. Indices outside `0..=65535` and a null `ctx`
+/// are ignored.
+///
+/// # Safety
+/// `ctx` must be null or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn grim_profile_begin(ctx: *mut Context, layer: i64) {
+    // SAFETY: per the contract.
+    if let Some(c) = unsafe { ctx.as_ref() } {
+        let _ = catch_unwind(AssertUnwindSafe(|| c.profile_begin(layer)));
+    }
+}
+
+/// Stops timing layer `layer` on `ctx`, adding the time since the matching
+/// [`grim_profile_begin`] to the layer and counting one call. An end
+/// without an open begin, an index outside `0..=65535` and a null `ctx` are
+/// ignored.
+///
+/// # Safety
+/// `ctx` must be null or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn grim_profile_end(ctx: *mut Context, layer: i64) {
+    // SAFETY: per the contract.
+    if let Some(c) = unsafe { ctx.as_ref() } {
+        let _ = catch_unwind(AssertUnwindSafe(|| c.profile_end(layer)));
+    }
+}
+
+/// Number of layer slots recorded since creation or the last
+/// [`grim_profile_reset`]: the highest index passed to
+/// [`grim_profile_begin`] plus one; 0 if none, or for a null `ctx`.
+///
+/// # Safety
+/// `ctx` must be null or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn grim_profile_layers(ctx: *const Context) -> i64 {
+    // SAFETY: per the contract.
+    let Some(c) = (unsafe { ctx.as_ref() }) else {
+        return 0;
+    };
+    catch_unwind(AssertUnwindSafe(|| c.profile().layers()))
+        .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Accumulated nanoseconds of the completed begin/end intervals of
+/// `layer`; 0 for a layer never completed, an out-of-range index or a null
+/// `ctx`.
+///
+/// # Safety
+/// `ctx` must be null or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn grim_profile_ns(ctx: *const Context, layer: i64) -> u64 {
+    // SAFETY: per the contract.
+    let Some(c) = (unsafe { ctx.as_ref() }) else {
+        return 0;
+    };
+    catch_unwind(AssertUnwindSafe(|| c.profile().ns(layer))).unwrap_or(0)
+}
+
+/// Number of completed begin/end pairs of `layer`; 0 for an out-of-range
+/// index or a null `ctx`.
+///
+/// # Safety
+/// `ctx` must be null or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn grim_profile_calls(ctx: *const Context, layer: i64) -> u64 {
+    // SAFETY: per the contract.
+    let Some(c) = (unsafe { ctx.as_ref() }) else {
+        return 0;
+    };
+    catch_unwind(AssertUnwindSafe(|| c.profile().calls(layer))).unwrap_or(0)
+}
+
+/// Forgets everything recorded on `ctx` (open intervals included), e.g.
+/// to leave a warm-up run out of a benchmark. Null is a no-op.
+///
+/// # Safety
+/// `ctx` must be null or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn grim_profile_reset(ctx: *mut Context) {
+    // SAFETY: per the contract.
+    if let Some(c) = unsafe { ctx.as_ref() } {
+        let _ = catch_unwind(AssertUnwindSafe(|| c.profile().reset()));
     }
 }
 

@@ -428,3 +428,159 @@ fn report_empty_parallel_for_overhead() {
         }
     }
 }
+
+fn layers(ctx: &Ctx) -> i64 {
+    unsafe { grim_profile_layers(ctx.0) }
+}
+
+fn ns(ctx: &Ctx, layer: i64) -> u64 {
+    unsafe { grim_profile_ns(ctx.0, layer) }
+}
+
+fn calls(ctx: &Ctx, layer: i64) -> u64 {
+    unsafe { grim_profile_calls(ctx.0, layer) }
+}
+
+/// Runs `begin; sleep(ms); end` on `layer`, the way a profiled model wraps
+/// a layer's code.
+fn timed_layer(ctx: &Ctx, layer: i64, ms: u64) {
+    unsafe { grim_profile_begin(ctx.0, layer) };
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    unsafe { grim_profile_end(ctx.0, layer) };
+}
+
+#[test]
+fn profile_begin_end_accumulates() {
+    let ctx = Ctx::new(1);
+    assert_eq!(layers(&ctx), 0, "a fresh context has no layers");
+    timed_layer(&ctx, 0, 2);
+    assert_eq!(layers(&ctx), 1);
+    assert_eq!(calls(&ctx, 0), 1);
+    let first = ns(&ctx, 0);
+    assert!(first >= 1_000_000, "2 ms sleep recorded as {first} ns");
+
+    timed_layer(&ctx, 0, 2);
+    assert_eq!(calls(&ctx, 0), 2);
+    let second = ns(&ctx, 0);
+    assert!(
+        second >= first + 1_000_000,
+        "second interval not added: {first} ns then {second} ns"
+    );
+}
+
+#[test]
+fn profile_layers_are_independent() {
+    let ctx = Ctx::new(1);
+    timed_layer(&ctx, 0, 2);
+    // Index 2 skips 1: the table covers it, but nothing is recorded there.
+    timed_layer(&ctx, 2, 2);
+    timed_layer(&ctx, 2, 2);
+    assert_eq!(layers(&ctx), 3);
+    assert_eq!((calls(&ctx, 0), calls(&ctx, 1), calls(&ctx, 2)), (1, 0, 2));
+    assert_eq!(ns(&ctx, 1), 0);
+    assert!(ns(&ctx, 0) >= 1_000_000 && ns(&ctx, 2) >= 2_000_000);
+
+    // An interval open on one layer is not closed by another layer's end.
+    unsafe {
+        grim_profile_begin(ctx.0, 1);
+        grim_profile_end(ctx.0, 0);
+    }
+    assert_eq!(calls(&ctx, 0), 1, "layer 0 had no open interval");
+    assert_eq!(calls(&ctx, 1), 0, "layer 1 is still open");
+    unsafe { grim_profile_end(ctx.0, 1) };
+    assert_eq!(calls(&ctx, 1), 1);
+}
+
+#[test]
+fn profile_reset_clears_everything() {
+    let ctx = Ctx::new(1);
+    timed_layer(&ctx, 0, 1);
+    timed_layer(&ctx, 4, 1);
+    unsafe { grim_profile_begin(ctx.0, 1) };
+    unsafe { grim_profile_reset(ctx.0) };
+    assert_eq!(layers(&ctx), 0);
+    for layer in 0..5 {
+        assert_eq!(
+            (ns(&ctx, layer), calls(&ctx, layer)),
+            (0, 0),
+            "layer {layer}"
+        );
+    }
+    // The interval opened before the reset is gone too.
+    unsafe { grim_profile_end(ctx.0, 1) };
+    assert_eq!(layers(&ctx), 0);
+    assert_eq!(calls(&ctx, 1), 0);
+
+    // Recording works again after a reset.
+    timed_layer(&ctx, 0, 2);
+    assert_eq!((layers(&ctx), calls(&ctx, 0)), (1, 1));
+    assert!(ns(&ctx, 0) >= 1_000_000);
+}
+
+#[test]
+fn profile_ignores_out_of_range_and_null() {
+    let ctx = Ctx::new(1);
+    for layer in [-1i64, -65536, i64::MIN, 65536, 1 << 40, i64::MAX] {
+        timed_layer(&ctx, layer, 0);
+        assert_eq!(layers(&ctx), 0, "layer {layer} must be ignored");
+        assert_eq!(
+            (ns(&ctx, layer), calls(&ctx, layer)),
+            (0, 0),
+            "layer {layer}"
+        );
+    }
+    // The top of the range is still recorded.
+    timed_layer(&ctx, 65535, 0);
+    assert_eq!(layers(&ctx), 65536);
+    assert_eq!(calls(&ctx, 65535), 1);
+    assert_eq!(calls(&ctx, 65536), 0);
+
+    let null = std::ptr::null_mut();
+    unsafe {
+        grim_profile_begin(null, 0);
+        grim_profile_end(null, 0);
+        grim_profile_reset(null);
+        assert_eq!(grim_profile_layers(null), 0);
+        assert_eq!(grim_profile_ns(null, 0), 0);
+        assert_eq!(grim_profile_calls(null, 0), 0);
+    }
+}
+
+#[test]
+fn profile_end_without_begin_does_not_count() {
+    let ctx = Ctx::new(1);
+    unsafe { grim_profile_end(ctx.0, 0) };
+    assert_eq!(layers(&ctx), 0, "an end alone must not create a slot");
+    assert_eq!(calls(&ctx, 0), 0);
+
+    timed_layer(&ctx, 0, 1);
+    let recorded = ns(&ctx, 0);
+    // The interval is closed; a second end must not count or add time.
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    unsafe { grim_profile_end(ctx.0, 0) };
+    assert_eq!(calls(&ctx, 0), 1);
+    assert_eq!(ns(&ctx, 0), recorded);
+}
+
+/// Uses chosen instants, so the arithmetic is checked exactly.
+#[test]
+fn profile_second_begin_restarts_the_interval() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+    let mut p = Profile::new();
+    p.begin(3, ms(0));
+    p.begin(3, ms(10));
+    p.end(3, ms(13));
+    assert_eq!((p.ns(3), p.calls(3)), (3_000_000, 1));
+
+    p.begin(3, ms(20));
+    p.end(3, ms(25));
+    assert_eq!((p.ns(3), p.calls(3)), (8_000_000, 2));
+
+    // An end reported before its begin counts as a call of no duration
+    // rather than wrapping around.
+    p.begin(3, ms(30));
+    p.end(3, ms(29));
+    assert_eq!((p.ns(3), p.calls(3)), (8_000_000, 3));
+    assert_eq!(p.layers(), 4);
+}

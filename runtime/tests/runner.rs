@@ -23,6 +23,9 @@ const TMP_DIR: &str = env!("CARGO_TARGET_TMPDIR");
 
 /// The fake model: out0 = 2 * in0 (via grim_parallel_for), out1 = sum(in1).
 /// It also exercises the scratch arena and fails on demand (`FAKE_FAIL`).
+/// With `FAKE_PROFILE` set it behaves like a model compiled with per-layer
+/// profiling whose layers are 0 and 2 (index 1 is never begun, so the
+/// runner must skip it).
 const FAKE_MODEL_C: &str = r#"
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,9 +53,14 @@ int32_t grim_model_run(grim_context* ctx, const float* const* inputs, float* con
   if (grim_context_threads(ctx) < 1) return 7;
   float* s = (float*)grim_context_scratch(ctx, N * sizeof(float));
   if (!s || ((uintptr_t)s & 63) != 0) return 8;
+  int profile = getenv("FAKE_PROFILE") != NULL;
   struct args a = { inputs[0], outputs[0], s };
+  if (profile) grim_profile_begin(ctx, 0);
   grim_parallel_for(ctx, N, 16, body, &a);
+  if (profile) grim_profile_end(ctx, 0);
+  if (profile) grim_profile_begin(ctx, 2);
   outputs[1][0] = inputs[1][0] + inputs[1][1] + inputs[1][2];
+  if (profile) grim_profile_end(ctx, 2);
   return 0;
 }
 "#;
@@ -352,6 +360,54 @@ fn repeat_case(tc: &'static Toolchain, name: &str) {
     check_outputs(&c);
 }
 
+/// `--repeat` on a profiled model: one `layer_ms` line per layer that ran,
+/// counting only the timed runs (the warm-up is reset away).
+fn profile_case(tc: &'static Toolchain, name: &str) {
+    let c = make_case(name);
+    let o = run_runner(
+        tc,
+        &[
+            "--repeat",
+            "4",
+            "--threads",
+            "2",
+            s(&c.in0),
+            s(&c.in1),
+            "--",
+            s(&c.out0),
+            s(&c.out1),
+        ],
+        &[("FAKE_PROFILE", "1")],
+    );
+    assert!(o.status.success(), "runner failed:\n{}", show(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "timing + 2 layer lines expected:\n{}",
+        show(&o)
+    );
+    assert!(lines[0].starts_with("timing_ms: "), "{}", show(&o));
+    for (line, index) in lines[1..].iter().zip(["0", "2"]) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 4, "bad layer line: {line}");
+        assert_eq!(fields[0], "layer_ms:", "bad layer line: {line}");
+        assert_eq!(
+            fields[1],
+            format!("index={index}"),
+            "bad layer line: {line}"
+        );
+        let total: f64 = fields[2]
+            .strip_prefix("total=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("bad total in {line}"));
+        assert!(total >= 0.0, "negative total in {line}");
+        assert_eq!(fields[3], "calls=4", "warm-up must not count: {line}");
+    }
+    check_outputs(&c);
+}
+
 fn error_cases(tc: &'static Toolchain, name: &str) {
     let c = make_case(name);
     // Input 1 must hold 3 f32 (12 bytes); give it 2.
@@ -450,6 +506,11 @@ fn host_runner_repeat_prints_timing() {
 }
 
 #[test]
+fn host_runner_repeat_prints_layer_times() {
+    profile_case(&HOST, "host-profile");
+}
+
+#[test]
 fn host_runner_errors_exit_2() {
     error_cases(&HOST, "host-errors");
 }
@@ -459,5 +520,6 @@ fn host_runner_errors_exit_2() {
 fn aarch64_runner_under_qemu() {
     success_case(&AARCH64, "a64-ok-4", "4");
     repeat_case(&AARCH64, "a64-repeat");
+    profile_case(&AARCH64, "a64-profile");
     error_cases(&AARCH64, "a64-errors");
 }

@@ -54,7 +54,7 @@ const IMPLS: &[(&str, &str)] = &[
     ("grim-bcr", "grim BCR"),
     (
         "grim-dense",
-        "grim dense (BCR packing at fill 1.0; no dense kernel yet)",
+        "grim dense (dense kernel: row panels, packed activations)",
     ),
     ("numpy-openblas", "numpy/OpenBLAS sgemm (dense)"),
     ("onnxruntime", "onnxruntime MatMul (dense)"),

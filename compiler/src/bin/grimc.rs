@@ -110,6 +110,10 @@ enum Command {
         /// Print one JSON object instead of a line.
         #[arg(long)]
         json: bool,
+        /// Also time every layer (compiles with profiling calls around each
+        /// layer; their cost is a clock read per layer boundary).
+        #[arg(long)]
+        per_layer: bool,
     },
     /// Write the built-in BCR-pruned example MLP as ONNX (no download).
     Example {
@@ -133,6 +137,32 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     options.lr = model.lr.clone();
     options.reorder = !model.no_reorder;
     Ok(options)
+}
+
+/// Per-layer mean milliseconds per run, from the runner's `layer_ms:` lines
+/// (totals over `runs` timed runs), named by the compiled model's layer list.
+fn layer_times(stdout: &str, names: &[String], runs: usize) -> Result<Vec<(String, f64)>> {
+    let mut times = vec![0.0; names.len()];
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("layer_ms: ")) {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        };
+        let index: usize = field("index")
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("malformed profile line: {line}"))?;
+        let total: f64 = field("total")
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("malformed profile line: {line}"))?;
+        let slot = times.get_mut(index).with_context(|| {
+            format!(
+                "the runner timed layer {index}, the model has {}",
+                names.len()
+            )
+        })?;
+        *slot = total / runs as f64;
+    }
+    Ok(names.iter().cloned().zip(times).collect())
 }
 
 /// Links the compiled model with the runner and the runtime in a temporary
@@ -372,11 +402,13 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             runs,
             json,
+            per_layer,
         } => {
             if runs < 1 {
                 bail!("--runs must be at least 1");
             }
-            let options = options(&model, "host")?;
+            let mut options = options(&model, "host")?;
+            options.profile = per_layer;
             let compiled = driver::compile(&options, true, true)?;
             let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
             // The runner warms up once, then times R runs; it prints timing for R > 1 only.
@@ -392,20 +424,53 @@ fn run(cli: Cli) -> Result<()> {
                     .and_then(|v| v.parse().ok())
                     .with_context(|| format!("timing line without {name}: {timing}"))
             };
-            let (median, min, max) = (field("median")?, field("min")?, field("max")?);
+            let (median, min, max, mean) = (
+                field("median")?,
+                field("min")?,
+                field("max")?,
+                field("mean")?,
+            );
+            let layers = if per_layer {
+                layer_times(&stdout, &compiled.interface.layers, runs.max(2))?
+            } else {
+                Vec::new()
+            };
             if json {
-                let value = serde_json::json!({
+                let mut value = serde_json::json!({
                     "model": model.model.display().to_string(),
-                    "median_ms": median, "min_ms": min, "max_ms": max,
+                    "median_ms": median, "min_ms": min, "max_ms": max, "mean_ms": mean,
                     "runs": runs.max(2), "threads": threads,
                     "target": compiled.target.triple, "cpu": compiled.target.cpu, "isa": compiled.target.isa,
                 });
+                if per_layer {
+                    value["layers"] = serde_json::json!(layers
+                        .iter()
+                        .map(|(name, mean)| serde_json::json!({"name": name, "mean_ms": mean}))
+                        .collect::<Vec<_>>());
+                }
                 println!("{value}");
             } else {
                 println!(
                     "{}: median {median:.4} ms, min {min:.4} ms, max {max:.4} ms over {} runs, {threads} thread(s), {} ({}, {})",
                     model.model.display(), runs.max(2), compiled.target.triple, compiled.target.cpu, compiled.target.isa
                 );
+                if per_layer {
+                    let total: f64 = layers.iter().map(|(_, mean)| mean).sum();
+                    let width = layers
+                        .iter()
+                        .map(|(name, _)| name.len())
+                        .max()
+                        .unwrap_or(5)
+                        .max(5);
+                    println!("{:<width$} {:>10} {:>7}", "layer", "mean ms", "share");
+                    for (name, mean) in &layers {
+                        println!(
+                            "{name:<width$} {mean:>10.4} {:>6.1}%",
+                            100.0 * mean / total.max(f64::MIN_POSITIVE)
+                        );
+                    }
+                    println!("{:<width$} {total:>10.4} (of a mean run of {mean:.4} ms; the rest is the entry and copies)", "layers");
+                }
             }
             Ok(())
         }

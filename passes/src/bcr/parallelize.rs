@@ -136,29 +136,9 @@ fn parallel_for_type(context: &Context) -> (Type<'_>, Type<'_>) {
     (body, runtime)
 }
 
-fn declare_runtime(context: &Context, module: &Module) {
-    let exists = crate::lower::grim_to_bcr::top_level_ops(module)
-        .iter()
-        .any(|op| {
-            grim_dialects::attr::string(op, "sym_name").is_some_and(|s| s == RUNTIME_PARALLEL_FOR)
-        });
-    if exists {
-        return;
-    }
-    let location = melior::ir::Location::unknown(context);
+fn declare_runtime<'c>(context: &'c Context, module: &Module<'c>) {
     let (_, runtime) = parallel_for_type(context);
-    let declaration = melior::dialect::func::func(
-        context,
-        StringAttribute::new(context, RUNTIME_PARALLEL_FOR),
-        TypeAttribute::new(runtime),
-        Region::new(),
-        &[(
-            Identifier::new(context, "sym_visibility"),
-            StringAttribute::new(context, "private").into(),
-        )],
-        location,
-    );
-    module.body().insert_operation(0, declaration);
+    crate::declare_external(context, module, RUNTIME_PARALLEL_FOR, runtime);
 }
 
 impl BcrParallelize {

@@ -37,7 +37,15 @@
 //! lanes. A gemm with `kernel = "dense"` (a layer that stays dense) becomes
 //! `bcr.gemm` on a `bcr.dense` weight in row panels instead of a BCR product.
 //!
-//! Options: `block=RxC` (default 8x16), `order=natural|grouped` (default natural).
+//! With `profile=1` the code of every layer (gemm, add, relu, transpose
+//! that is not cancelled) is bracketed by `func.call @grim_profile_begin(%ctx,
+//! %id)` / `@grim_profile_end` (runtime functions that accumulate wall time
+//! per id), and the function gets `grim.layers = [...]`, the layers' names
+//! by id (ONNX node names where the location has one): what
+//! `grimc bench --per-layer` reports.
+//!
+//! Options: `block=RxC` (default 8x16), `order=natural|grouped` (default
+//! natural), `profile=0|1` (default 0).
 
 use crate::{
     builder::{erase, erase_op, Builder, V},
@@ -74,11 +82,22 @@ pub const ALIGN: i64 = 64;
 pub struct LowerGrimToBcr {
     block: (i64, i64),
     order: String,
+    profile: bool,
 }
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["block", "order"])?;
+    options.check_known(FLAG, &["block", "order", "profile"])?;
+    let profile = match options.int(FLAG, "profile", 0)? {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(PassError::Option {
+                pass: FLAG.into(),
+                message: format!("profile must be 0 or 1, got {other}"),
+            })
+        }
+    };
     let block = match options.string("block") {
         None => (8, 16),
         Some(text) => parse_block(text).ok_or_else(|| PassError::Option {
@@ -96,7 +115,11 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
             message: format!("order must be natural or grouped, got '{order}'"),
         });
     }
-    Ok(Box::new(LowerGrimToBcr { block, order }))
+    Ok(Box::new(LowerGrimToBcr {
+        block,
+        order,
+        profile,
+    }))
 }
 
 /// A gemm's activations: `[N, K]` as the graph holds them, or already `[K, N]`
@@ -186,6 +209,15 @@ impl Pass for LowerGrimToBcr {
             };
             lowering.function(module, function)?;
             next_slot = lowering.next_slot;
+        }
+        if self.profile {
+            let pointer = Type::parse(context, "!llvm.ptr")
+                .ok_or_else(|| PassError::Unsupported("cannot make !llvm.ptr".into()))?;
+            let i64_type: Type = IntegerType::new(context, 64).into();
+            let ty: Type = FunctionType::new(context, &[pointer, i64_type], &[]).into();
+            for name in [PROFILE_BEGIN, PROFILE_END] {
+                crate::declare_external(context, module, name, ty);
+            }
         }
         Ok(())
     }
@@ -385,10 +417,24 @@ impl<'c> Lowering<'c, '_> {
         }
 
         let mut next = body.first_operation();
+        let mut layers: Vec<String> = Vec::new();
+        let mut open_layer: Option<(OperationRef<'c, 'c>, i64)> = None;
         while let Some(op) = next {
+            // Profiling: the previous layer's begin call is kept (and its end
+            // call added) only if the layer emitted code after it.
+            if let Some((begin, id)) = open_layer.take() {
+                close_layer(&b, begin, id, argument(0), &mut layers);
+            }
             next = op.next_in_block();
             let b = b.with_location(op.location());
             let op_name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+            if self.pass.profile
+                && [grim::GEMM, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&op_name.as_str())
+            {
+                let id = layers.len() as i64;
+                layers.push(layer_name(&op, &op_name, layers.len()));
+                open_layer = Some((profile_call(&b, PROFILE_BEGIN, argument(0), id), id));
+            }
             match op_name.as_str() {
                 grim::WEIGHT => {
                     let weight = grim::weight_name(&op).ok_or_else(|| op_error(&op, "has no name"))?;
@@ -459,6 +505,9 @@ impl<'c> Lowering<'c, '_> {
                 _ => return Err(op_error(&op, format!("is not supported by {FLAG} (supported: grim.weight, grim.constant, grim.gemm, grim.add, grim.relu, grim.reshape, grim.transpose)"))),
             }
         }
+        if let Some((begin, id)) = open_layer.take() {
+            close_layer(&b, begin, id, argument(0), &mut layers);
+        }
         b.insert(melior::dialect::func::r#return(&[], location));
 
         let region = Region::new();
@@ -466,7 +515,7 @@ impl<'c> Lowering<'c, '_> {
         let function_type = FunctionType::new(context, &arguments, &[]);
         let i64_type: Type = IntegerType::new(context, 64).into();
         let int = |v: i64| -> Attribute<'c> { IntegerAttribute::new(i64_type, v).into() };
-        let attributes = [
+        let mut attributes = vec![
             (
                 Identifier::new(context, "llvm.emit_c_interface"),
                 Attribute::unit(context),
@@ -488,6 +537,16 @@ impl<'c> Lowering<'c, '_> {
                 int(output_shapes.len() as i64),
             ),
         ];
+        if self.pass.profile {
+            let names: Vec<Attribute<'c>> = layers
+                .iter()
+                .map(|l| StringAttribute::new(context, l).into())
+                .collect();
+            attributes.push((
+                Identifier::new(context, LAYERS_ATTR),
+                melior::ir::attribute::ArrayAttribute::new(context, &names).into(),
+            ));
+        }
         let new_function = melior::dialect::func::func(
             context,
             StringAttribute::new(context, &name),
@@ -926,6 +985,66 @@ impl<'c> Lowering<'c, '_> {
         });
         self.define(&op, output)
     }
+}
+
+/// Runtime function called before a layer's code when profiling.
+pub const PROFILE_BEGIN: &str = "grim_profile_begin";
+/// Runtime function called after a layer's code when profiling.
+pub const PROFILE_END: &str = "grim_profile_end";
+/// Function attribute (with `profile=1`): the profiled layers' names, by id.
+pub const LAYERS_ATTR: &str = "grim.layers";
+
+/// A layer's name for profiles: the op's name location (the ONNX node
+/// name), else `<op>#<index>`.
+fn layer_name(op: &OperationRef, op_name: &str, index: usize) -> String {
+    let location = op.location();
+    if location.is_name() {
+        if let Ok(name) = location.name_value().as_string_ref().as_str() {
+            if !name.is_empty() {
+                return name.to_string();
+            }
+        }
+    }
+    format!("{}#{index}", op_name.trim_start_matches("grim."))
+}
+
+/// `func.call @<callee>(%ctx, %id)`; returns the call.
+fn profile_call<'c>(b: &Builder<'c>, callee: &str, ctx: V<'c>, id: i64) -> OperationRef<'c, 'c> {
+    let id = b.int(id, 64);
+    let callee = melior::ir::attribute::FlatSymbolRefAttribute::new(b.context, callee);
+    b.insert(melior::dialect::func::call(
+        b.context,
+        callee,
+        &[ctx, id],
+        &[],
+        b.location,
+    ))
+}
+
+/// Ends the profiled layer `id` opened by `begin`: an end call after its
+/// code, or, when it emitted no code (a cancelled transpose), no layer.
+fn close_layer<'c>(
+    b: &Builder<'c>,
+    begin: OperationRef<'c, 'c>,
+    id: i64,
+    ctx: V<'c>,
+    layers: &mut Vec<String>,
+) {
+    if begin.next_in_block().is_none() {
+        // The id constant before the call goes too: nothing else uses it.
+        let constant = begin
+            .operand(1)
+            .ok()
+            .filter(|v| v.is_operation_result())
+            .map(|v| unsafe { OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw())) });
+        erase_op(begin);
+        if let Some(constant) = constant {
+            erase_op(constant);
+        }
+        layers.pop();
+        return;
+    }
+    profile_call(b, PROFILE_END, ctx, id);
 }
 
 /// The weight name of a `grim.constant`: its `name` attribute, else
