@@ -31,7 +31,7 @@ func.func @activation_weight(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor
 // UNKNOWN: 'no-such-pass' does not refer to a registered pass or pass pipeline
 
 // Checks that an unknown option is refused, naming the option and the known ones.
-// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, order)
+// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, order, profile)
 
 // Checks that a bad option value is refused, naming the option.
 // VALUE: error: pass 'bcr-vectorize': vector-width must be 1, 2, 4, 8 or 16, got 3
