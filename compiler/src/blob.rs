@@ -162,14 +162,10 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 if grim_dialects::attr::string(&op, bcr::LAYOUT_ATTR).as_deref()
                     == Some(bcr::LAYOUT_ROW_PANELS)
                 {
-                    let [rows, cols] = match weight.shape[..] {
-                        [rows, cols] if slot >= 0 => [rows, cols],
-                        _ => {
-                            return Err(CompileError::Internal(format!(
-                            "weight '{weight_name}' of shape {:?} is not a matrix for row panels",
-                            weight.shape
-                        )))
-                        }
+                    // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
+                    let (rows, cols) = match weight.shape.split_first() {
+                        Some((&rows, rest)) if slot >= 0 && !rest.is_empty() => (rows, rest.iter().product::<usize>()),
+                        _ => return Err(CompileError::Internal(format!("weight '{weight_name}' of shape {:?} is not a matrix for row panels", weight.shape))),
                     };
                     let panel_rows = bcr::panel_rows(&op) as usize;
                     let panels = grim_model::row_panels(&weight.data, rows, cols, panel_rows)?;

@@ -176,7 +176,7 @@ fn apply_lr<'c>(
 ) -> Result<(), CompileError> {
     let mut gemms = Vec::new();
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        if op.name().as_string_ref().as_str() == Ok(grim::GEMM) {
+        if [Ok(grim::GEMM), Ok(grim::CONV2D)].contains(&op.name().as_string_ref().as_str()) {
             gemms.push(op.to_raw());
         }
         WalkResult::Advance
@@ -298,9 +298,8 @@ fn choose_kernels<'c>(
 ) -> Result<(), CompileError> {
     let mut gemms = Vec::new();
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        if op.name().as_string_ref().as_str() == Ok(grim::GEMM)
-            && !op.has_attribute(grim::KERNEL_ATTR)
-        {
+        let product = [Ok(grim::GEMM), Ok(grim::CONV2D)].contains(&op.name().as_string_ref().as_str());
+        if product && !op.has_attribute(grim::KERNEL_ATTR) {
             gemms.push(op.to_raw());
         }
         WalkResult::Advance
@@ -320,9 +319,11 @@ fn choose_kernels<'c>(
         let Some(tensor) = weight.and_then(|name| weights.get(&name)) else {
             continue;
         };
-        let [rows, cols] = tensor.shape[..] else {
+        // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
+        let Some((&rows, rest)) = tensor.shape.split_first() else {
             continue;
         };
+        let cols: usize = rest.iter().product();
         let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(block.0);
         let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(block.1);
         let block = grim_model::BlockSize::new(block_rows as usize, block_cols as usize)?;

@@ -259,6 +259,30 @@ pub fn from_graph<'c>(
                 }
                 unsafe { Value::from_raw(out.to_raw()) }
             }
+            Op::Conv { strides, pads, dilations } => {
+                // The weight (and bias) must be constants; the loader checked the shapes.
+                for (index, what) in [(1, "W"), (2, "B")] {
+                    if let Some(name) = node.inputs.get(index).filter(|n| !n.is_empty()) {
+                        if !weights.contains_key(name) {
+                            return Err(unsupported(&label, op_type, format!("input {what} '{name}' must be a constant initializer")));
+                        }
+                    }
+                }
+                let x = operand(&node.inputs[0], &block, &mut values, &weights)?;
+                let w = operand(&node.inputs[1], &block, &mut values, &weights)?;
+                let bias = match node.inputs.get(2).filter(|n| !n.is_empty()) {
+                    Some(name) => Some(operand(name, &block, &mut values, &weights)?),
+                    None => None,
+                };
+                let attrs = grim::ConvAttrs {
+                    strides: [strides[0] as i64, strides[1] as i64],
+                    pads: [pads[0] as i64, pads[1] as i64, pads[2] as i64, pads[3] as i64],
+                    dilations: [dilations[0] as i64, dilations[1] as i64],
+                };
+                let conv = block.append_operation(grim::conv2d(context, x, w, bias, &attrs, result_type, location));
+                let out: Value = conv.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                unsafe { Value::from_raw(out.to_raw()) }
+            }
             Op::MatMul => {
                 let b_name = &node.inputs[1];
                 let b = weights.get(b_name).ok_or_else(|| unsupported(&label, op_type, format!("input B '{b_name}' must be a constant initializer (products of two activations are not supported)")))?;

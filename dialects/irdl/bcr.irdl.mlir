@@ -63,10 +63,22 @@ irdl.dialect @bcr {
   }
   // C[M,N] += W[M,K] * X[K,N], or c[M] += W[M,K] * x[K] when the input is a
   // vector: a layer that stays dense. W is a `bcr.dense` in row panels.
+  // With an `im2col` attribute (as on bcr.im2col) the input is an image
+  // X[C, H, W] read through its im2col view (implicit im2col).
   irdl.operation @gemm {
     %w = irdl.base "!builtin.memref"
     %x = irdl.base "!builtin.memref"
     %c = irdl.base "!builtin.memref"
     irdl.operands(weights: %w, input: %x, output: %c)
+  }
+  // im2col of one image: Out[K, Ho*Wo] = the patches of X[C, H, W] that a
+  // convolution multiplies (K = C*kh*kw, zeros where a patch reaches into
+  // the padding). `im2col = array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>`.
+  irdl.operation @im2col {
+    %x = irdl.base "!builtin.memref"
+    %out = irdl.base "!builtin.memref"
+    %geometry = irdl.base "#builtin.dense_array"
+    irdl.operands(input: %x, output: %out)
+    irdl.attributes { "im2col" = %geometry }
   }
 }

@@ -27,6 +27,22 @@ irdl.dialect @grim {
     irdl.operands(input: %a, weight: %w, bias: optional %bias)
     irdl.results(result: %result)
   }
+  // 2-D convolution, NCHW: Y[N,M,Ho,Wo] = conv(X[N,C,H,W], W[M,C,kh,kw]) (+ bias[M]),
+  // group 1. `strides` [sh, sw], `pads` [top, left, bottom, right] and
+  // `dilations` [dh, dw] are `array<i64: ...>` attributes, as in ONNX Conv.
+  irdl.operation @conv2d {
+    %x = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %bias = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    // One constraint value per attribute: IRDL unifies a value used twice.
+    %strides = irdl.base "#builtin.dense_array"
+    %pads = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    irdl.operands(input: %x, weight: %w, bias: optional %bias)
+    irdl.results(result: %result)
+    irdl.attributes { "strides" = %strides, "pads" = %pads, "dilations" = %dilations }
+  }
   // Elementwise sum with numpy broadcasting.
   irdl.operation @add {
     %a = irdl.base "!builtin.tensor"

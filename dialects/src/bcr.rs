@@ -10,6 +10,7 @@
 //! attributes or ops.
 
 use crate::{attr, shape};
+use melior::ir::attribute::AttributeLike;
 use melior::{
     ir::{
         attribute::{IntegerAttribute, StringAttribute},
@@ -31,6 +32,11 @@ pub const SPMM: &str = "bcr.spmm";
 pub const SPMV: &str = "bcr.spmv";
 /// `bcr.gemm` — dense `C[M,N] += W[M,K] * X[K,N]` (or `c[M] += W x`).
 pub const GEMM: &str = "bcr.gemm";
+/// `bcr.im2col` — the patch matrix of one image, for a convolution's GEMM view.
+pub const IM2COL: &str = "bcr.im2col";
+/// Attribute of `bcr.im2col` and of a `bcr.gemm` that reads an image:
+/// `array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>`.
+pub const IM2COL_ATTR: &str = "im2col";
 
 /// Number of blob slots a `bcr.packed` occupies (one per BCRC array).
 pub const PACKED_SLOTS: i64 = 4;
@@ -264,6 +270,76 @@ pub fn defining_dense<'c, 'a>(value: Value<'c, 'a>) -> Option<melior::ir::Operat
 /// Rows per panel of a `bcr.dense` in row panels (1 when not set yet).
 pub fn panel_rows<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> i64 {
     attr::int(op, PANEL_ROWS_ATTR).unwrap_or(1)
+}
+
+/// A convolution's patch geometry, as `bcr.im2col` and an implicit-im2col
+/// `bcr.gemm` carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Im2col {
+    /// Kernel height.
+    pub kh: i64,
+    /// Kernel width.
+    pub kw: i64,
+    /// Strides, pads and dilations.
+    pub conv: crate::grim::ConvAttrs,
+}
+
+impl Im2col {
+    /// The attribute value.
+    pub fn to_array(&self) -> [i64; 10] {
+        let c = &self.conv;
+        [self.kh, self.kw, c.strides[0], c.strides[1], c.pads[0], c.pads[1], c.pads[2], c.pads[3], c.dilations[0], c.dilations[1]]
+    }
+
+    /// `(K, Ho, Wo)` for an image `[C, H, W]` (`None` if the kernel does not fit).
+    pub fn output(&self, image: &[i64]) -> Option<(i64, i64, i64)> {
+        let [c, h, w] = image[..] else { return None };
+        let (ho, wo) = self.conv.output(h, w, self.kh, self.kw)?;
+        Some((c * self.kh * self.kw, ho, wo))
+    }
+}
+
+/// `(name, array<i64: ...>)` of an [`Im2col`], to attach to an op.
+pub fn im2col_attr<'c>(context: &'c Context, geometry: &Im2col) -> (melior::ir::Identifier<'c>, melior::ir::Attribute<'c>) {
+    (melior::ir::Identifier::new(context, IM2COL_ATTR), melior::ir::attribute::DenseI64ArrayAttribute::new(context, &geometry.to_array()).into())
+}
+
+/// The im2col geometry on an op (`None` if absent or malformed).
+pub fn im2col_of<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Im2col> {
+    let attribute = op.attribute(IM2COL_ATTR).ok()?;
+    let raw = attribute.to_raw();
+    // SAFETY: read-only queries on a live attribute, checked to be a dense i64 array first.
+    let values: Vec<i64> = unsafe {
+        if !mlir_sys::mlirAttributeIsADenseI64Array(raw) {
+            return None;
+        }
+        (0..mlir_sys::mlirDenseArrayGetNumElements(raw)).map(|i| mlir_sys::mlirDenseI64ArrayGetElement(raw, i)).collect()
+    };
+    let [kh, kw, sh, sw, pt, pl, pb, pr, dh, dw] = values[..] else { return None };
+    Some(Im2col { kh, kw, conv: crate::grim::ConvAttrs { strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } })
+}
+
+/// Builds `bcr.im2col(x, out) {im2col}`.
+pub fn im2col<'c>(context: &'c Context, x: Value<'c, '_>, out: Value<'c, '_>, geometry: &Im2col, location: Location<'c>) -> Operation<'c> {
+    OperationBuilder::new(IM2COL, location)
+        .add_operands(&[x, out])
+        .add_attributes(&[im2col_attr(context, geometry)])
+        .build()
+        .expect("bcr.im2col matches its IRDL declaration")
+}
+
+/// Checks an im2col geometry against the image it reads and the `[K, N]`
+/// matrix it stands for.
+fn check_im2col(geometry: &Im2col, image: &[i64], k: i64, n: i64) -> Result<(), String> {
+    let c = &geometry.conv;
+    if geometry.kh < 1 || geometry.kw < 1 || c.strides.iter().chain(&c.dilations).any(|v| *v < 1) || c.pads.iter().any(|p| *p < 0) {
+        return Err(format!("im2col geometry must have kernel, strides and dilations >= 1 and pads >= 0, got {:?}", geometry.to_array()));
+    }
+    let (kk, ho, wo) = geometry.output(image).ok_or_else(|| format!("im2col needs an image [C, H, W] the {}x{} kernel fits, got {image:?}", geometry.kh, geometry.kw))?;
+    if (kk, ho * wo) != (k, n) {
+        return Err(format!("the im2col of {image:?} is [{kk}, {}], not [{k}, {n}]", ho * wo));
+    }
+    Ok(())
 }
 
 /// The four BCRC operands of a sparse product, in operand order.
@@ -518,10 +594,20 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let (Some(x), Some(c)) = (x, c) else {
                 return Err("input and output must be static f32 memrefs".into());
             };
-            let matrix = x.len() == 2 && c.len() == 2 && x[1] == c[1];
-            let vector = x.len() == 1 && c.len() == 1;
-            if !matrix && !vector {
-                return Err(format!("bcr.gemm needs input [K, N] and output [M, N], or [K] and [M], got {x:?} and {c:?}"));
+            if let Some(geometry) = im2col_of(op) {
+                if x.len() != 3 || c.len() != 2 {
+                    return Err(format!("bcr.gemm with im2col needs an image input [C, H, W] and output [M, Ho*Wo], got {x:?} and {c:?}"));
+                }
+                let k = geometry.output(&x).map_or(0, |(k, _, _)| k);
+                check_im2col(&geometry, &x, k, c[1])?;
+            } else if op.has_attribute(IM2COL_ATTR) {
+                return Err("im2col must be array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>".into());
+            } else {
+                let matrix = x.len() == 2 && c.len() == 2 && x[1] == c[1];
+                let vector = x.len() == 1 && c.len() == 1;
+                if !matrix && !vector {
+                    return Err(format!("bcr.gemm needs input [K, N] and output [M, N], or [K] and [M], got {x:?} and {c:?}"));
+                }
             }
             check_vector_width(product.vector_width)?;
             if !(1..=64).contains(&product.register_tile) || !(1..=8).contains(&product.vectors) {

@@ -2,8 +2,8 @@
 //! reference interpreter runs.
 //!
 //! It deliberately knows only f32 tensors with static shapes and the handful
-//! of ops an MLP needs, so every later stage can rely on those facts instead of
-//! re-checking them.
+//! of ops an MLP (plus plain 2-D convolution) needs, so every later stage can
+//! rely on those facts instead of re-checking them.
 
 use std::collections::BTreeMap;
 
@@ -54,6 +54,16 @@ pub enum Op {
         /// Target shape with ONNX's `0`/`-1` conventions.
         shape: Vec<i64>,
     },
+    /// 2-D convolution over NCHW input `[N, C, H, W]` with weight
+    /// `[M, C, kh, kw]` (group 1) and optional bias `[M]`: output `[N, M, Ho, Wo]`.
+    Conv {
+        /// `[stride_h, stride_w]`.
+        strides: [usize; 2],
+        /// `[top, left, bottom, right]` zero padding.
+        pads: [usize; 4],
+        /// `[dilation_h, dilation_w]`.
+        dilations: [usize; 2],
+    },
 }
 
 impl Op {
@@ -67,6 +77,7 @@ impl Op {
             Op::Transpose => "Transpose",
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
+            Op::Conv { .. } => "Conv",
         }
     }
 }
@@ -286,7 +297,122 @@ pub fn node_output_shape(
             expect_arity(label, node, 1, 1)?;
             reshape_shape(label, ins[0], shape)
         }
+        Op::Conv {
+            strides,
+            pads,
+            dilations,
+        } => {
+            expect_arity(label, node, 2, 3)?;
+            conv_shape(label, ins, *strides, *pads, *dilations)
+        }
     }
+}
+
+/// Output shape of a Conv with inputs `ins` (X, W and optionally B).
+fn conv_shape(
+    label: &str,
+    ins: &[&[usize]],
+    strides: [usize; 2],
+    pads: [usize; 4],
+    dilations: [usize; 2],
+) -> Result<Vec<usize>, ModelError> {
+    let (x, w) = (ins[0], ins[1]);
+    let (&[n, c, h, wi], &[m, wc, kh, kw]) = (x, w) else {
+        return Err(shape_err(
+            label,
+            format!("Conv needs a 4-D NCHW input X and a 4-D weight W, got X {x:?} and W {w:?}"),
+        ));
+    };
+    if wc != c {
+        return Err(shape_err(
+            label,
+            format!(
+                "Conv channels differ: X {x:?} has C={c} but W {w:?} has C={wc} \
+                 (only group = 1 is supported)"
+            ),
+        ));
+    }
+    if let Some(b) = ins.get(2) {
+        if *b != [m] {
+            return Err(shape_err(
+                label,
+                format!("Conv bias B {b:?} must be [M] = [{m}] for W {w:?}"),
+            ));
+        }
+    }
+    // A graph built in memory never went through the ONNX attribute checks,
+    // so the attributes are checked again here rather than trusted.
+    if strides.contains(&0) || dilations.contains(&0) {
+        return Err(shape_err(
+            label,
+            format!("Conv strides {strides:?} and dilations {dilations:?} must be >= 1"),
+        ));
+    }
+    let ho = conv_out_dim(
+        label,
+        "height",
+        h,
+        (pads[0], pads[2]),
+        kh,
+        strides[0],
+        dilations[0],
+    )?;
+    let wo = conv_out_dim(
+        label,
+        "width",
+        wi,
+        (pads[1], pads[3]),
+        kw,
+        strides[1],
+        dilations[1],
+    )?;
+    Ok(vec![n, m, ho, wo])
+}
+
+/// One spatial output size, `(in + pads - dilation*(k-1) - 1) / stride + 1`.
+///
+/// Checked arithmetic: the sizes come from untrusted files, and an overflow or
+/// a kernel that does not fit must be an error, never a panic or a wrapped
+/// size.
+fn conv_out_dim(
+    label: &str,
+    axis: &str,
+    input: usize,
+    (pad_begin, pad_end): (usize, usize),
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Result<usize, ModelError> {
+    let too_large = || {
+        shape_err(
+            label,
+            format!(
+                "Conv {axis}: input {input} with pads ({pad_begin}, {pad_end}), kernel {kernel} \
+                 and dilation {dilation} overflows"
+            ),
+        )
+    };
+    if kernel == 0 {
+        return Err(shape_err(label, format!("Conv kernel {axis} is 0")));
+    }
+    let padded = input
+        .checked_add(pad_begin)
+        .and_then(|v| v.checked_add(pad_end))
+        .ok_or_else(too_large)?;
+    let span = dilation
+        .checked_mul(kernel - 1)
+        .and_then(|v| v.checked_add(1))
+        .ok_or_else(too_large)?;
+    if span > padded {
+        return Err(shape_err(
+            label,
+            format!(
+                "Conv {axis}: the kernel spans {span} (kernel {kernel}, dilation {dilation}) but \
+                 the padded input is only {padded} (input {input}, pads ({pad_begin}, {pad_end}))"
+            ),
+        ));
+    }
+    Ok((padded - span) / stride + 1)
 }
 
 fn reshape_shape(label: &str, x: &[usize], shape: &[i64]) -> Result<Vec<usize>, ModelError> {
@@ -577,6 +703,199 @@ mod tests {
         );
         let e = bad.infer_shapes().unwrap_err().to_string();
         assert!(e.contains("8 elements") && e.contains("6"), "{e}");
+    }
+
+    fn conv(strides: [usize; 2], pads: [usize; 4], dilations: [usize; 2]) -> Op {
+        Op::Conv {
+            strides,
+            pads,
+            dilations,
+        }
+    }
+
+    /// Shapes of a one-Conv graph on input `x`, with initializers `w` and
+    /// (if given) `b`.
+    fn conv_shape_of(
+        op: Op,
+        x: &[usize],
+        w: &[usize],
+        b: Option<&[usize]>,
+    ) -> Result<Vec<usize>, ModelError> {
+        let mut inits = vec![("w", w.to_vec())];
+        let mut ins = vec!["x", "w"];
+        if let Some(b) = b {
+            inits.push(("b", b.to_vec()));
+            ins.push("b");
+        }
+        let mut g = graph(vec![node("c1", op, &ins, "y")], &inits);
+        g.inputs[0].shape = x.to_vec();
+        g.infer_shapes().map(|mut s| s.remove("y").unwrap())
+    }
+
+    #[test]
+    fn conv_shapes() {
+        let plain = conv([1, 1], [0; 4], [1, 1]);
+        // 3x3 kernel, no padding: 8x10 -> 6x8.
+        assert_eq!(
+            conv_shape_of(plain.clone(), &[2, 3, 8, 10], &[5, 3, 3, 3], Some(&[5])).unwrap(),
+            vec![2, 5, 6, 8]
+        );
+        // Kernel exactly the input size gives 1x1; bias is optional.
+        assert_eq!(
+            conv_shape_of(plain, &[1, 2, 4, 3], &[7, 2, 4, 3], None).unwrap(),
+            vec![1, 7, 1, 1]
+        );
+        // Stride 2 rounds down: (8-3)/2+1 = 3, (9-3)/2+1 = 4.
+        assert_eq!(
+            conv_shape_of(
+                conv([2, 2], [0; 4], [1, 1]),
+                &[1, 1, 8, 9],
+                &[1, 1, 3, 3],
+                None
+            )
+            .unwrap(),
+            vec![1, 1, 3, 4]
+        );
+        // Asymmetric pads [top, left, bottom, right]: H 5+1+2 = 8 -> 6, W 5+0+3 = 8 -> 6;
+        // with stride (2,3): (8-3)/2+1 = 3, (8-3)/3+1 = 2.
+        assert_eq!(
+            conv_shape_of(
+                conv([1, 1], [1, 0, 2, 3], [1, 1]),
+                &[1, 1, 5, 5],
+                &[1, 1, 3, 3],
+                None
+            )
+            .unwrap(),
+            vec![1, 1, 6, 6]
+        );
+        assert_eq!(
+            conv_shape_of(
+                conv([2, 3], [1, 0, 2, 3], [1, 1]),
+                &[1, 1, 5, 5],
+                &[1, 1, 3, 3],
+                None
+            )
+            .unwrap(),
+            vec![1, 1, 3, 2]
+        );
+        // Dilation (2,3) stretches a 3x2 kernel to span 5x4: 9x9 -> 5x6.
+        assert_eq!(
+            conv_shape_of(
+                conv([1, 1], [0; 4], [2, 3]),
+                &[1, 1, 9, 9],
+                &[1, 1, 3, 2],
+                None
+            )
+            .unwrap(),
+            vec![1, 1, 5, 6]
+        );
+        // Everything at once: H (10+1+1-2*2-1)/3+1 = 3, W (7+2+0-1*3-1)/2+1 = 3.
+        assert_eq!(
+            conv_shape_of(
+                conv([3, 2], [1, 2, 1, 0], [2, 1]),
+                &[4, 2, 10, 7],
+                &[6, 2, 3, 4],
+                Some(&[6])
+            )
+            .unwrap(),
+            vec![4, 6, 3, 3]
+        );
+    }
+
+    #[test]
+    fn conv_shape_errors_name_the_node() {
+        let plain = conv([1, 1], [0; 4], [1, 1]);
+        let err = |op: Op, x: &[usize], w: &[usize], b: Option<&[usize]>| {
+            let e = conv_shape_of(op, x, w, b).unwrap_err();
+            assert!(matches!(e, ModelError::Shape { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.contains("'c1'"), "{e}");
+            e
+        };
+        let e = err(plain.clone(), &[3, 8, 8], &[1, 3, 3, 3], None);
+        assert!(e.contains("4-D") && e.contains("[3, 8, 8]"), "{e}");
+        let e = err(plain.clone(), &[1, 3, 8, 8], &[1, 3, 3], None);
+        assert!(e.contains("4-D") && e.contains("[1, 3, 3]"), "{e}");
+        let e = err(plain.clone(), &[1, 3, 8, 8], &[4, 2, 3, 3], None);
+        assert!(e.contains("C=3") && e.contains("C=2"), "{e}");
+        let e = err(plain.clone(), &[1, 3, 8, 8], &[4, 3, 3, 3], Some(&[3]));
+        assert!(
+            e.contains("bias") && e.contains("[3]") && e.contains("[4]"),
+            "{e}"
+        );
+        let e = err(plain.clone(), &[1, 3, 8, 8], &[4, 3, 3, 3], Some(&[1, 4]));
+        assert!(e.contains("bias"), "{e}");
+        // Kernel larger than the (padded) input.
+        let e = err(plain.clone(), &[1, 1, 2, 8], &[1, 1, 3, 3], None);
+        assert!(e.contains("height") && e.contains("spans 3"), "{e}");
+        let e = err(
+            conv([1, 1], [0, 1, 0, 0], [1, 1]),
+            &[1, 1, 8, 2],
+            &[1, 1, 3, 4],
+            None,
+        );
+        assert!(
+            e.contains("width") && e.contains("padded input is only 3"),
+            "{e}"
+        );
+        // ... but padding can make it fit.
+        assert_eq!(
+            conv_shape_of(
+                conv([1, 1], [1, 0, 0, 0], [1, 1]),
+                &[1, 1, 2, 3],
+                &[1, 1, 3, 3],
+                None
+            )
+            .unwrap(),
+            vec![1, 1, 1, 1]
+        );
+        // Dilation can push the kernel past the input.
+        let e = err(
+            conv([1, 1], [0; 4], [1, 4]),
+            &[1, 1, 8, 8],
+            &[1, 1, 3, 3],
+            None,
+        );
+        assert!(e.contains("width") && e.contains("spans 9"), "{e}");
+        let e = err(
+            conv([0, 1], [0; 4], [1, 1]),
+            &[1, 1, 8, 8],
+            &[1, 1, 3, 3],
+            None,
+        );
+        assert!(e.contains("strides [0, 1]"), "{e}");
+        let e = err(
+            conv([1, 1], [0; 4], [1, 0]),
+            &[1, 1, 8, 8],
+            &[1, 1, 3, 3],
+            None,
+        );
+        assert!(e.contains("dilations [1, 0]"), "{e}");
+        let e = err(plain.clone(), &[1, 1, 8, 8], &[1, 1, 0, 3], None);
+        assert!(e.contains("kernel height is 0"), "{e}");
+        // Absurd sizes are errors, not overflows.
+        let e = err(
+            conv([1, 1], [usize::MAX, 0, 1, 0], [1, 1]),
+            &[1, 1, 8, 8],
+            &[1, 1, 3, 3],
+            None,
+        );
+        assert!(e.contains("overflows"), "{e}");
+        let e = err(
+            conv([1, 1], [0; 4], [usize::MAX, 1]),
+            &[1, 1, 8, 8],
+            &[1, 1, 3, 3],
+            None,
+        );
+        assert!(e.contains("overflows"), "{e}");
+        // Arity.
+        let mut g = graph(vec![node("c1", plain, &["x"], "y")], &[]);
+        g.inputs[0].shape = vec![1, 1, 4, 4];
+        let e = g.infer_shapes().unwrap_err().to_string();
+        assert!(
+            e.contains("'c1'") && e.contains("Conv takes 2 to 3 inputs"),
+            "{e}"
+        );
     }
 
     #[test]

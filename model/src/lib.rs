@@ -28,7 +28,7 @@ pub use bcrc::{bcr_project, random_bcr_weight, Bcrc, BcrcStats, BlockSize, Block
 pub use error::ModelError;
 pub use graph::{Graph, Node, Op, ValueInfo};
 pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
-pub use mlp::{demo_mlp, mlp};
+pub use mlp::{conv_layer, demo_mlp, mlp};
 pub use npy::{read_npy, write_npy};
 pub use onnx::{load_onnx, save_onnx};
 pub use panels::row_panels;

@@ -1,4 +1,5 @@
-//! Generated BCR-pruned MLPs: the demo model and test models of every size.
+//! Generated BCR-pruned MLPs (the demo model and test models of every size)
+//! and single-convolution test models.
 //!
 //! Generated rather than shipped so that tests and the demo need no binary
 //! fixtures and can vary shapes, block sizes and keeps freely.
@@ -11,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use crate::bcrc::{bcr_project, BlockSize};
 use crate::error::ModelError;
 use crate::graph::{Graph, Node, Op, ValueInfo};
-use crate::tensor::Tensor;
+use crate::tensor::{checked_numel, Tensor};
 
 /// The demo model: `x[1,256] -> fc1(512) -> relu -> fc2(512) -> relu -> fc3(10) -> y[1,10]`,
 /// with fc1 and fc2 BCR-pruned at block 8x16, row_keep 0.5, col_keep 0.25
@@ -123,6 +124,90 @@ pub fn mlp(
     })
 }
 
+/// Seed of the bias [`conv_layer`] generates, fixed so the same arguments
+/// always give the same model.
+const CONV_BIAS_SEED: u64 = 0xC0DE;
+
+/// A one-node convolution model: input `x` of shape `[n, c, h, w]`, a Conv
+/// node `conv` with weight initializer `w` of shape `[m, c, kernel[0],
+/// kernel[1]]` holding `weight` (row-major), and, if `bias`, an initializer
+/// `b` of shape `[m]` with [`Tensor::fixed_seed`] values; output `y` of shape
+/// `[n, m, Ho, Wo]`.
+///
+/// The weight is passed in rather than generated so callers can hand in
+/// pruned, patterned or hand-computed kernels. `strides`, `pads` (`[top,
+/// left, bottom, right]`) and `dilations` mean what they mean in [`Op::Conv`].
+///
+/// Errors: a `weight` whose length is not `m*c*kh*kw` (a [`ModelError::Tensor`]
+/// naming `w`), or shapes the Conv rejects (zero stride or dilation, empty
+/// kernel, a kernel larger than the padded input: a [`ModelError::Shape`]
+/// naming `conv`).
+#[allow(clippy::too_many_arguments)] // mirrors the Conv attributes one to one
+pub fn conv_layer(
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    m: usize,
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    pads: [usize; 4],
+    dilations: [usize; 2],
+    bias: bool,
+    weight: Vec<f32>,
+) -> Result<Graph, ModelError> {
+    let w_shape = vec![m, c, kernel[0], kernel[1]];
+    let need = checked_numel(&w_shape).ok_or_else(|| ModelError::Tensor {
+        name: "w".into(),
+        message: format!("weight shape {w_shape:?} has too many elements"),
+    })?;
+    if weight.len() != need {
+        return Err(ModelError::Tensor {
+            name: "w".into(),
+            message: format!(
+                "weight shape {w_shape:?} needs {need} values but {} were given",
+                weight.len()
+            ),
+        });
+    }
+    let mut initializers = BTreeMap::new();
+    initializers.insert("w".to_string(), Tensor::new(w_shape, weight)?);
+    let mut inputs = vec!["x".to_string(), "w".to_string()];
+    if bias {
+        initializers.insert("b".to_string(), Tensor::fixed_seed(vec![m], CONV_BIAS_SEED));
+        inputs.push("b".to_string());
+    }
+    let mut graph = Graph {
+        name: "conv".into(),
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![n, c, h, w],
+        }],
+        outputs: vec![],
+        nodes: vec![Node {
+            name: "conv".into(),
+            op: Op::Conv {
+                strides,
+                pads,
+                dilations,
+            },
+            inputs,
+            outputs: vec!["y".into()],
+        }],
+        initializers,
+    };
+    let mut shapes = graph.infer_shapes()?;
+    let y_shape = shapes.remove("y").ok_or_else(|| ModelError::Shape {
+        node: "conv".into(),
+        message: "output 'y' was not inferred".into(),
+    })?;
+    graph.outputs.push(ValueInfo {
+        name: "y".into(),
+        shape: y_shape,
+    });
+    Ok(graph)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +263,115 @@ mod tests {
             "last layer is not pruned"
         );
         assert!(mlp(1, &[4, 4, 4], BlockSize::new(4, 4).unwrap(), 0.0, 0.5, 0).is_err());
+    }
+
+    #[test]
+    fn conv_layer_shapes_and_errors() {
+        // 7x6 input, 3x2 kernel, stride (2,1), pads (1,0,0,1), dilation (1,2):
+        // Ho = (7+1+0-2-1)/2+1 = 3, Wo = (6+0+1-2-1)/1+1 = 5.
+        let g = conv_layer(
+            2,
+            3,
+            7,
+            6,
+            4,
+            [3, 2],
+            [2, 1],
+            [1, 0, 0, 1],
+            [1, 2],
+            true,
+            vec![0.5; 72],
+        )
+        .unwrap();
+        g.validate().unwrap();
+        assert_eq!(g.inputs[0].shape, vec![2, 3, 7, 6]);
+        assert_eq!(g.outputs[0].shape, vec![2, 4, 3, 5]);
+        assert_eq!(g.initializers["w"].shape, vec![4, 3, 3, 2]);
+        assert_eq!(g.initializers["b"].shape, vec![4]);
+        assert_eq!(g.nodes[0].name, "conv");
+        assert_eq!(g.nodes[0].inputs, ["x", "w", "b"]);
+        let same = conv_layer(
+            2,
+            3,
+            7,
+            6,
+            4,
+            [3, 2],
+            [2, 1],
+            [1, 0, 0, 1],
+            [1, 2],
+            true,
+            vec![0.5; 72],
+        );
+        assert_eq!(same.unwrap(), g, "the bias is deterministic");
+
+        let g = conv_layer(
+            1,
+            1,
+            3,
+            3,
+            1,
+            [1, 1],
+            [1, 1],
+            [0; 4],
+            [1, 1],
+            false,
+            vec![2.0],
+        )
+        .unwrap();
+        assert_eq!(g.nodes[0].inputs, ["x", "w"]);
+        assert!(!g.initializers.contains_key("b"));
+
+        let e = conv_layer(
+            1,
+            1,
+            3,
+            3,
+            1,
+            [2, 2],
+            [1, 1],
+            [0; 4],
+            [1, 1],
+            false,
+            vec![1.0; 3],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'w'") && e.contains("needs 4 values but 3"),
+            "{e}"
+        );
+        let e = conv_layer(
+            1,
+            1,
+            3,
+            3,
+            1,
+            [4, 1],
+            [1, 1],
+            [0; 4],
+            [1, 1],
+            false,
+            vec![1.0; 4],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'conv'") && e.contains("height"), "{e}");
+        let e = conv_layer(
+            1,
+            1,
+            3,
+            3,
+            1,
+            [1, 1],
+            [0, 1],
+            [0; 4],
+            [1, 1],
+            false,
+            vec![1.0],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("'conv'") && e.contains("strides"), "{e}");
     }
 }

@@ -263,6 +263,8 @@ pub mod attr_type {
     pub const FLOAT: i32 = 1;
     /// `i`.
     pub const INT: i32 = 2;
+    /// `s`.
+    pub const STRING: i32 = 3;
     /// `t`.
     pub const TENSOR: i32 = 4;
     /// `ints`.
@@ -432,9 +434,186 @@ impl Attrs<'_> {
         }
     }
 
+    fn ints<'b>(&self, a: &'b AttributeProto) -> Result<&'b [i64], ModelError> {
+        self.check_type(a, attr_type::INTS, "a list of ints")?;
+        Ok(&a.ints)
+    }
+
+    fn string(&self, a: &AttributeProto) -> Result<String, ModelError> {
+        self.check_type(a, attr_type::STRING, "a string")?;
+        String::from_utf8(a.s.clone())
+            .map_err(|_| self.unsupported(format!("attribute '{}' is not valid UTF-8", a.name)))
+    }
+
+    /// An INTS attribute with exactly `N` values, each at least `min` (a
+    /// Conv's per-spatial-axis attributes, hence the 2-D wording of the error).
+    fn ints_n<const N: usize>(
+        &self,
+        a: &AttributeProto,
+        min: i64,
+        meaning: &str,
+    ) -> Result<[usize; N], ModelError> {
+        let v = self.ints(a)?;
+        if v.len() != N {
+            return Err(self.unsupported(format!(
+                "attribute '{}' must have {N} values ({meaning}), got {} ({v:?}); \
+                 only 2-D convolution is supported",
+                a.name,
+                v.len()
+            )));
+        }
+        let mut out = [0; N];
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o = usize::try_from(x)
+                .ok()
+                .filter(|_| x >= min)
+                .ok_or_else(|| {
+                    self.unsupported(format!(
+                        "attribute '{}' values must be >= {min}, got {v:?}",
+                        a.name
+                    ))
+                })?;
+        }
+        Ok(out)
+    }
+
     fn unknown(&self, a: &AttributeProto) -> ModelError {
         self.unsupported(format!("unsupported attribute '{}'", a.name))
     }
+}
+
+/// ONNX `auto_pad` modes.
+#[derive(Clone, Copy, PartialEq)]
+enum AutoPad {
+    NotSet,
+    Valid,
+    SameUpper,
+    SameLower,
+}
+
+/// Reads a `Conv` node's attributes into [`Op::Conv`].
+///
+/// `x_shape` and `w_shape` are the shapes of the data and weight inputs: the
+/// weight's spatial dims check `kernel_shape`, and `SAME_*` auto-padding is
+/// resolved to explicit pads here, so the graph only ever holds explicit pads.
+fn conv_op(
+    at: &Attrs,
+    np: &NodeProto,
+    x_shape: &[usize],
+    w_shape: &[usize],
+) -> Result<Op, ModelError> {
+    let mut strides = [1, 1];
+    let mut pads = None;
+    let mut dilations = [1, 1];
+    let mut kernel_shape = None;
+    let mut auto_pad = AutoPad::NotSet;
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "strides" => strides = at.ints_n(a, 1, "[stride_h, stride_w]")?,
+            "dilations" => dilations = at.ints_n(a, 1, "[dilation_h, dilation_w]")?,
+            "pads" => pads = Some(at.ints_n(a, 0, "[top, left, bottom, right]")?),
+            "kernel_shape" => kernel_shape = Some(at.ints(a)?.to_vec()),
+            "group" => {
+                let g = at.int(a)?;
+                if g != 1 {
+                    return Err(at.unsupported(format!(
+                        "group = {g}: group != 1 (grouped or depthwise convolution) is not supported"
+                    )));
+                }
+            }
+            "auto_pad" => {
+                auto_pad = match at.string(a)?.as_str() {
+                    "NOTSET" | "" => AutoPad::NotSet,
+                    "VALID" => AutoPad::Valid,
+                    "SAME_UPPER" => AutoPad::SameUpper,
+                    "SAME_LOWER" => AutoPad::SameLower,
+                    other => {
+                        return Err(at.unsupported(format!(
+                            "auto_pad '{other}' (expected NOTSET, VALID, SAME_UPPER or SAME_LOWER)"
+                        )))
+                    }
+                }
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    // A non-4-D weight is left to shape inference, which says what it needs.
+    if let (Some(ks), [_, _, kh, kw]) = (&kernel_shape, w_shape) {
+        if ks.len() != 2 || ks[0] != *kh as i64 || ks[1] != *kw as i64 {
+            return Err(at.unsupported(format!(
+                "kernel_shape {ks:?} does not match the spatial dims [{kh}, {kw}] of weight {w_shape:?}"
+            )));
+        }
+    } else if let Some(ks) = &kernel_shape {
+        if ks.len() != 2 {
+            return Err(at.unsupported(format!(
+                "kernel_shape {ks:?} must have 2 values; only 2-D convolution is supported"
+            )));
+        }
+    }
+    let pads = match auto_pad {
+        AutoPad::NotSet => pads.unwrap_or([0; 4]),
+        _ if pads.is_some_and(|p| p != [0; 4]) => {
+            return Err(at.unsupported(
+                "explicit non-zero pads together with auto_pad (ONNX allows pads only with \
+                 auto_pad NOTSET)"
+                    .into(),
+            ))
+        }
+        AutoPad::Valid => [0; 4],
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            let (&[_, _, h, w], &[_, _, kh, kw]) = (x_shape, w_shape) else {
+                return Err(ModelError::Shape {
+                    node: at.label.to_string(),
+                    message: format!(
+                        "Conv needs a 4-D NCHW input X and a 4-D weight W, got X {x_shape:?} \
+                         and W {w_shape:?}"
+                    ),
+                });
+            };
+            let upper = auto_pad == AutoPad::SameUpper;
+            let (top, bottom) = same_pads(at, h, kh, strides[0], dilations[0], upper)?;
+            let (left, right) = same_pads(at, w, kw, strides[1], dilations[1], upper)?;
+            [top, left, bottom, right]
+        }
+    };
+    Ok(Op::Conv {
+        strides,
+        pads,
+        dilations,
+    })
+}
+
+/// `(begin, end)` padding of one axis for `SAME_UPPER`/`SAME_LOWER`: enough
+/// that the output has `ceil(input / stride)` positions, the odd unit going to
+/// the end (upper) or the beginning (lower), as the ONNX spec defines it.
+fn same_pads(
+    at: &Attrs,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    upper: bool,
+) -> Result<(usize, usize), ModelError> {
+    let out = input.div_ceil(stride);
+    let needed = kernel
+        .checked_sub(1)
+        .and_then(|k| k.checked_mul(dilation))
+        .and_then(|span| span.checked_add(1))
+        .and_then(|span| out.saturating_sub(1).checked_mul(stride)?.checked_add(span))
+        .ok_or_else(|| {
+            at.unsupported(format!(
+                "auto_pad SAME: kernel {kernel} with dilation {dilation} and stride {stride} \
+                 on input {input} is empty or overflows"
+            ))
+        })?
+        .saturating_sub(input);
+    let begin = if upper {
+        needed / 2
+    } else {
+        needed - needed / 2
+    };
+    Ok((begin, needed - begin))
 }
 
 /// Reads and converts an ONNX model.
@@ -528,7 +707,7 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         }
         let resolve = |n: &String| alias.get(n).cloned().unwrap_or_else(|| n.clone());
         let mut node_inputs: Vec<String> = np.input.iter().map(resolve).collect();
-        // An empty name marks an omitted optional input; only Gemm's C may be omitted.
+        // An empty name marks an omitted optional input (Gemm's C, Conv's B).
         while node_inputs.last().is_some_and(|s| s.is_empty()) {
             node_inputs.pop();
         }
@@ -651,6 +830,33 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                         }
                     };
                     Op::Reshape { shape }
+                }
+                "Conv" => {
+                    if !(2..=3).contains(&node_inputs.len()) {
+                        return Err(at.unsupported(format!(
+                            "expected 2 or 3 inputs (X, W, optional B), got {}",
+                            node_inputs.len()
+                        )));
+                    }
+                    // Later stages compile (prune, pack) the weight, so like
+                    // the Gemm/MatMul weight in the compiler it must be known
+                    // at compile time.
+                    let w_name = &node_inputs[1];
+                    let w_shape = match floats.get(w_name) {
+                        Some(w) => w.shape.as_slice(),
+                        None => {
+                            return Err(at.unsupported(format!(
+                                "weight W '{w_name}' must be a constant initializer \
+                                 (or Constant); convolution with a runtime weight is not supported"
+                            )))
+                        }
+                    };
+                    let x_name = &node_inputs[0];
+                    let x_shape = shapes.get(x_name).ok_or_else(|| ModelError::Shape {
+                        node: label.clone(),
+                        message: format!("input '{x_name}' is not defined before this node"),
+                    })?;
+                    conv_op(&at, np, x_shape, w_shape)?
                 }
                 "Constant" => {
                     let mut value = None;
@@ -781,6 +987,15 @@ fn attr_i(name: &str, i: i64) -> AttributeProto {
     }
 }
 
+fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ints: v.iter().map(|&x| x as i64).collect(),
+        r#type: attr_type::INTS,
+        ..Default::default()
+    }
+}
+
 /// Converts a graph to an ONNX model (IR version 8, opset 17).
 ///
 /// Reshape targets become INT64 initializers named `<output>_shape` (made
@@ -841,6 +1056,25 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
                 });
                 inputs.push(name);
                 vec![]
+            }
+            Op::Conv {
+                strides,
+                pads,
+                dilations,
+            } => {
+                let mut attrs = vec![
+                    attr_ints("strides", strides),
+                    attr_ints("pads", pads),
+                    attr_ints("dilations", dilations),
+                ];
+                // Optional in ONNX, but some consumers want it; written only
+                // when the weight is known, as the loader checks it against W.
+                if let Some(w) = n.inputs.get(1).and_then(|w| graph.initializers.get(w)) {
+                    if let [_, _, kh, kw] = w.shape[..] {
+                        attrs.push(attr_ints("kernel_shape", &[kh, kw]));
+                    }
+                }
+                attrs
             }
             Op::MatMul | Op::Add | Op::Relu => vec![],
             Op::Transpose => vec![AttributeProto {
@@ -999,10 +1233,13 @@ mod tests {
     fn unsupported_op_and_attribute() {
         let mut m = to_proto(&small_graph());
         let gp = m.graph.as_mut().unwrap();
-        gp.node[2].op_type = "Conv".into();
+        gp.node[2].op_type = "MaxPool".into();
         let (_d, p) = write(&m);
         let e = load_onnx(&p).unwrap_err().to_string();
-        assert_eq!(e, "node '#2' (Conv): operator 'Conv' is not supported");
+        assert_eq!(
+            e,
+            "node '#2' (MaxPool): operator 'MaxPool' is not supported"
+        );
 
         let mut m = to_proto(&small_graph());
         m.graph.as_mut().unwrap().node[1]
@@ -1080,6 +1317,262 @@ mod tests {
         assert!(
             e.contains("'y'") && e.contains("[9]") && e.contains("[8]"),
             "{e}"
+        );
+    }
+
+    fn conv_graph(bias: bool) -> Graph {
+        let weight = (0..5 * 3 * 3 * 2)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        crate::mlp::conv_layer(
+            2,
+            3,
+            9,
+            8,
+            5,
+            [3, 2],
+            [2, 1],
+            [1, 0, 2, 1],
+            [1, 2],
+            bias,
+            weight,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn conv_round_trip() {
+        for bias in [true, false] {
+            let g = conv_graph(bias);
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("conv.onnx");
+            save_onnx(&g, &p).unwrap();
+            let back = load_onnx(&p).unwrap();
+            assert_eq!(back, g);
+            assert_eq!(
+                back.nodes[0].op,
+                Op::Conv {
+                    strides: [2, 1],
+                    pads: [1, 0, 2, 1],
+                    dilations: [1, 2],
+                }
+            );
+            // ONNX attribute names and order, as onnxruntime reads them.
+            let m = ModelProto::decode(std::fs::read(&p).unwrap().as_slice()).unwrap();
+            let node = &m.graph.unwrap().node[0];
+            assert_eq!(node.op_type, "Conv");
+            let attrs: Vec<(&str, &[i64])> = node
+                .attribute
+                .iter()
+                .map(|a| (a.name.as_str(), a.ints.as_slice()))
+                .collect();
+            assert_eq!(
+                attrs,
+                [
+                    ("strides", &[2, 1][..]),
+                    ("pads", &[1, 0, 2, 1][..]),
+                    ("dilations", &[1, 2][..]),
+                    ("kernel_shape", &[3, 2][..]),
+                ]
+            );
+            assert!(node.attribute.iter().all(|a| a.r#type == attr_type::INTS));
+        }
+    }
+
+    /// Loads `conv_graph(true)` after `edit` changed its Conv node proto.
+    fn load_edited_conv(edit: impl FnOnce(&mut NodeProto)) -> Result<Graph, ModelError> {
+        let mut m = to_proto(&conv_graph(true));
+        edit(&mut m.graph.as_mut().unwrap().node[0]);
+        let (_d, p) = write(&m);
+        load_onnx(&p)
+    }
+
+    fn set_attr(node: &mut NodeProto, a: AttributeProto) {
+        node.attribute.retain(|b| b.name != a.name);
+        node.attribute.push(a);
+    }
+
+    fn ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            ints: v.to_vec(),
+            r#type: attr_type::INTS,
+            ..Default::default()
+        }
+    }
+
+    fn string(name: &str, v: &str) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            s: v.as_bytes().to_vec(),
+            r#type: attr_type::STRING,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn conv_attribute_errors_name_the_node() {
+        let err = |edit: &dyn Fn(&mut NodeProto)| {
+            let e = load_edited_conv(edit).unwrap_err().to_string();
+            assert!(e.starts_with("node 'conv' (Conv): "), "{e}");
+            e
+        };
+        let e = err(&|n| set_attr(n, attr_i("group", 2)));
+        assert!(e.contains("group = 2") && e.contains("group != 1 "), "{e}");
+        let e = err(&|n| set_attr(n, ints("strides", &[1, 1, 1])));
+        assert!(
+            e.contains("'strides' must have 2 values") && e.contains("[1, 1, 1]"),
+            "{e}"
+        );
+        let e = err(&|n| set_attr(n, ints("strides", &[1])));
+        assert!(e.contains("'strides' must have 2 values"), "{e}");
+        let e = err(&|n| set_attr(n, ints("strides", &[0, 1])));
+        assert!(
+            e.contains("'strides' values must be >= 1") && e.contains("[0, 1]"),
+            "{e}"
+        );
+        let e = err(&|n| set_attr(n, ints("strides", &[1, -2])));
+        assert!(e.contains("'strides' values must be >= 1"), "{e}");
+        let e = err(&|n| set_attr(n, ints("dilations", &[0, 1])));
+        assert!(e.contains("'dilations' values must be >= 1"), "{e}");
+        let e = err(&|n| set_attr(n, ints("pads", &[0, -1, 0, 0])));
+        assert!(e.contains("'pads' values must be >= 0"), "{e}");
+        let e = err(&|n| set_attr(n, ints("pads", &[1, 1])));
+        assert!(e.contains("'pads' must have 4 values"), "{e}");
+        let e = err(&|n| set_attr(n, ints("kernel_shape", &[3, 3])));
+        assert!(
+            e.contains("kernel_shape [3, 3]") && e.contains("[3, 2]"),
+            "{e}"
+        );
+        let e = err(&|n| set_attr(n, ints("kernel_shape", &[3, 2, 1])));
+        assert!(e.contains("kernel_shape [3, 2, 1]"), "{e}");
+        let e = err(&|n| set_attr(n, attr_i("strides", 2)));
+        assert!(e.contains("'strides' must be a list of ints"), "{e}");
+        let e = err(&|n| set_attr(n, string("auto_pad", "SAME_MIDDLE")));
+        assert!(e.contains("auto_pad 'SAME_MIDDLE'"), "{e}");
+        let e = err(&|n| set_attr(n, string("auto_pad", "VALID")));
+        assert!(e.contains("pads together with auto_pad"), "{e}");
+        let e = err(&|n| set_attr(n, attr_i("foo", 1)));
+        assert!(e.ends_with("unsupported attribute 'foo'"), "{e}");
+        let e = err(&|n| n.input.truncate(1));
+        assert!(e.contains("expected 2 or 3 inputs"), "{e}");
+        // The weight must be a compile-time constant.
+        let mut m = to_proto(&conv_graph(false));
+        let gp = m.graph.as_mut().unwrap();
+        gp.initializer.retain(|t| t.name != "w");
+        gp.input.push(vi_proto("w", &[5, 3, 3, 2]));
+        let (_d, p) = write(&m);
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("node 'conv' (Conv): weight W 'w' must be a constant initializer"),
+            "{e}"
+        );
+        // Shape errors found at load name the node too (kernel wider than the
+        // padded input: W 8+0+1 = 9 < dilation 2 * (6-1) + 1 = 11).
+        let mut g = conv_graph(true);
+        g.initializers
+            .insert("w".into(), Tensor::zeros(vec![5, 3, 3, 6]));
+        let (_d, p) = write(&to_proto(&g));
+        let e = load_onnx(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("'conv'") && e.contains("width") && e.contains("spans 11"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn conv_defaults_and_auto_pad() {
+        let op = |g: Graph| g.nodes[0].op.clone();
+        // No attributes at all: stride 1, no padding, dilation 1. The
+        // declared output shape no longer fits, so it is dropped and inferred.
+        let g = load_edited_conv(|n| n.attribute.clear());
+        let e = g.unwrap_err().to_string();
+        assert!(
+            e.contains("'y'") && e.contains("[2, 5, 5, 7]") && e.contains("[2, 5, 7, 7]"),
+            "{e}"
+        );
+        let strip_out = |m: &mut ModelProto| {
+            m.graph.as_mut().unwrap().output[0].r#type = None;
+        };
+        let load = |edit: &dyn Fn(&mut NodeProto)| {
+            let mut m = to_proto(&conv_graph(true));
+            edit(&mut m.graph.as_mut().unwrap().node[0]);
+            strip_out(&mut m);
+            let (_d, p) = write(&m);
+            load_onnx(&p).unwrap()
+        };
+        let g = load(&|n| n.attribute.clear());
+        assert_eq!(
+            op(g.clone()),
+            Op::Conv {
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1]
+            }
+        );
+        assert_eq!(g.outputs[0].shape, vec![2, 5, 7, 7]);
+        // group 1, NOTSET and VALID are accepted; VALID means no padding.
+        let g = load(&|n| {
+            n.attribute.retain(|a| a.name != "pads");
+            set_attr(n, attr_i("group", 1));
+            set_attr(n, string("auto_pad", "VALID"));
+        });
+        assert!(matches!(
+            op(g),
+            Op::Conv {
+                pads: [0, 0, 0, 0],
+                strides: [2, 1],
+                ..
+            }
+        ));
+        let g = load(&|n| set_attr(n, string("auto_pad", "NOTSET")));
+        assert!(matches!(
+            op(g),
+            Op::Conv {
+                pads: [1, 0, 2, 1],
+                ..
+            }
+        ));
+        // SAME: output ceil(in / stride). Input 9x8, kernel 3x2, strides (2,1),
+        // dilations (1,2): H out 5, needs (5-1)*2 + 3 - 9 = 2 -> (1, 1);
+        // W out 8, span 3, needs 7 + 3 - 8 = 2 -> (1, 1).
+        let same = |mode: &'static str, strides: [i64; 2], dilations: [i64; 2]| {
+            let g = load(&|n| {
+                n.attribute.retain(|a| a.name != "pads");
+                set_attr(n, string("auto_pad", mode));
+                set_attr(n, ints("strides", &strides));
+                set_attr(n, ints("dilations", &dilations));
+            });
+            let out = g.outputs[0].shape.clone();
+            match op(g) {
+                Op::Conv { pads, .. } => (pads, out),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            same("SAME_UPPER", [2, 1], [1, 2]),
+            ([1, 1, 1, 1], vec![2, 5, 5, 8])
+        );
+        // Odd totals: H stride 1, kernel 3 -> needs 2 -> (1, 1); W dilation 1,
+        // kernel 2 -> needs 1: the extra unit goes to the end (UPPER) or the
+        // beginning (LOWER).
+        assert_eq!(
+            same("SAME_UPPER", [1, 1], [1, 1]),
+            ([1, 0, 1, 1], vec![2, 5, 9, 8])
+        );
+        assert_eq!(
+            same("SAME_LOWER", [1, 1], [1, 1]),
+            ([1, 1, 1, 0], vec![2, 5, 9, 8])
+        );
+        // H stride 3: out ceil(9/3) = 3, needs 2*3 + 3 - 9 = 0.
+        assert_eq!(
+            same("SAME_LOWER", [3, 1], [1, 1]),
+            ([0, 1, 0, 0], vec![2, 5, 3, 8])
+        );
+        // W stride 3, dilation 2: out ceil(8/3) = 3, span 3, needs 2*3 + 3 - 8 = 1.
+        assert_eq!(
+            same("SAME_LOWER", [1, 3], [1, 2]),
+            ([1, 1, 1, 0], vec![2, 5, 9, 3])
         );
     }
 

@@ -235,6 +235,66 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             shape: out_shape,
             data: ins[0].data.clone(),
         },
+        Op::Conv {
+            strides,
+            pads,
+            dilations,
+        } => conv(ins, out_shape, *strides, *pads, *dilations),
+    }
+}
+
+/// Direct convolution, straight from the definition: output pixel `(oh, ow)`
+/// reads input pixel `(oh*sh + i*dh - top, ow*sw + j*dw - left)`, and taps that
+/// land in the zero padding contribute nothing.
+fn conv(
+    ins: &[&Tensor],
+    out_shape: Vec<usize>,
+    [sh, sw]: [usize; 2],
+    [top, left, _, _]: [usize; 4],
+    [dh, dw]: [usize; 2],
+) -> Tensor {
+    let (x, w) = (ins[0], ins[1]);
+    let (c, h, wi) = (x.shape[1], x.shape[2], x.shape[3]);
+    let (kh, kw) = (w.shape[2], w.shape[3]);
+    let (n, m, ho, wo) = (out_shape[0], out_shape[1], out_shape[2], out_shape[3]);
+    let x_at =
+        |b: usize, ch: usize, r: usize, col: usize| x.data[((b * c + ch) * h + r) * wi + col];
+    let w_at = |o: usize, ch: usize, i: usize, j: usize| w.data[((o * c + ch) * kh + i) * kw + j];
+    let mut data = vec![0.0f32; n * m * ho * wo];
+    for b in 0..n {
+        for o in 0..m {
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let mut acc = 0.0f64;
+                    for ch in 0..c {
+                        for i in 0..kh {
+                            // Row in padded coordinates; unsigned, so the
+                            // top padding is the `< top` case.
+                            let r = oh * sh + i * dh;
+                            if r < top || r - top >= h {
+                                continue;
+                            }
+                            for j in 0..kw {
+                                let col = ow * sw + j * dw;
+                                if col < left || col - left >= wi {
+                                    continue;
+                                }
+                                acc += x_at(b, ch, r - top, col - left) as f64
+                                    * w_at(o, ch, i, j) as f64;
+                            }
+                        }
+                    }
+                    if let Some(bias) = ins.get(2) {
+                        acc += bias.data[o] as f64;
+                    }
+                    data[((b * m + o) * ho + oh) * wo + ow] = acc as f32;
+                }
+            }
+        }
+    }
+    Tensor {
+        shape: out_shape,
+        data,
     }
 }
 
@@ -242,6 +302,8 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
 mod tests {
     use super::*;
     use crate::graph::{Node, ValueInfo};
+    use crate::tensor::fixed_seed_values;
+    use proptest::prelude::*;
 
     fn t(shape: &[usize], data: &[f32]) -> Tensor {
         Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
@@ -351,6 +413,208 @@ mod tests {
         );
         let y = run_reference(&g, &[t(&[2, 2, 2], &[1., 2., 3., 4., 5., 6., 7., 8.])]).unwrap();
         assert_eq!((y[0].shape.clone(), y[0].data[5]), (vec![2, 4], 6.));
+    }
+
+    /// Runs the one-node graph `g` on `x`.
+    fn run1(g: &Graph, x: Tensor) -> Tensor {
+        run_reference(g, &[x]).unwrap().remove(0)
+    }
+
+    #[test]
+    fn conv_by_hand() {
+        // x = [[1,2,3],[4,5,6],[7,8,9]], kernel [[1,2],[3,4]].
+        let x = t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        let w = t(&[1, 1, 2, 2], &[1., 2., 3., 4.]);
+        let layer = |strides, pads, dilations, bias: bool| {
+            let mut inits = vec![("w", w.clone())];
+            if bias {
+                inits.push(("b", t(&[1], &[0.5])));
+            }
+            let op = Op::Conv {
+                strides,
+                pads,
+                dilations,
+            };
+            // run_reference does not check the declared output shape; the
+            // assertions below do.
+            one_node(op, &[("x", vec![1, 1, 3, 3])], inits, vec![])
+        };
+        // y00 = 1*1 + 2*2 + 4*3 + 5*4 = 37, y01 = 2 + 6 + 15 + 24 = 47,
+        // y10 = 4 + 10 + 21 + 32 = 67, y11 = 5 + 12 + 24 + 36 = 77; + 0.5.
+        let y = run1(&layer([1, 1], [0; 4], [1, 1], true), x.clone());
+        assert_eq!(y.shape, vec![1, 1, 2, 2]);
+        assert_eq!(y.data, vec![37.5, 47.5, 67.5, 77.5]);
+        // Pad 1 all round, stride 2: windows start at padded (0,0), (0,2),
+        // (2,0), (2,2), i.e. input rows/cols -1..=0 and 1..=2:
+        // (0,0): x00*4 = 4; (0,1): x01*3 + x02*4 = 18;
+        // (1,0): x10*2 + x20*4 = 36; (1,1): the full window 5+12+24+36 = 77.
+        let y = run1(&layer([2, 2], [1, 1, 1, 1], [1, 1], false), x.clone());
+        assert_eq!(y.shape, vec![1, 1, 2, 2]);
+        assert_eq!(y.data, vec![4., 18., 36., 77.]);
+        // Asymmetric padding: only bottom 1 and right 1, stride 1 -> 3x3 output whose
+        // last row/column see zeros: (2,2) = x22*1 = 9, (0,2) = x02*1 + x12*3 = 21.
+        let y = run1(&layer([1, 1], [0, 0, 1, 1], [1, 1], false), x.clone());
+        assert_eq!(y.shape, vec![1, 1, 3, 3]);
+        assert_eq!(y.data, vec![37., 47., 21., 67., 77., 33., 23., 26., 9.]);
+        // Dilation 2: the kernel taps the corners, 1*1 + 3*2 + 7*3 + 9*4 = 64.
+        let y = run1(&layer([1, 1], [0; 4], [2, 2], false), x);
+        assert_eq!((y.shape, y.data), (vec![1, 1, 1, 1], vec![64.]));
+    }
+
+    #[test]
+    fn conv_channels_and_batch_by_hand() {
+        // Two images, two input channels, two output channels, 1x2 kernel.
+        // out0 = ch0 (left tap) + ch1 (right tap); out1 = -ch0 (right tap).
+        let g = crate::mlp::conv_layer(
+            2,
+            2,
+            1,
+            3,
+            2,
+            [1, 2],
+            [1, 1],
+            [0; 4],
+            [1, 1],
+            false,
+            vec![1., 0., 0., 1., 0., -1., 0., 0.],
+        )
+        .unwrap();
+        let x = t(
+            &[2, 2, 1, 3],
+            &[1., 2., 3., 10., 20., 30., 4., 5., 6., 40., 50., 60.],
+        );
+        let y = run1(&g, x);
+        assert_eq!(y.shape, vec![2, 2, 1, 2]);
+        assert_eq!(y.data, vec![21., 32., -2., -3., 54., 65., -5., -6.]);
+    }
+
+    /// `|got - want| <= 1e-4 * max(|want|, 1)` everywhere.
+    fn assert_close(got: &[f32], want: &[f64]) -> Result<(), TestCaseError> {
+        prop_assert_eq!(got.len(), want.len());
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            prop_assert!(
+                (g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "element {}: got {}, want {}",
+                i,
+                g,
+                w
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// A 1x1 convolution is `W[M, C] x X[C, H*W]` for each image.
+        #[test]
+        fn conv_1x1_is_a_matrix_product(
+            n in 1usize..3,
+            c in 1usize..6,
+            m in 1usize..6,
+            h in 1usize..5,
+            w in 1usize..5,
+            bias in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let weight = fixed_seed_values(seed, m * c);
+            let g = crate::mlp::conv_layer(n, c, h, w, m, [1, 1], [1, 1], [0; 4], [1, 1], bias, weight.clone()).unwrap();
+            let x = Tensor::fixed_seed(vec![n, c, h, w], seed ^ 1);
+            let y = run1(&g, x.clone());
+            prop_assert_eq!(&y.shape, &vec![n, m, h, w]);
+            let p = h * w;
+            let mut want = vec![0.0f64; n * m * p];
+            for b in 0..n {
+                // X_b is [C, P] row-major at offset b*C*P; Y_b is [M, P].
+                for i in 0..m {
+                    for j in 0..p {
+                        let mut acc = 0.0f64;
+                        for k in 0..c {
+                            acc += weight[i * c + k] as f64 * x.data[b * c * p + k * p + j] as f64;
+                        }
+                        if bias {
+                            acc += g.initializers["b"].data[i] as f64;
+                        }
+                        want[b * m * p + i * p + j] = acc;
+                    }
+                }
+            }
+            assert_close(&y.data, &want)?;
+        }
+
+        /// Any convolution is `W[M, C*kh*kw] x im2col(pad(X))` for each image,
+        /// where the test pads X explicitly, so unlike the reference it never
+        /// needs a bounds check.
+        #[test]
+        fn conv_is_an_im2col_product(
+            n in 1usize..3,
+            c in 1usize..4,
+            m in 1usize..5,
+            kernel in [1usize..4, 1usize..4],
+            strides in [1usize..4, 1usize..4],
+            pads in [0usize..3, 0usize..3, 0usize..3, 0usize..3],
+            dilations in [1usize..4, 1usize..4],
+            extra in [0usize..6, 0usize..6],
+            bias in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let [kh, kw] = kernel;
+            let [sh, sw] = strides;
+            let [top, left, bottom, right] = pads;
+            let [dh, dw] = dilations;
+            let (span_h, span_w) = (dh * (kh - 1) + 1, dw * (kw - 1) + 1);
+            // Smallest input the kernel fits in (at least 1), plus some.
+            let h = span_h.saturating_sub(top + bottom).max(1) + extra[0];
+            let w = span_w.saturating_sub(left + right).max(1) + extra[1];
+            let (hp, wp) = (h + top + bottom, w + left + right);
+            let (ho, wo) = ((hp - span_h) / sh + 1, (wp - span_w) / sw + 1);
+
+            let weight = fixed_seed_values(seed, m * c * kh * kw);
+            let g = crate::mlp::conv_layer(n, c, h, w, m, kernel, strides, pads, dilations, bias, weight.clone()).unwrap();
+            let x = Tensor::fixed_seed(vec![n, c, h, w], seed ^ 1);
+            let y = run1(&g, x.clone());
+            prop_assert_eq!(&y.shape, &vec![n, m, ho, wo]);
+
+            let rows = c * kh * kw;
+            let cols = ho * wo;
+            let mut want = vec![0.0f64; n * m * cols];
+            for b in 0..n {
+                let mut xp = vec![0.0f32; c * hp * wp];
+                for ch in 0..c {
+                    for r in 0..h {
+                        for q in 0..w {
+                            xp[(ch * hp + r + top) * wp + q + left] = x.data[((b * c + ch) * h + r) * w + q];
+                        }
+                    }
+                }
+                let mut im2col = vec![0.0f32; rows * cols];
+                for ch in 0..c {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let row = (ch * kh + i) * kw + j;
+                            for oh in 0..ho {
+                                for ow in 0..wo {
+                                    im2col[row * cols + oh * wo + ow] =
+                                        xp[(ch * hp + oh * sh + i * dh) * wp + ow * sw + j * dw];
+                                }
+                            }
+                        }
+                    }
+                }
+                // W is [M, C, kh, kw] row-major, i.e. already [M, C*kh*kw].
+                for o in 0..m {
+                    for col in 0..cols {
+                        let mut acc = 0.0f64;
+                        for k in 0..rows {
+                            acc += weight[o * rows + k] as f64 * im2col[k * cols + col] as f64;
+                        }
+                        if bias {
+                            acc += g.initializers["b"].data[o] as f64;
+                        }
+                        want[(b * m + o) * cols + col] = acc;
+                    }
+                }
+            }
+            assert_close(&y.data, &want)?;
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! reference interpreter.
 
 use grim_model::{
-    load_onnx, mlp, read_npy, run_reference, save_onnx, write_npy, BlockSize, Tensor,
+    conv_layer, load_onnx, mlp, read_npy, run_reference, save_onnx, write_npy, BlockSize, Tensor,
 };
 use proptest::prelude::*;
 
@@ -31,6 +31,33 @@ proptest! {
         prop_assert_eq!(&y1, &y2);
         prop_assert_eq!(&y1[0].shape, &vec![batch, *dims.last().unwrap()]);
         prop_assert!(y1[0].data.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn conv_onnx_round_trip_preserves_graph_and_outputs(
+        n in 1usize..3,
+        c in 1usize..4,
+        m in 1usize..4,
+        kernel in [1usize..4, 1usize..4],
+        strides in [1usize..3, 1usize..3],
+        pads in [0usize..3, 0usize..3, 0usize..3, 0usize..3],
+        dilations in [1usize..3, 1usize..3],
+        bias in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let (h, w) = (dilations[0] * (kernel[0] - 1) + 1 + 2, dilations[1] * (kernel[1] - 1) + 1 + 1);
+        let weight = Tensor::fixed_seed(vec![m * c * kernel[0] * kernel[1]], seed).data;
+        let g = conv_layer(n, c, h, w, m, kernel, strides, pads, dilations, bias, weight).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conv.onnx");
+        save_onnx(&g, &p).unwrap();
+        let back = load_onnx(&p).unwrap();
+        prop_assert_eq!(&back, &g);
+        let x = Tensor::fixed_seed(vec![n, c, h, w], seed ^ 7);
+        let y1 = run_reference(&g, std::slice::from_ref(&x)).unwrap();
+        let y2 = run_reference(&back, &[x]).unwrap();
+        prop_assert_eq!(&y1, &y2);
+        prop_assert_eq!(&y1[0].shape, &g.outputs[0].shape);
     }
 
     #[test]

@@ -207,6 +207,16 @@ impl<'c> Builder<'c> {
     pub fn remui(&self, a: V<'c>, b: V<'c>) -> V<'c> {
         self.infer("arith.remui", &[a, b])
     }
+    /// A signed integer op on indices whose result type is its operands':
+    /// `arith.maxsi`, `minsi`, `ceildivsi`, `floordivsi`.
+    pub fn signed(&self, name: &str, a: V<'c>, b: V<'c>) -> V<'c> {
+        debug_assert!(["arith.maxsi", "arith.minsi", "arith.ceildivsi", "arith.floordivsi"].contains(&name));
+        self.infer(name, &[a, b])
+    }
+    /// `arith.select condition, a, b`.
+    pub fn select(&self, condition: V<'c>, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.op("arith.select", &[condition, a, b], &[a.r#type()], &[])[0]
+    }
     /// `arith.minui`.
     pub fn minui(&self, a: V<'c>, b: V<'c>) -> V<'c> {
         self.infer("arith.minui", &[a, b])

@@ -136,6 +136,26 @@ fn parallel_for_type(context: &Context) -> (Type<'_>, Type<'_>) {
     (body, runtime)
 }
 
+/// The static offset of a memref with a strided layout, in bytes (`None`
+/// for an identity layout; 0-sized element types count as 1 byte).
+fn static_offset_bytes(ty: Type) -> Option<i64> {
+    use melior::ir::r#type::TypeLike;
+    let text = ty.to_string();
+    let offset: i64 = text.split("offset: ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let element = shape::element_type(ty)?;
+    // SAFETY: read-only queries on a live type.
+    let bits = unsafe {
+        if mlir_sys::mlirTypeIsAF32(element.to_raw()) {
+            32
+        } else if mlir_sys::mlirTypeIsAInteger(element.to_raw()) {
+            mlir_sys::mlirIntegerTypeGetWidth(element.to_raw()) as i64
+        } else {
+            8
+        }
+    };
+    Some(offset * (bits / 8).max(1))
+}
+
 fn declare_runtime<'c>(context: &'c Context, module: &Module<'c>) {
     let (_, runtime) = parallel_for_type(context);
     crate::declare_external(context, module, RUNTIME_PARALLEL_FOR, runtime);
@@ -252,6 +272,13 @@ impl BcrParallelize {
                     &[b.index_type()],
                     &[],
                 )[0];
+                // A view at a static offset into a caller's buffer (a conv's
+                // n-th image) is passed as a pointer to its first element: the
+                // outlined function rebuilds plain row-major memrefs.
+                let pointer = match static_offset_bytes(ty) {
+                    Some(bytes) if bytes != 0 => b.addi(pointer, b.index(bytes)),
+                    _ => pointer,
+                };
                 let pointer = b.from_index(pointer, 64);
                 let at = b.index(*slot);
                 b.store(pointer, args, &[at]);

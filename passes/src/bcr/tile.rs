@@ -175,7 +175,12 @@ impl Pass for BcrTile {
             ) else {
                 continue;
             };
-            let [k, n] = x[..] else { continue };
+            // An image read through its patch matrix has K = C * kh * kw.
+            let (k, n) = match (bcr::im2col_of(&op), &x[..], c.get(1)) {
+                (Some(patch), [channels, _, _], Some(n)) => (channels * patch.kh * patch.kw, *n),
+                (None, [k, n], _) => (*k, *n),
+                _ => continue,
+            };
             let (tile_m, tile_n, tile_k) = self.choose_dense(
                 c[0],
                 k,

@@ -34,6 +34,7 @@ use crate::{
     builder::{erase, erase_op, replace_all_uses, Builder, V},
     op_error, Pass, PassError, PassOptions,
 };
+use crate::lower::im2col::Geometry;
 use grim_dialects::{bcr, shape};
 use melior::{
     dialect::arith::CmpiPredicate,
@@ -71,7 +72,7 @@ impl Pass for LowerBcrToLoops {
         let mut ops = Vec::new();
         module.as_operation().walk(WalkOrder::PreOrder, |op| {
             let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
-            if [bcr::PACKED, bcr::DENSE, bcr::SPMM, bcr::SPMV, bcr::GEMM].contains(&name.as_str()) {
+            if [bcr::PACKED, bcr::DENSE, bcr::SPMM, bcr::SPMV, bcr::GEMM, bcr::IM2COL].contains(&name.as_str()) {
                 ops.push((name, op.to_raw()));
             }
             WalkResult::Advance
@@ -104,6 +105,20 @@ impl Pass for LowerBcrToLoops {
                     let view = slot_view(&b, blob, slot, ty, shape::static_shape(ty));
                     replace_all_uses(result.into(), view);
                 }
+                bcr::IM2COL => {
+                    let patch = bcr::im2col_of(&op).ok_or_else(|| op_error(&op, "has no im2col geometry"))?;
+                    let (x, out) = (erase(op.operand(0).map_err(|e| op_error(&op, e))?), erase(op.operand(1).map_err(|e| op_error(&op, e))?));
+                    let image = shape::static_shape(x.r#type()).ok_or_else(|| op_error(&op, "needs a static image"))?;
+                    let rows = shape::static_shape(out.r#type()).ok_or_else(|| op_error(&op, "needs a static output"))?;
+                    let geometry = Geometry::new(&patch, &image).ok_or_else(|| op_error(&op, "has a kernel that does not fit its image"))?;
+                    // Rows are independent: bcr-parallelize spreads them over the threads.
+                    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, melior::ir::Attribute::unit(context))];
+                    let (c0, c1) = (b.index(0), b.index(1));
+                    b.for_loop_with(c0, b.index(rows[0]), c1, &[], &parallel, |b, kk, _| {
+                        geometry.copy_row(b, x, kk, b.index(0), b.index(rows[1]), out, &|_, position| vec![kk, position]);
+                        vec![]
+                    });
+                }
                 bcr::GEMM => {
                     let product = bcr::dense_product(&op)
                         .ok_or_else(|| op_error(&op, "has malformed operands"))?;
@@ -111,11 +126,21 @@ impl Pass for LowerBcrToLoops {
                         .ok_or_else(|| op_error(&op, "needs a static output"))?;
                     let x_shape = shape::static_shape(product.x.r#type())
                         .ok_or_else(|| op_error(&op, "needs a static input"))?;
+                    // An image read through its patch matrix (implicit im2col).
+                    let image = match bcr::im2col_of(&op) {
+                        Some(patch) => Some(Geometry::new(&patch, &x_shape).ok_or_else(|| op_error(&op, "has an im2col kernel that does not fit its image"))?),
+                        None => None,
+                    };
+                    let k = match &image {
+                        Some(g) => x_shape[0] * g.patch.kh * g.patch.kw,
+                        None => x_shape[0],
+                    };
                     dense_gemm(
                         &b,
                         &product,
+                        image,
                         c_shape[0],
-                        x_shape[0],
+                        k,
                         c_shape.get(1).copied(),
                     );
                 }
@@ -529,6 +554,7 @@ fn panel_lanes(vector_width: i64, rows: i64) -> i64 {
 fn dense_gemm<'c>(
     b: &Builder<'c>,
     product: &bcr::DenseProduct<'c, '_>,
+    image: Option<Geometry>,
     m: i64,
     k: i64,
     n: Option<i64>,
@@ -614,7 +640,7 @@ fn dense_gemm<'c>(
     // every panel of the item. Narrow N (at most two register chunks) is
     // read in place: its rows are already short and close together.
     let width = lanes * vectors;
-    let buffer = (n > 2 * width).then(|| {
+    let buffer = (n > 2 * width || image.is_some()).then(|| {
         let chunks = (tile_n + width - 1) / width;
         b.alloca_aligned(&[chunks * tile_k * width], b.f32_type(), 64)
     });
@@ -635,7 +661,7 @@ fn dense_gemm<'c>(
                     depth: tile_k,
                     width,
                 };
-                packed.fill(b, x, buffer, k_end, n_len, lanes);
+                packed.fill(b, x, image.as_ref(), buffer, k_end, n_len, lanes);
                 (buffer, packed)
             });
             let run = |b: &Builder<'c>, p: V<'c>, rows: usize| {
@@ -760,7 +786,8 @@ impl<'c> PackedX<'c> {
         b.addi(at, within)
     }
 
-    /// Copies `X[k0..k_end, n0..n0 + columns]` into `buffer`: per chunk and
+    /// Copies `X[k0..k_end, n0..n0 + columns]` (or, for an image, those
+/// entries of its patch matrix) into `buffer`: per chunk and
     /// row, vectors of `lanes`, then the columns left over one by one; the
     /// padding of the last chunk is never read unmasked, so it is not written.
     #[allow(clippy::too_many_arguments)]
@@ -768,6 +795,7 @@ impl<'c> PackedX<'c> {
         &self,
         b: &Builder<'c>,
         x: V<'c>,
+        image: Option<&Geometry>,
         buffer: V<'c>,
         k_end: V<'c>,
         columns: i64,
@@ -783,6 +811,12 @@ impl<'c> PackedX<'c> {
                 let row = b.muli(row, b.index(self.width));
                 let base = b.addi(row, b.index(chunk * self.depth * self.width));
                 let source = b.addi(self.n0, b.index(first));
+                if let Some(image) = image {
+                    // Implicit im2col: the chunk's columns of patch row kk, from the image.
+                    let end = b.addi(source, b.index(count));
+                    image.copy_row(b, x, kk, source, end, buffer, &|b, position| vec![b.addi(base, position)]);
+                    return vec![];
+                }
                 for j in (0..vector_end).step_by(lanes.max(1) as usize) {
                     let column = b.addi(source, b.index(j));
                     let v = b.vload(x, &[kk, column], lanes as u64);

@@ -382,7 +382,7 @@ impl<'c> Lowering<'c, '_> {
                 .name()
                 .as_string_ref()
                 .as_str()
-                .is_ok_and(|n| [grim::GEMM, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&n));
+                .is_ok_and(|n| [grim::GEMM, grim::CONV2D, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&n));
             if produced_here && counts[&key(operand)] == 1 {
                 self.returned
                     .insert(key(operand), 3 + input_shapes.len() + index);
@@ -448,6 +448,7 @@ impl<'c> Lowering<'c, '_> {
                     self.values.insert(key(op.result(0).map_err(|e| op_error(&op, e))?.into()), Tensor::Weight { name: weight, shape });
                 }
                 grim::GEMM => self.gemm(&b, blob, scratch, op)?,
+                grim::CONV2D => self.conv2d(&b, blob, scratch, op)?,
                 grim::ADD => self.add(&b, blob, scratch, op)?,
                 grim::RELU => {
                     let input = self.buffer(&op, 0)?;
@@ -502,7 +503,7 @@ impl<'c> Lowering<'c, '_> {
                         }
                     }
                 }
-                _ => return Err(op_error(&op, format!("is not supported by {FLAG} (supported: grim.weight, grim.constant, grim.gemm, grim.add, grim.relu, grim.reshape, grim.transpose)"))),
+                _ => return Err(op_error(&op, format!("is not supported by {FLAG} (supported: grim.weight, grim.constant, grim.gemm, grim.conv2d, grim.add, grim.relu, grim.reshape, grim.transpose)"))),
             }
         }
         if let Some((begin, id)) = open_layer.take() {
@@ -747,32 +748,7 @@ impl<'c> Lowering<'c, '_> {
         } else {
             None
         };
-        let dense_kernel = grim_dialects::attr::string(&op, grim::KERNEL_ATTR).as_deref()
-            == Some(grim::KERNEL_DENSE);
-        let weights = if dense_kernel {
-            // A layer that stays dense: its weight in row panels, whose height
-            // bcr-lre picks (matrix-vector products get their own copy: their
-            // panels are taller).
-            let cache = (weight.clone(), n == 1);
-            let w = match self.panels.get(&cache) {
-                Some(w) => *w,
-                None => {
-                    let w = b.value(bcr::dense_panels(
-                        self.context,
-                        blob,
-                        &weight,
-                        self.next_slot,
-                        b.location,
-                    ));
-                    self.next_slot += 1;
-                    self.panels.insert(cache, w);
-                    w
-                }
-            };
-            Weights::Dense(w)
-        } else {
-            Weights::Bcr(self.packed_weight(b, blob, &op, &weight, m, k, n == 1)?)
-        };
+        let weights = self.weights(b, blob, &op, &weight, m, k, n == 1)?;
         let zero = b.f32(0.0);
         let bias_view = bias.map(|name| self.dense(b, blob, &name, &[m]));
         // A result read only by a transpose: accumulate straight into the transpose's result.
@@ -818,23 +794,7 @@ impl<'c> Lowering<'c, '_> {
                 None => self.allocate(&[m, n]),
             };
             let ct = self.view(b, scratch, &accumulator);
-            // Rows are independent: bcr-parallelize spreads the initialisation over the threads too.
-            let parallel = [(
-                crate::bcr::parallelize::PARALLEL_ATTR,
-                Attribute::unit(self.context),
-            )];
-            let (first_row, rows, one) = (b.index(0), b.index(m), b.index(1));
-            b.for_loop_with(first_row, rows, one, &[], &parallel, |b, row, _| {
-                let value = match bias_view {
-                    Some(bias) => b.load(bias, &[row]),
-                    None => zero,
-                };
-                b.for_range(0, n, 1, &[], |b, column, _| {
-                    b.store(value, ct, &[row, column]);
-                    vec![]
-                });
-                vec![]
-            });
+            init_rows(b, ct, bias_view, m, n);
             let product = b.insert(weights.product(self.context, at, ct, true, b.location));
             self.copy_schedule(&op, product);
             match (transposed_result, output) {
@@ -846,6 +806,108 @@ impl<'c> Lowering<'c, '_> {
                 }
                 (None, None) => Err(op_error(&op, "gemm result has no destination")),
             }
+        }
+    }
+
+    /// The weights of a product with an `m x k` weight matrix: row panels
+    /// when the op asks for the dense kernel (`kernel = "dense"`), BCRC
+    /// arrays otherwise. `vector`: a matrix-vector product (its own copy:
+    /// its panels are taller, its BCR values column panels).
+    #[allow(clippy::too_many_arguments)]
+    fn weights(&mut self, b: &Builder<'c>, blob: V<'c>, op: &OperationRef<'c, '_>, weight: &str, m: i64, k: i64, vector: bool) -> Result<Weights<'c>, PassError> {
+        if grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref() != Some(grim::KERNEL_DENSE) {
+            return Ok(Weights::Bcr(self.packed_weight(b, blob, op, weight, m, k, vector)?));
+        }
+        let cache = (weight.to_string(), vector);
+        let w = match self.panels.get(&cache) {
+            Some(w) => *w,
+            None => {
+                let w = b.value(bcr::dense_panels(self.context, blob, weight, self.next_slot, b.location));
+                self.next_slot += 1;
+                self.panels.insert(cache, w);
+                w
+            }
+        };
+        Ok(Weights::Dense(w))
+    }
+
+    /// `grim.conv2d` in its GEMM view, image by image:
+    /// `Y_n[M, Ho*Wo] = W[M, C*kh*kw] x patches(X_n)`, with Y_n the n-th
+    /// image of the NCHW output (already laid out as `[M, Ho*Wo]`) and W the
+    /// `[M, C, kh, kw]` weight read as a matrix (no data moves).
+    ///
+    /// * A pointwise conv (1x1, stride 1, no padding) multiplies the image
+    ///   as the `[C, H*W]` matrix it is: no patches at all.
+    /// * The dense kernel reads the image through its patch matrix
+    ///   (implicit im2col: `bcr.gemm {im2col}` copies patches straight into
+    ///   its packed activation blocks).
+    /// * The BCR kernels multiply an explicit patch matrix: `bcr.im2col`
+    ///   writes it to scratch, once per image.
+    fn conv2d(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
+        let attrs = grim::conv_attrs(&op).ok_or_else(|| op_error(&op, "has malformed strides, pads or dilations"))?;
+        let input = self.buffer(&op, 0)?;
+        let Tensor::Weight { name: weight, shape: weight_shape } = self.operand(&op, 1)? else {
+            return Err(op_error(&op, "needs a constant weight (operand #1)"));
+        };
+        let bias = if op.operand_count() == 3 {
+            match self.operand(&op, 2)? {
+                Tensor::Weight { name, .. } => Some(name),
+                _ => return Err(op_error(&op, "needs a constant bias (operand #2)")),
+            }
+        } else {
+            None
+        };
+        let (&[images, channels, h, w], &[m, _, kh, kw]) = (input.shape(), &weight_shape[..]) else {
+            return Err(op_error(&op, "needs a 4-D input and weight"));
+        };
+        let (ho, wo) = attrs.output(h, w, kh, kw).ok_or_else(|| op_error(&op, "has a kernel that does not fit its input"))?;
+        let (k, n) = (channels * kh * kw, ho * wo);
+        let weights = self.weights(b, blob, &op, &weight, m, k, false)?;
+        let bias_view = bias.map(|name| self.dense(b, blob, &name, &[m]));
+        let output = self.result(&op, &[images, m, ho, wo]);
+        let pointwise = attrs.is_pointwise(kh, kw);
+        let patch = bcr::Im2col { kh, kw, conv: attrs };
+        // The BCR kernels' patch matrix, shared by all images.
+        let patches = match (&weights, pointwise) {
+            (Weights::Bcr(_), false) => Some(self.allocate(&[k, n])),
+            _ => None,
+        };
+        for image in 0..images {
+            let y = self.image_view(b, scratch, &output, image, &[m, n]);
+            init_rows(b, y, bias_view, m, n);
+            let product = if pointwise {
+                let x = self.image_view(b, scratch, &input, image, &[channels, h * w]);
+                b.insert(weights.product(self.context, x, y, true, b.location))
+            } else {
+                let x = self.image_view(b, scratch, &input, image, &[channels, h, w]);
+                match &patches {
+                    Some(patches) => {
+                        let columns = self.view(b, scratch, patches);
+                        b.insert(bcr::im2col(self.context, x, columns, &patch, b.location));
+                        b.insert(weights.product(self.context, columns, y, true, b.location))
+                    }
+                    None => {
+                        let product = b.insert(weights.product(self.context, x, y, true, b.location));
+                        let (_, value) = bcr::im2col_attr(self.context, &patch);
+                        use melior::ir::operation::OperationMutLike;
+                        // SAFETY: the product was just inserted; only an attribute is added.
+                        unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) }.set_attribute(bcr::IM2COL_ATTR, value);
+                        product
+                    }
+                }
+            };
+            self.copy_schedule(&op, product);
+        }
+        self.define(&op, output)
+    }
+
+    /// Image `image` of a batched tensor, viewed as `shape`.
+    fn image_view(&self, b: &Builder<'c>, scratch: V<'c>, tensor: &Tensor, image: i64, shape: &[i64]) -> V<'c> {
+        let elements = shape::numel(shape);
+        match tensor {
+            Tensor::Buffer { offset, .. } => self.view(b, scratch, &Tensor::Buffer { offset: offset + 4 * elements * image, shape: shape.to_vec() }),
+            Tensor::Argument { index, .. } => reinterpret_at(b, self.arguments[*index], shape, elements * image),
+            Tensor::Weight { .. } => unreachable!("conv inputs and outputs are activations"),
         }
     }
 
@@ -1080,6 +1142,12 @@ fn uses<'c, 'a>(value: Value<'c, 'a>) -> Vec<(OperationRef<'c, 'a>, usize)> {
 
 /// The same contiguous buffer seen with another static shape.
 fn reinterpret<'c>(b: &Builder<'c>, source: V<'c>, shape: &[i64]) -> V<'c> {
+    reinterpret_at(b, source, shape, 0)
+}
+
+/// `source` viewed as a row-major `shape` starting `offset` elements in (a
+/// strided layout carries a non-zero offset).
+fn reinterpret_at<'c>(b: &Builder<'c>, source: V<'c>, shape: &[i64], offset: i64) -> V<'c> {
     let mut strides = vec![1i64; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
         strides[i] = strides[i + 1] * shape[i + 1];
@@ -1087,19 +1155,46 @@ fn reinterpret<'c>(b: &Builder<'c>, source: V<'c>, shape: &[i64]) -> V<'c> {
     let dense = |values: &[i64]| {
         melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, values).into()
     };
+    let result_type = if offset == 0 {
+        b.memref_type(shape, b.f32_type())
+    } else {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let strides_text: Vec<String> = strides.iter().map(|d| d.to_string()).collect();
+        let text = format!("memref<{}xf32, strided<[{}], offset: {offset}>>", dims.join("x"), strides_text.join(", "));
+        Type::parse(b.context, &text).expect("a strided memref type")
+    };
     let segments =
         melior::ir::attribute::DenseI32ArrayAttribute::new(b.context, &[1, 0, 0, 0]).into();
     b.op(
         "memref.reinterpret_cast",
         &[source],
-        &[b.memref_type(shape, b.f32_type())],
+        &[result_type],
         &[
-            ("static_offsets", dense(&[0])),
+            ("static_offsets", dense(&[offset])),
             ("static_sizes", dense(shape)),
             ("static_strides", dense(&strides)),
             ("operandSegmentSizes", segments),
         ],
     )[0]
+}
+
+/// Fills each row of `y[m, n]` with its bias (or zero), rows spread over
+/// the threads (bcr-parallelize): the products then accumulate into it.
+fn init_rows<'c>(b: &Builder<'c>, y: V<'c>, bias: Option<V<'c>>, m: i64, n: i64) {
+    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, Attribute::unit(b.context))];
+    let zero = b.f32(0.0);
+    let (first_row, rows, one) = (b.index(0), b.index(m), b.index(1));
+    b.for_loop_with(first_row, rows, one, &[], &parallel, |b, row, _| {
+        let value = match bias {
+            Some(bias) => b.load(bias, &[row]),
+            None => zero,
+        };
+        b.for_range(0, n, 1, &[], |b, column, _| {
+            b.store(value, y, &[row, column]);
+            vec![]
+        });
+        vec![]
+    });
 }
 
 /// Rows and columns per tile of [`transpose`].

@@ -2,3 +2,4 @@
 
 pub mod bcr_to_loops;
 pub mod grim_to_bcr;
+pub mod im2col;
