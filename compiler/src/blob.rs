@@ -164,8 +164,13 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 {
                     // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
                     let (rows, cols) = match weight.shape.split_first() {
-                        Some((&rows, rest)) if slot >= 0 && !rest.is_empty() => (rows, rest.iter().product::<usize>()),
-                        _ => return Err(CompileError::Internal(format!("weight '{weight_name}' of shape {:?} is not a matrix for row panels", weight.shape))),
+                        Some((&rows, rest)) if slot >= 0 && !rest.is_empty() => {
+                            (rows, rest.iter().product::<usize>())
+                        }
+                        _ => return Err(CompileError::Internal(format!(
+                            "weight '{weight_name}' of shape {:?} is not a matrix for row panels",
+                            weight.shape
+                        ))),
                     };
                     let panel_rows = bcr::panel_rows(&op) as usize;
                     let panels = grim_model::row_panels(&weight.data, rows, cols, panel_rows)?;

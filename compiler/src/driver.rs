@@ -298,7 +298,8 @@ fn choose_kernels<'c>(
 ) -> Result<(), CompileError> {
     let mut gemms = Vec::new();
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        let product = [Ok(grim::GEMM), Ok(grim::CONV2D)].contains(&op.name().as_string_ref().as_str());
+        let product =
+            [Ok(grim::GEMM), Ok(grim::CONV2D)].contains(&op.name().as_string_ref().as_str());
         if product && !op.has_attribute(grim::KERNEL_ATTR) {
             gemms.push(op.to_raw());
         }

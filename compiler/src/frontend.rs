@@ -259,12 +259,20 @@ pub fn from_graph<'c>(
                 }
                 unsafe { Value::from_raw(out.to_raw()) }
             }
-            Op::Conv { strides, pads, dilations } => {
+            Op::Conv {
+                strides,
+                pads,
+                dilations,
+            } => {
                 // The weight (and bias) must be constants; the loader checked the shapes.
                 for (index, what) in [(1, "W"), (2, "B")] {
                     if let Some(name) = node.inputs.get(index).filter(|n| !n.is_empty()) {
                         if !weights.contains_key(name) {
-                            return Err(unsupported(&label, op_type, format!("input {what} '{name}' must be a constant initializer")));
+                            return Err(unsupported(
+                                &label,
+                                op_type,
+                                format!("input {what} '{name}' must be a constant initializer"),
+                            ));
                         }
                     }
                 }
@@ -276,11 +284,27 @@ pub fn from_graph<'c>(
                 };
                 let attrs = grim::ConvAttrs {
                     strides: [strides[0] as i64, strides[1] as i64],
-                    pads: [pads[0] as i64, pads[1] as i64, pads[2] as i64, pads[3] as i64],
+                    pads: [
+                        pads[0] as i64,
+                        pads[1] as i64,
+                        pads[2] as i64,
+                        pads[3] as i64,
+                    ],
                     dilations: [dilations[0] as i64, dilations[1] as i64],
                 };
-                let conv = block.append_operation(grim::conv2d(context, x, w, bias, &attrs, result_type, location));
-                let out: Value = conv.result(0).map_err(|e| CompileError::Internal(e.to_string()))?.into();
+                let conv = block.append_operation(grim::conv2d(
+                    context,
+                    x,
+                    w,
+                    bias,
+                    &attrs,
+                    result_type,
+                    location,
+                ));
+                let out: Value = conv
+                    .result(0)
+                    .map_err(|e| CompileError::Internal(e.to_string()))?
+                    .into();
                 unsafe { Value::from_raw(out.to_raw()) }
             }
             Op::MatMul => {

@@ -313,23 +313,38 @@ struct ConvCase {
 }
 
 fn conv_cases(max_c: usize, max_hw: usize) -> impl Strategy<Value = ConvCase> {
-    let geometry = (1usize..3, 1..max_c, (3..max_hw, 3..max_hw), 1usize..20, (1usize..4, 1usize..4), (1usize..3, 1usize..3), (0usize..2, 0usize..2, 0usize..2, 0usize..2), (1usize..3, 1usize..3));
-    (geometry, any::<bool>(), (1usize..9, 1usize..17), 0u64..1000).prop_filter_map("kernel must fit", |((n, c, hw, m, k, s, p, d), dense, block, seed)| {
-        let fits = |size: usize, before: usize, after: usize, kernel: usize, dilation: usize| size + before + after >= dilation * (kernel - 1) + 1;
-        (fits(hw.0, p.0, p.2, k.0, d.0) && fits(hw.1, p.1, p.3, k.1, d.1)).then_some(ConvCase {
-            n,
-            c,
-            hw,
-            m,
-            kernel: [k.0, k.1],
-            strides: [s.0, s.1],
-            pads: [p.0, p.1, p.2, p.3],
-            dilations: [d.0, d.1],
-            dense,
-            block,
-            seed,
-        })
-    })
+    let geometry = (
+        1usize..3,
+        1..max_c,
+        (3..max_hw, 3..max_hw),
+        1usize..20,
+        (1usize..4, 1usize..4),
+        (1usize..3, 1usize..3),
+        (0usize..2, 0usize..2, 0usize..2, 0usize..2),
+        (1usize..3, 1usize..3),
+    );
+    (geometry, any::<bool>(), (1usize..9, 1usize..17), 0u64..1000).prop_filter_map(
+        "kernel must fit",
+        |((n, c, hw, m, k, s, p, d), dense, block, seed)| {
+            let fits =
+                |size: usize, before: usize, after: usize, kernel: usize, dilation: usize| {
+                    size + before + after >= dilation * (kernel - 1) + 1
+                };
+            (fits(hw.0, p.0, p.2, k.0, d.0) && fits(hw.1, p.1, p.3, k.1, d.1)).then_some(ConvCase {
+                n,
+                c,
+                hw,
+                m,
+                kernel: [k.0, k.1],
+                strides: [s.0, s.1],
+                pads: [p.0, p.1, p.2, p.3],
+                dilations: [d.0, d.1],
+                dense,
+                block,
+                seed,
+            })
+        },
+    )
 }
 
 fn check_conv(target: &str, case: &ConvCase, threads: usize) {
@@ -337,18 +352,53 @@ fn check_conv(target: &str, case: &ConvCase, threads: usize) {
     let weight = if case.dense {
         lcg_input(vec![rows * cols], case.seed + 5).data
     } else {
-        random_bcr_weight(rows, cols, BlockSize::new(case.block.0, case.block.1).unwrap(), 0.5, 0.5, case.seed)
+        random_bcr_weight(
+            rows,
+            cols,
+            BlockSize::new(case.block.0, case.block.1).unwrap(),
+            0.5,
+            0.5,
+            case.seed,
+        )
     };
-    let graph = grim_model::conv_layer(case.n, case.c, case.hw.0, case.hw.1, case.m, case.kernel, case.strides, case.pads, case.dilations, case.seed % 2 == 0, weight).unwrap();
+    let graph = grim_model::conv_layer(
+        case.n,
+        case.c,
+        case.hw.0,
+        case.hw.1,
+        case.m,
+        case.kernel,
+        case.strides,
+        case.pads,
+        case.dilations,
+        case.seed % 2 == 0,
+        weight,
+    )
+    .unwrap();
     let x = lcg_input(vec![case.n, case.c, case.hw.0, case.hw.1], case.seed);
     let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
-    let (actual, bcr) = compile_and_run_staged(&graph, target, (case.block.0 as i64, case.block.1 as i64), true, threads, &[x]);
+    let (actual, bcr) = compile_and_run_staged(
+        &graph,
+        target,
+        (case.block.0 as i64, case.block.1 as i64),
+        true,
+        threads,
+        &[x],
+    );
     let pointwise = case.kernel == [1, 1] && case.strides == [1, 1] && case.pads == [0; 4];
     if case.dense {
         assert!(bcr.contains("\"bcr.gemm\""), "{case:?}: {bcr}");
-        assert_eq!(bcr.contains("im2col = array"), !pointwise, "{case:?}: implicit im2col unless pointwise: {bcr}");
+        assert_eq!(
+            bcr.contains("im2col = array"),
+            !pointwise,
+            "{case:?}: implicit im2col unless pointwise: {bcr}"
+        );
     } else if bcr.contains("bcr.packed") {
-        assert_eq!(bcr.contains("\"bcr.im2col\""), !pointwise, "{case:?}: explicit im2col unless pointwise: {bcr}");
+        assert_eq!(
+            bcr.contains("\"bcr.im2col\""),
+            !pointwise,
+            "{case:?}: explicit im2col unless pointwise: {bcr}"
+        );
     }
     assert_close(&actual, &expected);
 }
@@ -381,9 +431,25 @@ proptest! {
 /// kernels each, with N long enough to be tiled and split across threads.
 #[test]
 fn layer_like_convs_match_reference() {
-    for (c, hw, m, kernel, strides, pads) in [(16, (20, 20), 24, [3, 3], [1, 1], [1, 1, 1, 1]), (8, (17, 17), 16, [3, 3], [2, 2], [1, 1, 1, 1]), (24, (14, 14), 40, [1, 1], [1, 1], [0, 0, 0, 0])] {
+    for (c, hw, m, kernel, strides, pads) in [
+        (16, (20, 20), 24, [3, 3], [1, 1], [1, 1, 1, 1]),
+        (8, (17, 17), 16, [3, 3], [2, 2], [1, 1, 1, 1]),
+        (24, (14, 14), 40, [1, 1], [1, 1], [0, 0, 0, 0]),
+    ] {
         for dense in [true, false] {
-            let case = ConvCase { n: 1, c, hw, m, kernel, strides, pads, dilations: [1, 1], dense, block: (8, 16), seed: 3 };
+            let case = ConvCase {
+                n: 1,
+                c,
+                hw,
+                m,
+                kernel,
+                strides,
+                pads,
+                dilations: [1, 1],
+                dense,
+                block: (8, 16),
+                seed: 3,
+            };
             check_conv("host", &case, 2);
         }
     }

@@ -288,7 +288,18 @@ impl Im2col {
     /// The attribute value.
     pub fn to_array(&self) -> [i64; 10] {
         let c = &self.conv;
-        [self.kh, self.kw, c.strides[0], c.strides[1], c.pads[0], c.pads[1], c.pads[2], c.pads[3], c.dilations[0], c.dilations[1]]
+        [
+            self.kh,
+            self.kw,
+            c.strides[0],
+            c.strides[1],
+            c.pads[0],
+            c.pads[1],
+            c.pads[2],
+            c.pads[3],
+            c.dilations[0],
+            c.dilations[1],
+        ]
     }
 
     /// `(K, Ho, Wo)` for an image `[C, H, W]` (`None` if the kernel does not fit).
@@ -300,8 +311,14 @@ impl Im2col {
 }
 
 /// `(name, array<i64: ...>)` of an [`Im2col`], to attach to an op.
-pub fn im2col_attr<'c>(context: &'c Context, geometry: &Im2col) -> (melior::ir::Identifier<'c>, melior::ir::Attribute<'c>) {
-    (melior::ir::Identifier::new(context, IM2COL_ATTR), melior::ir::attribute::DenseI64ArrayAttribute::new(context, &geometry.to_array()).into())
+pub fn im2col_attr<'c>(
+    context: &'c Context,
+    geometry: &Im2col,
+) -> (melior::ir::Identifier<'c>, melior::ir::Attribute<'c>) {
+    (
+        melior::ir::Identifier::new(context, IM2COL_ATTR),
+        melior::ir::attribute::DenseI64ArrayAttribute::new(context, &geometry.to_array()).into(),
+    )
 }
 
 /// The im2col geometry on an op (`None` if absent or malformed).
@@ -313,14 +330,32 @@ pub fn im2col_of<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Im2col> 
         if !mlir_sys::mlirAttributeIsADenseI64Array(raw) {
             return None;
         }
-        (0..mlir_sys::mlirDenseArrayGetNumElements(raw)).map(|i| mlir_sys::mlirDenseI64ArrayGetElement(raw, i)).collect()
+        (0..mlir_sys::mlirDenseArrayGetNumElements(raw))
+            .map(|i| mlir_sys::mlirDenseI64ArrayGetElement(raw, i))
+            .collect()
     };
-    let [kh, kw, sh, sw, pt, pl, pb, pr, dh, dw] = values[..] else { return None };
-    Some(Im2col { kh, kw, conv: crate::grim::ConvAttrs { strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } })
+    let [kh, kw, sh, sw, pt, pl, pb, pr, dh, dw] = values[..] else {
+        return None;
+    };
+    Some(Im2col {
+        kh,
+        kw,
+        conv: crate::grim::ConvAttrs {
+            strides: [sh, sw],
+            pads: [pt, pl, pb, pr],
+            dilations: [dh, dw],
+        },
+    })
 }
 
 /// Builds `bcr.im2col(x, out) {im2col}`.
-pub fn im2col<'c>(context: &'c Context, x: Value<'c, '_>, out: Value<'c, '_>, geometry: &Im2col, location: Location<'c>) -> Operation<'c> {
+pub fn im2col<'c>(
+    context: &'c Context,
+    x: Value<'c, '_>,
+    out: Value<'c, '_>,
+    geometry: &Im2col,
+    location: Location<'c>,
+) -> Operation<'c> {
     OperationBuilder::new(IM2COL, location)
         .add_operands(&[x, out])
         .add_attributes(&[im2col_attr(context, geometry)])
@@ -332,12 +367,27 @@ pub fn im2col<'c>(context: &'c Context, x: Value<'c, '_>, out: Value<'c, '_>, ge
 /// matrix it stands for.
 fn check_im2col(geometry: &Im2col, image: &[i64], k: i64, n: i64) -> Result<(), String> {
     let c = &geometry.conv;
-    if geometry.kh < 1 || geometry.kw < 1 || c.strides.iter().chain(&c.dilations).any(|v| *v < 1) || c.pads.iter().any(|p| *p < 0) {
-        return Err(format!("im2col geometry must have kernel, strides and dilations >= 1 and pads >= 0, got {:?}", geometry.to_array()));
+    if geometry.kh < 1
+        || geometry.kw < 1
+        || c.strides.iter().chain(&c.dilations).any(|v| *v < 1)
+        || c.pads.iter().any(|p| *p < 0)
+    {
+        return Err(format!(
+            "im2col geometry must have kernel, strides and dilations >= 1 and pads >= 0, got {:?}",
+            geometry.to_array()
+        ));
     }
-    let (kk, ho, wo) = geometry.output(image).ok_or_else(|| format!("im2col needs an image [C, H, W] the {}x{} kernel fits, got {image:?}", geometry.kh, geometry.kw))?;
+    let (kk, ho, wo) = geometry.output(image).ok_or_else(|| {
+        format!(
+            "im2col needs an image [C, H, W] the {}x{} kernel fits, got {image:?}",
+            geometry.kh, geometry.kw
+        )
+    })?;
     if (kk, ho * wo) != (k, n) {
-        return Err(format!("the im2col of {image:?} is [{kk}, {}], not [{k}, {n}]", ho * wo));
+        return Err(format!(
+            "the im2col of {image:?} is [{kk}, {}], not [{k}, {n}]",
+            ho * wo
+        ));
     }
     Ok(())
 }
@@ -578,6 +628,23 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 return Err("slot must be an integer >= 0".into());
             }
         }
+        IM2COL => {
+            let geometry = im2col_of(op)
+                .ok_or("needs im2col = array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>")?;
+            let shape_of = |index: usize| {
+                op.operand(index)
+                    .ok()
+                    .filter(|v| shape::is_f32_shaped(v.r#type()))
+                    .and_then(|v| shape::static_shape(v.r#type()))
+            };
+            let (Some(x), Some(out)) = (shape_of(0), shape_of(1)) else {
+                return Err("input and output must be static f32 memrefs".into());
+            };
+            if x.len() != 3 || out.len() != 2 {
+                return Err(format!("bcr.im2col needs an image [C, H, W] and an output [K, Ho*Wo], got {x:?} and {out:?}"));
+            }
+            check_im2col(&geometry, &x, out[0], out[1])?;
+        }
         GEMM => {
             let product =
                 dense_product(op).ok_or("needs three operands (weights, input, output)")?;
@@ -601,7 +668,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 let k = geometry.output(&x).map_or(0, |(k, _, _)| k);
                 check_im2col(&geometry, &x, k, c[1])?;
             } else if op.has_attribute(IM2COL_ATTR) {
-                return Err("im2col must be array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>".into());
+                return Err(
+                    "im2col must be array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>".into(),
+                );
             } else {
                 let matrix = x.len() == 2 && c.len() == 2 && x[1] == c[1];
                 let vector = x.len() == 1 && c.len() == 1;

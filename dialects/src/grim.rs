@@ -159,13 +159,28 @@ impl ConvAttrs {
     /// Output height and width for an `h x w` input and a `kh x kw` kernel
     /// (`None` when the kernel does not fit the padded input).
     pub fn output(&self, h: i64, w: i64, kh: i64, kw: i64) -> Option<(i64, i64)> {
-        let extent = |size: i64, before: i64, after: i64, kernel: i64, dilation: i64, stride: i64| {
-            let span = size + before + after - dilation * (kernel - 1) - 1;
-            (span >= 0 && stride > 0).then(|| span / stride + 1)
-        };
+        let extent =
+            |size: i64, before: i64, after: i64, kernel: i64, dilation: i64, stride: i64| {
+                let span = size + before + after - dilation * (kernel - 1) - 1;
+                (span >= 0 && stride > 0).then(|| span / stride + 1)
+            };
         Some((
-            extent(h, self.pads[0], self.pads[2], kh, self.dilations[0], self.strides[0])?,
-            extent(w, self.pads[1], self.pads[3], kw, self.dilations[1], self.strides[1])?,
+            extent(
+                h,
+                self.pads[0],
+                self.pads[2],
+                kh,
+                self.dilations[0],
+                self.strides[0],
+            )?,
+            extent(
+                w,
+                self.pads[1],
+                self.pads[3],
+                kw,
+                self.dilations[1],
+                self.strides[1],
+            )?,
         ))
     }
 
@@ -187,12 +202,25 @@ pub fn conv2d<'c>(
     location: Location<'c>,
 ) -> Operation<'c> {
     use melior::ir::{attribute::DenseI64ArrayAttribute, Identifier};
-    let array = |name: &str, values: &[i64]| (Identifier::new(context, name), DenseI64ArrayAttribute::new(context, values).into());
+    let array = |name: &str, values: &[i64]| {
+        (
+            Identifier::new(context, name),
+            DenseI64ArrayAttribute::new(context, values).into(),
+        )
+    };
     let mut builder = OperationBuilder::new(CONV2D, location).add_operands(&[input, weight]);
     if let Some(bias) = bias {
         builder = builder.add_operands(&[bias]);
     }
-    build(builder.add_attributes(&[array("strides", &attrs.strides), array("pads", &attrs.pads), array("dilations", &attrs.dilations)]).add_results(&[result]))
+    build(
+        builder
+            .add_attributes(&[
+                array("strides", &attrs.strides),
+                array("pads", &attrs.pads),
+                array("dilations", &attrs.dilations),
+            ])
+            .add_results(&[result]),
+    )
 }
 
 /// Reads the geometry of a `grim.conv2d` (`None` if an attribute is missing
@@ -206,11 +234,19 @@ pub fn conv_attrs<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<ConvAtt
             if !mlir_sys::mlirAttributeIsADenseI64Array(raw) {
                 return None;
             }
-            Some((0..mlir_sys::mlirDenseArrayGetNumElements(raw)).map(|i| mlir_sys::mlirDenseI64ArrayGetElement(raw, i)).collect())
+            Some(
+                (0..mlir_sys::mlirDenseArrayGetNumElements(raw))
+                    .map(|i| mlir_sys::mlirDenseI64ArrayGetElement(raw, i))
+                    .collect(),
+            )
         }
     };
     let (strides, pads, dilations) = (array("strides")?, array("pads")?, array("dilations")?);
-    Some(ConvAttrs { strides: strides.try_into().ok()?, pads: pads.try_into().ok()?, dilations: dilations.try_into().ok()? })
+    Some(ConvAttrs {
+        strides: strides.try_into().ok()?,
+        pads: pads.try_into().ok()?,
+        dilations: dilations.try_into().ok()?,
+    })
 }
 
 /// The name a `grim.weight` refers to.
@@ -261,18 +297,24 @@ fn result_shape<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<Vec<i64>,
 fn check_kernel_attrs<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String> {
     if let Some(order) = attr::string(op, ORDER_ATTR) {
         if order != "natural" && order != "grouped" {
-            return Err(format!("order must be \"natural\" or \"grouped\", got \"{order}\""));
+            return Err(format!(
+                "order must be \"natural\" or \"grouped\", got \"{order}\""
+            ));
         }
     }
     if let Some(kernel) = attr::string(op, KERNEL_ATTR) {
         if kernel != KERNEL_BCR && kernel != KERNEL_DENSE {
-            return Err(format!("kernel must be \"bcr\" or \"dense\", got \"{kernel}\""));
+            return Err(format!(
+                "kernel must be \"bcr\" or \"dense\", got \"{kernel}\""
+            ));
         }
     }
     if let Some(rows) = attr::int(op, BLOCK_ATTR) {
         let cols = attr::int(op, BLOCK_COLS_ATTR).unwrap_or(0);
         if !(1..=64).contains(&rows) || !(1..=64).contains(&cols) {
-            return Err(format!("block size {rows}x{cols} out of range (1..=64 each)"));
+            return Err(format!(
+                "block size {rows}x{cols} out of range (1..=64 each)"
+            ));
         }
     }
     Ok(())
@@ -342,19 +384,37 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let x = shape_of(op.operand(0), "input")?;
             let w = shape_of(op.operand(1), "weight")?;
             let y = result_shape(op)?;
-            let attrs = conv_attrs(op).ok_or("needs strides (2), pads (4) and dilations (2) as array<i64> attributes")?;
-            if attrs.strides.iter().chain(&attrs.dilations).any(|v| *v < 1) || attrs.pads.iter().any(|p| *p < 0) {
-                return Err(format!("strides and dilations must be >= 1 and pads >= 0, got {attrs:?}"));
+            let attrs = conv_attrs(op)
+                .ok_or("needs strides (2), pads (4) and dilations (2) as array<i64> attributes")?;
+            if attrs.strides.iter().chain(&attrs.dilations).any(|v| *v < 1)
+                || attrs.pads.iter().any(|p| *p < 0)
+            {
+                return Err(format!(
+                    "strides and dilations must be >= 1 and pads >= 0, got {attrs:?}"
+                ));
             }
             if x.len() != 4 || w.len() != 4 {
-                return Err(format!("input [N, C, H, W] and weight [M, C, kh, kw] must be 4-D, got {x:?} and {w:?}"));
+                return Err(format!(
+                    "input [N, C, H, W] and weight [M, C, kh, kw] must be 4-D, got {x:?} and {w:?}"
+                ));
             }
             if x[1] != w[1] {
-                return Err(format!("input has {} channels but the weight expects {}", x[1], w[1]));
+                return Err(format!(
+                    "input has {} channels but the weight expects {}",
+                    x[1], w[1]
+                ));
             }
-            let (ho, wo) = attrs.output(x[2], x[3], w[2], w[3]).ok_or_else(|| format!("a {}x{} kernel does not fit the padded {}x{} input", w[2], w[3], x[2], x[3]))?;
+            let (ho, wo) = attrs.output(x[2], x[3], w[2], w[3]).ok_or_else(|| {
+                format!(
+                    "a {}x{} kernel does not fit the padded {}x{} input",
+                    w[2], w[3], x[2], x[3]
+                )
+            })?;
             if y != [x[0], w[0], ho, wo] {
-                return Err(format!("result must be [{}, {}, {ho}, {wo}], got {y:?}", x[0], w[0]));
+                return Err(format!(
+                    "result must be [{}, {}, {ho}, {wo}], got {y:?}",
+                    x[0], w[0]
+                ));
             }
             if op.operand_count() == 3 {
                 let bias = shape_of(op.operand(2), "bias")?;

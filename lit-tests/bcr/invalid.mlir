@@ -166,3 +166,13 @@ func.func @panels_type(%blob: memref<?xi8>) {
   %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<16x32xf32>
   return
 }
+
+// -----
+
+// Checks that bcr.im2col's output must be the patch matrix of its image: a
+// 3x3 kernel over 2 channels has 18 rows, and a 5x5 image with pads of 1 25 columns.
+// CHECK: invalid.mlir:[[@LINE+2]]:3: error: 'bcr.im2col' op the im2col of [2, 5, 5] is [18, 25], not [18, 20]
+func.func @patches_shape(%x: memref<2x5x5xf32>, %out: memref<18x20xf32>) {
+  "bcr.im2col"(%x, %out) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<2x5x5xf32>, memref<18x20xf32>) -> ()
+  return
+}

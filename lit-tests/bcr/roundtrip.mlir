@@ -47,3 +47,12 @@ func.func @dense_gemm(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x
   "bcr.gemm"(%w, %x, %c) {register_tile = 4 : i64, vectors = 1 : i64, vector_width = 8 : i64, tile_m = 8 : i64, tile_n = 8 : i64, tile_k = 16 : i64} : (memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
   return
 }
+
+// -----
+
+// CHECK-LABEL: func.func @patches
+// CHECK: "bcr.im2col"(%{{.*}}, %{{.*}}) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<2x5x5xf32>, memref<18x25xf32>) -> ()
+func.func @patches(%x: memref<2x5x5xf32>, %out: memref<18x25xf32>) {
+  "bcr.im2col"(%x, %out) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<2x5x5xf32>, memref<18x25xf32>) -> ()
+  return
+}

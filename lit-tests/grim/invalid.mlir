@@ -136,3 +136,33 @@ func.func @constant_empty_name() -> tensor<4xf32> {
   %c = "grim.constant"() {name = "", value = dense<1.0> : tensor<4xf32>} : () -> tensor<4xf32>
   return %c : tensor<4xf32>
 }
+
+// -----
+
+// Checks that a conv's result shape follows from its geometry ((9 + 2 - 3) / 2 + 1 = 5 rows).
+// CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op result must be [1, 4, 5, 8], got [1, 4, 9, 8]
+func.func @conv_shape(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x9x8xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<4x3x3x1xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>) -> tensor<1x4x9x8xf32>
+  return %y : tensor<1x4x9x8xf32>
+}
+
+// -----
+
+// Checks that a conv's channels must match its weight's.
+// CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op input has 3 channels but the weight expects 2
+func.func @conv_channels(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<4x2x1x1xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x8x8xf32>
+  return %y : tensor<1x4x8x8xf32>
+}
+
+// -----
+
+// Checks that a zero stride is rejected (it would divide by zero).
+// CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op strides and dilations must be >= 1 and pads >= 0
+func.func @conv_stride(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<4x3x1x1xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 0, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32>) -> tensor<1x4x8x8xf32>
+  return %y : tensor<1x4x8x8xf32>
+}

@@ -38,3 +38,14 @@ func.func @shapes(%x: tensor<2x3x4xf32>) -> tensor<4x6xf32> {
   %t = "grim.transpose"(%r) : (tensor<6x4xf32>) -> tensor<4x6xf32>
   return %t : tensor<4x6xf32>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @conv
+// CHECK: "grim.conv2d"(%{{.*}}, %{{.*}}, %{{.*}}) {dilations = array<i64: 1, 1>, pads = array<i64: 1, 0, 1, 0>, strides = array<i64: 2, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>, tensor<4xf32>) -> tensor<1x4x5x8xf32>
+func.func @conv(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x5x8xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<4x3x3x1xf32>
+  %b = "grim.weight"() {name = "b"} : () -> tensor<4xf32>
+  %y = "grim.conv2d"(%x, %w, %b) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>, tensor<4xf32>) -> tensor<1x4x5x8xf32>
+  return %y : tensor<1x4x5x8xf32>
+}

@@ -167,3 +167,27 @@ func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32
   "bcr.gemm"(%w, %x, %y) {register_tile = 16 : i64, vector_width = 8 : i64} : (memref<?xf32>, memref<24xf32>, memref<40xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that bcr.im2col becomes a parallel loop over the patch rows, each
+// row walking runs of output positions within one output row: the row
+// index kk splits into channel, kernel row and kernel column, out-of-image
+// positions are stored as zeros and the others copied from the image.
+
+// CHECK-LABEL: func.func @patches
+// CHECK-SAME: (%[[X:.*]]: memref<2x5x5xf32>, %[[OUT:.*]]: memref<18x25xf32>)
+// CHECK: %[[ROWS:.*]] = arith.constant 18 : index
+// CHECK: scf.for %[[KK:.*]] = %{{.*}} to %[[ROWS]]
+// CHECK: %[[CH:.*]] = arith.divui %[[KK]], %{{.*}} : index
+// CHECK: arith.ceildivsi
+// CHECK: arith.floordivsi
+// CHECK: scf.while
+// CHECK: memref.store %{{.*}}, %[[OUT]][%[[KK]], %{{.*}}]
+// CHECK: %[[V:.*]] = memref.load %[[X]][%[[CH]], %{{.*}}, %{{.*}}]
+// CHECK: memref.store %[[V]], %[[OUT]][%[[KK]], %{{.*}}]
+// CHECK: } {grim.parallel}
+func.func @patches(%x: memref<2x5x5xf32>, %out: memref<18x25xf32>) {
+  "bcr.im2col"(%x, %out) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<2x5x5xf32>, memref<18x25xf32>) -> ()
+  return
+}

@@ -180,3 +180,32 @@ func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32
   %z = "grim.gemm"(%v, %w) {kernel = "dense"} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   return %t, %z : tensor<16x6xf32>, tensor<1x16xf32>
 }
+
+// -----
+
+// Checks a conv in its GEMM view: the BCR kernels multiply an explicit
+// patch matrix (bcr.im2col into scratch, [C*kh*kw, Ho*Wo] = [18, 20]) into
+// the output image viewed as [M, Ho*Wo]; the dense kernel reads the image
+// itself (implicit im2col on the bcr.gemm); a pointwise conv multiplies
+// the image as the [C, H*W] matrix it is, with no patches at all.
+
+// CHECK-LABEL: func.func @convs
+// CHECK: "bcr.packed"{{.*}}cols = 18 : i64{{.*}}name = "w3"{{.*}}rows = 4 : i64
+// CHECK: %[[Y:.*]] = memref.reinterpret_cast {{.*}} to memref<4x20xf32>
+// CHECK: %[[X:.*]] = memref.reinterpret_cast {{.*}} to memref<2x4x5xf32>
+// CHECK: %[[P:.*]] = memref.view {{.*}} to memref<18x20xf32>
+// CHECK: "bcr.im2col"(%[[X]], %[[P]]) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>}
+// CHECK: "bcr.spmm"({{.*}}, %[[P]], %[[Y]])
+// CHECK: %[[WD:.*]] = "bcr.dense"{{.*}}layout = "row_panels", name = "w3"
+// CHECK: "bcr.gemm"(%[[WD]], %{{.*}}, %{{.*}}) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<?xf32>, memref<2x4x5xf32>, memref<4x20xf32>)
+// CHECK-NOT: bcr.im2col
+// CHECK: "bcr.spmm"({{.*}}) {{.*}} : ({{.*}}, memref<2x20xf32>, memref<3x20xf32>)
+// CHECK-NOT: grim.
+func.func @convs(%x: tensor<1x2x4x5xf32>) -> (tensor<1x4x4x5xf32>, tensor<1x4x4x5xf32>, tensor<1x3x4x5xf32>) {
+  %w = "grim.weight"() {name = "w3"} : () -> tensor<4x2x3x3xf32>
+  %w1 = "grim.weight"() {name = "w1"} : () -> tensor<3x2x1x1xf32>
+  %a = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
+  %b = "grim.conv2d"(%x, %w) {kernel = "dense", strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
+  %c = "grim.conv2d"(%x, %w1) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<3x2x1x1xf32>) -> tensor<1x3x4x5xf32>
+  return %a, %b, %c : tensor<1x4x4x5xf32>, tensor<1x4x4x5xf32>, tensor<1x3x4x5xf32>
+}

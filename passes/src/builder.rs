@@ -210,7 +210,13 @@ impl<'c> Builder<'c> {
     /// A signed integer op on indices whose result type is its operands':
     /// `arith.maxsi`, `minsi`, `ceildivsi`, `floordivsi`.
     pub fn signed(&self, name: &str, a: V<'c>, b: V<'c>) -> V<'c> {
-        debug_assert!(["arith.maxsi", "arith.minsi", "arith.ceildivsi", "arith.floordivsi"].contains(&name));
+        debug_assert!([
+            "arith.maxsi",
+            "arith.minsi",
+            "arith.ceildivsi",
+            "arith.floordivsi"
+        ]
+        .contains(&name));
         self.infer(name, &[a, b])
     }
     /// `arith.select condition, a, b`.

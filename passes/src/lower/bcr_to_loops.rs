@@ -30,11 +30,11 @@
 //! Before: `"bcr.spmm"(%strips, %cols, %masks, %values, %x, %c) {...}`
 //! After:  `scf.for` nests with `vector.load`/`vector.fma`/`vector.store`.
 
+use crate::lower::im2col::Geometry;
 use crate::{
     builder::{erase, erase_op, replace_all_uses, Builder, V},
     op_error, Pass, PassError, PassOptions,
 };
-use crate::lower::im2col::Geometry;
 use grim_dialects::{bcr, shape};
 use melior::{
     dialect::arith::CmpiPredicate,
@@ -72,7 +72,16 @@ impl Pass for LowerBcrToLoops {
         let mut ops = Vec::new();
         module.as_operation().walk(WalkOrder::PreOrder, |op| {
             let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
-            if [bcr::PACKED, bcr::DENSE, bcr::SPMM, bcr::SPMV, bcr::GEMM, bcr::IM2COL].contains(&name.as_str()) {
+            if [
+                bcr::PACKED,
+                bcr::DENSE,
+                bcr::SPMM,
+                bcr::SPMV,
+                bcr::GEMM,
+                bcr::IM2COL,
+            ]
+            .contains(&name.as_str())
+            {
                 ops.push((name, op.to_raw()));
             }
             WalkResult::Advance
@@ -106,16 +115,34 @@ impl Pass for LowerBcrToLoops {
                     replace_all_uses(result.into(), view);
                 }
                 bcr::IM2COL => {
-                    let patch = bcr::im2col_of(&op).ok_or_else(|| op_error(&op, "has no im2col geometry"))?;
-                    let (x, out) = (erase(op.operand(0).map_err(|e| op_error(&op, e))?), erase(op.operand(1).map_err(|e| op_error(&op, e))?));
-                    let image = shape::static_shape(x.r#type()).ok_or_else(|| op_error(&op, "needs a static image"))?;
-                    let rows = shape::static_shape(out.r#type()).ok_or_else(|| op_error(&op, "needs a static output"))?;
-                    let geometry = Geometry::new(&patch, &image).ok_or_else(|| op_error(&op, "has a kernel that does not fit its image"))?;
+                    let patch = bcr::im2col_of(&op)
+                        .ok_or_else(|| op_error(&op, "has no im2col geometry"))?;
+                    let (x, out) = (
+                        erase(op.operand(0).map_err(|e| op_error(&op, e))?),
+                        erase(op.operand(1).map_err(|e| op_error(&op, e))?),
+                    );
+                    let image = shape::static_shape(x.r#type())
+                        .ok_or_else(|| op_error(&op, "needs a static image"))?;
+                    let rows = shape::static_shape(out.r#type())
+                        .ok_or_else(|| op_error(&op, "needs a static output"))?;
+                    let geometry = Geometry::new(&patch, &image)
+                        .ok_or_else(|| op_error(&op, "has a kernel that does not fit its image"))?;
                     // Rows are independent: bcr-parallelize spreads them over the threads.
-                    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, melior::ir::Attribute::unit(context))];
+                    let parallel = [(
+                        crate::bcr::parallelize::PARALLEL_ATTR,
+                        melior::ir::Attribute::unit(context),
+                    )];
                     let (c0, c1) = (b.index(0), b.index(1));
                     b.for_loop_with(c0, b.index(rows[0]), c1, &[], &parallel, |b, kk, _| {
-                        geometry.copy_row(b, x, kk, b.index(0), b.index(rows[1]), out, &|_, position| vec![kk, position]);
+                        geometry.copy_row(
+                            b,
+                            x,
+                            kk,
+                            b.index(0),
+                            b.index(rows[1]),
+                            out,
+                            &|_, position| vec![kk, position],
+                        );
                         vec![]
                     });
                 }
@@ -128,21 +155,16 @@ impl Pass for LowerBcrToLoops {
                         .ok_or_else(|| op_error(&op, "needs a static input"))?;
                     // An image read through its patch matrix (implicit im2col).
                     let image = match bcr::im2col_of(&op) {
-                        Some(patch) => Some(Geometry::new(&patch, &x_shape).ok_or_else(|| op_error(&op, "has an im2col kernel that does not fit its image"))?),
+                        Some(patch) => Some(Geometry::new(&patch, &x_shape).ok_or_else(|| {
+                            op_error(&op, "has an im2col kernel that does not fit its image")
+                        })?),
                         None => None,
                     };
                     let k = match &image {
                         Some(g) => x_shape[0] * g.patch.kh * g.patch.kw,
                         None => x_shape[0],
                     };
-                    dense_gemm(
-                        &b,
-                        &product,
-                        image,
-                        c_shape[0],
-                        k,
-                        c_shape.get(1).copied(),
-                    );
+                    dense_gemm(&b, &product, image, c_shape[0], k, c_shape.get(1).copied());
                 }
                 _ => {
                     let product = bcr::sparse_product(&op)
@@ -787,7 +809,7 @@ impl<'c> PackedX<'c> {
     }
 
     /// Copies `X[k0..k_end, n0..n0 + columns]` (or, for an image, those
-/// entries of its patch matrix) into `buffer`: per chunk and
+    /// entries of its patch matrix) into `buffer`: per chunk and
     /// row, vectors of `lanes`, then the columns left over one by one; the
     /// padding of the last chunk is never read unmasked, so it is not written.
     #[allow(clippy::too_many_arguments)]
@@ -814,7 +836,9 @@ impl<'c> PackedX<'c> {
                 if let Some(image) = image {
                     // Implicit im2col: the chunk's columns of patch row kk, from the image.
                     let end = b.addi(source, b.index(count));
-                    image.copy_row(b, x, kk, source, end, buffer, &|b, position| vec![b.addi(base, position)]);
+                    image.copy_row(b, x, kk, source, end, buffer, &|b, position| {
+                        vec![b.addi(base, position)]
+                    });
                     return vec![];
                 }
                 for j in (0..vector_end).step_by(lanes.max(1) as usize) {

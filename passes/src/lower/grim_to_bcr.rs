@@ -382,7 +382,7 @@ impl<'c> Lowering<'c, '_> {
                 .name()
                 .as_string_ref()
                 .as_str()
-                .is_ok_and(|n| [grim::GEMM, grim::CONV2D, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&n));
+                .is_ok_and(|n| COMPUTE_OPS.contains(&n));
             if produced_here && counts[&key(operand)] == 1 {
                 self.returned
                     .insert(key(operand), 3 + input_shapes.len() + index);
@@ -428,9 +428,7 @@ impl<'c> Lowering<'c, '_> {
             next = op.next_in_block();
             let b = b.with_location(op.location());
             let op_name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
-            if self.pass.profile
-                && [grim::GEMM, grim::ADD, grim::RELU, grim::TRANSPOSE].contains(&op_name.as_str())
-            {
+            if self.pass.profile && COMPUTE_OPS.contains(&op_name.as_str()) {
                 let id = layers.len() as i64;
                 layers.push(layer_name(&op, &op_name, layers.len()));
                 open_layer = Some((profile_call(&b, PROFILE_BEGIN, argument(0), id), id));
@@ -814,15 +812,33 @@ impl<'c> Lowering<'c, '_> {
     /// arrays otherwise. `vector`: a matrix-vector product (its own copy:
     /// its panels are taller, its BCR values column panels).
     #[allow(clippy::too_many_arguments)]
-    fn weights(&mut self, b: &Builder<'c>, blob: V<'c>, op: &OperationRef<'c, '_>, weight: &str, m: i64, k: i64, vector: bool) -> Result<Weights<'c>, PassError> {
-        if grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref() != Some(grim::KERNEL_DENSE) {
-            return Ok(Weights::Bcr(self.packed_weight(b, blob, op, weight, m, k, vector)?));
+    fn weights(
+        &mut self,
+        b: &Builder<'c>,
+        blob: V<'c>,
+        op: &OperationRef<'c, '_>,
+        weight: &str,
+        m: i64,
+        k: i64,
+        vector: bool,
+    ) -> Result<Weights<'c>, PassError> {
+        if grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref() != Some(grim::KERNEL_DENSE)
+        {
+            return Ok(Weights::Bcr(
+                self.packed_weight(b, blob, op, weight, m, k, vector)?,
+            ));
         }
         let cache = (weight.to_string(), vector);
         let w = match self.panels.get(&cache) {
             Some(w) => *w,
             None => {
-                let w = b.value(bcr::dense_panels(self.context, blob, weight, self.next_slot, b.location));
+                let w = b.value(bcr::dense_panels(
+                    self.context,
+                    blob,
+                    weight,
+                    self.next_slot,
+                    b.location,
+                ));
                 self.next_slot += 1;
                 self.panels.insert(cache, w);
                 w
@@ -843,10 +859,21 @@ impl<'c> Lowering<'c, '_> {
     ///   its packed activation blocks).
     /// * The BCR kernels multiply an explicit patch matrix: `bcr.im2col`
     ///   writes it to scratch, once per image.
-    fn conv2d(&mut self, b: &Builder<'c>, blob: V<'c>, scratch: V<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
-        let attrs = grim::conv_attrs(&op).ok_or_else(|| op_error(&op, "has malformed strides, pads or dilations"))?;
+    fn conv2d(
+        &mut self,
+        b: &Builder<'c>,
+        blob: V<'c>,
+        scratch: V<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let attrs = grim::conv_attrs(&op)
+            .ok_or_else(|| op_error(&op, "has malformed strides, pads or dilations"))?;
         let input = self.buffer(&op, 0)?;
-        let Tensor::Weight { name: weight, shape: weight_shape } = self.operand(&op, 1)? else {
+        let Tensor::Weight {
+            name: weight,
+            shape: weight_shape,
+        } = self.operand(&op, 1)?
+        else {
             return Err(op_error(&op, "needs a constant weight (operand #1)"));
         };
         let bias = if op.operand_count() == 3 {
@@ -857,16 +884,23 @@ impl<'c> Lowering<'c, '_> {
         } else {
             None
         };
-        let (&[images, channels, h, w], &[m, _, kh, kw]) = (input.shape(), &weight_shape[..]) else {
+        let (&[images, channels, h, w], &[m, _, kh, kw]) = (input.shape(), &weight_shape[..])
+        else {
             return Err(op_error(&op, "needs a 4-D input and weight"));
         };
-        let (ho, wo) = attrs.output(h, w, kh, kw).ok_or_else(|| op_error(&op, "has a kernel that does not fit its input"))?;
+        let (ho, wo) = attrs
+            .output(h, w, kh, kw)
+            .ok_or_else(|| op_error(&op, "has a kernel that does not fit its input"))?;
         let (k, n) = (channels * kh * kw, ho * wo);
         let weights = self.weights(b, blob, &op, &weight, m, k, false)?;
         let bias_view = bias.map(|name| self.dense(b, blob, &name, &[m]));
         let output = self.result(&op, &[images, m, ho, wo]);
         let pointwise = attrs.is_pointwise(kh, kw);
-        let patch = bcr::Im2col { kh, kw, conv: attrs };
+        let patch = bcr::Im2col {
+            kh,
+            kw,
+            conv: attrs,
+        };
         // The BCR kernels' patch matrix, shared by all images.
         let patches = match (&weights, pointwise) {
             (Weights::Bcr(_), false) => Some(self.allocate(&[k, n])),
@@ -887,11 +921,15 @@ impl<'c> Lowering<'c, '_> {
                         b.insert(weights.product(self.context, columns, y, true, b.location))
                     }
                     None => {
-                        let product = b.insert(weights.product(self.context, x, y, true, b.location));
+                        let product =
+                            b.insert(weights.product(self.context, x, y, true, b.location));
                         let (_, value) = bcr::im2col_attr(self.context, &patch);
                         use melior::ir::operation::OperationMutLike;
                         // SAFETY: the product was just inserted; only an attribute is added.
-                        unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) }.set_attribute(bcr::IM2COL_ATTR, value);
+                        unsafe {
+                            melior::ir::operation::OperationRefMut::from_raw(product.to_raw())
+                        }
+                        .set_attribute(bcr::IM2COL_ATTR, value);
                         product
                     }
                 }
@@ -902,11 +940,27 @@ impl<'c> Lowering<'c, '_> {
     }
 
     /// Image `image` of a batched tensor, viewed as `shape`.
-    fn image_view(&self, b: &Builder<'c>, scratch: V<'c>, tensor: &Tensor, image: i64, shape: &[i64]) -> V<'c> {
+    fn image_view(
+        &self,
+        b: &Builder<'c>,
+        scratch: V<'c>,
+        tensor: &Tensor,
+        image: i64,
+        shape: &[i64],
+    ) -> V<'c> {
         let elements = shape::numel(shape);
         match tensor {
-            Tensor::Buffer { offset, .. } => self.view(b, scratch, &Tensor::Buffer { offset: offset + 4 * elements * image, shape: shape.to_vec() }),
-            Tensor::Argument { index, .. } => reinterpret_at(b, self.arguments[*index], shape, elements * image),
+            Tensor::Buffer { offset, .. } => self.view(
+                b,
+                scratch,
+                &Tensor::Buffer {
+                    offset: offset + 4 * elements * image,
+                    shape: shape.to_vec(),
+                },
+            ),
+            Tensor::Argument { index, .. } => {
+                reinterpret_at(b, self.arguments[*index], shape, elements * image)
+            }
             Tensor::Weight { .. } => unreachable!("conv inputs and outputs are activations"),
         }
     }
@@ -1049,6 +1103,16 @@ impl<'c> Lowering<'c, '_> {
     }
 }
 
+/// The grim ops that compute (the layers a profile times; the ops whose
+/// result can be written straight into an output buffer).
+const COMPUTE_OPS: [&str; 5] = [
+    grim::GEMM,
+    grim::CONV2D,
+    grim::ADD,
+    grim::RELU,
+    grim::TRANSPOSE,
+];
+
 /// Runtime function called before a layer's code when profiling.
 pub const PROFILE_BEGIN: &str = "grim_profile_begin";
 /// Runtime function called after a layer's code when profiling.
@@ -1160,7 +1224,11 @@ fn reinterpret_at<'c>(b: &Builder<'c>, source: V<'c>, shape: &[i64], offset: i64
     } else {
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
         let strides_text: Vec<String> = strides.iter().map(|d| d.to_string()).collect();
-        let text = format!("memref<{}xf32, strided<[{}], offset: {offset}>>", dims.join("x"), strides_text.join(", "));
+        let text = format!(
+            "memref<{}xf32, strided<[{}], offset: {offset}>>",
+            dims.join("x"),
+            strides_text.join(", ")
+        );
         Type::parse(b.context, &text).expect("a strided memref type")
     };
     let segments =
@@ -1181,7 +1249,10 @@ fn reinterpret_at<'c>(b: &Builder<'c>, source: V<'c>, shape: &[i64], offset: i64
 /// Fills each row of `y[m, n]` with its bias (or zero), rows spread over
 /// the threads (bcr-parallelize): the products then accumulate into it.
 fn init_rows<'c>(b: &Builder<'c>, y: V<'c>, bias: Option<V<'c>>, m: i64, n: i64) {
-    let parallel = [(crate::bcr::parallelize::PARALLEL_ATTR, Attribute::unit(b.context))];
+    let parallel = [(
+        crate::bcr::parallelize::PARALLEL_ATTR,
+        Attribute::unit(b.context),
+    )];
     let zero = b.f32(0.0);
     let (first_row, rows, one) = (b.index(0), b.index(m), b.index(1));
     b.for_loop_with(first_row, rows, one, &[], &parallel, |b, row, _| {

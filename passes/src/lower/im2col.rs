@@ -34,14 +34,28 @@ impl Geometry {
     /// The geometry for an image `[C, H, W]` (`None` if the kernel does not fit).
     pub fn new(patch: &Im2col, image: &[i64]) -> Option<Geometry> {
         let (_, _, wo) = patch.output(image)?;
-        Some(Geometry { h: image[1], w: image[2], patch: *patch, wo })
+        Some(Geometry {
+            h: image[1],
+            w: image[2],
+            patch: *patch,
+            wo,
+        })
     }
 
     /// Copies positions `[n_start, n_end)` of patch row `kk` of the image
     /// `x` (`memref<CxHxWxf32>`) to destination positions `0..`, stored at
     /// `dst[at(position)]`.
     #[allow(clippy::too_many_arguments)]
-    pub fn copy_row<'c>(&self, b: &Builder<'c>, x: V<'c>, kk: V<'c>, n_start: V<'c>, n_end: V<'c>, dst: V<'c>, at: &dyn Fn(&Builder<'c>, V<'c>) -> Vec<V<'c>>) {
+    pub fn copy_row<'c>(
+        &self,
+        b: &Builder<'c>,
+        x: V<'c>,
+        kk: V<'c>,
+        n_start: V<'c>,
+        n_end: V<'c>,
+        dst: V<'c>,
+        at: &dyn Fn(&Builder<'c>, V<'c>) -> Vec<V<'c>>,
+    ) {
         let p = &self.patch;
         let index = |v: i64| b.index(v);
         let channel = b.divui(kk, index(p.kh * p.kw));
@@ -56,7 +70,11 @@ impl Geometry {
         let stride_w = index(p.conv.strides[1]);
         let first = b.signed("arith.ceildivsi", b.subi(zero, w_off), stride_w);
         let ow_lo = b.signed("arith.maxsi", first, zero);
-        let last = b.signed("arith.floordivsi", b.subi(index(self.w - 1), w_off), stride_w);
+        let last = b.signed(
+            "arith.floordivsi",
+            b.subi(index(self.w - 1), w_off),
+            stride_w,
+        );
         let ow_hi = b.signed("arith.minsi", b.addi(last, index(1)), index(self.wo));
         let f0 = b.f32(0.0);
         b.while_loop(
