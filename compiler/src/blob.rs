@@ -167,10 +167,12 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                         Some((&rows, rest)) if slot >= 0 && !rest.is_empty() => {
                             (rows, rest.iter().product::<usize>())
                         }
-                        _ => return Err(CompileError::Internal(format!(
+                        _ => {
+                            return Err(CompileError::Internal(format!(
                             "weight '{weight_name}' of shape {:?} is not a matrix for row panels",
                             weight.shape
-                        ))),
+                        )))
+                        }
                     };
                     let panel_rows = bcr::panel_rows(&op) as usize;
                     let panels = grim_model::row_panels(&weight.data, rows, cols, panel_rows)?;

@@ -492,6 +492,34 @@ fn demo_mlp_matches_reference_on_host_and_qemu_and_both_agree() {
     assert_close(&host, &arm);
 }
 
+/// The demo CNN (a dense 3x3 conv through implicit im2col, a BCR strided
+/// 3x3 conv through bcr.im2col, a BCR pointwise conv, flatten, a dense FC)
+/// equals the reference on the host and on aarch64 under qemu.
+#[test]
+fn demo_cnn_matches_reference_on_host_and_qemu() {
+    let graph = grim_model::demo_cnn(5);
+    let x = lcg_input(vec![1, 3, 16, 16], 4);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    let (host, bcr) =
+        compile_and_run_staged(&graph, "host", (8, 16), true, 2, std::slice::from_ref(&x));
+    // Each conv takes the path the model was built to show.
+    assert_eq!(bcr.matches("\"bcr.im2col\"").count(), 1, "{bcr}");
+    assert_eq!(
+        bcr.matches("im2col = array").count(),
+        2,
+        "one implicit (dense conv1) and one explicit: {bcr}"
+    );
+    assert_eq!(bcr.matches("\"bcr.spmm\"").count(), 2, "{bcr}");
+    assert_eq!(
+        bcr.matches("\"bcr.gemm\"").count(),
+        2,
+        "dense conv1 and fc: {bcr}"
+    );
+    let arm = compile_and_run(&graph, "aarch64-linux-gnu", (8, 16), true, 2, &[x]);
+    assert_close(&host, &expected);
+    assert_close(&arm, &expected);
+}
+
 #[test]
 fn batched_mlp_with_reorder_and_natural_order_agree() {
     let graph = mlp(

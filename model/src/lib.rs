@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod bcrc;
+pub mod cnn;
 pub mod error;
 mod fsutil;
 pub mod graph;
@@ -25,6 +26,7 @@ pub mod reference;
 pub mod tensor;
 
 pub use bcrc::{bcr_project, random_bcr_weight, Bcrc, BcrcStats, BlockSize, BlockView, Order};
+pub use cnn::demo_cnn;
 pub use error::ModelError;
 pub use graph::{Graph, Node, Op, ValueInfo};
 pub use lr::{LrFile, LrLayer, Schedule, Sparsity};

@@ -26,6 +26,26 @@ pub fn demo_mlp(seed: u64) -> Graph {
     }
 }
 
+/// Rescales a pruned `[rows, k]` weight so each output has the variance He
+/// initialisation gives a dense ReLU layer (`sum_k w^2 = 2` per row, averaged
+/// over the rows that survived pruning): activations stay O(1) however
+/// hard the layers are pruned.
+pub(crate) fn he_scale(w: &mut [f32], k: usize) {
+    let mut sum_sq = 0.0f64;
+    let mut live_rows = 0usize;
+    for row in w.chunks(k) {
+        let s: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
+        if s > 0.0 {
+            sum_sq += s;
+            live_rows += 1;
+        }
+    }
+    if live_rows > 0 {
+        let scale = (2.0 * live_rows as f64 / sum_sq).sqrt() as f32;
+        w.iter_mut().for_each(|v| *v *= scale);
+    }
+}
+
 /// A general MLP: input `x` of shape `[batch, dims[0]]`, Gemm layers `fc1`..
 /// (weights `fcN.weight` of shape `[out, in]` with `transB = 1`, biases
 /// `fcN.bias`), ReLU between layers, output `y` of shape `[batch, dims[last]]`.
@@ -62,21 +82,7 @@ pub fn mlp(
         if l + 1 < n_layers {
             bcr_project(&mut w, m, k, block, row_keep, col_keep)?;
         }
-        // He: Var(y) = 2 Var(x) for ReLU nets when sum_k w^2 = 2 per output row.
-        // Use the mean over rows that survived pruning.
-        let mut sum_sq = 0.0f64;
-        let mut live_rows = 0usize;
-        for row in w.chunks(k) {
-            let s: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
-            if s > 0.0 {
-                sum_sq += s;
-                live_rows += 1;
-            }
-        }
-        if live_rows > 0 {
-            let scale = (2.0 * live_rows as f64 / sum_sq).sqrt() as f32;
-            w.iter_mut().for_each(|v| *v *= scale);
-        }
+        he_scale(&mut w, k);
         let b: Vec<f32> = (0..m).map(|_| rng.gen_range(-0.1f32..=0.1)).collect();
         let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
         initializers.insert(wn.clone(), Tensor::new(vec![m, k], w)?);

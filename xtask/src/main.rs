@@ -509,18 +509,53 @@ fn demo() -> Result<()> {
     let demo_dir = target_dir().join("demo");
     std::fs::create_dir_all(&demo_dir)
         .with_context(|| format!("demo: cannot create {}", demo_dir.display()))?;
+    demo_model(&grimc, &demo_dir, "mlp", &[])?;
+    demo_model(&grimc, &demo_dir, "cnn", &["--cnn"])?;
+
+    heading("demo: where the CNN's time goes (host, 2 threads)");
+    run(
+        "demo (grimc bench --per-layer)",
+        Command::new(&grimc)
+            .args([
+                "bench",
+                "cnn.onnx",
+                "--per-layer",
+                "--threads",
+                "2",
+                "--runs",
+                "200",
+            ])
+            .current_dir(&demo_dir),
+    )?;
+    println!(
+        "\ndemo passed: the MLP and the CNN compiled for aarch64, run under qemu-aarch64 and on the host, both within tolerance of the reference ({:.0} s)",
+        started.elapsed().as_secs_f32()
+    );
+    Ok(())
+}
+
+/// One demo model: write it with `grimc example EXAMPLE...`, inspect it,
+/// compile it for aarch64 (counting NEON fmla), run it under qemu and on
+/// the host, and check both against the reference interpreter.
+fn demo_model(grimc: &Path, demo_dir: &Path, name: &str, example: &[&str]) -> Result<()> {
     let grimc_in_demo = |args: &[&str]| {
-        let mut command = Command::new(&grimc);
-        command.args(args).current_dir(&demo_dir);
+        let mut command = Command::new(grimc);
+        command.args(args).current_dir(demo_dir);
         command
     };
-
-    heading("demo: the model");
-    run(
-        "demo (grimc example)",
-        &mut grimc_in_demo(&["example", "-o", "mlp.onnx"]),
-    )?;
-    let graph = load_onnx(&demo_dir.join("mlp.onnx")).context("demo: cannot load mlp.onnx")?;
+    let onnx = format!("{name}.onnx");
+    let (x_npy, y_host, y_aarch64) = (
+        format!("{name}_x.npy"),
+        format!("{name}_y_host.npy"),
+        format!("{name}_y_aarch64.npy"),
+    );
+    heading(&format!("demo: the {name}"));
+    let mut example_args = vec!["example"];
+    example_args.extend_from_slice(example);
+    example_args.extend(["-o", onnx.as_str()]);
+    run("demo (grimc example)", &mut grimc_in_demo(&example_args))?;
+    let graph =
+        load_onnx(&demo_dir.join(&onnx)).with_context(|| format!("demo: cannot load {onnx}"))?;
     let [input] = graph.inputs.as_slice() else {
         bail!(
             "demo: the example model has {} inputs, the demo feeds exactly one",
@@ -531,16 +566,16 @@ fn demo() -> Result<()> {
         input.shape.clone(),
         lcg_values(0x6772_696d, input.shape.iter().product()),
     )?;
-    write_npy(&demo_dir.join("x.npy"), &x).context("demo: cannot write x.npy")?;
+    write_npy(&demo_dir.join(&x_npy), &x).with_context(|| format!("demo: cannot write {x_npy}"))?;
     println!(
         "wrote {} (input '{}', shape {:?}, fixed-seed values in [-1, 1))",
-        rel(&demo_dir.join("x.npy")),
+        rel(&demo_dir.join(&x_npy)),
         input.name,
         input.shape
     );
     run(
         "demo (grimc inspect)",
-        &mut grimc_in_demo(&["inspect", "mlp.onnx"]),
+        &mut grimc_in_demo(&["inspect", &onnx]),
     )?;
 
     heading("demo: compile for aarch64");
@@ -548,16 +583,16 @@ fn demo() -> Result<()> {
         "demo (grimc compile)",
         &mut grimc_in_demo(&[
             "compile",
-            "mlp.onnx",
+            &onnx,
             "--target",
             "aarch64-linux-gnu",
             "--emit",
             "obj,asm,header",
             "-o",
-            "aarch64",
+            &format!("{name}_aarch64"),
         ]),
     )?;
-    let asm_dir = demo_dir.join("aarch64");
+    let asm_dir = demo_dir.join(format!("{name}_aarch64"));
     let asm = std::fs::read_dir(&asm_dir)
         .with_context(|| format!("demo: cannot list {}", asm_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -587,26 +622,26 @@ fn demo() -> Result<()> {
         "demo (grimc run, aarch64 under qemu)",
         &mut grimc_in_demo(&[
             "run",
-            "mlp.onnx",
+            &onnx,
             "--target",
             "aarch64-linux-gnu",
             "--input",
-            "x.npy",
+            &x_npy,
             "--output",
-            "y_aarch64.npy",
+            &y_aarch64,
         ]),
     )?;
     run(
         "demo (grimc run, host)",
         &mut grimc_in_demo(&[
             "run",
-            "mlp.onnx",
+            &onnx,
             "--target",
             "host",
             "--input",
-            "x.npy",
+            &x_npy,
             "--output",
-            "y_host.npy",
+            &y_host,
             "--threads",
             "2",
         ]),
@@ -619,9 +654,10 @@ fn demo() -> Result<()> {
         .into_iter()
         .next()
         .context("demo: the model has no outputs")?;
-    let y_host = read_npy(&demo_dir.join("y_host.npy")).context("demo: cannot read y_host.npy")?;
-    let y_aarch64 =
-        read_npy(&demo_dir.join("y_aarch64.npy")).context("demo: cannot read y_aarch64.npy")?;
+    let y_host =
+        read_npy(&demo_dir.join(&y_host)).with_context(|| format!("demo: cannot read {y_host}"))?;
+    let y_aarch64 = read_npy(&demo_dir.join(&y_aarch64))
+        .with_context(|| format!("demo: cannot read {y_aarch64}"))?;
     let max_ref = reference.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let tolerance = 1e-4 * max_ref.max(1.0);
     println!(
@@ -658,9 +694,8 @@ fn demo() -> Result<()> {
         );
     }
     println!(
-        "\ndemo passed: {} compiled for aarch64 ({fmla} fmla), run under qemu-aarch64 and on the host, both within {tolerance:.2e} of the reference ({:.0} s)",
-        graph.name,
-        started.elapsed().as_secs_f32()
+        "{}: compiled for aarch64 ({fmla} fmla), run under qemu-aarch64 and on the host, both within {tolerance:.2e} of the reference",
+        graph.name
     );
     Ok(())
 }

@@ -115,11 +115,15 @@ enum Command {
         #[arg(long)]
         per_layer: bool,
     },
-    /// Write the built-in BCR-pruned example MLP as ONNX (no download).
+    /// Write a built-in BCR-pruned example model as ONNX (no download): the
+    /// MLP, or with --cnn a small CNN (3x3, strided 3x3 and 1x1 convs, FC).
     Example {
         /// Random seed of the weights.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// The CNN instead of the MLP.
+        #[arg(long)]
+        cnn: bool,
         /// Output .onnx file.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
@@ -474,8 +478,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Example { seed, output } => {
-            let graph = grim_model::demo_mlp(seed);
+        Command::Example { seed, cnn, output } => {
+            let graph = if cnn {
+                grim_model::demo_cnn(seed)
+            } else {
+                grim_model::demo_mlp(seed)
+            };
             grim_model::save_onnx(&graph, &output)?;
             println!("wrote {}", output.display());
             Ok(())

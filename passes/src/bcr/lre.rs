@@ -122,7 +122,7 @@ impl BcrLre {
 
     /// The tile of a dense product: `(register_tile, vectors)`; `n` is N for
     /// a matrix product, `None` for a matrix-vector one.
-    pub fn choose_dense(&self, lanes: i64, n: Option<i64>) -> (i64, i64) {
+    pub fn choose_dense(&self, lanes: i64, n: Option<i64>, m: i64) -> (i64, i64) {
         let lanes = lanes.max(1);
         let registers = self.registers(lanes);
         match n {
@@ -135,7 +135,14 @@ impl BcrLre {
                 (register_tile, self.vectors.unwrap_or(fit.min(useful)))
             }
             None => {
-                let vectors = self.vectors.unwrap_or(4).min(64 / lanes).max(1);
+                // No more vectors than M fills: a 10-row classifier in panels of
+                // 32 would store (and multiply) 22 rows of zeros.
+                let vectors = self
+                    .vectors
+                    .unwrap_or(4)
+                    .min(64 / lanes)
+                    .min((m + lanes - 1) / lanes)
+                    .max(1);
                 (
                     self.register_tile.unwrap_or(lanes * vectors).min(64),
                     vectors,
@@ -161,7 +168,8 @@ impl BcrLre {
             register_tile: given.or(self.register_tile),
             ..*self
         };
-        let (register_tile, vectors) = chooser.choose_dense(product.vector_width, n);
+        let m = shape::static_shape(product.c.r#type()).map_or(1, |s| s[0]);
+        let (register_tile, vectors) = chooser.choose_dense(product.vector_width, n, m);
         bcr::set_int(op, context, bcr::REGISTER_TILE_ATTR, register_tile);
         if !op.has_attribute(bcr::VECTORS_ATTR) {
             bcr::set_int(op, context, bcr::VECTORS_ATTR, vectors);
@@ -260,16 +268,18 @@ mod tests {
             registers: None,
         };
         // AVX2: 4 rows x 3 vectors = 12 accumulators + 3 activations + 1 broadcast = 16.
-        assert_eq!(pass.choose_dense(8, Some(3136)), (4, 3));
+        assert_eq!(pass.choose_dense(8, Some(3136), 256), (4, 3));
         // NEON: 8 x 3 = 24 + 3 + 1 = 28 of 32.
-        assert_eq!(pass.choose_dense(4, Some(3136)), (8, 3));
+        assert_eq!(pass.choose_dense(4, Some(3136), 256), (8, 3));
         // Narrow N: no more vectors than N holds.
-        assert_eq!(pass.choose_dense(8, Some(16)), (4, 2));
+        assert_eq!(pass.choose_dense(8, Some(16), 256), (4, 2));
         // Matrix-vector: panels of 4 vectors of rows.
-        assert_eq!(pass.choose_dense(8, None), (32, 4));
-        assert_eq!(pass.choose_dense(16, None), (64, 4));
+        assert_eq!(pass.choose_dense(8, None, 3072), (32, 4));
+        assert_eq!(pass.choose_dense(16, None, 3072), (64, 4));
+        // A 10-row classifier: two vectors of 8 rows, not four.
+        assert_eq!(pass.choose_dense(8, None, 10), (16, 2));
         for lanes in [1, 2, 4, 8, 16] {
-            let (tile, vectors) = pass.choose_dense(lanes, Some(1000));
+            let (tile, vectors) = pass.choose_dense(lanes, Some(1000), 256);
             assert!(
                 tile * vectors + vectors < pass.registers(lanes),
                 "lanes {lanes}: {tile}x{vectors}"
