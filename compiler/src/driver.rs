@@ -264,6 +264,13 @@ fn apply_lr<'c>(
                 IntegerAttribute::new(i64_type, lanes as i64).into(),
             );
         }
+        if let Some(threads) = layer.schedule.as_ref().and_then(|s| s.threads) {
+            // The LR reader already rejects 0.
+            op.set_attribute(
+                grim_dialects::bcr::THREADS_ATTR,
+                IntegerAttribute::new(i64_type, threads as i64).into(),
+            );
+        }
         if let Some(tile) = layer.schedule.as_ref().and_then(|s| s.tile_n) {
             op.set_attribute(
                 grim_dialects::bcr::TILE_N_ATTR,

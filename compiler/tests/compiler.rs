@@ -949,7 +949,7 @@ fn n_tiled_products_match_reference() {
     let model = work.path().join("long.onnx");
     save_onnx(&graph, &model).unwrap();
     let lr = work.path().join("long.lr.json");
-    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc", "sparsity": {"kind": "bcr", "block_rows": 8, "block_cols": 16}, "schedule": {"tile_n": 36}} ]}"#);
+    write(&lr, br#"{"version": 1, "layers": [ {"name": "fc", "sparsity": {"kind": "bcr", "block_rows": 8, "block_cols": 16}, "schedule": {"tile_n": 36, "threads": 1}} ]}"#);
     for target in ["host", "aarch64-linux-gnu"] {
         let mut options = Options::new(&model, target);
         options.lr = Some(lr.clone());
@@ -961,6 +961,8 @@ fn n_tiled_products_match_reference() {
             .unwrap()
             .1;
         assert!(bcr.contains("tile_n = 36 : i64"), "{bcr}");
+        // The layer's thread cap reaches the product (and the run below uses 2 threads).
+        assert!(bcr.contains("threads = 1 : i64"), "{bcr}");
         let object = work.path().join("model.o");
         std::fs::write(&object, &compiled.artifacts.object).unwrap();
         let exe = work.path().join("runner");

@@ -45,6 +45,9 @@ pub const PACKED_SLOTS: i64 = 4;
 /// and passes must not change it.
 pub const PINNED_ATTR: &str = "pinned";
 
+/// Schedule attribute of every product: the most threads its parallel loop
+/// may use (from the LR file; absent = all of the runtime's).
+pub const THREADS_ATTR: &str = "threads";
 /// Schedule attribute of every product: f32 lanes per vector (set by
 /// `bcr-vectorize`; absent = scalar code).
 pub const VECTOR_WIDTH_ATTR: &str = "vector_width";
@@ -238,6 +241,8 @@ pub struct DenseProduct<'c, 'a> {
     pub tile_n: i64,
     /// Reduction depth per cache block (0 = all of K).
     pub tile_k: i64,
+    /// Thread cap of the product's parallel loop (0 = none).
+    pub threads: i64,
 }
 
 /// Reads a `bcr.gemm`.
@@ -252,6 +257,7 @@ pub fn dense_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Dens
         tile_m: attr::int(op, TILE_M_ATTR).unwrap_or(0),
         tile_n: attr::int(op, TILE_N_ATTR).unwrap_or(0),
         tile_k: attr::int(op, TILE_K_ATTR).unwrap_or(0),
+        threads: attr::int(op, THREADS_ATTR).unwrap_or(0),
     })
 }
 
@@ -494,6 +500,8 @@ pub struct SparseProduct<'c, 'a> {
     pub vectors: i64,
     /// Output columns per cache tile (`tile_n`, spmm only; 0 = untiled).
     pub tile_n: i64,
+    /// Thread cap of the product's parallel loop (0 = none).
+    pub threads: i64,
 }
 
 /// Reads a `bcr.spmm` or `bcr.spmv`.
@@ -515,6 +523,7 @@ pub fn sparse_product<'c: 'a, 'a>(
         register_tile: attr::int(op, REGISTER_TILE_ATTR).unwrap_or(1),
         vectors: attr::int(op, VECTORS_ATTR).unwrap_or(1),
         tile_n: attr::int(op, TILE_N_ATTR).unwrap_or(0),
+        threads: attr::int(op, THREADS_ATTR).unwrap_or(0),
     })
 }
 
@@ -685,8 +694,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                     product.register_tile, product.vectors
                 ));
             }
-            if product.tile_m < 0 || product.tile_n < 0 || product.tile_k < 0 {
-                return Err("tile_m, tile_n and tile_k must be >= 0".into());
+            if product.tile_m < 0 || product.tile_n < 0 || product.tile_k < 0 || product.threads < 0
+            {
+                return Err("tile_m, tile_n, tile_k and threads must be >= 0".into());
             }
             if product.tile_m > 0 && product.tile_m % product.register_tile != 0 {
                 return Err(format!(
@@ -738,6 +748,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 ));
             }
             check_vector_width(product.vector_width)?;
+            if product.threads < 0 {
+                return Err(format!("threads must be >= 0, got {}", product.threads));
+            }
             if product.tile_n < 0 {
                 return Err(format!("tile_n must be >= 0, got {}", product.tile_n));
             }

@@ -60,8 +60,10 @@ func.func @scale(%ctx: !llvm.ptr, %x: memref<?xf32>, %y: memref<16xf32>) {
 // CHECK-LABEL: func.func @serial(
 // CHECK: scf.for
 // CHECK-NOT: grim_parallel_for
+// CHECK: return
 // LLVM-LABEL: llvm.func @serial(
 // LLVM-NOT: grim_parallel_for
+// LLVM: llvm.return
 func.func @serial(%ctx: !llvm.ptr, %y: memref<16xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -70,5 +72,29 @@ func.func @serial(%ctx: !llvm.ptr, %y: memref<16xf32>) {
   scf.for %i = %c0 to %c16 step %c1 {
     memref.store %two, %y[%i] : memref<16xf32>
   }
+  return
+}
+
+// -----
+
+// Checks a layer's thread cap (grim.threads = 2, from the LR file): the
+// grain handed to the runtime is max(grain, ceil(iterations / 2)), so at
+// most two threads take part; the attribute does not survive outlining.
+
+// CHECK-LABEL: func.func @capped(
+// CHECK: %[[K:.*]] = arith.constant 2 : i64
+// CHECK: %[[SHARE:.*]] = arith.ceildivsi %{{.*}}, %[[K]] : i64
+// CHECK: %[[CHUNK:.*]] = arith.maxsi %[[SHARE]], %{{.*}} : i64
+// CHECK: call @grim_parallel_for(%{{.*}}, %{{.*}}, %[[CHUNK]],
+// CHECK-LABEL: func.func private @capped_parallel0(
+// CHECK-NOT: grim.threads
+func.func @capped(%ctx: !llvm.ptr, %y: memref<16xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c16 = arith.constant 16 : index
+  %one = arith.constant 1.0 : f32
+  scf.for %i = %c0 to %c16 step %c1 {
+    memref.store %one, %y[%i] : memref<16xf32>
+  } {grim.parallel, grim.threads = 2 : i64}
   return
 }

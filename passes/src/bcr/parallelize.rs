@@ -15,6 +15,9 @@
 //! * `ctx` is the model function's first argument (`!llvm.ptr`), which
 //!   `lower-grim-to-bcr` puts there for this purpose.
 //!
+//! A loop with `grim.threads = k` (a layer's thread cap from the LR file)
+//! gets `grain = max(grain, ceil(n / k))`, so at most k threads take part.
+//!
 //! The strips are packed by descending work (bcr-reorder), and the runtime
 //! hands them out dynamically, `grain` at a time (option, default 1), so the
 //! big strips start first and the threads finish together (GRIM §4.3).
@@ -55,6 +58,9 @@ pub const OPTIONS: &[&str] = &["grain=N strips per work item (1)"];
 
 /// The discardable attribute that marks a loop as parallel.
 pub const PARALLEL_ATTR: &str = "grim.parallel";
+/// Discardable attribute of a parallel loop: the most threads it may use
+/// (a layer's `schedule.threads` in the LR file).
+pub const THREADS_ATTR: &str = "grim.threads";
 /// The runtime function the outlined loops are handed to.
 pub const RUNTIME_PARALLEL_FOR: &str = "grim_parallel_for";
 
@@ -306,7 +312,17 @@ impl BcrParallelize {
         let upper = erase(lp.operand(1).map_err(|e| op_error(&lp, e))?);
         let count = b.subi(upper, lower);
         let count = b.from_index(count, 64);
-        let grain = b.int(self.grain, 64);
+        // A thread cap k hands out chunks of ceil(count / k) iterations, so
+        // at most k threads get work (a small layer skips the fork/join of
+        // threads it cannot keep busy).
+        let cap = grim_dialects::attr::int(&lp, THREADS_ATTR).filter(|k| *k > 0);
+        let grain = match cap {
+            Some(threads) => {
+                let share = b.signed("arith.ceildivsi", count, b.int(threads, 64));
+                b.signed("arith.maxsi", share, b.int(self.grain, 64))
+            }
+            None => b.int(self.grain, 64),
+        };
         let args_pointer = b.op(
             "memref.extract_aligned_pointer_as_index",
             &[args],
@@ -416,6 +432,7 @@ impl BcrParallelize {
         let mut moved = unsafe { OperationRefMut::from_raw(lp.to_raw()) };
         moved.move_before(unsafe { OperationRef::from_raw(ret.to_raw()) });
         let _ = moved.remove_attribute(PARALLEL_ATTR);
+        let _ = moved.remove_attribute(THREADS_ATTR);
         let step = map(erase(lp.operand(2).map_err(|e| op_error(&lp, e))?));
         moved.set_operand(0, first);
         moved.set_operand(1, last);

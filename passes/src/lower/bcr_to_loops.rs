@@ -244,10 +244,7 @@ fn sparse_product<'c>(
     let records = b.divui(strip_words, c3);
     let strips = b.subi(records, c1);
     // Strips write disjoint output rows: bcr-parallelize may run them on any thread.
-    let parallel = [(
-        crate::bcr::parallelize::PARALLEL_ATTR,
-        melior::ir::Attribute::unit(b.context),
-    )];
+    let parallel = parallel_attrs(b, product.threads);
     b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
         let c3 = b.index(3);
         let base = b.muli(s, c3);
@@ -401,10 +398,7 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
     let strip_words = b.dim(p.strips, 0);
     let records = b.divui(strip_words, c3);
     let strips = b.subi(records, c1);
-    let parallel = [(
-        crate::bcr::parallelize::PARALLEL_ATTR,
-        melior::ir::Attribute::unit(b.context),
-    )];
+    let parallel = parallel_attrs(b, product.threads);
     b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
         let base = b.muli(s, b.index(3));
         let word = |offset: i64| {
@@ -549,6 +543,23 @@ impl<'c> Panel<'c> {
     }
 }
 
+/// The attributes of a product's parallel loop: `grim.parallel`, and the
+/// layer's thread cap (`threads`, from the LR file) as `grim.threads`.
+fn parallel_attrs<'c>(
+    b: &Builder<'c>,
+    threads: i64,
+) -> Vec<(&'static str, melior::ir::Attribute<'c>)> {
+    let mut attributes = vec![(
+        crate::bcr::parallelize::PARALLEL_ATTR,
+        melior::ir::Attribute::unit(b.context),
+    )];
+    if threads > 0 {
+        let value = melior::ir::attribute::IntegerAttribute::new(b.int_type(64), threads).into();
+        attributes.push((crate::bcr::parallelize::THREADS_ATTR, value));
+    }
+    attributes
+}
+
 /// Lanes that tile a panel of `rows` exactly: the widest of `vector_width`,
 /// 8, 4, 2, 1 that divides it.
 fn panel_lanes(vector_width: i64, rows: i64) -> i64 {
@@ -583,10 +594,7 @@ fn dense_gemm<'c>(
 ) {
     let (w, x, c) = (erase(product.w), erase(product.x), erase(product.c));
     let panel_rows = product.register_tile.max(1);
-    let parallel = [(
-        crate::bcr::parallelize::PARALLEL_ATTR,
-        melior::ir::Attribute::unit(b.context),
-    )];
+    let parallel = parallel_attrs(b, product.threads);
     let Some(n) = n else {
         let lanes = panel_lanes(product.vector_width, panel_rows);
         let vectors = panel_rows / lanes;

@@ -1049,6 +1049,7 @@ impl<'c> Lowering<'c, '_> {
             bcr::VECTOR_WIDTH_ATTR,
             bcr::REGISTER_TILE_ATTR,
             bcr::TILE_N_ATTR,
+            bcr::THREADS_ATTR,
         ] {
             if let Some(value) = grim_dialects::attr::int(gemm, name) {
                 bcr::set_int(&mut product, self.context, name, value);
