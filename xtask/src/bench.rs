@@ -6,7 +6,9 @@
 //! (Transpose, Gemm with transB = 1 and no bias, Transpose: Y = W X with X
 //! of shape [K, N]) whose W is `random_bcr_weight` (each
 //! block's kept rows and columns drawn independently from a fixed seed), plus
-//! one dense model per layer, and times them with `grimc bench`. The peers
+//! one dense model per layer, and times them with `grimc bench`. Conv layers
+//! are also timed as one ONNX Conv on the same W (dense and 8x), so the
+//! report shows what the im2col costs; only grim runs those. The peers
 //! (numpy/OpenBLAS, onnxruntime, scipy CSR, MKL CSR) run in one Python process
 //! (`xtask/bench/peers.py`, in a venv under target/bench/) on the very same W,
 //! read from the `.npy` files written here. The report goes to
@@ -19,7 +21,8 @@ use super::{
 };
 use anyhow::{bail, Context as _, Result};
 use grim_model::{
-    random_bcr_weight, save_onnx, write_npy, BlockSize, Graph, Node, Op, Tensor, ValueInfo,
+    conv_layer, random_bcr_weight, save_onnx, write_npy, BlockSize, Graph, Node, Op, Tensor,
+    ValueInfo,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -149,7 +152,52 @@ struct LayersFile {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawLayer")]
 struct Layer {
+    name: String,
+    kind: String,
+    m: usize,
+    k: usize,
+    n: usize,
+    /// The conv parameters of a layer of kind "conv" (checked against M, K, N).
+    conv: Option<ConvShape>,
+}
+
+/// A conv layer (group 1, dilation 1, square stride and padding) whose GEMM
+/// view is M = cout, K = cin * kh * kw, N = ho * wo.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ConvShape {
+    cin: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    h: usize,
+    w: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl ConvShape {
+    /// Output height and width; `None` when the kernel does not fit.
+    fn output(&self) -> Option<(usize, usize)> {
+        let out = |size: usize, kernel: usize| {
+            (size + 2 * self.pad)
+                .checked_sub(kernel)
+                .filter(|_| self.stride > 0 && kernel > 0)
+                .map(|d| d / self.stride + 1)
+        };
+        out(self.h, self.kh).zip(out(self.w, self.kw))
+    }
+
+    /// 1x1, stride 1, no padding: the image is the patch matrix.
+    fn pointwise(&self) -> bool {
+        (self.kh, self.kw, self.stride, self.pad) == (1, 1, 1, 0)
+    }
+}
+
+/// A layer as layers.json spells it.
+#[derive(Debug, Clone, Deserialize)]
+struct RawLayer {
     name: String,
     kind: String,
     #[serde(rename = "M")]
@@ -158,6 +206,60 @@ struct Layer {
     k: usize,
     #[serde(rename = "N")]
     n: usize,
+    cin: Option<usize>,
+    cout: Option<usize>,
+    kh: Option<usize>,
+    kw: Option<usize>,
+    h: Option<usize>,
+    w: Option<usize>,
+    stride: Option<usize>,
+    pad: Option<usize>,
+}
+
+impl TryFrom<RawLayer> for Layer {
+    type Error = String;
+
+    fn try_from(raw: RawLayer) -> std::result::Result<Self, String> {
+        let conv = if raw.kind == "conv" {
+            let field = |name: &str, value: Option<usize>| {
+                value.ok_or_else(|| format!("conv layer {} has no `{name}`", raw.name))
+            };
+            let conv = ConvShape {
+                cin: field("cin", raw.cin)?,
+                cout: field("cout", raw.cout)?,
+                kh: field("kh", raw.kh)?,
+                kw: field("kw", raw.kw)?,
+                h: field("h", raw.h)?,
+                w: field("w", raw.w)?,
+                stride: field("stride", raw.stride)?,
+                pad: field("pad", raw.pad)?,
+            };
+            let (ho, wo) = conv.output().ok_or_else(|| {
+                format!(
+                    "conv layer {}: a {}x{} kernel with stride {} and pad {} does not fit a {}x{} image",
+                    raw.name, conv.kh, conv.kw, conv.stride, conv.pad, conv.h, conv.w
+                )
+            })?;
+            let gemm = (conv.cout, conv.cin * conv.kh * conv.kw, ho * wo);
+            if gemm != (raw.m, raw.k, raw.n) {
+                return Err(format!(
+                    "conv layer {}: its GEMM view M x K x N = {} x {} x {} (cout, cin*kh*kw, Ho*Wo = {ho}*{wo}) disagrees with the listed {} x {} x {}",
+                    raw.name, gemm.0, gemm.1, gemm.2, raw.m, raw.k, raw.n
+                ));
+            }
+            Some(conv)
+        } else {
+            None
+        };
+        Ok(Layer {
+            name: raw.name,
+            kind: raw.kind,
+            m: raw.m,
+            k: raw.k,
+            n: raw.n,
+            conv,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,8 +291,30 @@ struct Case {
     block: BlockSize,
     seed: u64,
     model: PathBuf,
+    /// W in its GEMM view, M x K (what the peers multiply).
     weight: PathBuf,
     nonzeros: usize,
+    /// The model is the layer as one ONNX Conv on [1, cin, h, w] (im2col
+    /// included) instead of the GEMM view; grim only, the peers skip it.
+    conv: bool,
+}
+
+impl Case {
+    fn implementation(&self) -> &'static str {
+        match (self.conv, self.sparsity.is_some()) {
+            (false, true) => "grim-bcr",
+            (false, false) => "grim-dense",
+            (true, true) => "grim-conv-bcr",
+            (true, false) => "grim-conv-dense",
+        }
+    }
+
+    /// A GEMM-view case at 8x, block 8x16 (BCRC index bytes, llvm-mca).
+    fn is_gemm_8x_8x16(&self, file: &LayersFile) -> bool {
+        !self.conv
+            && self.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
+            && self.block == (BlockSize { rows: 8, cols: 16 })
+    }
 }
 
 fn file_id(text: &str) -> String {
@@ -254,20 +378,55 @@ fn gemm_graph(name: &str, layer: &Layer, w: Vec<f32>) -> Result<Graph> {
     })
 }
 
-fn write_case(
+fn nonzeros(w: &[f32]) -> usize {
+    w.iter().filter(|&&v| v != 0.0).count()
+}
+
+/// Writes the GEMM-view case of `w` (its model and `.W.npy`) and, for a conv
+/// layer at 8x or dense, the same W as an ONNX Conv model.
+fn write_cases(
     layer: &Layer,
-    id: &str,
+    case: Case,
     w: Vec<f32>,
+    with_conv: bool,
     dir: &Path,
-) -> Result<(PathBuf, PathBuf, usize)> {
-    let nonzeros = w.iter().filter(|&&v| v != 0.0).count();
-    let weight = dir.join(format!("{id}.W.npy"));
-    write_npy(&weight, &Tensor::new(vec![layer.m, layer.k], w.clone())?)
-        .with_context(|| format!("bench: cannot write {}", weight.display()))?;
-    let model = dir.join(format!("{id}.onnx"));
-    save_onnx(&gemm_graph(id, layer, w)?, &model)
-        .with_context(|| format!("bench: cannot write {}", model.display()))?;
-    Ok((model, weight, nonzeros))
+) -> Result<Vec<Case>> {
+    let save = |graph: Graph, model: &Path| {
+        save_onnx(&graph, model).with_context(|| format!("bench: cannot write {}", model.display()))
+    };
+    write_npy(
+        &case.weight,
+        &Tensor::new(vec![layer.m, layer.k], w.clone())?,
+    )
+    .with_context(|| format!("bench: cannot write {}", case.weight.display()))?;
+    save(gemm_graph(&case.id, layer, w.clone())?, &case.model)?;
+    let mut cases = vec![case.clone()];
+    if let (Some(c), true) = (layer.conv, with_conv) {
+        // The weight [cout, cin, kh, kw] flattens row-major to the GEMM view's W [M, K].
+        let id = format!("{}__conv", case.id);
+        let model = dir.join(format!("{id}.onnx"));
+        let graph = conv_layer(
+            1,
+            c.cin,
+            c.h,
+            c.w,
+            c.cout,
+            [c.kh, c.kw],
+            [c.stride; 2],
+            [c.pad; 4],
+            [1, 1],
+            false,
+            w,
+        )?;
+        save(graph, &model)?;
+        cases.push(Case {
+            id,
+            model,
+            conv: true,
+            ..case
+        });
+    }
+    Ok(cases)
 }
 
 const SEED_BASE: u64 = 0x6772_696d_0000;
@@ -284,17 +443,18 @@ fn make_cases(file: &LayersFile, options: &Options, dir: &Path) -> Result<Vec<Ca
             .map(|v| if v == 0.0 { 0.5 } else { v })
             .collect();
         let id = format!("{}__dense", file_id(&layer.name));
-        let (model, weight, nonzeros) = write_case(layer, &id, w, dir)?;
-        cases.push(Case {
+        let case = Case {
+            model: dir.join(format!("{id}.onnx")),
+            weight: dir.join(format!("{id}.W.npy")),
             id,
             layer: li,
             sparsity: None,
             block: DENSE_BLOCK,
             seed,
-            model,
-            weight,
-            nonzeros,
-        });
+            nonzeros: nonzeros(&w),
+            conv: false,
+        };
+        cases.extend(write_cases(layer, case, w, true, dir)?);
         for (si, sparsity) in file.sparsity.iter().enumerate() {
             if options.quick && sparsity.name != "8x" {
                 continue;
@@ -321,17 +481,18 @@ fn make_cases(file: &LayersFile, options: &Options, dir: &Path) -> Result<Vec<Ca
                     seed,
                 );
                 let id = format!("{}__{}__b{block}", file_id(&layer.name), sparsity.name);
-                let (model, weight, nonzeros) = write_case(layer, &id, w, dir)?;
-                cases.push(Case {
+                let case = Case {
+                    model: dir.join(format!("{id}.onnx")),
+                    weight: dir.join(format!("{id}.W.npy")),
                     id,
                     layer: li,
                     sparsity: Some(si),
                     block,
                     seed,
-                    model,
-                    weight,
-                    nonzeros,
-                });
+                    nonzeros: nonzeros(&w),
+                    conv: false,
+                };
+                cases.extend(write_cases(layer, case, w, sparsity.name == "8x", dir)?);
             }
         }
     }
@@ -679,10 +840,7 @@ fn mca_command() -> Result<()> {
     let cases = make_cases(&file, &quick, &bench_dir.join("mca-models"))?;
     let models: Vec<(String, usize, PathBuf)> = cases
         .iter()
-        .filter(|c| {
-            c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
-                && (c.block.rows, c.block.cols) == (8, 16)
-        })
+        .filter(|c| c.is_gemm_8x_8x16(&file))
         .map(|c| {
             (
                 file.layers[c.layer].name.clone(),
@@ -769,11 +927,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     for case in &cases {
         let layer = &file.layers[case.layer];
         let sparsity = case.sparsity.map(|s| file.sparsity[s].name.as_str());
-        let implementation = if case.sparsity.is_some() {
-            "grim-bcr"
-        } else {
-            "grim-dense"
-        };
+        let implementation = case.implementation();
         let mut measured_ms: Option<f64> = None;
         for &threads in &options.threads {
             let runs = match (options.runs, measured_ms) {
@@ -802,7 +956,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
                         Some(case.seed),
                     );
                     println!(
-                        "{:<24} {:<5} {:<6} {implementation:<10} T={threads}  median {:.4} ms ({} runs)  useful {:.1} GFLOP/s, dense-equivalent {:.1} GFLOP/s",
+                        "{:<24} {:<5} {:<6} {implementation:<15} T={threads}  median {:.4} ms ({} runs)  useful {:.1} GFLOP/s, dense-equivalent {:.1} GFLOP/s",
                         layer.name,
                         sparsity.unwrap_or("dense"),
                         case.block,
@@ -824,10 +978,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
 
     heading("bench: BCRC index bytes (8x, block 8x16)");
     let mut index_rows = Vec::new();
-    for case in cases.iter().filter(|c| {
-        c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
-            && c.block == (BlockSize { rows: 8, cols: 16 })
-    }) {
+    for case in cases.iter().filter(|c| c.is_gemm_8x_8x16(&file)) {
         let mut command = Command::new(&grimc);
         command
             .arg("inspect")
@@ -852,10 +1003,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     heading("bench: aarch64 inner loops (llvm-mca)");
     let mca_models: Vec<(String, usize, PathBuf)> = cases
         .iter()
-        .filter(|c| {
-            c.sparsity.is_some_and(|s| file.sparsity[s].name == "8x")
-                && c.block == (BlockSize { rows: 8, cols: 16 })
-        })
+        .filter(|c| c.is_gemm_8x_8x16(&file))
         .map(|c| {
             (
                 file.layers[c.layer].name.clone(),
@@ -876,8 +1024,10 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     let (python, mut unavailable) = python_env(&bench_dir);
     let mut peers = json!({});
     if let Some(python) = python {
+        // The peers multiply the GEMM view only (the conv models' W is the same).
         let peer_cases: Vec<Value> = cases
             .iter()
+            .filter(|c| !c.conv)
             .map(|c| {
                 let l = &file.layers[c.layer];
                 json!({
@@ -941,7 +1091,9 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
             else {
                 continue;
             };
-            let case = cases.iter().find(|c| r["case"].as_str() == Some(&c.id));
+            let case = cases
+                .iter()
+                .find(|c| !c.conv && r["case"].as_str() == Some(&c.id));
             let implementation = r["peer"].as_str().unwrap_or("?");
             let nonzeros = if DENSE_PEERS.contains(&implementation) {
                 layer.m * layer.k
@@ -983,7 +1135,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
         .unwrap_or(Value::Null);
     let elapsed = started.elapsed().as_secs_f64();
     let document = json!({
-        "about": "cargo xtask bench kernels: grim's BCR kernels vs dense and CSR peers. Every W is grim_model::random_bcr_weight: each block's kept rows and columns are drawn independently from a fixed seed (the per-row `seed`). Peers compute W @ X (X: K x N); grim's model is Transpose, Gemm (x W^T), Transpose on x: K x N, whose transposes the compiler cancels, so grim's kernel also reads X (K x N) in place and writes W X (M x N).",
+        "about": "cargo xtask bench kernels: grim's BCR kernels vs dense and CSR peers. Every W is grim_model::random_bcr_weight: each block's kept rows and columns are drawn independently from a fixed seed (the per-row `seed`). Peers compute W @ X (X: K x N); grim's model is Transpose, Gemm (x W^T), Transpose on x: K x N, whose transposes the compiler cancels, so grim's kernel also reads X (K x N) in place and writes W X (M x N). Rows `grim-conv-bcr` and `grim-conv-dense` (conv layers only, grim only): the same W as one ONNX Conv on x: [1, Cin, H, W], im2col included; their M, K, N, nonzeros and GFLOP/s are the GEMM view's.",
         "command": command_line,
         "quick": options.quick,
         "date_utc": utc_now(),
@@ -1113,12 +1265,23 @@ impl Report<'_> {
         })
     }
 
-    /// grim BCR's fastest block at `sparsity` and `threads`.
+    /// grim BCR's fastest block at `sparsity` and `threads` (GEMM view).
     fn best_bcr(&self, layer: &str, sparsity: &str, threads: usize) -> Option<&Row> {
+        self.best_block("grim-bcr", layer, sparsity, threads)
+    }
+
+    /// `implementation`'s fastest block at `sparsity` and `threads`.
+    fn best_block(
+        &self,
+        implementation: &str,
+        layer: &str,
+        sparsity: &str,
+        threads: usize,
+    ) -> Option<&Row> {
         self.rows
             .iter()
             .filter(|r| {
-                r.implementation == "grim-bcr"
+                r.implementation == implementation
                     && r.layer == layer
                     && r.sparsity.as_deref() == Some(sparsity)
                     && r.threads == threads
@@ -1542,6 +1705,8 @@ impl Report<'_> {
             let _ = writeln!(md);
         }
 
+        self.conv_section(&mut md);
+
         // grim over sparsities and blocks.
         let _ = writeln!(
             md,
@@ -1709,6 +1874,62 @@ impl Report<'_> {
         md
     }
 
+    /// The conv layers as ONNX Conv models against their GEMM view: what the im2col costs.
+    fn conv_section(&self, md: &mut String) {
+        let convs: Vec<(&Layer, ConvShape)> = self
+            .file
+            .layers
+            .iter()
+            .filter_map(|l| l.conv.map(|c| (l, c)))
+            .collect();
+        if convs.is_empty() {
+            return;
+        }
+        let _ = writeln!(md, "## Convolutions through ONNX Conv (im2col included)\n");
+        let _ = writeln!(md, "{SEED_NOTE} Each conv layer is also compiled as one ONNX `Conv` (group 1, no bias) on x of shape [1, Cin, H, W], with the same W (the weight [Cout, Cin, kh, kw] flattens row-major to the GEMM view's W [M, K]), seed and block as its GEMM-view cases above, and timed by `grimc bench` the same way; in the JSON these rows are `grim-conv-bcr` and `grim-conv-dense`, with the GEMM view's M, K, N and nonzeros. The dense kernel reads the image through an implicit im2col (patches copied into its packed activation blocks); the BCR kernels multiply an explicit patch matrix that `bcr.im2col` writes once per image; a pointwise conv (1x1, stride 1, no padding) multiplies the image as it is, with no im2col. The best block is chosen separately for the conv and for the GEMM view. Conv / GEMM = conv median / GEMM-view median (above 1: what the im2col and the NCHW layout cost). The peers are timed on the GEMM view only, without any im2col, so the OpenBLAS / conv ratios include grim's im2col and not the peers'.\n");
+        let _ = writeln!(md, "| shape | threads | im2col | grim conv BCR 8x ms (block) | grim BCR 8x GEMM view ms (block) | conv / GEMM | grim conv dense ms | grim dense GEMM view ms | conv / GEMM | numpy/OpenBLAS ms (GEMM view) | OpenBLAS / grim conv BCR | OpenBLAS / grim conv dense |\n| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |");
+        let ms = |r: Option<&Row>| {
+            r.map_or("-".into(), |r| match &r.block {
+                Some(b) if r.sparsity.is_some() => format!("{} ({b})", fmt_ms(r.median_ms)),
+                _ => fmt_ms(r.median_ms),
+            })
+        };
+        let ratio = |over: Option<&Row>, under: Option<&Row>| {
+            over.zip(under).map_or("-".into(), |(o, u)| {
+                format!("{:.2}x", o.median_ms / u.median_ms)
+            })
+        };
+        for (l, c) in convs {
+            let im2col = if c.pointwise() {
+                "none (pointwise)"
+            } else {
+                "dense: implicit (packing); BCR: `bcr.im2col`"
+            };
+            for &t in &self.options.threads {
+                let conv_bcr = self.best_block("grim-conv-bcr", &l.name, "8x", t);
+                let gemm_bcr = self.best_bcr(&l.name, "8x", t);
+                let conv_dense = self.find("grim-conv-dense", &l.name, None, None, t);
+                let gemm_dense = self.find("grim-dense", &l.name, None, None, t);
+                let openblas = self.find("numpy-openblas", &l.name, None, None, t);
+                let _ = writeln!(
+                    md,
+                    "| {} | {t} | {im2col} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    l.name,
+                    ms(conv_bcr),
+                    ms(gemm_bcr),
+                    ratio(conv_bcr, gemm_bcr),
+                    ms(conv_dense),
+                    ms(gemm_dense),
+                    ratio(conv_dense, gemm_dense),
+                    ms(openblas),
+                    ratio(openblas, conv_bcr),
+                    ratio(openblas, conv_dense)
+                );
+            }
+        }
+        let _ = writeln!(md);
+    }
+
     /// Speedup of grim BCR (best block per sparsity) over the fastest dense peer vs compression,
     /// one line per shape, one panel per thread count. Returns the legend text for kernels.md.
     fn plot(&self, path: &Path) -> Result<String> {
@@ -1744,8 +1965,8 @@ impl Report<'_> {
             None => false,
         };
         let compression = |name: &str| name.trim_end_matches('x').parse::<f64>().ok();
-        // series[t][layer] = [(compression, speedup)]
-        type Line = (String, Vec<(f64, f64)>);
+        // series[t][layer] = ([(compression, speedup)], the conv model's point at 8x)
+        type Line = (String, Vec<(f64, f64)>, Option<(f64, f64)>);
         let mut series: Vec<(usize, Vec<Line>)> = Vec::new();
         let mut y_max: f64 = 1.0;
         for &t in &self.options.threads {
@@ -1764,7 +1985,15 @@ impl Report<'_> {
                     y_max = y_max.max(y);
                     points.push((x, y));
                 }
-                lines.push((l.name.clone(), points));
+                let conv = self
+                    .best_block("grim-conv-bcr", &l.name, "8x", t)
+                    .zip(self.fastest_dense_peer(&l.name, t))
+                    .zip(compression("8x"))
+                    .map(|((g, p), x)| (x, p.median_ms / g.median_ms));
+                if let Some((_, y)) = conv {
+                    y_max = y_max.max(y);
+                }
+                lines.push((l.name.clone(), points, conv));
             }
             series.push((t, lines));
         }
@@ -1824,7 +2053,7 @@ impl Report<'_> {
                     color.stroke_width(1),
                 ))?;
             }
-            for (i, (name, points)) in lines.iter().enumerate() {
+            for (i, (name, points, conv)) in lines.iter().enumerate() {
                 let color = COLORS[i % COLORS.len()];
                 let drawn =
                     chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?;
@@ -1834,6 +2063,10 @@ impl Report<'_> {
                     });
                 }
                 chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+                chart.draw_series(
+                    conv.iter()
+                        .map(|&p| Circle::new(p, 7, color.stroke_width(2))),
+                )?;
             }
             if text {
                 chart
@@ -1854,7 +2087,7 @@ impl Report<'_> {
             .map(|(i, l)| format!("{} = {}", COLOR_NAMES[i % COLOR_NAMES.len()], l.name))
             .collect();
         Ok(format!(
-            "x: compression (4x, 8x, 16x); y: fastest dense peer's median / grim BCR's median at its best block for that sparsity; one panel per thread count ({}); dashed: 1x (black) and the 5x target (red). Colours: {}.{}",
+            "x: compression (4x, 8x, 16x); y: fastest dense peer's median / grim BCR's median at its best block for that sparsity; one panel per thread count ({}); dashed: 1x (black) and the 5x target (red); rings at 8x: the conv layers through ONNX Conv (im2col included; the peers stay on the GEMM view). Colours: {}.{}",
             self.options.threads.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
             legend.join(", "),
             if text { "" } else { " (No TTF font was found, so the plot has no text.)" }
@@ -1921,6 +2154,44 @@ mod tests {
                 shared.display()
             );
         }
+    }
+
+    #[test]
+    fn conv_layers_agree_with_their_gemm_view() {
+        let file = load_layers().unwrap();
+        for l in &file.layers {
+            assert_eq!(l.conv.is_some(), l.kind == "conv", "{}", l.name);
+        }
+        let layer = |extra: &str| {
+            serde_json::from_str::<Layer>(&format!(
+                r#"{{"name": "c", "kind": "conv", "M": 8, "K": 36, "N": 16{extra}}}"#
+            ))
+        };
+        let c = layer(
+            r#", "cin": 4, "cout": 8, "kh": 3, "kw": 3, "h": 8, "w": 8, "stride": 2, "pad": 1"#,
+        )
+        .unwrap()
+        .conv
+        .unwrap();
+        assert_eq!(c.output(), Some((4, 4)));
+        assert!(!c.pointwise());
+        let wrong = layer(
+            r#", "cin": 4, "cout": 8, "kh": 3, "kw": 3, "h": 8, "w": 8, "stride": 1, "pad": 1"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            wrong.contains("8 x 36 x 64") && wrong.contains("8 x 36 x 16"),
+            "{wrong}"
+        );
+        let missing = layer(r#", "cin": 4, "cout": 8"#).unwrap_err().to_string();
+        assert!(missing.contains("no `kh`"), "{missing}");
+        let unfit = layer(
+            r#", "cin": 4, "cout": 8, "kh": 3, "kw": 3, "h": 1, "w": 1, "stride": 1, "pad": 0"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unfit.contains("does not fit"), "{unfit}");
     }
 
     #[test]
