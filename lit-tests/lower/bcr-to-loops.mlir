@@ -170,10 +170,12 @@ func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32
 
 // -----
 
-// Checks that bcr.im2col becomes a parallel loop over the patch rows, each
-// row walking runs of output positions within one output row: the row
-// index kk splits into channel, kernel row and kernel column, out-of-image
-// positions are stored as zeros and the others copied from the image.
+// Checks that bcr.im2col becomes a parallel loop over the patch rows: the
+// row index kk splits into channel, kernel row and kernel column; the
+// output rows and columns that read inside the image are computed once per
+// row (ceildiv/floordiv of the padding offsets); output rows in the padding
+// are zero-filled; every other output row is zeros, a copy from the image,
+// zeros, with the same bounds for every row (no per-element checks).
 
 // CHECK-LABEL: func.func @patches
 // CHECK-SAME: (%[[X:.*]]: memref<2x5x5xf32>, %[[OUT:.*]]: memref<18x25xf32>)
@@ -182,8 +184,10 @@ func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32
 // CHECK: %[[CH:.*]] = arith.divui %[[KK]], %{{.*}} : index
 // CHECK: arith.ceildivsi
 // CHECK: arith.floordivsi
-// CHECK: scf.while
+// CHECK: scf.for
 // CHECK: memref.store %{{.*}}, %[[OUT]][%[[KK]], %{{.*}}]
+// CHECK: scf.for %[[OH:.*]] =
+// CHECK-NOT: scf.while
 // CHECK: %[[V:.*]] = memref.load %[[X]][%[[CH]], %{{.*}}, %{{.*}}]
 // CHECK: memref.store %[[V]], %[[OUT]][%[[KK]], %{{.*}}]
 // CHECK: } {grim.parallel}

@@ -134,15 +134,7 @@ impl Pass for LowerBcrToLoops {
                     )];
                     let (c0, c1) = (b.index(0), b.index(1));
                     b.for_loop_with(c0, b.index(rows[0]), c1, &[], &parallel, |b, kk, _| {
-                        geometry.copy_row(
-                            b,
-                            x,
-                            kk,
-                            b.index(0),
-                            b.index(rows[1]),
-                            out,
-                            &|_, position| vec![kk, position],
-                        );
+                        geometry.copy_full_row(b, x, kk, out, &|_, position| vec![kk, position]);
                         vec![]
                     });
                 }
@@ -670,6 +662,10 @@ fn dense_gemm<'c>(
     // every panel of the item. Narrow N (at most two register chunks) is
     // read in place: its rows are already short and close together.
     let width = lanes * vectors;
+    // An image's patch row for the tile, before it is cut into chunks.
+    let line = image
+        .is_some()
+        .then(|| b.alloca_aligned(&[tile_n], b.f32_type(), 64));
     let buffer = (n > 2 * width || image.is_some()).then(|| {
         let chunks = (tile_n + width - 1) / width;
         b.alloca_aligned(&[chunks * tile_k * width], b.f32_type(), 64)
@@ -691,7 +687,7 @@ fn dense_gemm<'c>(
                     depth: tile_k,
                     width,
                 };
-                packed.fill(b, x, image.as_ref(), buffer, k_end, n_len, lanes);
+                packed.fill(b, x, image.as_ref().zip(line), buffer, k_end, n_len, lanes);
                 (buffer, packed)
             });
             let run = |b: &Builder<'c>, p: V<'c>, rows: usize| {
@@ -825,43 +821,55 @@ impl<'c> PackedX<'c> {
         &self,
         b: &Builder<'c>,
         x: V<'c>,
-        image: Option<&Geometry>,
+        image: Option<(&Geometry, V<'c>)>,
         buffer: V<'c>,
         k_end: V<'c>,
         columns: i64,
         lanes: i64,
     ) {
-        for chunk in 0..self.chunks(columns) {
-            let first = chunk * self.width;
-            let count = self.width.min(columns - first);
-            let vector_end = if lanes > 1 { count / lanes * lanes } else { 0 };
-            let one = b.index(1);
-            b.for_loop(self.k0, k_end, one, &[], |b, kk, _| {
-                let row = b.subi(kk, self.k0);
-                let row = b.muli(row, b.index(self.width));
-                let base = b.addi(row, b.index(chunk * self.depth * self.width));
-                let source = b.addi(self.n0, b.index(first));
-                if let Some(image) = image {
-                    // Implicit im2col: the chunk's columns of patch row kk, from the image.
-                    let end = b.addi(source, b.index(count));
-                    image.copy_row(b, x, kk, source, end, buffer, &|b, position| {
-                        vec![b.addi(base, position)]
-                    });
-                    return vec![];
+        let one = b.index(1);
+        b.for_loop(self.k0, k_end, one, &[], |b, kk, _| {
+            let row = b.subi(kk, self.k0);
+            let row = b.muli(row, b.index(self.width));
+            // Column j of the block's row kk: X[kk, n0 + j], or for an image
+            // its patch row, copied once into a line buffer (implicit im2col)
+            // so the chunks below read it with plain vector loads.
+            let (source, origin) = match image {
+                Some((geometry, line)) => {
+                    let end = b.addi(self.n0, b.index(columns));
+                    geometry.copy_row(b, x, kk, self.n0, end, line, &|_, position| vec![position]);
+                    (line, None)
                 }
+                None => (x, Some(kk)),
+            };
+            let read = |b: &Builder<'c>, j: i64, width: u64| {
+                let column = b.index(j);
+                let indices = match origin {
+                    Some(kk) => vec![kk, b.addi(self.n0, column)],
+                    None => vec![column],
+                };
+                if width == 1 {
+                    b.load(source, &indices)
+                } else {
+                    b.vload(source, &indices, width)
+                }
+            };
+            for chunk in 0..self.chunks(columns) {
+                let first = chunk * self.width;
+                let count = self.width.min(columns - first);
+                let vector_end = if lanes > 1 { count / lanes * lanes } else { 0 };
+                let base = b.addi(row, b.index(chunk * self.depth * self.width));
                 for j in (0..vector_end).step_by(lanes.max(1) as usize) {
-                    let column = b.addi(source, b.index(j));
-                    let v = b.vload(x, &[kk, column], lanes as u64);
+                    let v = read(b, first + j, lanes as u64);
                     b.vstore(v, buffer, &[b.addi(base, b.index(j))]);
                 }
                 for j in vector_end..count {
-                    let column = b.addi(source, b.index(j));
-                    let v = b.load(x, &[kk, column]);
+                    let v = read(b, first + j, 1);
                     b.store(v, buffer, &[b.addi(base, b.index(j))]);
                 }
-                vec![]
-            });
-        }
+            }
+            vec![]
+        });
     }
 }
 

@@ -1,17 +1,17 @@
-//! The im2col copy: one row of a convolution's patch matrix, read straight
+//! The im2col copy: rows of a convolution's patch matrix, read straight
 //! from the image. Shared by `bcr.im2col` (an explicit patch matrix for the
 //! BCR kernels) and the dense kernel's implicit im2col (patches copied
-//! into its packed activation block, never into a whole matrix), so both
+//! into its packed activation blocks, never into a whole matrix), so both
 //! read the image the same way and one set of tests covers both.
 //!
 //! Row `kk = (c, i, j)` of the patch matrix of a `kh x kw` kernel holds,
 //! for output position `n = (oh, ow)`, the input
 //! `X[c, oh*sh + i*dh - pt, ow*sw + j*dw - pl]`, or 0 outside the image.
-//! A run of positions within one output row reads one input row: the copy
-//! walks runs, and within a run splits the positions into the left padding
-//! (zeros), the part inside the image (a plain copy, contiguous for stride
-//! 1, which LLVM vectorises) and the right padding, so no position pays a
-//! bounds check.
+//! Which output columns read inside the image depends on `j` only, and
+//! which output rows on `i` only, so both ranges are computed once per
+//! patch row; every output row is then a run of zeros (left padding), a
+//! plain copy (contiguous for stride 1, which LLVM vectorises) and zeros
+//! (right padding), and no position pays a bounds check.
 
 use crate::builder::{Builder, V};
 use grim_dialects::bcr::Im2col;
@@ -26,25 +26,162 @@ pub struct Geometry {
     pub w: i64,
     /// The kernel, strides, pads and dilations.
     pub patch: Im2col,
+    /// Output rows.
+    pub ho: i64,
     /// Output columns (a run is at most this long).
     pub wo: i64,
+}
+
+/// Where patch row `kk` reads the image.
+struct Row<'c> {
+    channel: V<'c>,
+    /// Input row of output row 0 (may be negative: padding).
+    h_off: V<'c>,
+    /// Input column of output column 0 (may be negative: padding).
+    w_off: V<'c>,
+    /// Output columns `[ow_lo, ow_hi)` read inside the image.
+    ow_lo: V<'c>,
+    ow_hi: V<'c>,
 }
 
 impl Geometry {
     /// The geometry for an image `[C, H, W]` (`None` if the kernel does not fit).
     pub fn new(patch: &Im2col, image: &[i64]) -> Option<Geometry> {
-        let (_, _, wo) = patch.output(image)?;
+        let (_, ho, wo) = patch.output(image)?;
         Some(Geometry {
             h: image[1],
             w: image[2],
             patch: *patch,
+            ho,
             wo,
         })
     }
 
+    /// `[lo, hi)`: the outputs `o` in `[0, count)` with `o * stride + offset`
+    /// inside `[0, size)`.
+    fn inside<'c>(
+        b: &Builder<'c>,
+        offset: V<'c>,
+        stride: i64,
+        size: i64,
+        count: i64,
+    ) -> (V<'c>, V<'c>) {
+        let (zero, stride) = (b.index(0), b.index(stride));
+        let first = b.signed("arith.ceildivsi", b.subi(zero, offset), stride);
+        let lo = b.signed(
+            "arith.minsi",
+            b.signed("arith.maxsi", first, zero),
+            b.index(count),
+        );
+        let last = b.signed(
+            "arith.floordivsi",
+            b.subi(b.index(size - 1), offset),
+            stride,
+        );
+        let hi = b.signed(
+            "arith.minsi",
+            b.signed("arith.maxsi", b.addi(last, b.index(1)), lo),
+            b.index(count),
+        );
+        (lo, hi)
+    }
+
+    fn row<'c>(&self, b: &Builder<'c>, kk: V<'c>) -> Row<'c> {
+        let p = &self.patch;
+        let index = |v: i64| b.index(v);
+        let channel = b.divui(kk, index(p.kh * p.kw));
+        let within = b.remui(kk, index(p.kh * p.kw));
+        let i = b.divui(within, index(p.kw));
+        let j = b.remui(within, index(p.kw));
+        let h_off = b.subi(b.muli(i, index(p.conv.dilations[0])), index(p.conv.pads[0]));
+        let w_off = b.subi(b.muli(j, index(p.conv.dilations[1])), index(p.conv.pads[1]));
+        let (ow_lo, ow_hi) = Self::inside(b, w_off, p.conv.strides[1], self.w, self.wo);
+        Row {
+            channel,
+            h_off,
+            w_off,
+            ow_lo,
+            ow_hi,
+        }
+    }
+
+    /// Output columns `[ow0, ow1)` of output row `oh` of a patch row whose
+    /// input row `ih` is inside the image: zeros, copy, zeros; column `ow`
+    /// goes to `dst[at(ow + shift)]`.
+    #[allow(clippy::too_many_arguments)]
+    fn run<'c>(
+        &self,
+        b: &Builder<'c>,
+        x: V<'c>,
+        row: &Row<'c>,
+        ih: V<'c>,
+        (ow0, ow1): (V<'c>, V<'c>),
+        (lo, hi): (V<'c>, V<'c>),
+        shift: V<'c>,
+        dst: V<'c>,
+        at: &dyn Fn(&Builder<'c>, V<'c>) -> Vec<V<'c>>,
+    ) {
+        let one = b.index(1);
+        let f0 = b.f32(0.0);
+        for (start, end) in [(ow0, lo), (hi, ow1)] {
+            b.for_loop(start, end, one, &[], |b, ow, _| {
+                b.store(f0, dst, &at(b, b.addi(ow, shift)));
+                vec![]
+            });
+        }
+        b.for_loop(lo, hi, one, &[], |b, ow, _| {
+            let iw = b.addi(b.muli(ow, b.index(self.patch.conv.strides[1])), row.w_off);
+            let value = b.load(x, &[row.channel, ih, iw]);
+            b.store(value, dst, &at(b, b.addi(ow, shift)));
+            vec![]
+        });
+    }
+
+    /// Copies all of patch row `kk` (positions `0..Ho*Wo`) of the image `x`
+    /// (`memref<CxHxWxf32>`) to `dst[at(position)]`: output rows above and
+    /// below the image are zeros, the others runs of zeros, copy, zeros
+    /// whose bounds are the same for every row.
+    pub fn copy_full_row<'c>(
+        &self,
+        b: &Builder<'c>,
+        x: V<'c>,
+        kk: V<'c>,
+        dst: V<'c>,
+        at: &dyn Fn(&Builder<'c>, V<'c>) -> Vec<V<'c>>,
+    ) {
+        let row = self.row(b, kk);
+        let (oh_lo, oh_hi) =
+            Self::inside(b, row.h_off, self.patch.conv.strides[0], self.h, self.ho);
+        let (one, f0, wo) = (b.index(1), b.f32(0.0), b.index(self.wo));
+        // Whole output rows in the padding: zeros.
+        for (start, end) in [(b.index(0), oh_lo), (oh_hi, b.index(self.ho))] {
+            let (start, end) = (b.muli(start, wo), b.muli(end, wo));
+            b.for_loop(start, end, one, &[], |b, n, _| {
+                b.store(f0, dst, &at(b, n));
+                vec![]
+            });
+        }
+        b.for_loop(oh_lo, oh_hi, one, &[], |b, oh, _| {
+            let ih = b.addi(b.muli(oh, b.index(self.patch.conv.strides[0])), row.h_off);
+            let shift = b.muli(oh, b.index(self.wo));
+            self.run(
+                b,
+                x,
+                &row,
+                ih,
+                (b.index(0), b.index(self.wo)),
+                (row.ow_lo, row.ow_hi),
+                shift,
+                dst,
+                at,
+            );
+            vec![]
+        });
+    }
+
     /// Copies positions `[n_start, n_end)` of patch row `kk` of the image
-    /// `x` (`memref<CxHxWxf32>`) to destination positions `0..`, stored at
-    /// `dst[at(position)]`.
+    /// `x` to destination positions `0..`, stored at `dst[at(position)]`:
+    /// a walk over the output rows the range touches.
     #[allow(clippy::too_many_arguments)]
     pub fn copy_row<'c>(
         &self,
@@ -56,27 +193,7 @@ impl Geometry {
         dst: V<'c>,
         at: &dyn Fn(&Builder<'c>, V<'c>) -> Vec<V<'c>>,
     ) {
-        let p = &self.patch;
-        let index = |v: i64| b.index(v);
-        let channel = b.divui(kk, index(p.kh * p.kw));
-        let within = b.remui(kk, index(p.kh * p.kw));
-        let i = b.divui(within, index(p.kw));
-        let j = b.remui(within, index(p.kw));
-        // Offsets of the patch element in the (padded) image; may be negative.
-        let h_off = b.subi(b.muli(i, index(p.conv.dilations[0])), index(p.conv.pads[0]));
-        let w_off = b.subi(b.muli(j, index(p.conv.dilations[1])), index(p.conv.pads[1]));
-        // Output columns whose input column ow*sw + w_off is inside [0, W).
-        let zero = index(0);
-        let stride_w = index(p.conv.strides[1]);
-        let first = b.signed("arith.ceildivsi", b.subi(zero, w_off), stride_w);
-        let ow_lo = b.signed("arith.maxsi", first, zero);
-        let last = b.signed(
-            "arith.floordivsi",
-            b.subi(index(self.w - 1), w_off),
-            stride_w,
-        );
-        let ow_hi = b.signed("arith.minsi", b.addi(last, index(1)), index(self.wo));
-        let f0 = b.f32(0.0);
+        let row = self.row(b, kk);
         b.while_loop(
             &[n_start],
             |b, carried| b.cmpi(CmpiPredicate::Ult, carried[0], n_end),
@@ -85,33 +202,19 @@ impl Geometry {
                 let wo = b.index(self.wo);
                 let oh = b.divui(n, wo);
                 let ow0 = b.subi(n, b.muli(oh, wo));
-                let row_end = b.muli(b.addi(oh, b.index(1)), wo);
-                let run_end = b.minui(n_end, row_end);
+                let run_end = b.minui(n_end, b.muli(b.addi(oh, b.index(1)), wo));
                 let ow1 = b.addi(ow0, b.subi(run_end, n));
-                let ih = b.addi(b.muli(oh, b.index(p.conv.strides[0])), h_off);
+                let ih = b.addi(b.muli(oh, b.index(self.patch.conv.strides[0])), row.h_off);
                 let inside = b.cmpi(CmpiPredicate::Sge, ih, b.index(0));
                 let above = b.cmpi(CmpiPredicate::Slt, ih, b.index(self.h));
                 let row_ok = b.andi(inside, above);
-                let lo = b.signed("arith.minsi", b.signed("arith.maxsi", ow_lo, ow0), ow1);
+                // A row outside the image is all zeros: an empty copy range at ow1.
+                let lo = b.signed("arith.minsi", b.signed("arith.maxsi", row.ow_lo, ow0), ow1);
                 let lo = b.select(row_ok, lo, ow1);
-                let hi = b.signed("arith.minsi", b.signed("arith.maxsi", ow_hi, lo), ow1);
+                let hi = b.signed("arith.minsi", b.signed("arith.maxsi", row.ow_hi, lo), ow1);
                 let hi = b.select(row_ok, hi, ow1);
-                // Destination position of output column `ow` of this run.
-                let shift = b.subi(n, n_start);
-                let shift = b.subi(shift, ow0);
-                let one = b.index(1);
-                for (start, end) in [(ow0, lo), (hi, ow1)] {
-                    b.for_loop(start, end, one, &[], |b, ow, _| {
-                        b.store(f0, dst, &at(b, b.addi(ow, shift)));
-                        vec![]
-                    });
-                }
-                b.for_loop(lo, hi, one, &[], |b, ow, _| {
-                    let iw = b.addi(b.muli(ow, b.index(p.conv.strides[1])), w_off);
-                    let value = b.load(x, &[channel, ih, iw]);
-                    b.store(value, dst, &at(b, b.addi(ow, shift)));
-                    vec![]
-                });
+                let shift = b.subi(b.subi(n, n_start), ow0);
+                self.run(b, x, &row, ih, (ow0, ow1), (lo, hi), shift, dst, at);
                 vec![run_end]
             },
         );
