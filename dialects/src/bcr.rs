@@ -48,6 +48,9 @@ pub const PINNED_ATTR: &str = "pinned";
 /// Schedule attribute of every product: the most threads its parallel loop
 /// may use (from the LR file; absent = all of the runtime's).
 pub const THREADS_ATTR: &str = "threads";
+/// Schedule attribute of every product: the target's vector registers (set
+/// by `bcr-vectorize`), which `bcr-lre` fills with its register tile.
+pub const REGISTERS_ATTR: &str = "registers";
 /// Schedule attribute of every product: f32 lanes per vector (set by
 /// `bcr-vectorize`; absent = scalar code).
 pub const VECTOR_WIDTH_ATTR: &str = "vector_width";

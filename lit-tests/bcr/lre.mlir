@@ -69,3 +69,16 @@ func.func @dense(%blob: memref<?xi8>, %x: memref<64x256xf32>, %c: memref<64x256x
   "bcr.gemm"(%wv, %xv, %cv) {vector_width = 8 : i64} : (memref<?xf32>, memref<64xf32>, memref<64xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that the register file recorded by bcr-vectorize wins over the
+// guess from the lanes: 4 lanes on AVX2 (registers = 16) fit 4 rows x 2
+// vectors, where the same lanes on NEON (32 registers) fit 4 x 4.
+
+// CHECK-LABEL: func.func @narrowed
+// CHECK: "bcr.spmm"{{.*}}register_tile = 4 : i64, registers = 16 : i64, vector_width = 4 : i64, vectors = 2 : i64
+func.func @narrowed(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x64xf32>, %c: memref<64x64xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 4 : i64, registers = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
+  return
+}

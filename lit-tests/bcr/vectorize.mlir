@@ -7,19 +7,21 @@
 
 // Checks that bcr-vectorize gives every product the target's lanes (8 by
 // default, 4 for NEON), narrows a matrix product whose N is smaller than
-// the lanes to the largest power of two that fits (N = 6 -> 4, N = 3 -> 2),
+// the lanes to the largest power of two that fits (N = 6 -> 4, N = 3 -> 2)
+// while recording the target's register file (16 on AVX2 even for a
+// product narrowed to 4 lanes, 32 on NEON),
 // gives matrix-vector products the full width (they vectorise along rows),
 // and that the lowering then multiplies vector<4xf32> with vector.fma
 // instead of scalar math.fma.
 
 // CHECK-LABEL: func.func @products
-// CHECK: "bcr.spmm"{{.*}}vector_width = 8 : i64{{.*}}memref<64x64xf32>
-// CHECK: "bcr.spmm"{{.*}}vector_width = 4 : i64{{.*}}memref<64x6xf32>
+// CHECK: "bcr.spmm"{{.*}}registers = 16 : i64, vector_width = 8 : i64{{.*}}memref<64x64xf32>
+// CHECK: "bcr.spmm"{{.*}}registers = 16 : i64, vector_width = 4 : i64{{.*}}memref<64x6xf32>
 // CHECK: "bcr.spmv"{{.*}}vector_width = 8 : i64
 // CHECK: "bcr.gemm"{{.*}}vector_width = 2 : i64{{.*}}memref<64x3xf32>
 // CHECK: "bcr.gemm"{{.*}}vector_width = 8 : i64{{.*}}memref<64xf32>
 // NEON-LABEL: func.func @products
-// NEON: "bcr.spmm"{{.*}}vector_width = 4 : i64{{.*}}memref<64x64xf32>
+// NEON: "bcr.spmm"{{.*}}registers = 32 : i64, vector_width = 4 : i64{{.*}}memref<64x64xf32>
 // NEON: "bcr.spmm"{{.*}}vector_width = 4 : i64{{.*}}memref<64x6xf32>
 // NEON: "bcr.spmv"{{.*}}vector_width = 4 : i64
 func.func @products(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<64x64xf32>, %c: memref<64x64xf32>, %x6: memref<64x6xf32>, %c6: memref<64x6xf32>, %xv: memref<64xf32>, %cv: memref<64xf32>, %w: memref<?xf32>, %x3: memref<64x3xf32>, %c3: memref<64x3xf32>) {

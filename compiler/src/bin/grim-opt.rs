@@ -9,6 +9,9 @@ use grim_compiler::opt;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `grim-opt ... | head` ends quietly instead of panicking on EPIPE.
+    // SAFETY: restoring a signal's default disposition at startup, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args = opt::Args::parse();
     match opt::main(&args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -228,6 +228,11 @@ fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_mod
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`grimc lower ... | head`) ends grimc quietly, as it
+    // would any Unix tool, instead of making println! panic on EPIPE.
+    // SAFETY: restoring the default disposition of a signal at startup,
+    // before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -29,6 +29,9 @@
 //! stored (row panels, docs/lr-and-bcrc.md); a weight shared by two
 //! products keeps the panel height the first one chose.
 //!
+//! The register count is the product's `registers` (the target's, set by
+//! bcr-vectorize), else guessed from the lanes (16 for 8 lanes, else 32).
+//!
 //! Options: `register-tile=N` and `vectors=N` force the choice; `registers=N`
 //! overrides the register count.
 //!
@@ -166,6 +169,9 @@ impl BcrLre {
             .then_some(product.register_tile));
         let chooser = BcrLre {
             register_tile: given.or(self.register_tile),
+            registers: self
+                .registers
+                .or(grim_dialects::attr::int(op, bcr::REGISTERS_ATTR)),
             ..*self
         };
         let m = shape::static_shape(product.c.r#type()).map_or(1, |s| s[0]);
@@ -215,6 +221,9 @@ impl Pass for BcrLre {
                 .then_some(product.register_tile);
             let chooser = BcrLre {
                 register_tile: given.or(self.register_tile),
+                registers: self
+                    .registers
+                    .or(grim_dialects::attr::int(&op, bcr::REGISTERS_ATTR)),
                 ..*self
             };
             let (register_tile, vectors) =

@@ -21,10 +21,14 @@
 //! `vector_width` (from the LR file's schedule) keeps it. Run it before
 //! bcr-lre, whose register tile depends on the lanes.
 //!
+//! It also records the target's vector registers (`registers`: 16 for
+//! AVX2, 32 for NEON and AVX-512), which bcr-lre fills with its register
+//! tile: a product narrowed to 4 lanes on AVX2 still has only 16 registers.
+//!
 //! Options: `vector-width=N` (1, 2, 4, 8 or 16; default 8).
 //!
 //! Before: `"bcr.spmm"(...) {block_cols = 16 : i64, block_rows = 8 : i64} : (..., memref<64x32xf32>, memref<16x32xf32>)`
-//! After:  the same op with `vector_width = 8 : i64`.
+//! After:  the same op with `registers = 16 : i64, vector_width = 8 : i64`.
 
 use crate::{collect_ops, op_name, Pass, PassError, PassOptions};
 use grim_dialects::{bcr, shape};
@@ -78,6 +82,17 @@ impl BcrVectorize {
     }
 }
 
+impl BcrVectorize {
+    /// Vector registers of the target whose width this is.
+    pub fn registers(&self) -> i64 {
+        if self.vector_width == 4 || self.vector_width == 16 {
+            32
+        } else {
+            16
+        }
+    }
+}
+
 impl Pass for BcrVectorize {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
         let products = collect_ops(module, |op| {
@@ -95,6 +110,9 @@ impl Pass for BcrVectorize {
                 .and_then(|c| shape::static_shape(c.r#type()))
                 .and_then(|s| s.get(1).copied());
             bcr::set_int(&mut op, context, bcr::VECTOR_WIDTH_ATTR, self.choose(n));
+            // The register file is the target's, whatever width this product
+            // was narrowed to: 16 on AVX2, 32 on NEON and AVX-512.
+            bcr::set_int(&mut op, context, bcr::REGISTERS_ATTR, self.registers());
         }
         Ok(())
     }

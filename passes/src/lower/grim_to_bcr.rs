@@ -73,6 +73,7 @@ pub const SUMMARY: &str =
 pub const OPTIONS: &[&str] = &[
     "block=RxC default BCR block (8x16)",
     "order=natural|grouped (natural)",
+    "profile=0|1 time each layer through the runtime (0)",
 ];
 
 /// Byte alignment of every scratch buffer and blob array.
