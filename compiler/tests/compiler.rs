@@ -455,6 +455,131 @@ fn layer_like_convs_match_reference() {
     }
 }
 
+/// A gemm and the schedule an LR file forces on it.
+#[derive(Debug, Clone)]
+struct ScheduleCase {
+    gemm: GemmCase,
+    dense: bool,
+    vector_width: Option<usize>,
+    register_tile: Option<usize>,
+    tile_n: Option<usize>,
+    threads: Option<usize>,
+}
+
+fn schedule_cases(max_side: usize, max_n: usize) -> impl Strategy<Value = ScheduleCase> {
+    let schedule = (
+        any::<bool>(),
+        proptest::option::of(prop_oneof![Just(1usize), Just(2), Just(4), Just(8)]),
+        proptest::option::of(1usize..7),
+        proptest::option::of(1usize..40),
+        proptest::option::of(1usize..3),
+    );
+    (gemm_cases(max_side, max_n, (9, 17)), schedule).prop_map(
+        |(gemm, (dense, vector_width, register_tile, tile_n, threads))| ScheduleCase {
+            gemm,
+            dense,
+            vector_width,
+            register_tile,
+            tile_n,
+            threads,
+        },
+    )
+}
+
+/// Compiles one gemm with the case's schedule from an LR file and checks it
+/// against the reference (run on 2 threads, whatever the layer's cap).
+fn check_schedule(target: &str, case: &ScheduleCase) {
+    let g = &case.gemm;
+    let graph = gemm_graph(
+        g.m,
+        g.k,
+        g.n,
+        BlockSize::new(g.block.0, g.block.1).unwrap(),
+        g.keep.0,
+        g.keep.1,
+        g.seed,
+        true,
+    );
+    let x = lcg_input(vec![g.n, g.k], g.seed);
+    let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("gemm.onnx");
+    save_onnx(&graph, &model).unwrap();
+    let sparsity = if case.dense {
+        serde_json::json!({"kind": "dense"})
+    } else {
+        serde_json::json!({"kind": "bcr", "block_rows": g.block.0, "block_cols": g.block.1})
+    };
+    let mut schedule = serde_json::Map::new();
+    for (key, value) in [
+        ("vector_width", case.vector_width),
+        ("register_tile", case.register_tile),
+        ("tile_n", case.tile_n),
+        ("threads", case.threads),
+    ] {
+        if let Some(value) = value {
+            schedule.insert(key.into(), value.into());
+        }
+    }
+    let lr = work.path().join("gemm.lr.json");
+    let text = serde_json::json!({"version": 1, "layers": [{"name": "fc", "sparsity": sparsity, "schedule": schedule}]});
+    write(&lr, text.to_string().as_bytes());
+    let mut options = Options::new(&model, target);
+    options.lr = Some(lr);
+    let compiled =
+        driver::compile(&options, true, true).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    let bcr = &compiled
+        .stages
+        .iter()
+        .find(|(level, _)| *level == driver::Level::Bcr)
+        .unwrap()
+        .1;
+    assert_eq!(bcr.contains("\"bcr.gemm\""), case.dense, "{case:?}: {bcr}");
+    if let Some(lanes) = case.vector_width {
+        assert!(
+            bcr.contains(&format!("vector_width = {lanes} : i64")),
+            "{case:?}: {bcr}"
+        );
+    }
+    let object = work.path().join("model.o");
+    std::fs::write(&object, &compiled.artifacts.object).unwrap();
+    let exe = work.path().join("runner");
+    link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap();
+    let (outputs, _) = link::run_runner(
+        &compiled.target,
+        &exe,
+        work.path(),
+        std::slice::from_ref(&x),
+        &compiled.interface.outputs,
+        2,
+        1,
+    )
+    .unwrap();
+    assert_close(&outputs, &expected);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Every schedule an LR file can force (lanes, register tile, N tile,
+    /// thread cap) on the BCR and on the dense kernels keeps the result
+    /// equal to the reference on the host.
+    #[test]
+    fn forced_schedules_match_reference_on_host(case in schedule_cases(50, 70)) {
+        check_schedule("host", &case);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// The same under qemu-aarch64.
+    #[test]
+    fn forced_schedules_match_reference_on_aarch64(case in schedule_cases(30, 20)) {
+        check_schedule("aarch64-linux-gnu", &case);
+    }
+}
+
 #[test]
 fn edge_cases_match_reference_on_host_and_aarch64() {
     for target in ["host", "aarch64-linux-gnu"] {

@@ -1056,6 +1056,28 @@ impl<'c> Lowering<'c, '_> {
                 bcr::set_int(&mut product, self.context, name, value);
             }
         }
+        // A dense product's register tile is its weight's panel height: set
+        // both, or, for a weight another product already fixed, take its.
+        let given = grim_dialects::attr::int(&product, bcr::REGISTER_TILE_ATTR);
+        let weights = product.operand(0).ok().and_then(bcr::defining_dense);
+        if let (Some(rows), Some(weights), true) = (
+            given,
+            weights,
+            product.name().as_string_ref().as_str() == Ok(bcr::GEMM),
+        ) {
+            match grim_dialects::attr::int(&weights, bcr::PANEL_ROWS_ATTR) {
+                Some(fixed) => {
+                    bcr::set_int(&mut product, self.context, bcr::REGISTER_TILE_ATTR, fixed)
+                }
+                None => {
+                    // SAFETY: the weight op is alive; only an attribute is added.
+                    let mut weights = unsafe {
+                        melior::ir::operation::OperationRefMut::from_raw(weights.to_raw())
+                    };
+                    bcr::set_int(&mut weights, self.context, bcr::PANEL_ROWS_ATTR, rows);
+                }
+            }
+        }
     }
 
     fn add(
