@@ -166,6 +166,10 @@ pub fn load<'c>(
     }
 }
 
+/// A schedule field of an LR layer: the attribute it becomes, its value,
+/// whether a value is valid, and what valid means (for the error).
+type ScheduleCheck<'a> = (&'a str, Option<usize>, fn(usize) -> bool, &'a str);
+
 /// Puts the LR file's per-layer block size and order on each `grim.gemm`
 /// (layers are matched by the gemm's ONNX node name or weight name).
 fn apply_lr<'c>(
@@ -238,44 +242,45 @@ fn apply_lr<'c>(
                 return Err(CompileError::Usage(format!("{}: error: layer '{}': csr is not a format grim generates code for; use bcr or dense", lr_path.display(), layer.name)));
             }
         }
-        if let Some(tile) = layer.schedule.as_ref().and_then(|s| s.register_tile) {
-            if !(1..=16).contains(&tile) {
-                return Err(CompileError::Usage(format!(
-                    "{}: error: layer '{}': register_tile must be in 1..=16, got {tile}",
-                    lr_path.display(),
-                    layer.name
-                )));
-            }
-            op.set_attribute(
+        // The schedule: each value checked, then carried to the product by
+        // lower-grim-to-bcr (the bcr passes keep what is already set).
+        let schedule = layer.schedule.clone().unwrap_or_default();
+        let checks: [ScheduleCheck; 4] = [
+            (
                 grim_dialects::bcr::REGISTER_TILE_ATTR,
-                IntegerAttribute::new(i64_type, tile as i64).into(),
-            );
-        }
-        if let Some(lanes) = layer.schedule.as_ref().and_then(|s| s.vector_width) {
-            if ![1, 2, 4, 8, 16].contains(&lanes) {
+                schedule.register_tile,
+                |v| (1..=16).contains(&v),
+                "in 1..=16",
+            ),
+            (
+                grim_dialects::bcr::VECTOR_WIDTH_ATTR,
+                schedule.vector_width,
+                |v| [1, 2, 4, 8, 16].contains(&v),
+                "1, 2, 4, 8 or 16",
+            ),
+            (
+                grim_dialects::bcr::THREADS_ATTR,
+                schedule.threads,
+                |v| v >= 1,
+                "at least 1",
+            ),
+            (
+                grim_dialects::bcr::TILE_N_ATTR,
+                schedule.tile_n,
+                |_| true,
+                "",
+            ),
+        ];
+        for (name, value, valid, expected) in checks {
+            let Some(value) = value else { continue };
+            if !valid(value) {
                 return Err(CompileError::Usage(format!(
-                    "{}: error: layer '{}': vector_width must be 1, 2, 4, 8 or 16, got {lanes}",
+                    "{}: error: layer '{}': {name} must be {expected}, got {value}",
                     lr_path.display(),
                     layer.name
                 )));
             }
-            op.set_attribute(
-                grim_dialects::bcr::VECTOR_WIDTH_ATTR,
-                IntegerAttribute::new(i64_type, lanes as i64).into(),
-            );
-        }
-        if let Some(threads) = layer.schedule.as_ref().and_then(|s| s.threads) {
-            // The LR reader already rejects 0.
-            op.set_attribute(
-                grim_dialects::bcr::THREADS_ATTR,
-                IntegerAttribute::new(i64_type, threads as i64).into(),
-            );
-        }
-        if let Some(tile) = layer.schedule.as_ref().and_then(|s| s.tile_n) {
-            op.set_attribute(
-                grim_dialects::bcr::TILE_N_ATTR,
-                IntegerAttribute::new(i64_type, tile as i64).into(),
-            );
+            op.set_attribute(name, IntegerAttribute::new(i64_type, value as i64).into());
         }
         if let Some(order) = &layer.order {
             op.set_attribute(

@@ -26,6 +26,30 @@ fn compile_and_run(
     compile_and_run_staged(graph, target, block, reorder, threads, inputs).0
 }
 
+/// Links a compiled model with the runner in `work` and runs it on `inputs`.
+fn run_native(
+    compiled: &driver::Compiled,
+    work: &Path,
+    inputs: &[Tensor],
+    threads: usize,
+) -> Vec<Tensor> {
+    let object = work.join("model.o");
+    std::fs::write(&object, &compiled.artifacts.object).expect("write object");
+    let exe = work.join("runner");
+    link::link_runner(&compiled.target, &object, work, &exe).unwrap_or_else(|e| panic!("{e}"));
+    let (outputs, _) = link::run_runner(
+        &compiled.target,
+        &exe,
+        work,
+        inputs,
+        &compiled.interface.outputs,
+        threads,
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    outputs
+}
+
 /// [`compile_and_run`], also returning the module at the bcr level.
 fn compile_and_run_staged(
     graph: &Graph,
@@ -49,22 +73,7 @@ fn compile_and_run_staged(
         .find(|(level, _)| *level == driver::Level::Bcr)
         .map(|(_, text)| text.clone())
         .unwrap_or_default();
-    let object = work.path().join("model.o");
-    std::fs::write(&object, &compiled.artifacts.object).expect("write object");
-    let exe = work.path().join("runner");
-    link::link_runner(&compiled.target, &object, work.path(), &exe)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (outputs, _) = link::run_runner(
-        &compiled.target,
-        &exe,
-        work.path(),
-        inputs,
-        &compiled.interface.outputs,
-        threads,
-        1,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    (outputs, bcr)
+    (run_native(&compiled, work.path(), inputs, threads), bcr)
 }
 
 fn assert_close(actual: &[Tensor], expected: &[Tensor]) {
@@ -541,21 +550,10 @@ fn check_schedule(target: &str, case: &ScheduleCase) {
             "{case:?}: {bcr}"
         );
     }
-    let object = work.path().join("model.o");
-    std::fs::write(&object, &compiled.artifacts.object).unwrap();
-    let exe = work.path().join("runner");
-    link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap();
-    let (outputs, _) = link::run_runner(
-        &compiled.target,
-        &exe,
-        work.path(),
-        std::slice::from_ref(&x),
-        &compiled.interface.outputs,
-        2,
-        1,
-    )
-    .unwrap();
-    assert_close(&outputs, &expected);
+    assert_close(
+        &run_native(&compiled, work.path(), std::slice::from_ref(&x), 2),
+        &expected,
+    );
 }
 
 proptest! {
@@ -1088,21 +1086,10 @@ fn n_tiled_products_match_reference() {
         assert!(bcr.contains("tile_n = 36 : i64"), "{bcr}");
         // The layer's thread cap reaches the product (and the run below uses 2 threads).
         assert!(bcr.contains("threads = 1 : i64"), "{bcr}");
-        let object = work.path().join("model.o");
-        std::fs::write(&object, &compiled.artifacts.object).unwrap();
-        let exe = work.path().join("runner");
-        link::link_runner(&compiled.target, &object, work.path(), &exe).unwrap();
-        let (outputs, _) = link::run_runner(
-            &compiled.target,
-            &exe,
-            work.path(),
-            std::slice::from_ref(&x),
-            &compiled.interface.outputs,
-            2,
-            1,
-        )
-        .unwrap();
-        assert_close(&outputs, &expected);
+        assert_close(
+            &run_native(&compiled, work.path(), std::slice::from_ref(&x), 2),
+            &expected,
+        );
     }
     // A 2100-column product is tiled by bcr-tile's default (1024 with 32x32 blocks): two full tiles and a remainder.
     let long = gemm_graph(
