@@ -166,6 +166,27 @@ pub fn load<'c>(
     }
 }
 
+/// The products (gemm, conv2d) of `module` for which `keep` holds.
+fn products(
+    module: &Module,
+    mut keep: impl FnMut(&melior::ir::OperationRef) -> bool,
+) -> Vec<mlir_sys::MlirOperation> {
+    let mut found = Vec::new();
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .is_ok_and(|n| grim::PRODUCTS.contains(&n))
+            && keep(&op)
+        {
+            found.push(op.to_raw());
+        }
+        WalkResult::Advance
+    });
+    found
+}
+
 /// A schedule field of an LR layer: the attribute it becomes, its value,
 /// whether a value is valid, and what valid means (for the error).
 type ScheduleCheck<'a> = (&'a str, Option<usize>, fn(usize) -> bool, &'a str);
@@ -178,13 +199,7 @@ fn apply_lr<'c>(
     lr: &LrFile,
     lr_path: &Path,
 ) -> Result<(), CompileError> {
-    let mut gemms = Vec::new();
-    module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        if [Ok(grim::GEMM), Ok(grim::CONV2D)].contains(&op.name().as_string_ref().as_str()) {
-            gemms.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
+    let gemms = products(module, |_| true);
     let mut matched = std::collections::BTreeSet::new();
     for raw in gemms {
         let mut op = unsafe { OperationRefMut::from_raw(raw) };
@@ -199,15 +214,7 @@ fn apply_lr<'c>(
         } else {
             String::new()
         };
-        let weight = op
-            .operand(1)
-            .ok()
-            .filter(|v| v.is_operation_result())
-            .map(|v| unsafe {
-                melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw()))
-            })
-            .and_then(|w| grim::weight_name(&w))
-            .unwrap_or_default();
+        let weight = grim::product_weight_name(&op).unwrap_or_default();
         let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)) else {
             continue;
         };
@@ -308,26 +315,11 @@ fn choose_kernels<'c>(
     weights: &WeightStore,
     block: (i64, i64),
 ) -> Result<(), CompileError> {
-    let mut gemms = Vec::new();
-    module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        let product =
-            [Ok(grim::GEMM), Ok(grim::CONV2D)].contains(&op.name().as_string_ref().as_str());
-        if product && !op.has_attribute(grim::KERNEL_ATTR) {
-            gemms.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
+    let gemms = products(module, |op| !op.has_attribute(grim::KERNEL_ATTR));
     for raw in gemms {
         // SAFETY: collected above; only attributes change.
         let mut op = unsafe { OperationRefMut::from_raw(raw) };
-        let weight = op
-            .operand(1)
-            .ok()
-            .filter(|v| v.is_operation_result())
-            .map(|v| unsafe {
-                melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw()))
-            })
-            .and_then(|w| grim::weight_name(&w));
+        let weight = grim::product_weight_name(&op);
         // A product of two activations has no weight; lowering reports it.
         let Some(tensor) = weight.and_then(|name| weights.get(&name)) else {
             continue;

@@ -704,6 +704,20 @@ fn grimc(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Runs grimc, which must succeed, and parses its stdout as one JSON value.
+fn grimc_json(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
+        .args(args)
+        .output()
+        .expect("run grimc");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
 fn write(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
 }
@@ -912,24 +926,15 @@ fn bench_prints_json_with_latency_figures() {
     let work = tempfile::tempdir().unwrap();
     let model = work.path().join("bench.onnx");
     save_onnx(&grim_model::demo_mlp(3), &model).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
-        .args([
-            "bench",
-            model.to_str().unwrap(),
-            "--runs",
-            "5",
-            "--threads",
-            "2",
-            "--json",
-        ])
-        .output()
-        .expect("run grimc");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let value = grimc_json(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--runs",
+        "5",
+        "--threads",
+        "2",
+        "--json",
+    ]);
     let (median, min, max) = (
         value["median_ms"].as_f64().unwrap(),
         value["min_ms"].as_f64().unwrap(),
@@ -944,23 +949,14 @@ fn bench_prints_json_with_latency_figures() {
     );
 
     // --per-layer: every layer of the MLP by its ONNX node name, each timed.
-    let output = Command::new(env!("CARGO_BIN_EXE_grimc"))
-        .args([
-            "bench",
-            model.to_str().unwrap(),
-            "--runs",
-            "20",
-            "--per-layer",
-            "--json",
-        ])
-        .output()
-        .expect("run grimc");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let value = grimc_json(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--runs",
+        "20",
+        "--per-layer",
+        "--json",
+    ]);
     let layers = value["layers"].as_array().expect("a layers array");
     let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["fc1", "relu1", "fc2", "relu2", "fc3"], "{value}");

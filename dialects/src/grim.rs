@@ -254,6 +254,23 @@ pub fn weight_name<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<String
     attr::string(op, "name")
 }
 
+/// The ops that multiply by a weight matrix (gemm, conv2d): what the LR file
+/// names, and what gets a BCR or a dense kernel.
+pub const PRODUCTS: [&str; 2] = [GEMM, CONV2D];
+
+/// The name of the `grim.weight` a product (gemm, conv2d) multiplies by, if
+/// its weight operand is one.
+pub fn product_weight_name<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<String> {
+    let weight = op.operand(1).ok().filter(|v| v.is_operation_result())?;
+    // SAFETY: the value is an op result, so it has an owner, alive with the op.
+    let owner = unsafe {
+        melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(weight.to_raw()))
+    };
+    (owner.name().as_string_ref().as_str() == Ok(WEIGHT))
+        .then(|| weight_name(&owner))
+        .flatten()
+}
+
 /// Numpy broadcasting of two static shapes; `None` when incompatible.
 pub fn broadcast(lhs: &[i64], rhs: &[i64]) -> Option<Vec<i64>> {
     let rank = lhs.len().max(rhs.len());
