@@ -325,7 +325,9 @@ fn conv_cases(max_c: usize, max_hw: usize) -> impl Strategy<Value = ConvCase> {
     let geometry = (
         1usize..3,
         1..max_c,
-        (3..max_hw, 3..max_hw),
+        // Some images wide enough (>= 48 output columns) for the BCR
+        // kernels to read them in place.
+        (3..max_hw, prop_oneof![3..max_hw, 50..60usize]),
         1usize..20,
         (1usize..4, 1usize..4),
         (1usize..3, 1usize..3),
@@ -402,12 +404,32 @@ fn check_conv(target: &str, case: &ConvCase, threads: usize) {
             !pointwise,
             "{case:?}: implicit im2col unless pointwise: {bcr}"
         );
-    } else if bcr.contains("bcr.packed") {
+    } else if bcr.contains("bcr.packed") && !pointwise {
+        // BCR: the image read in place when its columns are contiguous and
+        // an output row is at least 48 wide (padded by a bcr.im2col of a 1x1
+        // kernel if the conv pads), else an explicit patch matrix.
+        let wo = (case.hw.1 + case.pads[1] + case.pads[3]
+            - case.dilations[1] * (case.kernel[1] - 1)
+            - 1)
+            / case.strides[1]
+            + 1;
+        let implicit = case.strides[1] == 1 && wo >= 48;
+        let padded = case.pads != [0; 4];
+        let spmm_reads_image = bcr
+            .lines()
+            .any(|l| l.contains("\"bcr.spmm\"") && l.contains("im2col = array"));
+        assert_eq!(spmm_reads_image, implicit, "{case:?}: {bcr}");
         assert_eq!(
             bcr.contains("\"bcr.im2col\""),
-            !pointwise,
-            "{case:?}: explicit im2col unless pointwise: {bcr}"
+            !implicit || padded,
+            "{case:?}: {bcr}"
         );
+        if implicit && padded {
+            assert!(
+                bcr.contains("im2col = array<i64: 1, 1, 1, 1,"),
+                "{case:?}: the padding copy is a 1x1 im2col: {bcr}"
+            );
+        }
     }
     assert_close(&actual, &expected);
 }
@@ -444,6 +466,10 @@ fn layer_like_convs_match_reference() {
         (16, (20, 20), 24, [3, 3], [1, 1], [1, 1, 1, 1]),
         (8, (17, 17), 16, [3, 3], [2, 2], [1, 1, 1, 1]),
         (24, (14, 14), 40, [1, 1], [1, 1], [0, 0, 0, 0]),
+        // Output rows of 56 and 50: the BCR kernels read the image in place
+        // (padded first, then unpadded), with N tiles of whole rows.
+        (8, (12, 56), 32, [3, 3], [1, 1], [1, 1, 1, 1]),
+        (4, (6, 52), 16, [3, 3], [1, 1], [0, 0, 0, 0]),
     ] {
         for dense in [true, false] {
             let case = ConvCase {

@@ -739,7 +739,28 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let (Some(x), Some(c)) = (x, c) else {
                 return Err("input and output must be static f32 memrefs".into());
             };
-            if name == SPMM {
+            // The K of the product: rows of X, or patch rows of an image.
+            let mut k = x.first().copied().unwrap_or(0);
+            if let Some(geometry) = im2col_of(op) {
+                // Implicit im2col: the image is read in place, which needs
+                // contiguous columns (stride 1 along W) and no padding (the
+                // lowering pads the image first).
+                if name != SPMM || x.len() != 3 || c.len() != 2 {
+                    return Err(format!("only bcr.spmm reads an image [C, H, W] (output [M, Ho*Wo]), got {x:?} and {c:?}"));
+                }
+                if geometry.conv.strides[1] != 1 || geometry.conv.pads != [0; 4] {
+                    return Err(format!(
+                        "bcr.spmm reads an image with column stride 1 and no padding, got {:?}",
+                        geometry.to_array()
+                    ));
+                }
+                k = geometry.output(&x).map_or(0, |(k, _, _)| k);
+                check_im2col(&geometry, &x, k, c[1])?;
+            } else if op.has_attribute(IM2COL_ATTR) {
+                return Err(
+                    "im2col must be array<i64: kh, kw, sh, sw, pt, pl, pb, pr, dh, dw>".into(),
+                );
+            } else if name == SPMM {
                 if x.len() != 2 || c.len() != 2 || x[1] != c[1] {
                     return Err(format!(
                         "bcr.spmm needs input [K, N] and output [M, N], got {x:?} and {c:?}"
@@ -769,10 +790,10 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 .then(|| defining_packed(p.strips))
                 .flatten()
             {
-                if packed.rows != c[0] || packed.cols != x[0] {
+                if packed.rows != c[0] || packed.cols != k {
                     return Err(format!(
                         "packed matrix '{}' is {}x{} but the product needs {}x{}",
-                        packed.name, packed.rows, packed.cols, c[0], x[0]
+                        packed.name, packed.rows, packed.cols, c[0], k
                     ));
                 }
                 if packed.layout == LAYOUT_COL_PANELS && name == SPMM {

@@ -195,3 +195,22 @@ func.func @patches(%x: memref<2x5x5xf32>, %out: memref<18x25xf32>) {
   "bcr.im2col"(%x, %out) {im2col = array<i64: 3, 3, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<2x5x5xf32>, memref<18x25xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that bcr.spmm reading an image (implicit im2col) flattens it,
+// turns each block's kept patch rows into image offsets
+// (c * H * W + i * W + j: 5 * 52 = 260 per channel), and walks the
+// output rows (3 of 50 columns) with vector loads at offset + shift + n.
+
+// CHECK-LABEL: func.func @image
+// CHECK: %[[FLAT:.*]] = memref.collapse_shape %{{.*}} {{\[}}[0, 1, 2]] : memref<2x5x52xf32> into memref<520xf32>
+// CHECK: arith.constant 260 : index
+// CHECK: %[[ROWS:.*]] = arith.constant 3 : index
+// CHECK: scf.for %{{.*}} = %{{.*}} to %[[ROWS]]
+// CHECK: vector.load %[[FLAT]]
+// CHECK: vector.fma
+func.func @image(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: memref<?xf32>, %x: memref<2x5x52xf32>, %c: memref<4x150xf32>) {
+  "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64, im2col = array<i64: 3, 3, 1, 1, 0, 0, 0, 0, 1, 1>} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<2x5x52xf32>, memref<4x150xf32>) -> ()
+  return
+}

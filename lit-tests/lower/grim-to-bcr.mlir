@@ -209,3 +209,20 @@ func.func @convs(%x: tensor<1x2x4x5xf32>) -> (tensor<1x4x4x5xf32>, tensor<1x4x4x
   %c = "grim.conv2d"(%x, %w1) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<3x2x1x1xf32>) -> tensor<1x3x4x5xf32>
   return %a, %b, %c : tensor<1x4x4x5xf32>, tensor<1x4x4x5xf32>, tensor<1x3x4x5xf32>
 }
+
+// -----
+
+// Checks that a BCR conv whose output rows are wide (50 columns, stride 1)
+// reads its image in place: a bcr.im2col of a 1x1 kernel with the conv's
+// pads writes the zero-padded image [2, 5, 52] (no 18 x 150 patch matrix),
+// and bcr.spmm reads it with the conv's geometry minus the pads.
+
+// CHECK-LABEL: func.func @wide
+// CHECK: "bcr.im2col"(%{{.*}}, %{{.*}}) {im2col = array<i64: 1, 1, 1, 1, 1, 1, 1, 1, 1, 1>} : (memref<2x3x50xf32>, memref<2x260xf32>)
+// CHECK: "bcr.spmm"({{.*}}) {block_cols = 16 : i64, block_rows = 8 : i64, im2col = array<i64: 3, 3, 1, 1, 0, 0, 0, 0, 1, 1>} : ({{.*}}, memref<2x5x52xf32>, memref<4x150xf32>)
+// CHECK-NOT: memref<18x150xf32>
+func.func @wide(%x: tensor<1x2x3x50xf32>) -> tensor<1x4x3x50xf32> {
+  %w = "grim.weight"() {name = "w"} : () -> tensor<4x2x3x3xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x3x50xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x3x50xf32>
+  return %y : tensor<1x4x3x50xf32>
+}

@@ -38,6 +38,9 @@
 //! M / tile_m times. A matrix-vector product needs no
 //! cache blocking (its activation vector is small) and is left alone.
 //!
+//! A sparse product that reads an image in place (implicit im2col) walks
+//! whole output rows, so its tile is rounded down to whole rows (at least one).
+//!
 //! Options: `tile-n=N` forces the tile (0 = untiled); `cache-bytes=N` (262144).
 //!
 //! Before: `"bcr.spmm"(...) {block_cols = 32, block_rows = 32, vector_width = 8, vectors = 2, ...} : (..., memref<1152x3136xf32>, memref<256x3136xf32>)`
@@ -214,7 +217,18 @@ impl Pass for BcrTile {
                 product.vector_width * product.vectors,
                 n,
             );
-            if tile > 0 {
+            // A product reading an image in place walks whole output rows:
+            // its tiles are whole rows too.
+            let row = bcr::im2col_of(&op)
+                .zip(shape::static_shape(product.x.r#type()))
+                .and_then(|(patch, image)| patch.output(&image))
+                .map_or(1, |(_, _, wo)| wo);
+            let tile = if tile > 0 && row > 1 {
+                (tile / row).max(1) * row
+            } else {
+                tile
+            };
+            if tile > 0 && tile < n {
                 bcr::set_int(&mut op, context, bcr::TILE_N_ATTR, tile);
             }
         }

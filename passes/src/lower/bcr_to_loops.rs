@@ -169,7 +169,21 @@ impl Pass for LowerBcrToLoops {
                     if panels && name == bcr::SPMV {
                         panel_spmv(&b, &product, c_shape[0]);
                     } else {
-                        sparse_product(&b, &product, &c_shape, name == bcr::SPMM);
+                        // An image read in place (implicit im2col over a padded image).
+                        let image = match bcr::im2col_of(&op) {
+                            Some(patch) => {
+                                let x_shape = shape::static_shape(product.x.r#type())
+                                    .ok_or_else(|| op_error(&op, "needs a static input"))?;
+                                Some(Geometry::new(&patch, &x_shape).ok_or_else(|| {
+                                    op_error(
+                                        &op,
+                                        "has an im2col kernel that does not fit its image",
+                                    )
+                                })?)
+                            }
+                            None => None,
+                        };
+                        sparse_product(&b, &product, &c_shape, name == bcr::SPMM, image);
                     }
                 }
             }
@@ -218,14 +232,26 @@ fn sparse_product<'c>(
     product: &bcr::SparseProduct<'c, '_>,
     c_shape: &[i64],
     spmm: bool,
+    image: Option<Geometry>,
 ) {
     let (block_rows, block_cols) = (product.block_rows, product.block_cols);
     let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
+    // An image is read as one flat array: a kept patch row becomes the
+    // offset of its first element, and output row oh adds oh * sh * W - oh * Wo.
+    let x = match &image {
+        Some(_) => flatten(b, x),
+        None => x,
+    };
     let n = if spmm { c_shape[1] } else { 1 };
     let lanes = if spmm { product.vector_width.max(1) } else { 1 };
     let register_tile = product.register_tile.max(1);
     let vectors = if spmm { product.vectors.max(1) } else { 1 };
     let tile_n = if spmm { product.tile_n } else { 0 };
+    // An image is walked by whole output rows: so are its tiles.
+    let tile_n = match &image {
+        Some(image) if tile_n > 0 => (tile_n / image.wo).max(1) * image.wo,
+        _ => tile_n,
+    };
 
     // Hoisted out of every loop: an alloca inside a loop grows the stack.
     let kept_rows = b.alloca(&[block_rows], b.index_type());
@@ -285,33 +311,59 @@ fn sparse_product<'c>(
                         value_offset,
                         values: p.values,
                     };
-                    let tile = RowTile {
-                        walk,
-                        x,
-                        packed: None,
-                        c,
-                        matrix: spmm,
-                        n_base,
-                        n: n_len,
-                        lanes,
-                        vectors,
-                    };
-                    let zero = b.index(0);
-                    let step = b.index(register_tile);
-                    let full = b.divui(rows, step);
-                    let full = b.muli(full, step);
-                    if register_tile > 1 {
-                        b.for_loop(zero, full, step, &[], |b, first, _| {
-                            tile.emit(b, first, register_tile as usize);
-                            vec![]
-                        });
+                    let tiles =
+                        |b: &Builder<'c>, n_base: V<'c>, n_len: i64, image_shift: Option<V<'c>>| {
+                            let tile = RowTile {
+                                walk,
+                                x,
+                                packed: None,
+                                image_shift,
+                                c,
+                                matrix: spmm,
+                                n_base,
+                                n: n_len,
+                                lanes,
+                                vectors,
+                            };
+                            let zero = b.index(0);
+                            let step = b.index(register_tile);
+                            let full = b.divui(rows, step);
+                            let full = b.muli(full, step);
+                            if register_tile > 1 {
+                                b.for_loop(zero, full, step, &[], |b, first, _| {
+                                    tile.emit(b, first, register_tile as usize);
+                                    vec![]
+                                });
+                            }
+                            let one = b.index(1);
+                            let start = if register_tile > 1 { full } else { zero };
+                            b.for_loop(start, rows, one, &[], |b, first, _| {
+                                tile.emit(b, first, 1);
+                                vec![]
+                            });
+                        };
+                    match &image {
+                        None => tiles(b, n_base, n_len, None),
+                        Some(image) => {
+                            // The kept patch rows as image offsets, then one
+                            // walk per output row (its columns are contiguous
+                            // in the image), as many as the N tile holds.
+                            image.patch_offsets(b, kept_cols, cols);
+                            let wo = b.index(image.wo);
+                            let first_row = b.divui(n_base, wo);
+                            let (zero, one) = (b.index(0), b.index(1));
+                            b.for_loop(zero, b.index(n_len / image.wo), one, &[], |b, r, _| {
+                                let oh = b.addi(first_row, r);
+                                let row_base = b.muli(oh, wo);
+                                let shift = b.muli(
+                                    oh,
+                                    b.index(image.patch.conv.strides[0] * image.w - image.wo),
+                                );
+                                tiles(b, row_base, image.wo, Some(shift));
+                                vec![]
+                            });
+                        }
                     }
-                    let one = b.index(1);
-                    let start = if register_tile > 1 { full } else { zero };
-                    b.for_loop(start, rows, one, &[], |b, first, _| {
-                        tile.emit(b, first, 1);
-                        vec![]
-                    });
                     let size = b.muli(rows, cols);
                     vec![b.addi(value_offset, size)]
                 },
@@ -322,6 +374,38 @@ fn sparse_product<'c>(
         n_tiles(b, n, tile_n, walk);
         vec![]
     });
+}
+
+/// A static memref as one flat row-major array (`memref.collapse_shape`),
+/// keeping a static offset of its layout (an image of a batch).
+fn flatten<'c>(b: &Builder<'c>, x: V<'c>) -> V<'c> {
+    let ty = x.r#type();
+    let dims = shape::static_shape(ty).unwrap_or_default();
+    let text = ty.to_string();
+    let offset = text
+        .split("offset: ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|t| t.parse::<i64>().ok());
+    let flat = match offset {
+        Some(offset) if offset != 0 => format!(
+            "memref<{}xf32, strided<[1], offset: {offset}>>",
+            shape::numel(&dims)
+        ),
+        _ => format!("memref<{}xf32>", shape::numel(&dims)),
+    };
+    let flat = Type::parse(b.context, &flat).expect("a flat memref type");
+    let all: Vec<melior::ir::Attribute<'c>> = (0..dims.len() as i64)
+        .map(|d| melior::ir::attribute::IntegerAttribute::new(b.int_type(64), d).into())
+        .collect();
+    let group = melior::ir::attribute::ArrayAttribute::new(b.context, &all).into();
+    let reassociation = melior::ir::attribute::ArrayAttribute::new(b.context, &[group]).into();
+    b.op(
+        "memref.collapse_shape",
+        &[x],
+        &[flat],
+        &[("reassociation", reassociation)],
+    )[0]
 }
 
 /// Calls `walk(b, first column, columns)` for each tile of `tile_n` of the
@@ -704,6 +788,7 @@ fn dense_gemm<'c>(
                     walk,
                     x: packed.map_or(x, |(buffer, _)| buffer),
                     packed: packed.map(|(_, packed)| packed),
+                    image_shift: None,
                     c,
                     matrix: true,
                     n_base,
@@ -888,6 +973,9 @@ struct RowTile<'c> {
     x: V<'c>,
     /// `Some`: `x` is a packed activation block ([`PackedX`]), not `X`.
     packed: Option<PackedX<'c>>,
+    /// `Some(shift)`: `x` is a flat image and the kept column list holds
+    /// patch offsets: column `n` of kept patch row `k` is `x[k + shift + n]`.
+    image_shift: Option<V<'c>>,
     c: V<'c>,
     /// `c` and `x` are matrices (spmm), not vectors (spmv).
     matrix: bool,
@@ -1075,9 +1163,13 @@ impl<'c> RowTile<'c> {
             let inputs: Vec<V<'c>> = (0..vectors)
                 .map(|v| {
                     let indices = at(b, k, v);
-                    match (&self.packed, indices.get(1)) {
-                        (Some(packed), Some(column)) => {
+                    match (&self.packed, self.image_shift, indices.get(1)) {
+                        (Some(packed), _, Some(column)) => {
                             load(b, self.x, &[packed.address(b, k, *column)])
+                        }
+                        (None, Some(shift), Some(column)) => {
+                            let at = b.addi(b.addi(k, shift), *column);
+                            load(b, self.x, &[at])
                         }
                         _ => load(b, self.x, &indices),
                     }

@@ -130,6 +130,26 @@ enum Activations {
     Columns(Tensor),
 }
 
+/// The narrowest output row for which the BCR kernels read a conv's image
+/// in place. They walk it row by row, each row in register chunks of up to
+/// 24 columns (AVX2) with one masked tail: a 14-column row (resnet18's
+/// layer3) fills one vector of a two-vector tile, so each broadcast weight
+/// feeds half the FMAs, and such convs measured 1.5x-2.5x slower in place
+/// than through an explicit patch matrix; 56-column rows (vgg16 conv3_1)
+/// ran as fast as the GEMM view, without the 9x larger patch matrix.
+const BCR_IMPLICIT_MIN_WO: i64 = 48;
+
+/// How a conv's image reaches its product.
+enum ConvInput {
+    /// A 1x1 stride-1 unpadded conv: the image is the `[C, H*W]` matrix.
+    Pointwise,
+    /// The product reads the image through its patches (`im2col` on the
+    /// product), from a zero-padded copy in this buffer when given.
+    Implicit(Option<Tensor>),
+    /// An explicit patch matrix in this buffer (`bcr.im2col`).
+    Patches(Tensor),
+}
+
 /// A gemm's weight as its product reads it.
 enum Weights<'c> {
     /// BCRC arrays and the block size.
@@ -902,39 +922,91 @@ impl<'c> Lowering<'c, '_> {
             kw,
             conv: attrs,
         };
-        // The BCR kernels' patch matrix, shared by all images.
-        let patches = match (&weights, pointwise) {
-            (Weights::Bcr(_), false) => Some(self.allocate(&[k, n])),
-            _ => None,
+        // How each image reaches the product (buffers shared by all images):
+        // the dense kernel reads it through its patches. The BCR kernels read
+        // it in place when its columns are contiguous (stride 1 along W) and
+        // an output row is long enough to fill their register chunks
+        // (BCR_IMPLICIT_MIN_WO), zero-padded first if the conv pads;
+        // otherwise they multiply an explicit patch matrix.
+        let padded = [
+            h + attrs.pads[0] + attrs.pads[2],
+            w + attrs.pads[1] + attrs.pads[3],
+        ];
+        let in_place = attrs.strides[1] == 1 && wo >= BCR_IMPLICIT_MIN_WO;
+        let route = match (&weights, pointwise) {
+            (_, true) => ConvInput::Pointwise,
+            (Weights::Dense(_), false) => ConvInput::Implicit(None),
+            (Weights::Bcr(_), false) if in_place && attrs.pads == [0; 4] => {
+                ConvInput::Implicit(None)
+            }
+            (Weights::Bcr(_), false) if in_place => {
+                ConvInput::Implicit(Some(self.allocate(&[channels, padded[0], padded[1]])))
+            }
+            (Weights::Bcr(_), false) => ConvInput::Patches(self.allocate(&[k, n])),
         };
         for image in 0..images {
             let y = self.image_view(b, scratch, &output, image, &[m, n]);
             init_rows(b, y, bias_view, m, n);
-            let product = if pointwise {
-                let x = self.image_view(b, scratch, &input, image, &[channels, h * w]);
-                b.insert(weights.product(self.context, x, y, true, b.location))
-            } else {
-                let x = self.image_view(b, scratch, &input, image, &[channels, h, w]);
-                match &patches {
-                    Some(patches) => {
-                        let columns = self.view(b, scratch, patches);
-                        b.insert(bcr::im2col(self.context, x, columns, &patch, b.location));
-                        b.insert(weights.product(self.context, columns, y, true, b.location))
-                    }
-                    None => {
-                        let product =
-                            b.insert(weights.product(self.context, x, y, true, b.location));
-                        let (_, value) = bcr::im2col_attr(self.context, &patch);
-                        use melior::ir::operation::OperationMutLike;
-                        // SAFETY: the product was just inserted; only an attribute is added.
-                        unsafe {
-                            melior::ir::operation::OperationRefMut::from_raw(product.to_raw())
-                        }
-                        .set_attribute(bcr::IM2COL_ATTR, value);
-                        product
-                    }
+            let (x, implicit) = match &route {
+                ConvInput::Pointwise => (
+                    self.image_view(b, scratch, &input, image, &[channels, h * w]),
+                    None,
+                ),
+                ConvInput::Patches(patches) => {
+                    let x = self.image_view(b, scratch, &input, image, &[channels, h, w]);
+                    let columns = self.view(b, scratch, patches);
+                    b.insert(bcr::im2col(self.context, x, columns, &patch, b.location));
+                    (columns, None)
+                }
+                ConvInput::Implicit(None) => (
+                    self.image_view(b, scratch, &input, image, &[channels, h, w]),
+                    Some(patch),
+                ),
+                ConvInput::Implicit(Some(buffer)) => {
+                    // The zero-padded image is the patch matrix of a 1x1 kernel with the conv's pads.
+                    let x = self.image_view(b, scratch, &input, image, &[channels, h, w]);
+                    let Tensor::Buffer { offset, .. } = buffer else {
+                        unreachable!("allocate() returns a buffer")
+                    };
+                    let rows = self.view(
+                        b,
+                        scratch,
+                        &Tensor::Buffer {
+                            offset: *offset,
+                            shape: vec![channels, padded[0] * padded[1]],
+                        },
+                    );
+                    let pad = bcr::Im2col {
+                        kh: 1,
+                        kw: 1,
+                        conv: grim::ConvAttrs {
+                            strides: [1, 1],
+                            pads: attrs.pads,
+                            dilations: [1, 1],
+                        },
+                    };
+                    b.insert(bcr::im2col(self.context, x, rows, &pad, b.location));
+                    let unpadded = grim::ConvAttrs {
+                        pads: [0; 4],
+                        ..attrs
+                    };
+                    (
+                        self.view(b, scratch, buffer),
+                        Some(bcr::Im2col {
+                            conv: unpadded,
+                            ..patch
+                        }),
+                    )
                 }
             };
+            let product = b.insert(weights.product(self.context, x, y, true, b.location));
+            if let Some(geometry) = implicit {
+                let (_, value) = bcr::im2col_attr(self.context, &geometry);
+                use melior::ir::operation::OperationMutLike;
+                // SAFETY: the product was just inserted; only an attribute is added.
+                unsafe { melior::ir::operation::OperationRefMut::from_raw(product.to_raw()) }
+                    .set_attribute(bcr::IM2COL_ATTR, value);
+            }
             self.copy_schedule(&op, product);
         }
         self.define(&op, output)

@@ -137,6 +137,27 @@ impl Geometry {
         });
     }
 
+    /// Rewrites the first `count` entries of `list` from patch rows `kk` to
+    /// the flat offset of their first element in an unpadded image,
+    /// `c * H * W + i * dh * W + j * dw`: a BCR kernel reading the image in
+    /// place then adds only the output position.
+    pub fn patch_offsets<'c>(&self, b: &Builder<'c>, list: V<'c>, count: V<'c>) {
+        let p = &self.patch;
+        let (zero, one) = (b.index(0), b.index(1));
+        b.for_loop(zero, count, one, &[], |b, at, _| {
+            let kk = b.load(list, &[at]);
+            let channel = b.divui(kk, b.index(p.kh * p.kw));
+            let within = b.remui(kk, b.index(p.kh * p.kw));
+            let i = b.divui(within, b.index(p.kw));
+            let j = b.remui(within, b.index(p.kw));
+            let offset = b.muli(channel, b.index(self.h * self.w));
+            let offset = b.addi(offset, b.muli(i, b.index(p.conv.dilations[0] * self.w)));
+            let offset = b.addi(offset, b.muli(j, b.index(p.conv.dilations[1])));
+            b.store(offset, list, &[at]);
+            vec![]
+        });
+    }
+
     /// Copies all of patch row `kk` (positions `0..Ho*Wo`) of the image `x`
     /// (`memref<CxHxWxf32>`) to `dst[at(position)]`: output rows above and
     /// below the image are zeros, the others runs of zeros, copy, zeros
