@@ -193,6 +193,12 @@ impl ConvShape {
     fn pointwise(&self) -> bool {
         (self.kh, self.kw, self.stride, self.pad) == (1, 1, 1, 0)
     }
+
+    /// Whether grim's BCR kernels read this conv's image in place (stride 1
+    /// and output rows of at least 48, the compiler's rule).
+    fn bcr_in_place(&self) -> bool {
+        self.stride == 1 && self.output().is_some_and(|(_, wo)| wo >= 48)
+    }
 }
 
 /// A layer as layers.json spells it.
@@ -1886,7 +1892,7 @@ impl Report<'_> {
             return;
         }
         let _ = writeln!(md, "## Convolutions through ONNX Conv (im2col included)\n");
-        let _ = writeln!(md, "{SEED_NOTE} Each conv layer is also compiled as one ONNX `Conv` (group 1, no bias) on x of shape [1, Cin, H, W], with the same W (the weight [Cout, Cin, kh, kw] flattens row-major to the GEMM view's W [M, K]), seed and block as its GEMM-view cases above, and timed by `grimc bench` the same way; in the JSON these rows are `grim-conv-bcr` and `grim-conv-dense`, with the GEMM view's M, K, N and nonzeros. The dense kernel reads the image through an implicit im2col (patches copied into its packed activation blocks); the BCR kernels multiply an explicit patch matrix that `bcr.im2col` writes once per image; a pointwise conv (1x1, stride 1, no padding) multiplies the image as it is, with no im2col. The best block is chosen separately for the conv and for the GEMM view. Conv / GEMM = conv median / GEMM-view median (above 1: what the im2col and the NCHW layout cost). The peers are timed on the GEMM view only, without any im2col, so the OpenBLAS / conv ratios include grim's im2col and not the peers'.\n");
+        let _ = writeln!(md, "{SEED_NOTE} Each conv layer is also compiled as one ONNX `Conv` (group 1, no bias) on x of shape [1, Cin, H, W], with the same W (the weight [Cout, Cin, kh, kw] flattens row-major to the GEMM view's W [M, K]), seed and block as its GEMM-view cases above, and timed by `grimc bench` the same way; in the JSON these rows are `grim-conv-bcr` and `grim-conv-dense`, with the GEMM view's M, K, N and nonzeros. The dense kernel reads the image through an implicit im2col (patches copied into its packed activation blocks); the BCR kernels read the image in place when its output rows are at least 48 wide with stride 1 (zero-padded first by a 1x1 `bcr.im2col`), and otherwise multiply an explicit patch matrix that `bcr.im2col` writes once per image; a pointwise conv (1x1, stride 1, no padding) multiplies the image as it is, with no im2col. The best block is chosen separately for the conv and for the GEMM view. Conv / GEMM = conv median / GEMM-view median (above 1: what the im2col and the NCHW layout cost). The peers are timed on the GEMM view only, without any im2col, so the OpenBLAS / conv ratios include grim's im2col and not the peers'.\n");
         let _ = writeln!(md, "| shape | threads | im2col | grim conv BCR 8x ms (block) | grim BCR 8x GEMM view ms (block) | conv / GEMM | grim conv dense ms | grim dense GEMM view ms | conv / GEMM | numpy/OpenBLAS ms (GEMM view) | OpenBLAS / grim conv BCR | OpenBLAS / grim conv dense |\n| --- | --: | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |");
         let ms = |r: Option<&Row>| {
             r.map_or("-".into(), |r| match &r.block {
@@ -1902,8 +1908,10 @@ impl Report<'_> {
         for (l, c) in convs {
             let im2col = if c.pointwise() {
                 "none (pointwise)"
+            } else if c.bcr_in_place() {
+                "dense: implicit (packing); BCR: implicit (padded image)"
             } else {
-                "dense: implicit (packing); BCR: `bcr.im2col`"
+                "dense: implicit (packing); BCR: explicit (`bcr.im2col`)"
             };
             for &t in &self.options.threads {
                 let conv_bcr = self.best_block("grim-conv-bcr", &l.name, "8x", t);

@@ -15,17 +15,28 @@
 //!   row's weight once, `vector.fma`, store the tile once. Columns left over
 //!   run as one vector, then one masked vector (`vector.maskedload` /
 //!   `maskedstore`) for the last `N mod vector_width`.
+//!   With `tile_n` (bcr-tile) the strip walks its blocks once per N tile.
+//!   A `bcr.spmm` reading an image (`im2col`, implicit im2col) flattens it,
+//!   turns each block's kept patch rows into image offsets and walks the
+//!   output rows one by one (their columns are contiguous in the image).
 //! * `bcr.spmv` over column panels (`layout = "col_panels"`): per strip, the
 //!   `block_rows` sums stay in vector registers across its blocks; per kept
 //!   column, one broadcast activation times one panel load; only column
 //!   masks are decoded; the sums are added to the output once per strip.
 //!   Over row-major values it is the spmm walk with scalar `math.fma`.
+//! * `bcr.gemm` (dense): row-panel weights; for a matrix, work items of
+//!   `tile_m` rows or of one N tile (bcr-tile), K blocks of `tile_k`, each
+//!   activation block packed GotoBLAS-style into register-chunk panels (an
+//!   image's patches copied in on the way: implicit im2col), and the
+//!   `register_tile` x `vectors` register tile over each block; for a
+//!   vector, the panel's sums in registers over all of K.
+//! * `bcr.im2col`: a parallel loop over patch rows, each a walk over output
+//!   rows with bounds computed once per row (lower/im2col.rs).
 //!
-//! The loop over strips is marked `grim.parallel` for `bcr-parallelize`.
+//! The loop over strips (row groups, N tiles, patch rows) is marked
+//! `grim.parallel` for `bcr-parallelize`, with the product's `threads` cap.
 //! Values of a block are read in their packed order, so the value offset is
 //! carried through the block loop.
-//!
-//! What it does not do: tiling over N for cache (a later `bcr-tile`).
 //!
 //! Before: `"bcr.spmm"(%strips, %cols, %masks, %values, %x, %c) {...}`
 //! After:  `scf.for` nests with `vector.load`/`vector.fma`/`vector.store`.

@@ -23,6 +23,12 @@
 //!   A `grim.transpose` feeding only gemm inputs, or reading a gemm's only
 //!   result, cancels against the gemm's own transpose: the product then
 //!   reads `[K, N]` activations and writes `[M, N]` results in place.
+//! * `grim.conv2d` in its GEMM view, image by image, into the NCHW output
+//!   (`[M, Ho*Wo]` per image): a pointwise conv multiplies the image as
+//!   `[C, H*W]`; the dense kernel reads the image through its patches
+//!   (`im2col` on `bcr.gemm`); the BCR kernels read it in place when its
+//!   output rows are wide (stride 1, at least 48 columns; padded first by a
+//!   1x1 `bcr.im2col`), else an explicit patch matrix from `bcr.im2col`.
 //! * `grim.add` (numpy broadcasting), `grim.relu` and `grim.transpose`
 //!   (16x16 tiles) become `scf.for` nests.
 //! * Inputs are read in the caller's buffers; a value the function returns
