@@ -26,6 +26,29 @@ fn compile_and_run(
     compile_and_run_staged(graph, target, block, reorder, threads, inputs).0
 }
 
+/// The module at the bcr level, as the driver printed it.
+fn bcr_stage(compiled: &driver::Compiled) -> &str {
+    compiled
+        .stages
+        .iter()
+        .find(|(level, _)| *level == driver::Level::Bcr)
+        .map(|(_, text)| text.as_str())
+        .expect("a bcr stage")
+}
+
+/// A weight matrix of a compiled model, by weight name.
+fn packed_layer<'a>(
+    compiled: &'a driver::Compiled,
+    name: &str,
+) -> &'a grim_compiler::blob::PackedLayer {
+    compiled
+        .blob
+        .layers
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no layer {name}"))
+}
+
 /// Links a compiled model with the runner in `work` and runs it on `inputs`.
 fn run_native(
     compiled: &driver::Compiled,
@@ -67,12 +90,7 @@ fn compile_and_run_staged(
     options.reorder = reorder;
     let compiled =
         driver::compile(&options, true, true).unwrap_or_else(|e| panic!("compile failed: {e}"));
-    let bcr = compiled
-        .stages
-        .iter()
-        .find(|(level, _)| *level == driver::Level::Bcr)
-        .map(|(_, text)| text.clone())
-        .unwrap_or_default();
+    let bcr = bcr_stage(&compiled).to_string();
     (run_native(&compiled, work.path(), inputs, threads), bcr)
 }
 
@@ -563,12 +581,7 @@ fn check_schedule(target: &str, case: &ScheduleCase) {
     options.lr = Some(lr);
     let compiled =
         driver::compile(&options, true, true).unwrap_or_else(|e| panic!("{case:?}: {e}"));
-    let bcr = &compiled
-        .stages
-        .iter()
-        .find(|(level, _)| *level == driver::Level::Bcr)
-        .unwrap()
-        .1;
+    let bcr = bcr_stage(&compiled);
     assert_eq!(bcr.contains("\"bcr.gemm\""), case.dense, "{case:?}: {bcr}");
     if let Some(lanes) = case.vector_width {
         assert!(
@@ -885,36 +898,16 @@ fn lr_block_size_is_applied_per_layer() {
     let mut options = Options::new(&model, "host");
     options.lr = Some(lr);
     let compiled = driver::compile(&options, true, false).unwrap();
-    let fc2 = compiled
-        .blob
-        .layers
-        .iter()
-        .find(|l| l.name == "fc2.weight")
-        .unwrap();
+    let fc2 = packed_layer(&compiled, "fc2.weight");
     assert_eq!(fc2.block.map(|b| (b.rows, b.cols)), Some((4, 8)));
     assert_eq!(fc2.order, Some(grim_model::Order::Natural));
-    let bcr = &compiled
-        .stages
-        .iter()
-        .find(|(level, _)| *level == driver::Level::Bcr)
-        .unwrap()
-        .1;
+    let bcr = bcr_stage(&compiled);
     assert_eq!(bcr.matches("register_tile = 3 :").count(), 1, "{bcr}");
-    let fc1 = compiled
-        .blob
-        .layers
-        .iter()
-        .find(|l| l.name == "fc1.weight")
-        .unwrap();
+    let fc1 = packed_layer(&compiled, "fc1.weight");
     assert_eq!(fc1.block.map(|b| (b.rows, b.cols)), Some((8, 16)));
     assert_eq!(fc1.order, Some(grim_model::Order::Grouped));
     // fc3 has no zeros: the driver gives it the dense kernel on its own.
-    let fc3 = compiled
-        .blob
-        .layers
-        .iter()
-        .find(|l| l.name == "fc3.weight")
-        .unwrap();
+    let fc3 = packed_layer(&compiled, "fc3.weight");
     assert_eq!((fc3.block, fc3.layout.as_str()), (None, "row_panels"));
     assert_eq!(bcr.matches("\"bcr.gemm\"").count(), 1, "{bcr}");
 }
@@ -932,16 +925,7 @@ fn lr_kernel_choice_overrides_the_weights() {
     let mut options = Options::new(&model, "host");
     options.lr = Some(lr);
     let compiled = driver::compile(&options, true, false).unwrap();
-    let layout = |name: &str| {
-        compiled
-            .blob
-            .layers
-            .iter()
-            .find(|l| l.name == name)
-            .unwrap()
-            .layout
-            .clone()
-    };
+    let layout = |name: &str| packed_layer(&compiled, name).layout.clone();
     assert_eq!(layout("fc1.weight"), "row_panels");
     assert_eq!(layout("fc2.weight"), "col_panels");
     assert_eq!(layout("fc3.weight"), "col_panels");
@@ -1059,12 +1043,7 @@ fn transpose_pairs_around_a_gemm_cancel() {
     let model = work.path().join("kn.onnx");
     save_onnx(&graph, &model).unwrap();
     let compiled = driver::compile(&Options::new(&model, "host"), true, false).unwrap();
-    let bcr = &compiled
-        .stages
-        .iter()
-        .find(|(level, _)| *level == driver::Level::Bcr)
-        .unwrap()
-        .1;
+    let bcr = bcr_stage(&compiled);
     assert!(bcr.contains("grim.scratch_bytes = 64 : i64"), "{bcr}");
     assert!(!bcr.contains("memref.view %arg2"), "scratch is used: {bcr}");
 }
@@ -1099,12 +1078,7 @@ fn n_tiled_products_match_reference() {
         let mut options = Options::new(&model, target);
         options.lr = Some(lr.clone());
         let compiled = driver::compile(&options, true, true).unwrap();
-        let bcr = &compiled
-            .stages
-            .iter()
-            .find(|(level, _)| *level == driver::Level::Bcr)
-            .unwrap()
-            .1;
+        let bcr = bcr_stage(&compiled);
         assert!(bcr.contains("tile_n = 36 : i64"), "{bcr}");
         // The layer's thread cap reaches the product (and the run below uses 2 threads).
         assert!(bcr.contains("threads = 1 : i64"), "{bcr}");
@@ -1135,12 +1109,7 @@ fn n_tiled_products_match_reference() {
     let mut options = Options::new(&model, "host");
     options.block = (32, 32);
     let compiled = driver::compile(&options, true, false).unwrap();
-    let bcr = &compiled
-        .stages
-        .iter()
-        .find(|(level, _)| *level == driver::Level::Bcr)
-        .unwrap()
-        .1;
+    let bcr = bcr_stage(&compiled);
     assert!(
         bcr.contains("tile_n = 1024 : i64"),
         "bcr-tile left a 2100-column product untiled: {bcr}"

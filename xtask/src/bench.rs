@@ -16,8 +16,8 @@
 //! it to target/bench/quick/ instead, so it never replaces the real figures.
 
 use super::{
-    announce, capture, cargo, heading, lcg_values, rel, repo_root, run, run_streaming, runtime,
-    target_dir,
+    announce, build_grimc, capture, heading, lcg_values, rel, repo_root, run, run_streaming,
+    runtime, target_dir,
 };
 use anyhow::{bail, Context as _, Result};
 use grim_model::{
@@ -824,19 +824,7 @@ fn utc_now() -> String {
 fn mca_command() -> Result<()> {
     let file = load_layers()?;
     runtime()?;
-    heading("bench mca: build grimc (release)");
-    run(
-        "bench mca (build grimc)",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "grim-compiler",
-            "--bin",
-            "grimc",
-        ]),
-    )?;
-    let grimc = target_dir().join("release").join("grimc");
+    let grimc = build_grimc("bench mca")?;
     let bench_dir = target_dir().join("bench");
     let quick = Options {
         quick: true,
@@ -898,19 +886,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     };
 
     runtime()?;
-    heading("bench: build grimc (release)");
-    run(
-        "bench (build grimc)",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "grim-compiler",
-            "--bin",
-            "grimc",
-        ]),
-    )?;
-    let grimc = target_dir().join("release").join("grimc");
+    let grimc = build_grimc("bench")?;
 
     heading("bench: models");
     let model_dir = bench_dir.join("models");

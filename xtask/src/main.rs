@@ -244,6 +244,23 @@ fn run_streaming(step: &str, command: &mut Command) -> Result<(bool, String)> {
     Ok((status.success(), text))
 }
 
+/// Builds grimc in release mode for the step `what`; returns its path.
+fn build_grimc(what: &str) -> Result<PathBuf> {
+    heading(&format!("{what}: build grimc (release)"));
+    run(
+        &format!("{what} (build grimc)"),
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "grim-compiler",
+            "--bin",
+            "grimc",
+        ]),
+    )?;
+    Ok(target_dir().join("release").join("grimc"))
+}
+
 fn heading(text: &str) {
     println!("\n== {text}");
 }
@@ -493,19 +510,7 @@ fn demo() -> Result<()> {
     let started = Instant::now();
     setup()?;
 
-    heading("demo: build grimc (release)");
-    run(
-        "demo (build grimc)",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "grim-compiler",
-            "--bin",
-            "grimc",
-        ]),
-    )?;
-    let grimc = target_dir().join("release").join("grimc");
+    let grimc = build_grimc("demo")?;
     let demo_dir = target_dir().join("demo");
     std::fs::create_dir_all(&demo_dir)
         .with_context(|| format!("demo: cannot create {}", demo_dir.display()))?;
