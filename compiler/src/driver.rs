@@ -332,10 +332,8 @@ fn choose_kernels<'c>(
         let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(block.0);
         let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(block.1);
         let block = grim_model::BlockSize::new(block_rows as usize, block_cols as usize)?;
-        let stored =
-            grim_model::Bcrc::pack(&tensor.data, rows, cols, block, grim_model::Order::Natural)?
-                .stats()
-                .stored_values;
+        // Counted without packing: the blob packs the weight once, later.
+        let stored = grim_model::bcrc::stored_values(&tensor.data, rows, cols, block)?;
         let kernel = if stored as f64 >= DENSE_STORED_FRACTION * (rows * cols) as f64 {
             grim::KERNEL_DENSE
         } else {

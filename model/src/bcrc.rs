@@ -216,6 +216,51 @@ fn bits(mask: u64) -> Vec<usize> {
 }
 
 /// Checks `w` against `rows x cols` and the block, and returns the block grid.
+/// The kept rows and columns of block `(strip, block_col)` of a row-major
+/// `? x cols` matrix as bitmasks: a row or column is kept when it holds a
+/// nonzero bit pattern (-0.0 counts, so unpack is bit-exact).
+fn block_masks(
+    w: &[f32],
+    cols: usize,
+    block: BlockSize,
+    strip: usize,
+    block_col: usize,
+) -> (u64, u64) {
+    let rows = w.len() / cols;
+    let (r0, c0) = (strip * block.rows, block_col * block.cols);
+    let (br, bc) = (block.rows.min(rows - r0), block.cols.min(cols - c0));
+    let (mut row_mask, mut col_mask) = (0u64, 0u64);
+    for i in 0..br {
+        for j in 0..bc {
+            if w[(r0 + i) * cols + c0 + j].to_bits() != 0 {
+                row_mask |= 1 << i;
+                col_mask |= 1 << j;
+            }
+        }
+    }
+    (row_mask, col_mask)
+}
+
+/// How many values [`Bcrc::pack`] would store for `w` with `block` (kept
+/// rows x kept columns, summed over blocks), without building the arrays:
+/// what a compiler needs to choose between the BCR and a dense kernel.
+pub fn stored_values(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    block: BlockSize,
+) -> Result<usize, ModelError> {
+    let (n_strips, n_bcols) = check_matrix(w.len(), rows, cols, block)?;
+    let mut stored = 0;
+    for s in 0..n_strips {
+        for c in 0..n_bcols {
+            let (row_mask, col_mask) = block_masks(w, cols, block, s, c);
+            stored += (row_mask.count_ones() * col_mask.count_ones()) as usize;
+        }
+    }
+    Ok(stored)
+}
+
 fn check_matrix(
     w_len: usize,
     rows: usize,
@@ -267,21 +312,10 @@ impl Bcrc {
         let mut strips_blocks: Vec<(usize, Vec<PackedBlock>)> = Vec::new();
         for s in 0..n_strips {
             let r0 = s * block.rows;
-            let br = block.rows.min(rows - r0);
             let mut blocks = Vec::new();
             for c in 0..n_bcols {
                 let c0 = c * block.cols;
-                let bc = block.cols.min(cols - c0);
-                let (mut row_mask, mut col_mask) = (0u64, 0u64);
-                for i in 0..br {
-                    for j in 0..bc {
-                        // Bits, not value: -0.0 is kept so unpack is bit-exact.
-                        if w[(r0 + i) * cols + c0 + j].to_bits() != 0 {
-                            row_mask |= 1 << i;
-                            col_mask |= 1 << j;
-                        }
-                    }
-                }
+                let (row_mask, col_mask) = block_masks(w, cols, block, s, c);
                 if row_mask == 0 {
                     continue;
                 }

@@ -60,6 +60,8 @@ proptest! {
             let nnz = w.iter().filter(|&&v| v != 0.0).count();
             prop_assert_eq!(s.nonzeros, nnz);
             prop_assert!(s.stored_values >= nnz);
+            // The count without packing (the driver's kernel choice) agrees.
+            prop_assert_eq!(grim_model::bcrc::stored_values(&w, m, k, block).unwrap(), s.stored_values);
             prop_assert_eq!(s.index_bytes, 4 * p.strips.len() + 2 * p.block_col.len() + p.masks.len());
             prop_assert_eq!(p.masks.len(), s.blocks * block.mask_bytes());
             // Only +0.0 is structurally empty (-0.0 is stored so unpack is bit-exact).
