@@ -223,6 +223,21 @@ fn add_entry_points<'ll>(
     let internal = |e: inkwell::builder::BuilderError| {
         CompileError::Internal(format!("building entry points: {e}"))
     };
+    // An entry point that only calls another one and returns its status.
+    let forward = |function: FunctionValue<'ll>,
+                   callee: FunctionValue<'ll>,
+                   arguments: &[inkwell::values::BasicMetadataValueEnum<'ll>]|
+     -> Result<(), CompileError> {
+        builder.position_at_end(context.append_basic_block(function, "entry"));
+        let status = builder
+            .build_call(callee, arguments, "status")
+            .map_err(internal)?
+            .try_as_basic_value()
+            .basic()
+            .ok_or_else(|| CompileError::Internal("run call has no value".into()))?;
+        builder.build_return(Some(&status)).map_err(internal)?;
+        Ok(())
+    };
 
     let ciface_name = format!("_mlir_ciface_{}", interface.function);
     let ciface = llvm.get_function(&ciface_name).ok_or_else(|| {
@@ -367,45 +382,25 @@ fn add_entry_points<'ll>(
             run_type,
             Some(Linkage::External),
         );
-        builder.position_at_end(context.append_basic_block(function, "entry"));
-        let result = builder
-            .build_call(
-                run_with,
-                &[
-                    param(function, 0).into(),
-                    global.as_pointer_value().into(),
-                    param(function, 1).into(),
-                    param(function, 2).into(),
-                ],
-                "status",
-            )
-            .map_err(internal)?
-            .try_as_basic_value()
-            .basic()
-            .ok_or_else(|| CompileError::Internal("run call has no value".into()))?;
-        builder.build_return(Some(&result)).map_err(internal)?;
+        let arguments = [
+            param(function, 0).into(),
+            global.as_pointer_value().into(),
+            param(function, 1).into(),
+            param(function, 2).into(),
+        ];
+        forward(function, run_with, &arguments)?;
         run = Some(function);
     }
     if generic_entry {
         let run =
             run.ok_or_else(|| CompileError::Usage("the runner needs embedded weights".into()))?;
         let generic = llvm.add_function("grim_model_run", run_type, Some(Linkage::External));
-        builder.position_at_end(context.append_basic_block(generic, "entry"));
-        let result = builder
-            .build_call(
-                run,
-                &[
-                    param(generic, 0).into(),
-                    param(generic, 1).into(),
-                    param(generic, 2).into(),
-                ],
-                "status",
-            )
-            .map_err(internal)?
-            .try_as_basic_value()
-            .basic()
-            .ok_or_else(|| CompileError::Internal("run call has no value".into()))?;
-        builder.build_return(Some(&result)).map_err(internal)?;
+        let arguments = [
+            param(generic, 0).into(),
+            param(generic, 1).into(),
+            param(generic, 2).into(),
+        ];
+        forward(generic, run, &arguments)?;
         // grim_model_info { i32 num_inputs, i32 num_outputs, ptr input_sizes, ptr output_sizes, ptr name }
         let sizes = |shapes: &[Vec<usize>], label: &str| {
             let values: Vec<_> = shapes

@@ -992,45 +992,7 @@ fn bench_prints_json_with_latency_figures() {
 fn transpose_pairs_around_a_gemm_cancel() {
     let (m, k, n) = (24, 40, 12);
     let w = random_bcr_weight(m, k, BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 5);
-    let mut initializers = BTreeMap::new();
-    initializers.insert("w".to_string(), Tensor::new(vec![m, k], w).unwrap());
-    let graph = Graph {
-        name: "kn".into(),
-        inputs: vec![ValueInfo {
-            name: "x".into(),
-            shape: vec![k, n],
-        }],
-        outputs: vec![ValueInfo {
-            name: "y".into(),
-            shape: vec![m, n],
-        }],
-        nodes: vec![
-            Node {
-                name: "xt".into(),
-                op: Op::Transpose,
-                inputs: vec!["x".into()],
-                outputs: vec!["a".into()],
-            },
-            Node {
-                name: "fc".into(),
-                op: Op::Gemm {
-                    alpha: 1.0,
-                    beta: 1.0,
-                    trans_a: false,
-                    trans_b: true,
-                },
-                inputs: vec!["a".into(), "w".into()],
-                outputs: vec!["b".into()],
-            },
-            Node {
-                name: "yt".into(),
-                op: Op::Transpose,
-                inputs: vec!["b".into()],
-                outputs: vec!["y".into()],
-            },
-        ],
-        initializers,
-    };
+    let graph = grim_model::kn_gemm("kn", m, k, n, w).unwrap();
     let x = lcg_input(vec![k, n], 4);
     let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
     for target in ["host", "aarch64-linux-gnu"] {

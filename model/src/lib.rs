@@ -30,7 +30,7 @@ pub use cnn::demo_cnn;
 pub use error::ModelError;
 pub use graph::{Graph, Node, Op, ValueInfo};
 pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
-pub use mlp::{conv_layer, demo_mlp, mlp};
+pub use mlp::{conv_layer, demo_mlp, kn_gemm, mlp};
 pub use npy::{read_npy, write_npy};
 pub use onnx::{load_onnx, save_onnx};
 pub use panels::row_panels;

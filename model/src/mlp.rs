@@ -130,6 +130,44 @@ pub fn mlp(
     })
 }
 
+/// `y = W x` in the kernels' own layout: input `x` of shape `[K, N]`,
+/// output `y` of shape `[M, N]`, written as Transpose (`xt`), Gemm (`fc`,
+/// weight `fc.weight` `[M, K]` = `w`, `transB = 1`, no bias), Transpose
+/// (`yt`). A compiler that cancels the transposes against its gemm's reads
+/// `x` and writes `y` in place; the kernel benchmark and the tests use it to
+/// time and check exactly the matrix product a layer is.
+pub fn kn_gemm(name: &str, m: usize, k: usize, n: usize, w: Vec<f32>) -> Result<Graph, ModelError> {
+    let node = |name: &str, op: Op, inputs: &[&str], output: &str| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        outputs: vec![output.into()],
+    };
+    let gemm = Op::Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+    };
+    Ok(Graph {
+        name: name.into(),
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![k, n],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![m, n],
+        }],
+        nodes: vec![
+            node("xt", Op::Transpose, &["x"], "a"),
+            node("fc", gemm, &["a", "fc.weight"], "b"),
+            node("yt", Op::Transpose, &["b"], "y"),
+        ],
+        initializers: BTreeMap::from([("fc.weight".to_string(), Tensor::new(vec![m, k], w)?)]),
+    })
+}
+
 /// Seed of the bias [`conv_layer`] generates, fixed so the same arguments
 /// always give the same model.
 const CONV_BIAS_SEED: u64 = 0xC0DE;

@@ -21,8 +21,7 @@ use super::{
 };
 use anyhow::{bail, Context as _, Result};
 use grim_model::{
-    conv_layer, random_bcr_weight, save_onnx, write_npy, BlockSize, Graph, Node, Op, Tensor,
-    ValueInfo,
+    conv_layer, kn_gemm, random_bcr_weight, save_onnx, write_npy, BlockSize, Graph, Tensor,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -341,47 +340,7 @@ fn file_id(text: &str) -> String {
 /// gemm lowering needs, so grim's figure is the sparse kernel reading X in
 /// place, which is what the peers (W @ X) are timed on too.
 fn gemm_graph(name: &str, layer: &Layer, w: Vec<f32>) -> Result<Graph> {
-    let gemm = Op::Gemm {
-        alpha: 1.0,
-        beta: 1.0,
-        trans_a: false,
-        trans_b: true,
-    };
-    Ok(Graph {
-        name: name.to_string(),
-        inputs: vec![ValueInfo {
-            name: "x".into(),
-            shape: vec![layer.k, layer.n],
-        }],
-        outputs: vec![ValueInfo {
-            name: "y".into(),
-            shape: vec![layer.m, layer.n],
-        }],
-        nodes: vec![
-            Node {
-                name: "xt".into(),
-                op: Op::Transpose,
-                inputs: vec!["x".into()],
-                outputs: vec!["a".into()],
-            },
-            Node {
-                name: "fc".into(),
-                op: gemm,
-                inputs: vec!["a".into(), "fc.weight".into()],
-                outputs: vec!["b".into()],
-            },
-            Node {
-                name: "yt".into(),
-                op: Op::Transpose,
-                inputs: vec!["b".into()],
-                outputs: vec!["y".into()],
-            },
-        ],
-        initializers: BTreeMap::from([(
-            "fc.weight".to_string(),
-            Tensor::new(vec![layer.m, layer.k], w)?,
-        )]),
-    })
+    Ok(kn_gemm(name, layer.m, layer.k, layer.n, w)?)
 }
 
 fn nonzeros(w: &[f32]) -> usize {
@@ -579,6 +538,22 @@ fn grimc_bench(grimc: &Path, case: &Case, threads: usize, runs: usize) -> Result
         runs: number("runs")? as usize,
         json,
     })
+}
+
+/// The models llvm-mca reads: each GEMM-view layer at 8x with block 8x16,
+/// as `(layer, N, model file)`.
+fn mca_models(file: &LayersFile, cases: &[Case]) -> Vec<(String, usize, PathBuf)> {
+    cases
+        .iter()
+        .filter(|c| c.is_gemm_8x_8x16(file))
+        .map(|c| {
+            (
+                file.layers[c.layer].name.clone(),
+                file.layers[c.layer].n,
+                c.model.clone(),
+            )
+        })
+        .collect()
 }
 
 fn gflops(flop_count: f64, ms: f64) -> f64 {
@@ -832,17 +807,7 @@ fn mca_command() -> Result<()> {
         threads: vec![1],
     };
     let cases = make_cases(&file, &quick, &bench_dir.join("mca-models"))?;
-    let models: Vec<(String, usize, PathBuf)> = cases
-        .iter()
-        .filter(|c| c.is_gemm_8x_8x16(&file))
-        .map(|c| {
-            (
-                file.layers[c.layer].name.clone(),
-                file.layers[c.layer].n,
-                c.model.clone(),
-            )
-        })
-        .collect();
+    let models = mca_models(&file, &cases);
     heading("bench mca: llvm-mca");
     let figures = crate::mca::analyse(&grimc, &models, &bench_dir.join("mca"))?;
     let markdown = format!(
@@ -983,17 +948,7 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
     }
 
     heading("bench: aarch64 inner loops (llvm-mca)");
-    let mca_models: Vec<(String, usize, PathBuf)> = cases
-        .iter()
-        .filter(|c| c.is_gemm_8x_8x16(&file))
-        .map(|c| {
-            (
-                file.layers[c.layer].name.clone(),
-                file.layers[c.layer].n,
-                c.model.clone(),
-            )
-        })
-        .collect();
+    let mca_models = mca_models(&file, &cases);
     let mca = match crate::mca::analyse(&grimc, &mca_models, &bench_dir.join("mca")) {
         Ok(figures) => figures,
         Err(error) => {

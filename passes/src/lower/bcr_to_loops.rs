@@ -267,124 +267,116 @@ fn sparse_product<'c>(
     // Hoisted out of every loop: an alloca inside a loop grows the stack.
     let kept_rows = b.alloca(&[block_rows], b.index_type());
     let kept_cols = b.alloca(&[block_cols], b.index_type());
-    let index = |v: i64| b.index(v);
-    let (c0, c1, c3) = (index(0), index(1), index(3));
-    let strip_words = b.dim(p.strips, 0);
-    let records = b.divui(strip_words, c3);
-    let strips = b.subi(records, c1);
-    // Strips write disjoint output rows: bcr-parallelize may run them on any thread.
-    let parallel = parallel_attrs(b, product.threads);
-    b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
-        let c3 = b.index(3);
-        let base = b.muli(s, c3);
-        let word = |offset: i64| {
-            let at = b.index(offset);
-            let at = b.addi(base, at);
-            let w = b.load(p.strips, &[at]);
-            b.to_index(w)
-        };
-        let strip = word(0);
-        let first_block = word(1);
-        let first_value = word(2);
-        let end_block = word(4);
-        let row_base = b.muli(strip, b.index(block_rows));
-        // One walk over the strip's blocks for the output columns [n_base, n_base + n_len).
-        let walk = |b: &Builder<'c>, n_base: V<'c>, n_len: i64| {
-            let one = b.index(1);
-            b.for_loop(
-                first_block,
-                end_block,
-                one,
-                &[first_value],
-                |b, block, carried| {
-                    let value_offset = carried[0];
-                    let column_block = b.load(p.block_col, &[block]);
-                    let column_block = b.extui(column_block, 64);
-                    let column_block = b.to_index(column_block);
-                    let column_base = b.muli(column_block, b.index(block_cols));
-                    let mask_base = b.muli(block, b.index(mask_stride));
-                    let rows = decode_mask(b, p.masks, mask_base, block_rows, row_base, kept_rows);
-                    let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
-                    let cols = decode_mask(
-                        b,
-                        p.masks,
-                        cols_mask_base,
-                        block_cols,
-                        column_base,
-                        kept_cols,
-                    );
-                    // Kept rows in tiles of `register_tile` that share every activation load
-                    // (bcr-lre), then the rows left over one at a time.
-                    let walk = Walk::Kept {
-                        kept_rows,
-                        kept_cols,
-                        cols,
-                        value_offset,
-                        values: p.values,
-                    };
-                    let tiles =
-                        |b: &Builder<'c>, n_base: V<'c>, n_len: i64, image_shift: Option<V<'c>>| {
-                            let tile = RowTile {
-                                walk,
-                                x,
-                                packed: None,
-                                image_shift,
-                                c,
-                                matrix: spmm,
-                                n_base,
-                                n: n_len,
-                                lanes,
-                                vectors,
+    strip_loop(
+        b,
+        &p,
+        product.threads,
+        |b,
+         Strip {
+             strip,
+             first_block,
+             first_value,
+             end_block,
+         }| {
+            let row_base = b.muli(strip, b.index(block_rows));
+            // One walk over the strip's blocks for the output columns [n_base, n_base + n_len).
+            let walk = |b: &Builder<'c>, n_base: V<'c>, n_len: i64| {
+                let one = b.index(1);
+                b.for_loop(
+                    first_block,
+                    end_block,
+                    one,
+                    &[first_value],
+                    |b, block, carried| {
+                        let value_offset = carried[0];
+                        let column_base = column_base(b, &p, block, block_cols);
+                        let mask_base = b.muli(block, b.index(mask_stride));
+                        let rows =
+                            decode_mask(b, p.masks, mask_base, block_rows, row_base, kept_rows);
+                        let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
+                        let cols = decode_mask(
+                            b,
+                            p.masks,
+                            cols_mask_base,
+                            block_cols,
+                            column_base,
+                            kept_cols,
+                        );
+                        // Kept rows in tiles of `register_tile` that share every activation load
+                        // (bcr-lre), then the rows left over one at a time.
+                        let walk = Walk::Kept {
+                            kept_rows,
+                            kept_cols,
+                            cols,
+                            value_offset,
+                            values: p.values,
+                        };
+                        let tiles =
+                            |b: &Builder<'c>,
+                             n_base: V<'c>,
+                             n_len: i64,
+                             image_shift: Option<V<'c>>| {
+                                let tile = RowTile {
+                                    walk,
+                                    x,
+                                    packed: None,
+                                    image_shift,
+                                    c,
+                                    matrix: spmm,
+                                    n_base,
+                                    n: n_len,
+                                    lanes,
+                                    vectors,
+                                };
+                                let zero = b.index(0);
+                                let step = b.index(register_tile);
+                                let full = b.divui(rows, step);
+                                let full = b.muli(full, step);
+                                if register_tile > 1 {
+                                    b.for_loop(zero, full, step, &[], |b, first, _| {
+                                        tile.emit(b, first, register_tile as usize);
+                                        vec![]
+                                    });
+                                }
+                                let one = b.index(1);
+                                let start = if register_tile > 1 { full } else { zero };
+                                b.for_loop(start, rows, one, &[], |b, first, _| {
+                                    tile.emit(b, first, 1);
+                                    vec![]
+                                });
                             };
-                            let zero = b.index(0);
-                            let step = b.index(register_tile);
-                            let full = b.divui(rows, step);
-                            let full = b.muli(full, step);
-                            if register_tile > 1 {
-                                b.for_loop(zero, full, step, &[], |b, first, _| {
-                                    tile.emit(b, first, register_tile as usize);
+                        match &image {
+                            None => tiles(b, n_base, n_len, None),
+                            Some(image) => {
+                                // The kept patch rows as image offsets, then one
+                                // walk per output row (its columns are contiguous
+                                // in the image), as many as the N tile holds.
+                                image.patch_offsets(b, kept_cols, cols);
+                                let wo = b.index(image.wo);
+                                let first_row = b.divui(n_base, wo);
+                                let (zero, one) = (b.index(0), b.index(1));
+                                b.for_loop(zero, b.index(n_len / image.wo), one, &[], |b, r, _| {
+                                    let oh = b.addi(first_row, r);
+                                    let row_base = b.muli(oh, wo);
+                                    let shift = b.muli(
+                                        oh,
+                                        b.index(image.patch.conv.strides[0] * image.w - image.wo),
+                                    );
+                                    tiles(b, row_base, image.wo, Some(shift));
                                     vec![]
                                 });
                             }
-                            let one = b.index(1);
-                            let start = if register_tile > 1 { full } else { zero };
-                            b.for_loop(start, rows, one, &[], |b, first, _| {
-                                tile.emit(b, first, 1);
-                                vec![]
-                            });
-                        };
-                    match &image {
-                        None => tiles(b, n_base, n_len, None),
-                        Some(image) => {
-                            // The kept patch rows as image offsets, then one
-                            // walk per output row (its columns are contiguous
-                            // in the image), as many as the N tile holds.
-                            image.patch_offsets(b, kept_cols, cols);
-                            let wo = b.index(image.wo);
-                            let first_row = b.divui(n_base, wo);
-                            let (zero, one) = (b.index(0), b.index(1));
-                            b.for_loop(zero, b.index(n_len / image.wo), one, &[], |b, r, _| {
-                                let oh = b.addi(first_row, r);
-                                let row_base = b.muli(oh, wo);
-                                let shift = b.muli(
-                                    oh,
-                                    b.index(image.patch.conv.strides[0] * image.w - image.wo),
-                                );
-                                tiles(b, row_base, image.wo, Some(shift));
-                                vec![]
-                            });
                         }
-                    }
-                    let size = b.muli(rows, cols);
-                    vec![b.addi(value_offset, size)]
-                },
-            );
-        };
-        // bcr-tile: the strip's blocks once per tile of N, so the strip's output
-        // tile and the activation panel stay in cache while every block uses them.
-        n_tiles(b, n, tile_n, walk);
-        vec![]
-    });
+                        let size = b.muli(rows, cols);
+                        vec![b.addi(value_offset, size)]
+                    },
+                );
+            };
+            // bcr-tile: the strip's blocks once per tile of N, so the strip's output
+            // tile and the activation panel stay in cache while every block uses them.
+            n_tiles(b, n, tile_n, walk);
+        },
+    );
 }
 
 /// A static memref as one flat row-major array (`memref.collapse_shape`),
@@ -438,6 +430,67 @@ fn n_tiles<'c>(b: &Builder<'c>, n: i64, tile_n: i64, walk: impl Fn(&Builder<'c>,
     }
 }
 
+/// One strip record of a BCRC matrix.
+struct Strip<'c> {
+    /// Strip (block-row) index.
+    strip: V<'c>,
+    /// Its blocks are `[first_block, end_block)`.
+    first_block: V<'c>,
+    end_block: V<'c>,
+    /// Offset of its first value.
+    first_value: V<'c>,
+}
+
+/// The loop over a packed matrix's stored strips, marked `grim.parallel`
+/// (strips write disjoint output rows, so bcr-parallelize may run them on
+/// any thread, with the product's `threads` cap); `body` gets each record.
+fn strip_loop<'c>(
+    b: &Builder<'c>,
+    p: &bcr::Packed<'c, 'c>,
+    threads: i64,
+    body: impl FnOnce(&Builder<'c>, Strip<'c>),
+) {
+    let (c0, c1, c3) = (b.index(0), b.index(1), b.index(3));
+    // Three words per record plus a sentinel record.
+    let records = b.divui(b.dim(p.strips, 0), c3);
+    let strips = b.subi(records, c1);
+    b.for_loop_with(
+        c0,
+        strips,
+        c1,
+        &[],
+        &parallel_attrs(b, threads),
+        |b, s, _| {
+            let base = b.muli(s, b.index(3));
+            let word = |offset: i64| {
+                let at = b.addi(base, b.index(offset));
+                b.to_index(b.load(p.strips, &[at]))
+            };
+            body(
+                b,
+                Strip {
+                    strip: word(0),
+                    first_block: word(1),
+                    first_value: word(2),
+                    end_block: word(4),
+                },
+            );
+            vec![]
+        },
+    );
+}
+
+/// The first weight column of `block` (its block column times the block width).
+fn column_base<'c>(
+    b: &Builder<'c>,
+    p: &bcr::Packed<'c, 'c>,
+    block: V<'c>,
+    block_cols: i64,
+) -> V<'c> {
+    let column_block = b.to_index(b.extui(b.load(p.block_col, &[block]), 64));
+    b.muli(column_block, b.index(block_cols))
+}
+
 /// A product's operands with the block-lifetime erased, and the mask layout:
 /// `(arrays, x, c, row mask bytes, mask bytes per block)`.
 fn operands<'c>(
@@ -481,82 +534,77 @@ fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i
 
     let kept_cols = b.alloca(&[block_cols], b.index_type());
     let sums = b.alloca(&[block_rows], b.f32_type());
-    let (c0, c1, c3) = (b.index(0), b.index(1), b.index(3));
-    let strip_words = b.dim(p.strips, 0);
-    let records = b.divui(strip_words, c3);
-    let strips = b.subi(records, c1);
-    let parallel = parallel_attrs(b, product.threads);
-    b.for_loop_with(c0, strips, c1, &[], &parallel, |b, s, _| {
-        let base = b.muli(s, b.index(3));
-        let word = |offset: i64| {
-            let at = b.addi(base, b.index(offset));
-            let w = b.load(p.strips, &[at]);
-            b.to_index(w)
-        };
-        let (strip, first_block, first_value, end_block) = (word(0), word(1), word(2), word(4));
-        let zero = if lanes == 1 {
-            b.f32(0.0)
-        } else {
-            b.broadcast(b.f32(0.0), lanes as u64)
-        };
-        let mut inits = vec![first_value];
-        inits.extend(std::iter::repeat_n(zero, vectors as usize));
-        let one = b.index(1);
-        let results = b.for_loop(first_block, end_block, one, &inits, |b, block, carried| {
-            let column_block = b.load(p.block_col, &[block]);
-            let column_block = b.extui(column_block, 64);
-            let column_block = b.to_index(column_block);
-            let column_base = b.muli(column_block, b.index(block_cols));
-            let mask_base = b.muli(block, b.index(mask_stride));
-            let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
-            let cols = decode_mask(
-                b,
-                p.masks,
-                cols_mask_base,
-                block_cols,
-                column_base,
-                kept_cols,
-            );
-            let (zero, one) = (b.index(0), b.index(1));
-            let sums = b.for_loop(zero, cols, one, &carried[1..], |b, j, sums| {
-                let k = b.load(kept_cols, &[j]);
-                let xk = b.load(x, &[k]);
-                let xk = if lanes == 1 {
-                    xk
-                } else {
-                    b.broadcast(xk, lanes as u64)
-                };
-                let panel = b.muli(j, b.index(block_rows));
-                let panel = b.addi(carried[0], panel);
-                (0..vectors as usize)
-                    .map(|v| {
-                        let at = b.addi(panel, b.index(v as i64 * lanes));
-                        let w = load(b, p.values, at);
-                        if lanes == 1 {
-                            b.fma(w, xk, sums[v])
-                        } else {
-                            b.vfma(w, xk, sums[v])
-                        }
-                    })
-                    .collect()
+    strip_loop(
+        b,
+        &p,
+        product.threads,
+        |b,
+         Strip {
+             strip,
+             first_block,
+             first_value,
+             end_block,
+         }| {
+            let zero = if lanes == 1 {
+                b.f32(0.0)
+            } else {
+                b.broadcast(b.f32(0.0), lanes as u64)
+            };
+            let mut inits = vec![first_value];
+            inits.extend(std::iter::repeat_n(zero, vectors as usize));
+            let one = b.index(1);
+            let results = b.for_loop(first_block, end_block, one, &inits, |b, block, carried| {
+                let column_base = column_base(b, &p, block, block_cols);
+                let mask_base = b.muli(block, b.index(mask_stride));
+                let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
+                let cols = decode_mask(
+                    b,
+                    p.masks,
+                    cols_mask_base,
+                    block_cols,
+                    column_base,
+                    kept_cols,
+                );
+                let (zero, one) = (b.index(0), b.index(1));
+                let sums = b.for_loop(zero, cols, one, &carried[1..], |b, j, sums| {
+                    let k = b.load(kept_cols, &[j]);
+                    let xk = b.load(x, &[k]);
+                    let xk = if lanes == 1 {
+                        xk
+                    } else {
+                        b.broadcast(xk, lanes as u64)
+                    };
+                    let panel = b.muli(j, b.index(block_rows));
+                    let panel = b.addi(carried[0], panel);
+                    (0..vectors as usize)
+                        .map(|v| {
+                            let at = b.addi(panel, b.index(v as i64 * lanes));
+                            let w = load(b, p.values, at);
+                            if lanes == 1 {
+                                b.fma(w, xk, sums[v])
+                            } else {
+                                b.vfma(w, xk, sums[v])
+                            }
+                        })
+                        .collect()
+                });
+                let size = b.muli(cols, b.index(block_rows));
+                let mut next = vec![b.addi(carried[0], size)];
+                next.extend(sums);
+                next
             });
-            let size = b.muli(cols, b.index(block_rows));
-            let mut next = vec![b.addi(carried[0], size)];
-            next.extend(sums);
-            next
-        });
-        // Add the strip's sums into c[strip * block_rows ..].
-        let row_base = b.muli(strip, b.index(block_rows));
-        let panel = Panel {
-            c,
-            sums,
-            rows,
-            lanes,
-            vectors,
-        };
-        panel.add(b, row_base, &results[1..]);
-        vec![]
-    });
+            // Add the strip's sums into c[strip * block_rows ..].
+            let row_base = b.muli(strip, b.index(block_rows));
+            let panel = Panel {
+                c,
+                sums,
+                rows,
+                lanes,
+                vectors,
+            };
+            panel.add(b, row_base, &results[1..]);
+        },
+    );
 }
 
 /// A panel of `lanes * vectors` output rows whose sums were kept in vector
