@@ -24,6 +24,25 @@ pub fn static_shape(ty: Type) -> Option<Vec<i64>> {
     }
 }
 
+/// The static offset, in elements, of a memref type's layout: 0 for the
+/// identity layout, `None` when the type is not a memref or the offset is
+/// dynamic. (A view of one image of a batch carries its offset here.)
+pub fn static_offset(ty: Type) -> Option<i64> {
+    let raw = ty.to_raw();
+    // SAFETY: read-only queries on a live type and its layout attribute.
+    unsafe {
+        if !mlir_sys::mlirTypeIsAMemRef(raw) {
+            return None;
+        }
+        let layout = mlir_sys::mlirMemRefTypeGetLayout(raw);
+        if !mlir_sys::mlirAttributeIsAStridedLayout(layout) {
+            return Some(0);
+        }
+        let offset = mlir_sys::mlirStridedLayoutAttrGetOffset(layout);
+        (offset != mlir_sys::mlirShapedTypeGetDynamicStrideOrOffset()).then_some(offset)
+    }
+}
+
 /// The rank of a ranked shaped type (dynamic dimensions allowed).
 pub fn rank(ty: Type) -> Option<usize> {
     let raw = ty.to_raw();

@@ -146,14 +146,7 @@ fn parallel_for_type(context: &Context) -> (Type<'_>, Type<'_>) {
 /// for an identity layout; 0-sized element types count as 1 byte).
 fn static_offset_bytes(ty: Type) -> Option<i64> {
     use melior::ir::r#type::TypeLike;
-    let text = ty.to_string();
-    let offset: i64 = text
-        .split("offset: ")
-        .nth(1)?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
+    let offset = shape::static_offset(ty)?;
     let element = shape::element_type(ty)?;
     // SAFETY: read-only queries on a live type.
     let bits = unsafe {

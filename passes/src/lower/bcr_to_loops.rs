@@ -384,13 +384,7 @@ fn sparse_product<'c>(
 fn flatten<'c>(b: &Builder<'c>, x: V<'c>) -> V<'c> {
     let ty = x.r#type();
     let dims = shape::static_shape(ty).unwrap_or_default();
-    let text = ty.to_string();
-    let offset = text
-        .split("offset: ")
-        .nth(1)
-        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|t| t.parse::<i64>().ok());
-    let flat = match offset {
+    let flat = match shape::static_offset(ty) {
         Some(offset) if offset != 0 => format!(
             "memref<{}xf32, strided<[1], offset: {offset}>>",
             shape::numel(&dims)
