@@ -1,13 +1,16 @@
 //! The weight blob: every weight the generated code reads, in one buffer.
 //!
-//! Layout (little-endian): 8 bytes magic `GRIMBLB1`, u64 slot count, then one
-//! `(byte offset: u64, element count: u64)` pair per slot, then the arrays,
-//! each 64-byte aligned. `lower-grim-to-bcr` numbers the slots; this module
-//! fills them from the `bcr.packed` / `bcr.dense` ops of the lowered module,
-//! packing BCRC with the block size and work order those ops carry.
+//! The layout is `grim_dialects::abi::blob` (shared with the lowering that
+//! reads it). `lower-grim-to-bcr` numbers the slots; this module fills them
+//! from the `bcr.packed` / `bcr.dense` ops of the lowered module, packing
+//! BCRC with the block size and work order those ops carry, from the
+//! weight values the ops carry (`value`): the blob is a codegen-time
+//! product of the bcr level, not an attribute of it (the packed arrays
+//! would double the module's size, and nothing after this level reads
+//! weight values).
 
-use crate::{frontend::WeightStore, CompileError};
-use grim_dialects::bcr;
+use crate::CompileError;
+use grim_dialects::{abi, bcr};
 use grim_model::{Bcrc, BcrcStats, BlockSize, Order};
 use melior::ir::{
     operation::{OperationLike, WalkOrder, WalkResult},
@@ -15,7 +18,7 @@ use melior::ir::{
 };
 
 /// Magic bytes at the start of every blob.
-pub const MAGIC: &[u8; 8] = b"GRIMBLB1";
+pub const MAGIC: &[u8; 8] = abi::blob::MAGIC;
 
 /// One weight matrix of a product, for `grimc inspect` and the LR file.
 #[derive(Debug, Clone)]
@@ -43,10 +46,22 @@ pub struct Blob {
     pub layers: Vec<PackedLayer>,
 }
 
-fn missing_weight(name: &str) -> CompileError {
-    CompileError::Usage(format!(
-        "error: weight '{name}' has no values: an .mlir model must carry its weights as grim.constant (grim.weight refers to ONNX initializers)"
-    ))
+/// The values a `bcr.packed` / `bcr.dense` carries.
+fn weight_values<'c: 'a, 'a>(
+    op: &impl OperationLike<'c, 'a>,
+    name: &str,
+) -> Result<(Vec<i64>, Vec<f32>), CompileError> {
+    let value = bcr::weight_value(op)
+        .ok_or_else(|| CompileError::Internal(format!("weight '{name}' carries no value")))?;
+    match (
+        grim_dialects::weights::shape(value),
+        grim_dialects::weights::read(value),
+    ) {
+        (Some(shape), Some(data)) => Ok((shape, data)),
+        _ => Err(CompileError::Internal(format!(
+            "weight '{name}' is not f32 dense elements or a dense_resource"
+        ))),
+    }
 }
 
 fn align(bytes: &mut Vec<u8>) {
@@ -71,8 +86,8 @@ fn dense_stats(data: &[f32], rows: usize, stored: usize) -> BcrcStats {
     }
 }
 
-/// Builds the blob for `module` (after `lower-grim-to-bcr`) from `weights`.
-pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileError> {
+/// Builds the blob for `module` (after `lower-grim-to-bcr`).
+pub fn build(module: &Module) -> Result<Blob, CompileError> {
     let mut slots: Vec<Option<Vec<u8>>> = Vec::new();
     let mut counts: Vec<u64> = Vec::new();
     let mut layers = Vec::new();
@@ -91,15 +106,13 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
             if name == bcr::PACKED {
                 let info = bcr::packed_info(&op)
                     .ok_or_else(|| CompileError::Internal("malformed bcr.packed".into()))?;
-                let weight = weights
-                    .get(&info.name)
-                    .ok_or_else(|| missing_weight(&info.name))?;
+                let (_, data) = weight_values(&op, &info.name)?;
                 let (rows, cols) = (info.rows as usize, info.cols as usize);
-                if weight.data.len() != rows * cols {
+                if data.len() != rows * cols {
                     return Err(CompileError::Internal(format!(
                         "weight '{}' has {} values, expected {rows}x{cols}",
                         info.name,
-                        weight.data.len()
+                        data.len()
                     )));
                 }
                 let block = BlockSize::new(info.block_rows as usize, info.block_cols as usize)?;
@@ -108,7 +121,7 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                 } else {
                     Order::Natural
                 };
-                let packed = Bcrc::pack(&weight.data, rows, cols, block, order)?;
+                let packed = Bcrc::pack(&data, rows, cols, block, order)?;
                 let slot = info.slot as usize;
                 let mut stats = packed.stats();
                 let panels = (info.layout == bcr::LAYOUT_COL_PANELS).then(|| packed.col_panels());
@@ -156,26 +169,23 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
             } else if name == bcr::DENSE {
                 let weight_name = grim_dialects::attr::string(&op, "name").unwrap_or_default();
                 let slot = grim_dialects::attr::int(&op, "slot").unwrap_or(-1);
-                let weight = weights
-                    .get(&weight_name)
-                    .ok_or_else(|| missing_weight(&weight_name))?;
+                let (shape, data) = weight_values(&op, &weight_name)?;
                 if grim_dialects::attr::string(&op, bcr::LAYOUT_ATTR).as_deref()
                     == Some(bcr::LAYOUT_ROW_PANELS)
                 {
                     // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
-                    let (rows, cols) = match weight.shape.split_first() {
+                    let (rows, cols) = match shape.split_first() {
                         Some((&rows, rest)) if slot >= 0 && !rest.is_empty() => {
-                            (rows, rest.iter().product::<usize>())
+                            (rows as usize, rest.iter().product::<i64>() as usize)
                         }
                         _ => {
                             return Err(CompileError::Internal(format!(
-                            "weight '{weight_name}' of shape {:?} is not a matrix for row panels",
-                            weight.shape
-                        )))
+                                "weight '{weight_name}' of shape {shape:?} is not a matrix for row panels"
+                            )))
                         }
                     };
                     let panel_rows = bcr::panel_rows(&op) as usize;
-                    let panels = grim_model::row_panels(&weight.data, rows, cols, panel_rows)?;
+                    let panels = grim_model::row_panels(&data, rows, cols, panel_rows)?;
                     put(
                         slot as usize,
                         panels.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -187,7 +197,7 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                         block: None,
                         order: None,
                         layout: bcr::LAYOUT_ROW_PANELS.into(),
-                        stats: dense_stats(&weight.data, rows, panels.len()),
+                        stats: dense_stats(&data, rows, panels.len()),
                     });
                     return Ok(());
                 }
@@ -197,16 +207,16 @@ pub fn build(module: &Module, weights: &WeightStore) -> Result<Blob, CompileErro
                     .and_then(|r| grim_dialects::shape::static_shape(r.r#type()))
                     .map(|s| s.iter().product::<i64>() as usize)
                     .unwrap_or(0);
-                if weight.data.len() != expected || slot < 0 {
+                if data.len() != expected || slot < 0 {
                     return Err(CompileError::Internal(format!(
                         "weight '{weight_name}' has {} values, bcr.dense wants {expected}",
-                        weight.data.len()
+                        data.len()
                     )));
                 }
                 put(
                     slot as usize,
-                    weight.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    weight.data.len(),
+                    data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    data.len(),
                 );
             }
             Ok(())

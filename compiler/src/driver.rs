@@ -8,8 +8,7 @@
 use crate::{
     blob::{self, Blob},
     codegen::{self, Artifacts, Interface, TargetSpec},
-    frontend::{self, WeightStore},
-    CompileError,
+    frontend, CompileError,
 };
 use grim_dialects::{create_context, grim};
 use grim_model::{LrFile, Sparsity};
@@ -81,6 +80,8 @@ pub struct Options {
     pub name: Option<String>,
     /// Time every layer through the runtime (`grimc bench --per-layer`).
     pub profile: bool,
+    /// Print weights in full in the MLIR stages (a whole, replayable model).
+    pub print_weights: bool,
 }
 
 impl Options {
@@ -94,6 +95,7 @@ impl Options {
             lr: None,
             reorder: true,
             profile: false,
+            print_weights: false,
             name: None,
         }
     }
@@ -135,11 +137,8 @@ pub fn c_name(path: &Path) -> String {
     name
 }
 
-/// Loads a model into a grim module and its weights.
-pub fn load<'c>(
-    context: &'c Context,
-    path: &Path,
-) -> Result<(Module<'c>, WeightStore), CompileError> {
+/// Loads a model into a grim module (its weights part of it).
+pub fn load<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, CompileError> {
     if !path.exists() {
         return Err(CompileError::Usage(format!(
             "{}: error: no such file",
@@ -312,28 +311,35 @@ fn apply_lr<'c>(
 fn choose_kernels<'c>(
     context: &'c Context,
     module: &Module<'c>,
-    weights: &WeightStore,
     block: (i64, i64),
 ) -> Result<(), CompileError> {
     let gemms = products(module, |op| !op.has_attribute(grim::KERNEL_ATTR));
     for raw in gemms {
         // SAFETY: collected above; only attributes change.
         let mut op = unsafe { OperationRefMut::from_raw(raw) };
-        let weight = grim::product_weight_name(&op);
         // A product of two activations has no weight; lowering reports it.
-        let Some(tensor) = weight.and_then(|name| weights.get(&name)) else {
+        let Some(value) = grim::product(&op)
+            .and_then(|p| grim::defining_constant(p.weight))
+            .and_then(|c| grim::constant_value(&c))
+        else {
+            continue;
+        };
+        let (Some(shape), Some(data)) = (
+            grim_dialects::weights::shape(value),
+            grim_dialects::weights::read(value),
+        ) else {
             continue;
         };
         // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
-        let Some((&rows, rest)) = tensor.shape.split_first() else {
+        let Some((&rows, rest)) = shape.split_first() else {
             continue;
         };
-        let cols: usize = rest.iter().product();
+        let (rows, cols) = (rows as usize, rest.iter().product::<i64>() as usize);
         let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(block.0);
         let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(block.1);
         let block = grim_model::BlockSize::new(block_rows as usize, block_cols as usize)?;
         // Counted without packing: the blob packs the weight once, later.
-        let stored = grim_model::bcrc::stored_values(&tensor.data, rows, cols, block)?;
+        let stored = grim_model::bcrc::stored_values(&data, rows, cols, block)?;
         let kernel = if stored as f64 >= DENSE_STORED_FRACTION * (rows * cols) as f64 {
             grim::KERNEL_DENSE
         } else {
@@ -382,7 +388,7 @@ fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileE
     let mut found = None;
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
         if op.name().as_string_ref().as_str() == Ok("func.func")
-            && op.has_attribute("grim.scratch_bytes")
+            && op.has_attribute(grim_dialects::abi::SCRATCH_BYTES_ATTR)
         {
             found = Some(op.to_raw());
             return WalkResult::Interrupt;
@@ -402,18 +408,19 @@ fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileE
             .unwrap_or(0)
     };
     let function = grim_dialects::attr::string(&op, "sym_name").unwrap_or_default();
+    use grim_dialects::abi;
     let body = op
         .region(0)
         .ok()
         .and_then(|r| melior::ir::RegionLike::first_block(&r))
         .ok_or_else(|| CompileError::Internal("empty model function".into()))?;
     let (num_inputs, num_outputs) = (
-        int("grim.num_inputs") as usize,
-        int("grim.num_outputs") as usize,
+        int(abi::NUM_INPUTS_ATTR) as usize,
+        int(abi::NUM_OUTPUTS_ATTR) as usize,
     );
     let mut shapes = Vec::new();
     use melior::ir::block::BlockLike;
-    for index in 3..3 + num_inputs + num_outputs {
+    for index in abi::FIRST_BUFFER_ARG..abi::FIRST_BUFFER_ARG + num_inputs + num_outputs {
         let argument = body
             .argument(index)
             .map_err(|e| CompileError::Internal(e.to_string()))?;
@@ -427,9 +434,8 @@ fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileE
         function,
         inputs: shapes,
         outputs,
-        scratch_bytes: int("grim.scratch_bytes") as u64,
-        layers: grim_dialects::attr::strings(&op, grim_passes::lower::grim_to_bcr::LAYERS_ATTR)
-            .unwrap_or_default(),
+        scratch_bytes: int(abi::SCRATCH_BYTES_ATTR) as u64,
+        layers: grim_dialects::attr::strings(&op, abi::LAYERS_ATTR).unwrap_or_default(),
     })
 }
 
@@ -464,17 +470,18 @@ fn lower_in<'c>(
         Some(path) => Some(LrFile::load(path)?),
         None => None,
     };
-    let (mut module, weights) = load(context, &options.model)?;
+    let mut module = load(context, &options.model)?;
     if let (Some(lr), Some(path)) = (&lr, &options.lr) {
         apply_lr(context, &module, lr, path)?;
     }
-    choose_kernels(context, &module, &weights, options.block)?;
+    choose_kernels(context, &module, options.block)?;
     let name = options
         .name
         .clone()
         .unwrap_or_else(|| c_name(&options.model));
     rename_model_function(context, &module, &name)?;
-    let print = |module: &Module| format!("{}\n", module.as_operation());
+    let print =
+        |module: &Module| grim_dialects::weights::print_module(module, options.print_weights);
     let mut stages = vec![(Level::Graph, print(&module))];
     run(
         context,
@@ -487,7 +494,7 @@ fn lower_in<'c>(
         ),
     )?;
     stages.push((Level::Bcr, print(&module)));
-    let blob = blob::build(&module, &weights)?;
+    let blob = blob::build(&module)?;
     let interface = function_interface(&module, &name)?;
     for (level, pipeline) in [(Level::Loops, LOOPS_PIPELINE), (Level::Llvm, LLVM_PIPELINE)] {
         if level > stop {

@@ -33,6 +33,10 @@ pub struct Args {
     /// Print per-pass wall time to standard error.
     #[arg(long = "timing")]
     pub timing: bool,
+    /// Print weights (resource blobs) in full, so the output is a whole
+    /// model; by default they are elided.
+    #[arg(long = "print-weights")]
+    pub print_weights: bool,
 }
 
 /// Lists our passes, then a note on upstream ones.
@@ -165,5 +169,8 @@ fn process<'c>(
             );
         }
     }
-    Ok(format!("{}\n", module.as_operation()))
+    Ok(grim_dialects::weights::print_module(
+        module,
+        args.print_weights,
+    ))
 }

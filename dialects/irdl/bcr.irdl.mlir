@@ -1,6 +1,8 @@
 // The `bcr` dialect: loop level, on memrefs. A BCRC-packed weight is read
-// from the model's weight blob through its slot table at run time, so the IR
-// depends on the shapes and block size only, never on the weight values.
+// from the model's weight blob through its slot table at run time, so the
+// code depends on the shapes and block size only, never on the weight
+// values. The values travel with the op (`value`, the graph level's weight
+// attribute, usually a dense_resource) until the blob is packed from them.
 // Semantic checks (ranks, shapes, block sizes) are in dialects/src/bcr.rs.
 irdl.dialect @bcr {
   // The four BCRC arrays of one weight matrix (docs/lr-and-bcrc.md):
@@ -19,9 +21,10 @@ irdl.dialect @bcr {
     %cols = irdl.base "#builtin.integer"
     %block_rows = irdl.base "#builtin.integer"
     %block_cols = irdl.base "#builtin.integer"
+    %value = irdl.any
     irdl.operands(blob: %blob)
     irdl.results(strips: %strips, block_col: %block_col, masks: %masks, values: %values)
-    irdl.attributes { "name" = %name, "order" = %order, "slot" = %slot, "rows" = %rows, "cols" = %cols, "block_rows" = %block_rows, "block_cols" = %block_cols }
+    irdl.attributes { "name" = %name, "order" = %order, "slot" = %slot, "rows" = %rows, "cols" = %cols, "block_rows" = %block_rows, "block_cols" = %block_cols, "value" = %value }
   }
   // A dense f32 array (a bias, an add operand) from blob slot `slot`; with
   // `layout = "row_panels"` a dense weight matrix for `bcr.gemm`, stored in
@@ -31,9 +34,10 @@ irdl.dialect @bcr {
     %result = irdl.base "!builtin.memref"
     %name = irdl.base "#builtin.string"
     %slot = irdl.base "#builtin.integer"
+    %value = irdl.any
     irdl.operands(blob: %blob)
     irdl.results(result: %result)
-    irdl.attributes { "name" = %name, "slot" = %slot }
+    irdl.attributes { "name" = %name, "slot" = %slot, "value" = %value }
   }
   // C[M,N] += W[M,K] * X[K,N], W in BCRC (GEMM-shaped work).
   irdl.operation @spmm {

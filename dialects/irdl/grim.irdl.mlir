@@ -1,47 +1,65 @@
 // The `grim` dialect: graph level, value semantics on ranked f32 tensors.
-// Attributes follow ONNX semantics. Structure (operand/result kinds) is
-// verified by MLIR from this declaration; shapes are checked by the semantic
-// verifier in dialects/src/grim.rs.
+// Attributes follow ONNX semantics (NCHW). Structure (operand/result kinds,
+// required attributes) is verified by MLIR from this declaration; shapes,
+// optional attributes and epilogues are checked by the semantic verifier in
+// dialects/src/grim.rs, which also documents every optional attribute.
 irdl.dialect @grim {
-  // A weight that lives outside the IR (an ONNX initializer), named by `name`.
-  irdl.operation @weight {
-    %tensor = irdl.base "!builtin.tensor"
-    %name = irdl.base "#builtin.string"
-    irdl.attributes { "name" = %name }
-    irdl.results(result: %tensor)
-  }
-  // A small constant whose values are in the IR (`value` is a dense elements attribute).
+  // A constant tensor: a weight (`value = dense_resource<key>`, the blob in
+  // the module's resource section) or a small constant (`dense<...>`).
+  // `name` (optional) is the ONNX initializer's name.
   irdl.operation @constant {
     %tensor = irdl.base "!builtin.tensor"
     %value = irdl.any
     irdl.attributes { "value" = %value }
     irdl.results(result: %tensor)
   }
-  // Y[N,M] = A[N,K] * W[M,K]^T (+ bias[M]). W is stored out x in, as a
-  // fully connected layer's weight; ONNX Gemm and MatMul map onto it.
+  // ONNX Gemm: Y = alpha * op(A) * op(W) + beta * C, op() transposing when
+  // `trans_a` / `trans_b` are set; MatMul is Gemm without C. Lowering wants
+  // the canonical form graph-simplify makes: W out x in (`trans_b`), no
+  // alpha/beta/trans_a, C a bias [M]; then an epilogue may be set: a
+  // residual (an [N, M] tensor added after the bias) and an `activation`.
+  // The operands after the weight are the bias, then the residual; the unit
+  // attribute `residual` says the last one is the residual (one variadic
+  // group keeps hand-written IR free of operand segment sizes).
   irdl.operation @gemm {
     %a = irdl.base "!builtin.tensor"
     %w = irdl.base "!builtin.tensor"
-    %bias = irdl.base "!builtin.tensor"
+    %extra = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"
-    irdl.operands(input: %a, weight: %w, bias: optional %bias)
+    irdl.operands(input: %a, weight: %w, epilogue: variadic %extra)
     irdl.results(result: %result)
   }
   // 2-D convolution, NCHW: Y[N,M,Ho,Wo] = conv(X[N,C,H,W], W[M,C,kh,kw]) (+ bias[M]),
-  // group 1. `strides` [sh, sw], `pads` [top, left, bottom, right] and
-  // `dilations` [dh, dw] are `array<i64: ...>` attributes, as in ONNX Conv.
+  // group 1, then the epilogue (a residual [N,M,Ho,Wo], `activation`),
+  // operands as for gemm. `strides` [sh, sw], `pads` [top, left, bottom,
+  // right] and `dilations` [dh, dw] are `array<i64: ...>` attributes, as in
+  // ONNX Conv.
   irdl.operation @conv2d {
     %x = irdl.base "!builtin.tensor"
     %w = irdl.base "!builtin.tensor"
-    %bias = irdl.base "!builtin.tensor"
+    %extra = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"
     // One constraint value per attribute: IRDL unifies a value used twice.
     %strides = irdl.base "#builtin.dense_array"
     %pads = irdl.base "#builtin.dense_array"
     %dilations = irdl.base "#builtin.dense_array"
-    irdl.operands(input: %x, weight: %w, bias: optional %bias)
+    irdl.operands(input: %x, weight: %w, epilogue: variadic %extra)
     irdl.results(result: %result)
     irdl.attributes { "strides" = %strides, "pads" = %pads, "dilations" = %dilations }
+  }
+  // ONNX BatchNormalization in inference: per channel (axis 1)
+  // y = scale * (x - mean) / sqrt(var + epsilon) + bias.
+  irdl.operation @batch_norm {
+    %x = irdl.base "!builtin.tensor"
+    %scale = irdl.base "!builtin.tensor"
+    %bias = irdl.base "!builtin.tensor"
+    %mean = irdl.base "!builtin.tensor"
+    %var = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %epsilon = irdl.base "#builtin.float"
+    irdl.operands(input: %x, scale: %scale, bias: %bias, mean: %mean, var: %var)
+    irdl.results(result: %result)
+    irdl.attributes { "epsilon" = %epsilon }
   }
   // Elementwise sum with numpy broadcasting.
   irdl.operation @add {
@@ -58,6 +76,60 @@ irdl.dialect @grim {
     irdl.operands(input: %x)
     irdl.results(result: %result)
   }
+  // min(max(x, min), max); either bound (`min`, `max`: f32) may be absent.
+  irdl.operation @clip {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+  }
+  // x if x >= 0 else alpha * x (`alpha`: f32).
+  irdl.operation @leaky_relu {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %alpha = irdl.base "#builtin.float"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "alpha" = %alpha }
+  }
+  // 1 / (1 + exp(-x)) elementwise.
+  irdl.operation @sigmoid {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+  }
+  // tanh(x) elementwise.
+  irdl.operation @tanh {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+  }
+  // max(0, min(1, alpha * x + beta)) (`alpha`, `beta`: f32).
+  irdl.operation @hard_sigmoid {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %alpha = irdl.base "#builtin.float"
+    %beta = irdl.base "#builtin.float"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "alpha" = %alpha, "beta" = %beta }
+  }
+  // x * max(0, min(1, x / 6 + 1/2)) elementwise.
+  irdl.operation @hard_swish {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+  }
+  // The input unchanged (ONNX Identity, and Dropout in inference).
+  irdl.operation @identity {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+  }
   // Same elements, new static shape (ONNX Reshape with a constant shape, Flatten).
   irdl.operation @reshape {
     %x = irdl.base "!builtin.tensor"
@@ -65,7 +137,7 @@ irdl.dialect @grim {
     irdl.operands(input: %x)
     irdl.results(result: %result)
   }
-  // 2-D transpose (ONNX Gemm's transA).
+  // 2-D transpose.
   irdl.operation @transpose {
     %x = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"

@@ -91,3 +91,65 @@ pub fn is_dense_elements(attribute: Attribute) -> bool {
     // SAFETY: read-only query.
     unsafe { mlir_sys::mlirAttributeIsADenseElements(attribute.to_raw()) }
 }
+
+/// A float attribute's value as f32, if the op has one of that name.
+pub fn float<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<f32> {
+    let attribute = op.attribute(name).ok()?;
+    let raw = attribute.to_raw();
+    // SAFETY: read-only query, checked to be a float attribute first.
+    unsafe {
+        mlir_sys::mlirAttributeIsAFloat(raw)
+            .then(|| mlir_sys::mlirFloatAttrGetValueDouble(raw) as f32)
+    }
+}
+
+/// `name = value : f32`.
+pub fn named_f32<'c>(
+    context: &'c Context,
+    name: &str,
+    value: f32,
+) -> (Identifier<'c>, Attribute<'c>) {
+    (
+        Identifier::new(context, name),
+        melior::ir::attribute::FloatAttribute::new(
+            context,
+            melior::ir::Type::float32(context),
+            value as f64,
+        )
+        .into(),
+    )
+}
+
+/// `name` as a unit attribute (a flag).
+pub fn named_unit<'c>(context: &'c Context, name: &str) -> (Identifier<'c>, Attribute<'c>) {
+    (Identifier::new(context, name), Attribute::unit(context))
+}
+
+/// `name = array<i64: ...>`.
+pub fn named_i64_array<'c>(
+    context: &'c Context,
+    name: &str,
+    values: &[i64],
+) -> (Identifier<'c>, Attribute<'c>) {
+    (
+        Identifier::new(context, name),
+        melior::ir::attribute::DenseI64ArrayAttribute::new(context, values).into(),
+    )
+}
+
+/// The values of an `array<i64: ...>` attribute of the op.
+pub fn i64_array<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>, name: &str) -> Option<Vec<i64>> {
+    let attribute = op.attribute(name).ok()?;
+    let raw = attribute.to_raw();
+    // SAFETY: read-only queries, checked to be a dense i64 array first.
+    unsafe {
+        if !mlir_sys::mlirAttributeIsADenseI64Array(raw) {
+            return None;
+        }
+        Some(
+            (0..mlir_sys::mlirDenseArrayGetNumElements(raw))
+                .map(|i| mlir_sys::mlirDenseI64ArrayGetElement(raw, i))
+                .collect(),
+        )
+    }
+}

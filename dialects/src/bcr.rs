@@ -17,7 +17,7 @@ use melior::{
         operation::{OperationBuilder, OperationLike},
         r#type::TypeLike,
         r#type::{IntegerType, MemRefType},
-        Location, Operation, Type, Value, ValueLike,
+        Attribute, Identifier, Location, Operation, Type, Value, ValueLike,
     },
     Context,
 };
@@ -99,6 +99,15 @@ pub struct PackedInfo {
     pub layout: String,
 }
 
+/// Attribute of `bcr.packed` and `bcr.dense`: the weight's values (the graph
+/// level's weight attribute, read when the blob is packed).
+pub const VALUE_ATTR: &str = "value";
+
+/// The weight values a `bcr.packed` or `bcr.dense` carries.
+pub fn weight_value<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Attribute<'c>> {
+    op.attribute(VALUE_ATTR).ok()
+}
+
 /// Attribute of `bcr.packed`: how `values` is laid out (absent: row-major).
 pub const LAYOUT_ATTR: &str = "layout";
 /// Each block's kept sub-matrix row-major (GEMM-shaped work).
@@ -126,11 +135,13 @@ pub fn packed<'c>(
     context: &'c Context,
     blob: Value<'c, '_>,
     info: &PackedInfo,
+    value: Attribute<'c>,
     location: Location<'c>,
 ) -> Operation<'c> {
     OperationBuilder::new(PACKED, location)
         .add_operands(&[blob])
         .add_attributes(&[
+            (Identifier::new(context, VALUE_ATTR), value),
             attr::named_str(context, "name", &info.name),
             attr::named_i64(context, "slot", info.slot),
             attr::named_i64(context, "rows", info.rows),
@@ -176,11 +187,13 @@ pub fn dense<'c>(
     name: &str,
     slot: i64,
     shape: &[i64],
+    value: Attribute<'c>,
     location: Location<'c>,
 ) -> Operation<'c> {
     OperationBuilder::new(DENSE, location)
         .add_operands(&[blob])
         .add_attributes(&[
+            (Identifier::new(context, VALUE_ATTR), value),
             attr::named_str(context, "name", name),
             attr::named_i64(context, "slot", slot),
         ])
@@ -197,11 +210,13 @@ pub fn dense_panels<'c>(
     blob: Value<'c, '_>,
     name: &str,
     slot: i64,
+    value: Attribute<'c>,
     location: Location<'c>,
 ) -> Operation<'c> {
     OperationBuilder::new(DENSE, location)
         .add_operands(&[blob])
         .add_attributes(&[
+            (Identifier::new(context, VALUE_ATTR), value),
             attr::named_str(context, "name", name),
             attr::named_i64(context, "slot", slot),
             attr::named_str(context, LAYOUT_ATTR, LAYOUT_ROW_PANELS),
@@ -587,6 +602,15 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             if info.slot < 0 {
                 return Err("slot must be >= 0".into());
             }
+            let value_shape = weight_value(op)
+                .and_then(crate::weights::shape)
+                .ok_or("'value' must be the weight: f32 dense elements or a dense_resource")?;
+            if shape::numel(&value_shape) != info.rows * info.cols {
+                return Err(format!(
+                    "'value' has shape {value_shape:?}, not the {}x{} matrix",
+                    info.rows, info.cols
+                ));
+            }
             let expected = [
                 "memref<?xi32>",
                 "memref<?xi16>",
@@ -605,18 +629,31 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
         }
         DENSE => {
             let result = op.result(0).map_err(|_| "missing result")?;
+            let value_shape = weight_value(op)
+                .and_then(crate::weights::shape)
+                .ok_or("'value' must be the weight: f32 dense elements or a dense_resource")?;
             match attr::string(op, LAYOUT_ATTR).as_deref() {
                 None => {
-                    if !shape::is_f32_shaped(result.r#type())
-                        || shape::static_shape(result.r#type()).is_none()
-                    {
+                    let shape = shape::static_shape(result.r#type())
+                        .filter(|_| shape::is_f32_shaped(result.r#type()))
+                        .ok_or_else(|| {
+                            format!(
+                                "result must be a static f32 memref, got {}",
+                                result.r#type()
+                            )
+                        })?;
+                    if shape::numel(&shape) != shape::numel(&value_shape) {
                         return Err(format!(
-                            "result must be a static f32 memref, got {}",
-                            result.r#type()
+                            "'value' has shape {value_shape:?}, the result {shape:?}"
                         ));
                     }
                 }
                 Some(LAYOUT_ROW_PANELS) => {
+                    if value_shape.len() < 2 {
+                        return Err(format!(
+                            "a row_panels weight must be a matrix (or a conv weight), got {value_shape:?}"
+                        ));
+                    }
                     if result.r#type().to_string() != "memref<?xf32>" {
                         return Err(format!(
                             "a row_panels weight must be memref<?xf32>, got {}",

@@ -130,12 +130,15 @@ pub fn emit_error(location: Location, message: &str) {
 /// Errors are the parser's diagnostics, already formatted.
 pub fn parse_file<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, String> {
     let capture = Capture::new(context);
-    if let Err(error) = std::fs::read(path) {
-        return Err(format!(
-            "{}: error: cannot read file: {error}",
-            path.display()
-        ));
-    }
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => {
+            return Err(format!(
+                "{}: error: cannot read file: {error}",
+                path.display()
+            ))
+        }
+    };
     let name = path.to_string_lossy().to_string();
     let raw_name = melior::StringRef::new(&name);
     // SAFETY: the context and string are alive for the call; a null module means failure.
@@ -146,7 +149,13 @@ pub fn parse_file<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, S
         ))
     };
     match module {
-        Some(module) => Ok(module),
+        Some(module) => match crate::weights::missing_resources(&module, &text) {
+            None => Ok(module),
+            Some((location, key)) => Err(format!(
+                "{}: error: the weight 'dense_resource<{key}>' has no data in this file (it was printed with elided weights; print it with --print-weights to get a whole model)",
+                format_location(location)
+            )),
+        },
         None => {
             let messages = capture.take();
             if messages.is_empty() {
@@ -161,5 +170,12 @@ pub fn parse_file<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, S
 /// Parses MLIR text (locations name `-`).
 pub fn parse_source<'c>(context: &'c Context, source: &str) -> Result<Module<'c>, String> {
     let capture = Capture::new(context);
-    Module::parse(context, source).ok_or_else(|| capture.take().join("\n"))
+    let module = Module::parse(context, source).ok_or_else(|| capture.take().join("\n"))?;
+    match crate::weights::missing_resources(&module, source) {
+        None => Ok(module),
+        Some((location, key)) => Err(format!(
+            "{}: error: the weight 'dense_resource<{key}>' has no data (printed with elided weights)",
+            format_location(location)
+        )),
+    }
 }

@@ -9,11 +9,13 @@
 //! `file:line:col: error:` channel as MLIR's own verifier ([`diag`]).
 #![deny(missing_docs)]
 
+pub mod abi;
 pub mod attr;
 pub mod bcr;
 pub mod diag;
 pub mod grim;
 pub mod shape;
+pub mod weights;
 
 use melior::{
     dialect::DialectRegistry,
@@ -129,8 +131,8 @@ mod tests {
         let context = create_context().expect("context");
         let good = r#"
 func.func @f(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
-  %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<32x16xf32>
-  %y = "grim.gemm"(%x, %w) : (tensor<1x16xf32>, tensor<32x16xf32>) -> tensor<1x32xf32>
+  %w = "grim.constant"() {name = "fc1.weight", value = dense<0.5> : tensor<32x16xf32>} : () -> tensor<32x16xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x16xf32>, tensor<32x16xf32>) -> tensor<1x32xf32>
   return %y : tensor<1x32xf32>
 }"#;
         let module = Module::parse(&context, good).expect("parses");

@@ -95,3 +95,29 @@ pub fn is_tensor(ty: Type) -> bool {
 pub fn numel(shape: &[i64]) -> i64 {
     shape.iter().product()
 }
+
+/// `memref<shape x f32, strided<strides, offset: offset>>`, built with the C
+/// API's strided layout (no type text is parsed).
+pub fn strided_memref_type<'c>(
+    context: &'c melior::Context,
+    shape: &[i64],
+    strides: &[i64],
+    offset: i64,
+) -> Type<'c> {
+    // SAFETY: the context is alive; the arrays are copied during the calls.
+    unsafe {
+        let layout = mlir_sys::mlirStridedLayoutAttrGet(
+            context.to_raw(),
+            offset,
+            strides.len() as isize,
+            strides.as_ptr(),
+        );
+        Type::from_raw(mlir_sys::mlirMemRefTypeGet(
+            mlir_sys::mlirF32TypeGet(context.to_raw()),
+            shape.len() as isize,
+            shape.as_ptr(),
+            layout,
+            mlir_sys::mlirAttributeGetNull(),
+        ))
+    }
+}

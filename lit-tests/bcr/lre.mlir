@@ -61,9 +61,9 @@ func.func @given_tile(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v
 // CHECK: "bcr.gemm"(%[[W4]], {{.*}}register_tile = 8 : i64, vector_width = 4 : i64, vectors = 3 : i64
 // CHECK: "bcr.gemm"(%[[WV]], {{.*}}register_tile = 32 : i64, vector_width = 8 : i64, vectors = 4 : i64
 func.func @dense(%blob: memref<?xi8>, %x: memref<64x256xf32>, %c: memref<64x256xf32>, %xv: memref<64xf32>, %cv: memref<64xf32>) {
-  %w8 = "bcr.dense"(%blob) {name = "a", slot = 0 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
-  %w4 = "bcr.dense"(%blob) {name = "b", slot = 1 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
-  %wv = "bcr.dense"(%blob) {name = "c", slot = 2 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
+  %w8 = "bcr.dense"(%blob) {value = dense<1.000000e+00> : tensor<64x64xf32>, name = "a", slot = 0 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
+  %w4 = "bcr.dense"(%blob) {value = dense<1.000000e+00> : tensor<64x64xf32>, name = "b", slot = 1 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
+  %wv = "bcr.dense"(%blob) {value = dense<1.000000e+00> : tensor<64x64xf32>, name = "c", slot = 2 : i64, layout = "row_panels"} : (memref<?xi8>) -> memref<?xf32>
   "bcr.gemm"(%w8, %x, %c) {vector_width = 8 : i64} : (memref<?xf32>, memref<64x256xf32>, memref<64x256xf32>) -> ()
   "bcr.gemm"(%w4, %x, %c) {vector_width = 4 : i64} : (memref<?xf32>, memref<64x256xf32>, memref<64x256xf32>) -> ()
   "bcr.gemm"(%wv, %xv, %cv) {vector_width = 8 : i64} : (memref<?xf32>, memref<64xf32>, memref<64xf32>) -> ()

@@ -58,7 +58,7 @@ func.func @conv_like(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v:
 // LOOPS-COUNT-12: vector.fma
 // LOOPS: } {grim.parallel}
 func.func @dense_conv(%blob: memref<?xi8>, %x: memref<1152x3136xf32>, %c: memref<256x3136xf32>) {
-  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 4 : i64} : (memref<?xi8>) -> memref<?xf32>
+  %w = "bcr.dense"(%blob) {value = dense<1.000000e+00> : tensor<256x1152xf32>, name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 4 : i64} : (memref<?xi8>) -> memref<?xf32>
   "bcr.gemm"(%w, %x, %c) {register_tile = 4 : i64, vector_width = 8 : i64, vectors = 3 : i64} : (memref<?xf32>, memref<1152x3136xf32>, memref<256x3136xf32>) -> ()
   return
 }

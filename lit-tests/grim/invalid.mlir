@@ -5,17 +5,17 @@
 // input's columns and the weight (out x in).
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op input has 32 columns but the weight (out x in) has 30 columns
 func.func @gemm_k(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<16x30xf32>
-  %y = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x30xf32>) -> tensor<1x16xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x30xf32>} : () -> tensor<16x30xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x30xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 
 // -----
 
 // Checks that gemm's bias must have one entry per output feature.
-// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op bias must be [16], got [8]
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op bias must broadcast to [1, 16] (e.g. [16]), got [8]
 func.func @gemm_bias(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>, %b: tensor<8xf32>) -> tensor<1x16xf32> {
-  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<8xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w, %b) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<8xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 
@@ -24,7 +24,7 @@ func.func @gemm_bias(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>, %b: tensor<8xf
 // Checks that gemm's result shape must be [N, M].
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op result must be [1, 16], got [1, 8]
 func.func @gemm_result(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x8xf32> {
-  %y = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x8xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x8xf32>
   return %y : tensor<1x8xf32>
 }
 
@@ -33,7 +33,7 @@ func.func @gemm_result(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x
 // Checks that a gemm's block size attribute is limited to 1..=64.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op block size 8x65 out of range (1..=64 each)
 func.func @gemm_block(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x16xf32> {
-  %y = "grim.gemm"(%x, %w) {block_rows = 8 : i64, block_cols = 65 : i64} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, block_rows = 8 : i64, block_cols = 65 : i64} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 
@@ -67,7 +67,7 @@ func.func @transpose_shape(%a: tensor<4x3xf32>) -> tensor<4x3xf32> {
 // -----
 
 // Checks that a constant's value must have the result's type.
-// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.constant' op 'value' has type tensor<3xf32>, the result is tensor<4xf32>
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.constant' op 'value' has shape [3], the result is [4]
 func.func @constant_type() -> tensor<4xf32> {
   %y = "grim.constant"() {value = dense<1.0> : tensor<3xf32>} : () -> tensor<4xf32>
   return %y : tensor<4xf32>
@@ -111,19 +111,20 @@ func.func @relu_two_operands(%a: tensor<4xf32>) -> tensor<4xf32> {
 
 // -----
 
-// Checks the IRDL structure: grim.weight needs its name attribute.
-// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.weight' op attribute "name" is expected but not provided
-func.func @weight_unnamed() -> tensor<4xf32> {
-  %y = "grim.weight"() : () -> tensor<4xf32>
+// Checks the IRDL structure: grim.constant needs its value attribute.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.constant' op attribute "value" is expected but not provided
+func.func @constant_without_value() -> tensor<4xf32> {
+  %y = "grim.constant"() {name = "w"} : () -> tensor<4xf32>
   return %y : tensor<4xf32>
 }
 
 // -----
 
-// Checks the semantic verifier: an empty weight name is rejected, not a crash.
-// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'grim.weight' op needs a non-empty string attribute 'name'
-func.func @weight_empty_name() -> tensor<4xf32> {
-  %y = "grim.weight"() {name = ""} : () -> tensor<4xf32>
+// Checks that a constant's value must be f32 weights (a dense_resource or
+// dense elements of f32).
+// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'grim.constant' op 'value' must be f32 dense elements or a dense_resource of f32
+func.func @constant_int_value() -> tensor<4xf32> {
+  %y = "grim.constant"() {name = "w", value = dense<1> : tensor<4xi32>} : () -> tensor<4xf32>
   return %y : tensor<4xf32>
 }
 
@@ -142,7 +143,7 @@ func.func @constant_empty_name() -> tensor<4xf32> {
 // Checks that a conv's result shape follows from its geometry ((9 + 2 - 3) / 2 + 1 = 5 rows).
 // CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op result must be [1, 4, 5, 8], got [1, 4, 9, 8]
 func.func @conv_shape(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x9x8xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<4x3x3x1xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x3x3x1xf32>} : () -> tensor<4x3x3x1xf32>
   %y = "grim.conv2d"(%x, %w) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>) -> tensor<1x4x9x8xf32>
   return %y : tensor<1x4x9x8xf32>
 }
@@ -152,7 +153,7 @@ func.func @conv_shape(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x9x8xf32> {
 // Checks that a conv's channels must match its weight's.
 // CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op input has 3 channels but the weight expects 2
 func.func @conv_channels(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<4x2x1x1xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x2x1x1xf32>} : () -> tensor<4x2x1x1xf32>
   %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x8x8xf32>
   return %y : tensor<1x4x8x8xf32>
 }
@@ -162,7 +163,7 @@ func.func @conv_channels(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
 // Checks that a zero stride is rejected (it would divide by zero).
 // CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op strides and dilations must be >= 1 and pads >= 0
 func.func @conv_stride(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<4x3x1x1xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x3x1x1xf32>} : () -> tensor<4x3x1x1xf32>
   %y = "grim.conv2d"(%x, %w) {strides = array<i64: 0, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32>) -> tensor<1x4x8x8xf32>
   return %y : tensor<1x4x8x8xf32>
 }

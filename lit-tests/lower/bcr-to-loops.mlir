@@ -27,7 +27,7 @@
 // CHECK-NOT: vector.
 // CHECK: return
 func.func @spmv(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<16xf32>) {
-  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
   "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<16xf32>) -> ()
   return
 }
@@ -57,7 +57,7 @@ func.func @spmv(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<16xf32>) {
 // CHECK-NOT: bcr.
 // CHECK: return
 func.func @spmm_tail(%blob: memref<?xi8>, %x: memref<32x10xf32>, %c: memref<16x10xf32>) {
-  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
   "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x10xf32>, memref<16x10xf32>) -> ()
   return
 }
@@ -77,7 +77,7 @@ func.func @spmm_tail(%blob: memref<?xi8>, %x: memref<32x10xf32>, %c: memref<16x1
 // CHECK: memref.copy %[[BIAS]], %[[OUT]]
 // CHECK-NOT: bcr.
 func.func @dense(%blob: memref<?xi8>, %out: memref<16xf32>) {
-  %bias = "bcr.dense"(%blob) {name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
+  %bias = "bcr.dense"(%blob) {value = dense<1.000000e+00> : tensor<16xf32>, name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
   memref.copy %bias, %out : memref<16xf32> to memref<16xf32>
   return
 }
@@ -103,7 +103,7 @@ func.func @dense(%blob: memref<?xi8>, %out: memref<16xf32>) {
 // CHECK-COUNT-4: vector.store {{.*}}, %[[C]]
 // CHECK: return
 func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x16xf32>) {
-  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "grouped"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
   "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 4 : i64, register_tile = 2 : i64, vectors = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
   return
 }
@@ -132,7 +132,7 @@ func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x1
 // CHECK: memref.store {{.*}}, %[[Y]]
 // CHECK-NOT: bcr.
 func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf32>) {
-  %p:4 = "bcr.packed"(%blob) {name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "col_panels"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<20x32xf32>, name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "col_panels"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
   "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<20xf32>) -> ()
   return
 }
@@ -163,7 +163,7 @@ func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf3
 // CHECK: memref.store {{.*}}, %[[Y]]
 // CHECK: } {grim.parallel}
 func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32>) {
-  %w = "bcr.dense"(%blob) {name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 16 : i64} : (memref<?xi8>) -> memref<?xf32>
+  %w = "bcr.dense"(%blob) {value = dense<1.000000e+00> : tensor<40x24xf32>, name = "w", slot = 0 : i64, layout = "row_panels", panel_rows = 16 : i64} : (memref<?xi8>) -> memref<?xf32>
   "bcr.gemm"(%w, %x, %y) {register_tile = 16 : i64, vector_width = 8 : i64} : (memref<?xf32>, memref<24xf32>, memref<40xf32>) -> ()
   return
 }

@@ -11,8 +11,8 @@
 // CHECK-SAME: (%{{.*}}: !llvm.ptr, %[[BLOB:.*]]: memref<?xi8>, %[[SCRATCH:.*]]: memref<?xi8>, %[[IN:.*]]: memref<1x32xf32>, %[[OUT:.*]]: memref<1x16xf32>)
 // CHECK-SAME: grim.num_slots = 5 : i64, grim.scratch_bytes = 64 : i64, llvm.emit_c_interface
 // CHECK-NOT: memref.copy %[[IN]]
-// CHECK: %[[W:.*]]:4 = "bcr.packed"(%[[BLOB]]) {block_cols = 16 : i64, block_rows = 8 : i64, cols = 32 : i64, layout = "col_panels", name = "fc1.weight", order = "natural", rows = 16 : i64, slot = 0 : i64}
-// CHECK: %[[BIAS:.*]] = "bcr.dense"(%[[BLOB]]) {name = "fc1.bias", slot = 4 : i64} : (memref<?xi8>) -> memref<16xf32>
+// CHECK: %[[W:.*]]:4 = "bcr.packed"(%[[BLOB]]) {block_cols = 16 : i64, block_rows = 8 : i64, cols = 32 : i64, layout = "col_panels", name = "fc1.weight", order = "natural", rows = 16 : i64, slot = 0 : i64, value = dense<{{.*}}> : tensor<{{.*}}>}
+// CHECK: %[[BIAS:.*]] = "bcr.dense"(%[[BLOB]]) {name = "fc1.bias", slot = 4 : i64, value = dense<{{.*}}> : tensor<{{.*}}>} : (memref<?xi8>) -> memref<16xf32>
 // CHECK: %[[X:.*]] = memref.reinterpret_cast %[[IN]] {{.*}} to memref<32xf32>
 // CHECK: %[[Y:.*]] = memref.view %[[SCRATCH]]{{.*}} to memref<16xf32>
 // CHECK: memref.copy %[[BIAS]], %[[Y]]
@@ -49,9 +49,9 @@
 // OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 4 : i64{{.*}}order = "grouped"
 // OPTS: "bcr.spmv"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64}
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
-  %w = "grim.weight"() {name = "fc1.weight"} : () -> tensor<16x32xf32>
-  %b = "grim.weight"() {name = "fc1.bias"} : () -> tensor<16xf32>
-  %y = "grim.gemm"(%x, %w, %b) : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32> loc("fc1")
+  %w = "grim.constant"() {name = "fc1.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
+  %b = "grim.constant"() {name = "fc1.bias", value = dense<5.000000e-01> : tensor<16xf32>} : () -> tensor<16xf32>
+  %y = "grim.gemm"(%x, %w, %b) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32> loc("fc1")
   %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
   return %r : tensor<1x16xf32>
 }
@@ -75,8 +75,8 @@ func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
 // OPTS: "bcr.packed"{{.*}}block_cols = 8 : i64, block_rows = 2 : i64{{.*}}order = "grouped"
 // OPTS: "bcr.spmm"{{.*}}{block_cols = 8 : i64, block_rows = 2 : i64}
 func.func @batch(%x: tensor<4x32xf32>) -> tensor<4x16xf32> {
-  %w = "grim.weight"() {name = "fc.weight"} : () -> tensor<16x32xf32>
-  %y = "grim.gemm"(%x, %w) {block_rows = 2 : i64, block_cols = 8 : i64} : (tensor<4x32xf32>, tensor<16x32xf32>) -> tensor<4x16xf32>
+  %w = "grim.constant"() {name = "fc.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, block_rows = 2 : i64, block_cols = 8 : i64} : (tensor<4x32xf32>, tensor<16x32xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
 
@@ -95,9 +95,9 @@ func.func @batch(%x: tensor<4x32xf32>) -> tensor<4x16xf32> {
 // CHECK: arith.addf
 // CHECK-NOT: grim.
 func.func @shared(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<16x32xf32>
-  %a = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
-  %b = "grim.gemm"(%x, %w) : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
+  %a = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %b = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   %s = "grim.add"(%a, %b) : (tensor<1x16xf32>, tensor<1x16xf32>) -> tensor<1x16xf32>
   return %s : tensor<1x16xf32>
 }
@@ -112,7 +112,7 @@ func.func @shared(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
 // CHECK-LABEL: func.func @elementwise
 // CHECK-SAME: %[[OUT:[^:]*]]: memref<4x6xf32>)
 // CHECK-SAME: grim.num_slots = 1 : i64, grim.scratch_bytes = 128 : i64
-// CHECK: %[[C:.*]] = "bcr.dense"(%{{.*}}) {name = "elementwise.const0", slot = 0 : i64} : (memref<?xi8>) -> memref<1x1x4xf32>
+// CHECK: %[[C:.*]] = "bcr.dense"(%{{.*}}) {name = "elementwise.const0", slot = 0 : i64, value = dense<{{.*}}> : tensor<{{.*}}>} : (memref<?xi8>) -> memref<1x1x4xf32>
 // CHECK: %[[SUM_OFFSET:.*]] = arith.constant 0 : index
 // CHECK: memref.view %{{.*}}[%[[SUM_OFFSET]]][] : memref<?xi8> to memref<2x3x4xf32>
 // CHECK: memref.load %[[C]]
@@ -149,9 +149,9 @@ func.func @elementwise(%x: tensor<2x3x4xf32>) -> tensor<4x6xf32> {
 // CHECK: "bcr.spmm"(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[IN]], %[[OUT]])
 // CHECK-NEXT: return
 func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<16x32xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %a = "grim.transpose"(%x) : (tensor<32x6xf32>) -> tensor<6x32xf32>
-  %y = "grim.gemm"(%a, %w) : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
+  %y = "grim.gemm"(%a, %w) {trans_b} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
   %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
   return %t : tensor<16x6xf32>
 }
@@ -167,17 +167,17 @@ func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
 // CHECK-LABEL: func.func @dense
 // CHECK-SAME: grim.num_slots = 2 : i64
 // CHECK-NOT: bcr.packed
-// CHECK: %[[W:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 0 : i64} : (memref<?xi8>) -> memref<?xf32>
+// CHECK: %[[W:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 0 : i64, value = dense<{{.*}}> : tensor<16x32xf32>} : (memref<?xi8>) -> memref<?xf32>
 // CHECK: "bcr.gemm"(%[[W]], %{{.*}}, %{{.*}}) {vector_width = 4 : i64} : (memref<?xf32>, memref<32x6xf32>, memref<16x6xf32>) -> ()
-// CHECK: %[[V:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 1 : i64}
+// CHECK: %[[V:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 1 : i64, value = dense<{{.*}}> : tensor<16x32xf32>}
 // CHECK: "bcr.gemm"(%[[V]], %{{.*}}, %{{.*}}) : (memref<?xf32>, memref<32xf32>, memref<16xf32>) -> ()
 // CHECK-NOT: grim.
 func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32>, tensor<1x16xf32>) {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<16x32xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %a = "grim.transpose"(%x) : (tensor<32x6xf32>) -> tensor<6x32xf32>
-  %y = "grim.gemm"(%a, %w) {kernel = "dense", vector_width = 4 : i64} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
+  %y = "grim.gemm"(%a, %w) {trans_b, kernel = "dense", vector_width = 4 : i64} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
   %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
-  %z = "grim.gemm"(%v, %w) {kernel = "dense"} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %z = "grim.gemm"(%v, %w) {trans_b, kernel = "dense"} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   return %t, %z : tensor<16x6xf32>, tensor<1x16xf32>
 }
 
@@ -202,8 +202,8 @@ func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32
 // CHECK: "bcr.spmm"({{.*}}) {{.*}} : ({{.*}}, memref<2x20xf32>, memref<3x20xf32>)
 // CHECK-NOT: grim.
 func.func @convs(%x: tensor<1x2x4x5xf32>) -> (tensor<1x4x4x5xf32>, tensor<1x4x4x5xf32>, tensor<1x3x4x5xf32>) {
-  %w = "grim.weight"() {name = "w3"} : () -> tensor<4x2x3x3xf32>
-  %w1 = "grim.weight"() {name = "w1"} : () -> tensor<3x2x1x1xf32>
+  %w = "grim.constant"() {name = "w3", value = dense<5.000000e-01> : tensor<4x2x3x3xf32>} : () -> tensor<4x2x3x3xf32>
+  %w1 = "grim.constant"() {name = "w1", value = dense<5.000000e-01> : tensor<3x2x1x1xf32>} : () -> tensor<3x2x1x1xf32>
   %a = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
   %b = "grim.conv2d"(%x, %w) {kernel = "dense", strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
   %c = "grim.conv2d"(%x, %w1) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<3x2x1x1xf32>) -> tensor<1x3x4x5xf32>
@@ -222,7 +222,7 @@ func.func @convs(%x: tensor<1x2x4x5xf32>) -> (tensor<1x4x4x5xf32>, tensor<1x4x4x
 // CHECK: "bcr.spmm"({{.*}}) {block_cols = 16 : i64, block_rows = 8 : i64, im2col = array<i64: 3, 3, 1, 1, 0, 0, 0, 0, 1, 1>} : ({{.*}}, memref<2x5x52xf32>, memref<4x150xf32>)
 // CHECK-NOT: memref<18x150xf32>
 func.func @wide(%x: tensor<1x2x3x50xf32>) -> tensor<1x4x3x50xf32> {
-  %w = "grim.weight"() {name = "w"} : () -> tensor<4x2x3x3xf32>
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x2x3x3xf32>} : () -> tensor<4x2x3x3xf32>
   %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x3x50xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x3x50xf32>
   return %y : tensor<1x4x3x50xf32>
 }

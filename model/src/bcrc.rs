@@ -218,7 +218,9 @@ fn bits(mask: u64) -> Vec<usize> {
 /// Checks `w` against `rows x cols` and the block, and returns the block grid.
 /// The kept rows and columns of block `(strip, block_col)` of a row-major
 /// `? x cols` matrix as bitmasks: a row or column is kept when it holds a
-/// nonzero bit pattern (-0.0 counts, so unpack is bit-exact).
+/// nonzero value. `+0.0` and `-0.0` are both structural zeros: pruning by
+/// mask multiplication (numpy `w *= mask`, `torch.nn.utils.prune`) leaves
+/// `-0.0` wherever a pruned weight was negative (BCR.md).
 fn block_masks(
     w: &[f32],
     cols: usize,
@@ -232,7 +234,7 @@ fn block_masks(
     let (mut row_mask, mut col_mask) = (0u64, 0u64);
     for i in 0..br {
         for j in 0..bc {
-            if w[(r0 + i) * cols + c0 + j].to_bits() != 0 {
+            if w[(r0 + i) * cols + c0 + j] != 0.0 {
                 row_mask |= 1 << i;
                 col_mask |= 1 << j;
             }
@@ -259,6 +261,34 @@ pub fn stored_values(
         }
     }
     Ok(stored)
+}
+
+/// The counts the cost model needs about `w` packed with `block`
+/// ([`crate::cost::BcrShape`]: stored values, blocks, strips, kept rows and
+/// columns per block), from one walk over the block masks and without
+/// packing. Like [`stored_values`], `+0.0` and `-0.0` are both zeros.
+pub fn bcr_shape(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    block: BlockSize,
+) -> Result<crate::cost::BcrShape, ModelError> {
+    let (n_strips, n_bcols) = check_matrix(w.len(), rows, cols, block)?;
+    let mut shape = crate::cost::BcrShape::empty(block);
+    for s in 0..n_strips {
+        let blocks_before = shape.blocks;
+        for c in 0..n_bcols {
+            let (row_mask, col_mask) = block_masks(w, cols, block, s, c);
+            if row_mask != 0 {
+                shape.add_block(
+                    row_mask.count_ones() as usize,
+                    col_mask.count_ones() as usize,
+                );
+            }
+        }
+        shape.strips += usize::from(shape.blocks > blocks_before);
+    }
+    Ok(shape)
 }
 
 fn check_matrix(
@@ -291,9 +321,12 @@ struct PackedBlock {
 impl Bcrc {
     /// Packs the row-major `rows x cols` matrix `w`, listing work in `order`.
     ///
-    /// Lossless: [`Bcrc::unpack`] gives `w` back bit for bit. An entry is
-    /// structurally zero only if it is `+0.0`; `-0.0` is stored like any
-    /// other value (pruning writes `+0.0`).
+    /// Lossless: [`Bcrc::unpack`] gives `w` back bit for bit, except that a
+    /// pruned `-0.0` (a zero outside every kept row or column) comes back as
+    /// `+0.0`. Both zeros are structural (mask-multiplied pruning writes
+    /// `-0.0`); a `-0.0` inside a kept sub-matrix is stored as it is. The one
+    /// observable difference: a pruned weight times `inf` contributes nothing,
+    /// where a dense product would give NaN.
     pub fn pack(
         w: &[f32],
         rows: usize,
@@ -753,6 +786,33 @@ pub fn random_bcr_weight(
     w
 }
 
+/// [`random_bcr_weight`]'s pattern pruned the way users prune: a dense
+/// random matrix multiplied by the BCR mask (numpy `w *= mask`), so every
+/// pruned weight that was negative is `-0.0`. The kept values are those of
+/// [`random_bcr_weight`] with the same arguments.
+pub fn mask_multiplied_bcr_weight(
+    rows: usize,
+    cols: usize,
+    block: BlockSize,
+    row_keep: f64,
+    col_keep: f64,
+    seed: u64,
+) -> Vec<f32> {
+    let pattern = random_bcr_weight(rows, cols, block, row_keep, col_keep, seed);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6d61_736b);
+    pattern
+        .into_iter()
+        .map(|kept| {
+            let dense: f32 = rng.gen_range(-1.0f32..=1.0);
+            if kept != 0.0 {
+                kept
+            } else {
+                dense * 0.0
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,6 +978,34 @@ mod tests {
         }
         // Full blocks of 8x16 keep exactly 4x4.
         assert_eq!(p.blocks()[0].values.len(), 16);
+    }
+
+    #[test]
+    fn mask_multiplied_zeros_are_structural() {
+        let block = b(8, 16);
+        let w = mask_multiplied_bcr_weight(64, 96, block, 0.5, 0.25, 7);
+        let clean = random_bcr_weight(64, 96, block, 0.5, 0.25, 7);
+        let negative_zeros = w
+            .iter()
+            .filter(|v| v.to_bits() == (-0.0f32).to_bits())
+            .count();
+        assert!(
+            negative_zeros > 64 * 96 / 4,
+            "{negative_zeros} pruned -0.0 values"
+        );
+        // The same structure as the +0.0-pruned weight: 4 of 8 rows x 4 of 16
+        // columns per block, an eighth of W stored.
+        let stored = stored_values(&w, 64, 96, block).unwrap();
+        assert_eq!(stored, stored_values(&clean, 64, 96, block).unwrap());
+        assert_eq!(stored, 64 * 96 / 8);
+        let packed = Bcrc::pack(&w, 64, 96, block, Order::Grouped).unwrap();
+        assert_eq!(packed.stats().stored_values, stored);
+        assert_eq!(packed.values.len(), stored);
+        // Unpacking gives +0.0 at pruned positions, the kept values exactly.
+        let back = packed.unpack();
+        for (a, c) in back.iter().zip(&clean) {
+            assert_eq!(a.to_bits(), c.to_bits());
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! reference interpreter runs.
 //!
 //! It deliberately knows only f32 tensors with static shapes and the handful
-//! of ops an MLP (plus plain 2-D convolution) needs, so every later stage can
+//! of ops an MLP and a plain CNN (2-D convolution, inference-mode batch
+//! normalization, element-wise activations) need, so every later stage can
 //! rely on those facts instead of re-checking them.
 
 use std::collections::BTreeMap;
@@ -64,6 +65,43 @@ pub enum Op {
         /// `[dilation_h, dilation_w]`.
         dilations: [usize; 2],
     },
+    /// Inference-mode batch normalization over axis 1 of `X` (rank >= 2):
+    /// `y = scale * (x - mean) / sqrt(var + epsilon) + B`, with inputs
+    /// `X, scale, B, mean, var` and the last four of shape `[C]`.
+    BatchNormalization {
+        /// Added to the variance before the square root.
+        epsilon: f32,
+    },
+    /// `min(max(x, min), max)`, an absent bound not clamping. The bounds are
+    /// constants taken at load time (attributes before opset 11, constant
+    /// inputs from 11), so the node keeps only its data input.
+    Clip {
+        /// Lower bound, if any.
+        min: Option<f32>,
+        /// Upper bound, if any.
+        max: Option<f32>,
+    },
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// `x * max(0, min(1, x / 6 + 1 / 2))` (opset 14).
+    HardSwish,
+    /// `x` for `x >= 0`, else `alpha * x`.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        alpha: f32,
+    },
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// The input unchanged (also what inference-mode ONNX `Dropout` loads as).
+    /// Kept as a node so the graph mirrors the file; compiler passes remove it.
+    Identity,
 }
 
 impl Op {
@@ -78,6 +116,14 @@ impl Op {
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
             Op::Conv { .. } => "Conv",
+            Op::BatchNormalization { .. } => "BatchNormalization",
+            Op::Clip { .. } => "Clip",
+            Op::Sigmoid => "Sigmoid",
+            Op::Tanh => "Tanh",
+            Op::HardSwish => "HardSwish",
+            Op::LeakyRelu { .. } => "LeakyRelu",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::Identity => "Identity",
         }
     }
 }
@@ -266,9 +312,37 @@ pub fn node_output_shape(
                 )
             })
         }
-        Op::Relu => {
+        Op::Relu
+        | Op::Clip { .. }
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::HardSwish
+        | Op::LeakyRelu { .. }
+        | Op::HardSigmoid { .. }
+        | Op::Identity => {
             expect_arity(label, node, 1, 1)?;
             Ok(ins[0].to_vec())
+        }
+        Op::BatchNormalization { .. } => {
+            expect_arity(label, node, 5, 5)?;
+            let x = ins[0];
+            let Some(&c) = x.get(1) else {
+                return Err(shape_err(
+                    label,
+                    format!(
+                        "BatchNormalization needs X of rank >= 2 (channels on axis 1), got {x:?}"
+                    ),
+                ));
+            };
+            for (what, s) in ["scale", "B", "mean", "var"].iter().zip(&ins[1..]) {
+                if *s != [c] {
+                    return Err(shape_err(
+                        label,
+                        format!("BatchNormalization {what} {s:?} must be [C] = [{c}] for X {x:?}"),
+                    ));
+                }
+            }
+            Ok(x.to_vec())
         }
         Op::Transpose => {
             expect_arity(label, node, 1, 1)?;
@@ -896,6 +970,94 @@ mod tests {
             e.contains("'c1'") && e.contains("Conv takes 2 to 3 inputs"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn batch_norm_shapes() {
+        let bn = |x: &[usize], params: [&[usize]; 4]| {
+            let names = ["s", "b", "m", "v"];
+            let inits: Vec<(&str, Vec<usize>)> = names
+                .iter()
+                .zip(params)
+                .map(|(n, s)| (*n, s.to_vec()))
+                .collect();
+            let mut g = graph(
+                vec![node(
+                    "bn1",
+                    Op::BatchNormalization { epsilon: 1e-5 },
+                    &["x", "s", "b", "m", "v"],
+                    "y",
+                )],
+                &inits,
+            );
+            g.inputs[0].shape = x.to_vec();
+            g.infer_shapes().map(|mut s| s.remove("y").unwrap())
+        };
+        assert_eq!(
+            bn(&[2, 3, 4, 5], [&[3], &[3], &[3], &[3]]).unwrap(),
+            vec![2, 3, 4, 5]
+        );
+        // Rank 2 is allowed: channels are still axis 1.
+        assert_eq!(bn(&[2, 3], [&[3], &[3], &[3], &[3]]).unwrap(), vec![2, 3]);
+        let err = |x: &[usize], params: [&[usize]; 4]| {
+            let e = bn(x, params).unwrap_err();
+            assert!(matches!(e, ModelError::Shape { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.contains("'bn1'"), "{e}");
+            e
+        };
+        let e = err(&[1, 3, 4, 4], [&[4], &[3], &[3], &[3]]);
+        assert!(e.contains("scale [4]") && e.contains("[C] = [3]"), "{e}");
+        let e = err(&[1, 3, 4, 4], [&[3], &[3], &[3], &[1, 3]]);
+        assert!(e.contains("var [1, 3]"), "{e}");
+        let e = err(&[1, 3, 4, 4], [&[3], &[2], &[3], &[3]]);
+        assert!(e.contains("B [2]"), "{e}");
+        let e = err(&[3], [&[3], &[3], &[3], &[3]]);
+        assert!(e.contains("rank >= 2"), "{e}");
+        // Arity: the four parameters are all required.
+        let g = graph(
+            vec![node(
+                "bn1",
+                Op::BatchNormalization { epsilon: 1e-5 },
+                &["x", "s"],
+                "y",
+            )],
+            &[("s", vec![3])],
+        );
+        let e = g.infer_shapes().unwrap_err().to_string();
+        assert!(
+            e.contains("'bn1'") && e.contains("BatchNormalization takes 5 inputs, got 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn element_wise_ops_keep_the_shape_and_take_one_input() {
+        for op in [
+            Op::Clip {
+                min: Some(0.0),
+                max: None,
+            },
+            Op::Sigmoid,
+            Op::Tanh,
+            Op::HardSwish,
+            Op::LeakyRelu { alpha: 0.1 },
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            Op::Identity,
+        ] {
+            let name = op.op_type();
+            let g = graph(vec![node("u", op.clone(), &["x"], "y")], &[]);
+            assert_eq!(g.infer_shapes().unwrap()["y"], vec![2, 3], "{name}");
+            let g = graph(vec![node("u", op, &["x", "x"], "y")], &[]);
+            let e = g.infer_shapes().unwrap_err().to_string();
+            assert!(
+                e.contains("'u'") && e.contains(&format!("{name} takes 1 inputs, got 2")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

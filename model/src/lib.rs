@@ -14,18 +14,24 @@
 
 pub mod bcrc;
 pub mod cnn;
+pub mod cost;
 pub mod error;
 mod fsutil;
 pub mod graph;
 pub mod lr;
+pub mod memplan;
 pub mod mlp;
 pub mod npy;
 pub mod onnx;
 pub mod panels;
 pub mod reference;
+pub mod resnet;
 pub mod tensor;
 
-pub use bcrc::{bcr_project, random_bcr_weight, Bcrc, BcrcStats, BlockSize, BlockView, Order};
+pub use bcrc::{
+    bcr_project, mask_multiplied_bcr_weight, random_bcr_weight, Bcrc, BcrcStats, BlockSize,
+    BlockView, Order,
+};
 pub use cnn::demo_cnn;
 pub use error::ModelError;
 pub use graph::{Graph, Node, Op, ValueInfo};
@@ -33,6 +39,8 @@ pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
 pub use mlp::{conv_layer, demo_mlp, kn_gemm, mlp};
 pub use npy::{read_npy, write_npy};
 pub use onnx::{load_onnx, save_onnx};
+pub use onnx::{save_onnx_with_opset, to_proto_with_opset};
 pub use panels::row_panels;
 pub use reference::run_reference;
+pub use resnet::{residual_stack, try_residual_stack, BcrPrune, ResidualStack};
 pub use tensor::Tensor;

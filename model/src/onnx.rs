@@ -231,6 +231,8 @@ pub mod data_type {
     pub const FLOAT: i32 = 1;
     /// int64.
     pub const INT64: i32 = 7;
+    /// bool (one byte per value in `raw_data`).
+    pub const BOOL: i32 = 9;
 
     /// The ONNX name of a data type, for error messages.
     pub fn name(t: i32) -> &'static str {
@@ -275,10 +277,12 @@ use proto::tensor_shape_proto::{dimension, Dimension};
 use proto::type_proto;
 use proto::*;
 
-/// A decoded constant: the only element types grim uses.
+/// A decoded constant: the only element types grim uses (BOOL only for
+/// flags such as Dropout's `training_mode`).
 enum Const {
     F32(Tensor),
     I64(Vec<usize>, Vec<i64>),
+    Bool(Vec<usize>, Vec<bool>),
 }
 
 fn model_err(path: &Path, message: String) -> ModelError {
@@ -344,8 +348,19 @@ fn decode_tensor(t: &TensorProto) -> Result<Const, String> {
             }
             Ok(Const::I64(shape, data))
         }
+        data_type::BOOL => {
+            let data: Vec<bool> = match raw(1)? {
+                Some(b) => b.iter().map(|&v| v != 0).collect(),
+                None => t.int32_data.iter().map(|&v| v != 0).collect(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::Bool(shape, data))
+        }
         other => Err(format!(
-            "element type {} ({other}) is not supported (grim handles FLOAT, and INT64 shapes)",
+            "element type {} ({other}) is not supported (grim handles FLOAT, INT64 shapes and \
+             BOOL flags)",
             data_type::name(other)
         )),
     }
@@ -616,6 +631,200 @@ fn same_pads(
     Ok((begin, needed - begin))
 }
 
+/// The model's default-domain (`""` or `"ai.onnx"`) opset version: the
+/// forms of Clip and BatchNormalization depend on it. A model that imports
+/// none is treated as opset 1; several imports take the highest.
+fn default_opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .filter(|os| os.domain.is_empty() || os.domain == "ai.onnx")
+        .map(|os| os.version)
+        .max()
+        .unwrap_or(1)
+}
+
+/// Reads an inference-mode `BatchNormalization` node's attributes.
+fn batch_norm_op(at: &Attrs, np: &NodeProto, opset: i64) -> Result<Op, ModelError> {
+    let mut epsilon = 1e-5;
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "epsilon" => epsilon = at.float(a)?,
+            // The running statistics' update rate matters only in training.
+            "momentum" => {
+                at.float(a)?;
+            }
+            // Removed in opset 9, where statistics are always per channel.
+            "spatial" if opset <= 8 => {
+                let v = at.int(a)?;
+                if v != 1 {
+                    return Err(at.unsupported(format!(
+                        "attribute 'spatial' = {v}: only spatial = 1 (one mean and variance per \
+                         channel) is supported"
+                    )));
+                }
+            }
+            "training_mode" => {
+                let v = at.int(a)?;
+                if v != 0 {
+                    return Err(at.unsupported(format!(
+                        "attribute 'training_mode' = {v}: only inference (training_mode = 0) \
+                         is supported"
+                    )));
+                }
+            }
+            "is_test" | "consumed_inputs" => {
+                return Err(at.unsupported(format!(
+                    "attribute '{}' belongs to BatchNormalization before opset 7, which is not \
+                     supported (the model imports opset {opset}); re-export with opset 7 or later",
+                    a.name
+                )))
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    Ok(Op::BatchNormalization { epsilon })
+}
+
+/// Reads a `Clip` node: bounds from attributes before opset 11, from the
+/// constant inputs 2 (min) and 3 (max) from opset 11 on. `inputs` are the
+/// node's inputs with trailing empty names removed; an empty name is an
+/// absent bound.
+fn clip_op(
+    at: &Attrs,
+    np: &NodeProto,
+    opset: i64,
+    inputs: &[String],
+    floats: &BTreeMap<String, Tensor>,
+) -> Result<Op, ModelError> {
+    let (mut min, mut max) = (None, None);
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "min" if opset < 11 => min = Some(at.float(a)?),
+            "max" if opset < 11 => max = Some(at.float(a)?),
+            "min" | "max" => {
+                return Err(at.unsupported(format!(
+                    "attribute '{}' is the Clip form before opset 11, but the model imports \
+                     opset {opset}, where the bounds are inputs 2 and 3",
+                    a.name
+                )))
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    if opset < 11 {
+        if inputs.len() != 1 {
+            return Err(at.unsupported(format!(
+                "expected 1 input before opset 11 (the bounds are attributes), got {}",
+                inputs.len()
+            )));
+        }
+        return Ok(Op::Clip { min, max });
+    }
+    if inputs.len() > 3 {
+        return Err(at.unsupported(format!(
+            "expected 1 to 3 inputs (input, min, max), got {}",
+            inputs.len()
+        )));
+    }
+    for (bound, (what, name)) in [&mut min, &mut max]
+        .into_iter()
+        .zip(["min", "max"].into_iter().zip(inputs.iter().skip(1)))
+    {
+        if !name.is_empty() {
+            *bound = Some(const_scalar(at, floats, what, name)?);
+        }
+    }
+    Ok(Op::Clip { min, max })
+}
+
+/// The value of the f32 scalar constant (shape `[]` or `[1]`) `name`, which
+/// is input `what` of the node.
+fn const_scalar(
+    at: &Attrs,
+    floats: &BTreeMap<String, Tensor>,
+    what: &str,
+    name: &str,
+) -> Result<f32, ModelError> {
+    match floats.get(name) {
+        Some(t) if t.shape.len() <= 1 && t.data.len() == 1 => Ok(t.data[0]),
+        Some(t) => Err(at.unsupported(format!(
+            "{what} input '{name}' must be a scalar (shape [] or [1]), got shape {:?}",
+            t.shape
+        ))),
+        None => Err(at.unsupported(format!(
+            "{what} input '{name}' must be a constant f32 scalar (initializer or Constant); a \
+             bound computed at run time is not supported"
+        ))),
+    }
+}
+
+/// Checks that a `Dropout` node is the inference-mode identity: any `ratio`
+/// (attribute or constant input) and `seed`, and a `training_mode` input
+/// that is absent or a constant false.
+fn dropout_check(
+    at: &Attrs,
+    np: &NodeProto,
+    inputs: &[String],
+    floats: &BTreeMap<String, Tensor>,
+    ints: &BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    bools: &BTreeMap<String, (Vec<usize>, Vec<bool>)>,
+) -> Result<(), ModelError> {
+    for a in &np.attribute {
+        match a.name.as_str() {
+            // Inference scales nothing and draws nothing.
+            "ratio" => {
+                at.float(a)?;
+            }
+            "seed" => {
+                at.int(a)?;
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    if inputs.len() > 3 {
+        return Err(at.unsupported(format!(
+            "expected 1 to 3 inputs (data, ratio, training_mode), got {}",
+            inputs.len()
+        )));
+    }
+    if let Some(ratio) = inputs.get(1).filter(|s| !s.is_empty()) {
+        if !floats.contains_key(ratio) {
+            return Err(at.unsupported(format!(
+                "ratio input '{ratio}' must be a constant (initializer or Constant)"
+            )));
+        }
+    }
+    if let Some(mode) = inputs.get(2).filter(|s| !s.is_empty()) {
+        let values: Option<Vec<bool>> = bools.get(mode).map(|(_, v)| v.clone()).or_else(|| {
+            ints.get(mode)
+                .map(|(_, v)| v.iter().map(|&x| x != 0).collect())
+        });
+        match values.as_deref() {
+            Some([false]) => {}
+            Some([true]) => {
+                return Err(at.unsupported(format!(
+                    "training_mode input '{mode}' is true: Dropout in training mode is not \
+                     supported"
+                )))
+            }
+            Some(v) => {
+                return Err(at.unsupported(format!(
+                    "training_mode input '{mode}' must be a scalar, got {} values",
+                    v.len()
+                )))
+            }
+            None => {
+                return Err(at.unsupported(format!(
+                    "training_mode input '{mode}' must be a constant false (initializer or \
+                     Constant); a training mode chosen at run time is not supported"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads and converts an ONNX model.
 ///
 /// Errors name the file, and for node-level problems the node (its name, or
@@ -645,9 +854,11 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
             ));
         }
     }
+    let opset = default_opset(model);
 
     let mut floats: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut ints: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
+    let mut bools: BTreeMap<String, (Vec<usize>, Vec<bool>)> = BTreeMap::new();
     for t in &g.initializer {
         match decode_tensor(t)
             .map_err(|m| model_err(path, format!("initializer '{}': {m}", t.name)))?
@@ -658,12 +869,18 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
             Const::I64(s, v) => {
                 ints.insert(t.name.clone(), (s, v));
             }
+            Const::Bool(s, v) => {
+                bools.insert(t.name.clone(), (s, v));
+            }
         }
     }
 
     let mut inputs = Vec::new();
     for vi in &g.input {
-        if floats.contains_key(&vi.name) || ints.contains_key(&vi.name) {
+        if floats.contains_key(&vi.name)
+            || ints.contains_key(&vi.name)
+            || bools.contains_key(&vi.name)
+        {
             continue;
         }
         let shape = value_shape(vi, "graph input")
@@ -680,16 +897,26 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         });
     }
 
-    // Shapes as nodes are converted: needed to turn an Identity that feeds a
-    // graph output into an equivalent Reshape.
+    // Shapes as nodes are converted: Conv resolves SAME padding from its
+    // input's shape.
     let mut shapes: BTreeMap<String, Vec<usize>> = floats
         .iter()
         .map(|(k, t)| (k.clone(), t.shape.clone()))
         .collect();
     shapes.extend(inputs.iter().map(|v| (v.name.clone(), v.shape.clone())));
-    let graph_outputs: BTreeSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
-    // Identity outputs that are not graph outputs are replaced by their input.
-    let mut alias: BTreeMap<String, String> = BTreeMap::new();
+    // Everything the file reads: a Dropout mask may only be dropped if
+    // nothing does.
+    let read: BTreeSet<&str> = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .chain(g.output.iter().map(|o| &o.name))
+        .map(String::as_str)
+        .collect();
+    // Constants folded into a node's op (Clip bounds, Dropout's ratio): they
+    // are dropped from the initializers unless something else still reads
+    // them, so a loaded graph holds no dead weights.
+    let mut folded: BTreeSet<String> = BTreeSet::new();
     let mut nodes = Vec::new();
 
     for (index, np) in g.node.iter().enumerate() {
@@ -705,192 +932,235 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         if !(np.domain.is_empty() || np.domain == "ai.onnx") {
             return Err(at.unsupported(format!("operator domain '{}' is not supported", np.domain)));
         }
-        let resolve = |n: &String| alias.get(n).cloned().unwrap_or_else(|| n.clone());
-        let mut node_inputs: Vec<String> = np.input.iter().map(resolve).collect();
-        // An empty name marks an omitted optional input (Gemm's C, Conv's B).
+        let mut node_inputs: Vec<String> = np.input.clone();
+        // An empty name marks an omitted optional input (Gemm's C, Conv's B)
+        // or output.
         while node_inputs.last().is_some_and(|s| s.is_empty()) {
             node_inputs.pop();
         }
-        if node_inputs.iter().any(|s| s.is_empty()) {
+        // Clip and Dropout fold their optional inputs into the op, and may
+        // omit one before a present one (Clip without min but with max).
+        let folds_inputs = matches!(np.op_type.as_str(), "Clip" | "Dropout");
+        if !folds_inputs && node_inputs.iter().any(|s| s.is_empty()) {
             return Err(at.unsupported("an omitted (empty) input before a present one".into()));
         }
-        if np.output.len() != 1 || np.output[0].is_empty() {
-            return Err(at.unsupported(format!(
-                "expected exactly one output, got {}",
-                np.output.len()
-            )));
+        let mut outputs: &[String] = &np.output;
+        while outputs.last().is_some_and(|s| s.is_empty()) {
+            outputs = &outputs[..outputs.len() - 1];
         }
-        let out_name = np.output[0].clone();
+        match (np.op_type.as_str(), outputs) {
+            ("BatchNormalization", [_, _, ..]) => {
+                return Err(at.unsupported(format!(
+                    "{} outputs: the training-mode outputs (running or saved mean and \
+                     variance) are not supported, only inference with one output",
+                    outputs.len()
+                )))
+            }
+            ("Dropout", [_, mask]) if read.contains(mask.as_str()) => {
+                return Err(at.unsupported(format!(
+                    "the mask output '{mask}' is used (by a node or as a graph output); only \
+                     inference-mode Dropout, whose mask nothing reads, is supported"
+                )))
+            }
+            ("Dropout", [_, _]) | (_, [_]) => {}
+            _ => {
+                return Err(at.unsupported(format!(
+                    "expected exactly one output, got {}",
+                    outputs.len()
+                )))
+            }
+        }
+        if outputs[0].is_empty() {
+            return Err(at.unsupported("the first output has an empty name".into()));
+        }
+        let out_name = outputs[0].clone();
 
-        let op =
-            match np.op_type.as_str() {
-                "Gemm" => {
-                    let (mut alpha, mut beta, mut trans_a, mut trans_b) = (1.0, 1.0, false, false);
-                    for a in &np.attribute {
-                        match a.name.as_str() {
-                            "alpha" => alpha = at.float(a)?,
-                            "beta" => beta = at.float(a)?,
-                            "transA" => trans_a = at.bool01(a)?,
-                            "transB" => trans_b = at.bool01(a)?,
-                            _ => return Err(at.unknown(a)),
-                        }
-                    }
-                    Op::Gemm {
-                        alpha,
-                        beta,
-                        trans_a,
-                        trans_b,
+        let op = match np.op_type.as_str() {
+            "Gemm" => {
+                let (mut alpha, mut beta, mut trans_a, mut trans_b) = (1.0, 1.0, false, false);
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        "beta" => beta = at.float(a)?,
+                        "transA" => trans_a = at.bool01(a)?,
+                        "transB" => trans_b = at.bool01(a)?,
+                        _ => return Err(at.unknown(a)),
                     }
                 }
-                "MatMul" | "Add" | "Relu" | "Identity" => {
-                    if let Some(a) = np.attribute.first() {
-                        return Err(at.unknown(a));
-                    }
-                    match np.op_type.as_str() {
-                        "MatMul" => Op::MatMul,
-                        "Add" => Op::Add,
-                        "Relu" => Op::Relu,
-                        _ => {
-                            if node_inputs.len() != 1 {
-                                return Err(at.unsupported(format!(
-                                    "expected 1 input, got {}",
-                                    node_inputs.len()
-                                )));
-                            }
-                            let src = node_inputs[0].clone();
-                            if !graph_outputs.contains(out_name.as_str()) {
-                                alias.insert(out_name, src);
-                                continue;
-                            }
-                            // A graph output keeps its name: a reshape to the same
-                            // shape (0 copies each input dim) is an identity.
-                            let rank = shapes.get(&src).map(Vec::len).ok_or_else(|| {
-                                ModelError::Shape {
-                                    node: label.clone(),
-                                    message: format!(
-                                        "input '{src}' is not defined before this node"
-                                    ),
-                                }
-                            })?;
-                            Op::Reshape {
-                                shape: vec![0; rank],
-                            }
-                        }
+                Op::Gemm {
+                    alpha,
+                    beta,
+                    trans_a,
+                    trans_b,
+                }
+            }
+            "MatMul" | "Add" | "Relu" | "Sigmoid" | "Tanh" | "HardSwish" | "Identity" => {
+                if let Some(a) = np.attribute.first() {
+                    return Err(at.unknown(a));
+                }
+                match np.op_type.as_str() {
+                    "MatMul" => Op::MatMul,
+                    "Add" => Op::Add,
+                    "Relu" => Op::Relu,
+                    "Sigmoid" => Op::Sigmoid,
+                    "Tanh" => Op::Tanh,
+                    "HardSwish" => Op::HardSwish,
+                    _ => Op::Identity,
+                }
+            }
+            "LeakyRelu" => {
+                let mut alpha = 0.01;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        _ => return Err(at.unknown(a)),
                     }
                 }
-                "Transpose" => {
-                    for a in &np.attribute {
-                        match a.name.as_str() {
-                            // Only the 2-D swap; the default perm reverses the axes, which is the same.
-                            "perm" if a.ints == [1, 0] => {}
-                            "perm" => {
-                                return Err(at.unsupported(format!(
-                                    "perm {:?} (only [1, 0] on 2-D inputs)",
-                                    a.ints
-                                )))
-                            }
-                            _ => return Err(at.unknown(a)),
-                        }
+                Op::LeakyRelu { alpha }
+            }
+            "HardSigmoid" => {
+                let (mut alpha, mut beta) = (0.2, 0.5);
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        "beta" => beta = at.float(a)?,
+                        _ => return Err(at.unknown(a)),
                     }
-                    Op::Transpose
                 }
-                "Flatten" => {
-                    let mut axis = 1;
-                    for a in &np.attribute {
-                        match a.name.as_str() {
-                            "axis" => axis = at.int(a)?,
-                            _ => return Err(at.unknown(a)),
-                        }
-                    }
-                    Op::Flatten { axis }
+                Op::HardSigmoid { alpha, beta }
+            }
+            "BatchNormalization" => batch_norm_op(&at, np, opset)?,
+            "Clip" => {
+                let op = clip_op(&at, np, opset, &node_inputs, &floats)?;
+                if opset >= 11 {
+                    folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
                 }
-                "Reshape" => {
-                    for a in &np.attribute {
-                        match a.name.as_str() {
-                            // allowzero=1 gives 0 a different meaning; only the
-                            // default is modelled, so reject the other value.
-                            "allowzero" if at.int(a)? == 0 => {}
-                            _ => return Err(at.unknown(a)),
-                        }
-                    }
-                    if node_inputs.len() != 2 {
-                        return Err(at.unsupported(format!(
-                            "expected 2 inputs (data, shape), got {}",
-                            node_inputs.len()
-                        )));
-                    }
-                    let shape_name = node_inputs.pop().unwrap_or_default();
-                    let shape = match ints.get(&shape_name) {
-                        Some((dims, v)) if dims.len() == 1 => v.clone(),
-                        _ => {
+                op
+            }
+            "Dropout" => {
+                dropout_check(&at, np, &node_inputs, &floats, &ints, &bools)?;
+                folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
+                Op::Identity
+            }
+            "Transpose" => {
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        // Only the 2-D swap; the default perm reverses the axes, which is the same.
+                        "perm" if a.ints == [1, 0] => {}
+                        "perm" => {
                             return Err(at.unsupported(format!(
-                                "shape input '{shape_name}' must be a constant 1-D INT64 tensor \
+                                "perm {:?} (only [1, 0] on 2-D inputs)",
+                                a.ints
+                            )))
+                        }
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::Transpose
+            }
+            "Flatten" => {
+                let mut axis = 1;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "axis" => axis = at.int(a)?,
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::Flatten { axis }
+            }
+            "Reshape" => {
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        // allowzero=1 gives 0 a different meaning; only the
+                        // default is modelled, so reject the other value.
+                        "allowzero" if at.int(a)? == 0 => {}
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                if node_inputs.len() != 2 {
+                    return Err(at.unsupported(format!(
+                        "expected 2 inputs (data, shape), got {}",
+                        node_inputs.len()
+                    )));
+                }
+                let shape_name = node_inputs.pop().unwrap_or_default();
+                let shape = match ints.get(&shape_name) {
+                    Some((dims, v)) if dims.len() == 1 => v.clone(),
+                    _ => {
+                        return Err(at.unsupported(format!(
+                            "shape input '{shape_name}' must be a constant 1-D INT64 tensor \
                              (initializer or Constant)"
-                            )))
-                        }
-                    };
-                    Op::Reshape { shape }
+                        )))
+                    }
+                };
+                Op::Reshape { shape }
+            }
+            "Conv" => {
+                if !(2..=3).contains(&node_inputs.len()) {
+                    return Err(at.unsupported(format!(
+                        "expected 2 or 3 inputs (X, W, optional B), got {}",
+                        node_inputs.len()
+                    )));
                 }
-                "Conv" => {
-                    if !(2..=3).contains(&node_inputs.len()) {
+                // Later stages compile (prune, pack) the weight, so like
+                // the Gemm/MatMul weight in the compiler it must be known
+                // at compile time.
+                let w_name = &node_inputs[1];
+                let w_shape = match floats.get(w_name) {
+                    Some(w) => w.shape.as_slice(),
+                    None => {
                         return Err(at.unsupported(format!(
-                            "expected 2 or 3 inputs (X, W, optional B), got {}",
-                            node_inputs.len()
-                        )));
-                    }
-                    // Later stages compile (prune, pack) the weight, so like
-                    // the Gemm/MatMul weight in the compiler it must be known
-                    // at compile time.
-                    let w_name = &node_inputs[1];
-                    let w_shape = match floats.get(w_name) {
-                        Some(w) => w.shape.as_slice(),
-                        None => {
-                            return Err(at.unsupported(format!(
-                                "weight W '{w_name}' must be a constant initializer \
+                            "weight W '{w_name}' must be a constant initializer \
                                  (or Constant); convolution with a runtime weight is not supported"
-                            )))
-                        }
-                    };
-                    let x_name = &node_inputs[0];
-                    let x_shape = shapes.get(x_name).ok_or_else(|| ModelError::Shape {
-                        node: label.clone(),
-                        message: format!("input '{x_name}' is not defined before this node"),
-                    })?;
-                    conv_op(&at, np, x_shape, w_shape)?
-                }
-                "Constant" => {
-                    let mut value = None;
-                    for a in &np.attribute {
-                        match a.name.as_str() {
-                            "value" => {
-                                at.check_type(a, attr_type::TENSOR, "a tensor")?;
-                                let t = a.t.as_ref().ok_or_else(|| {
-                                    at.unsupported("attribute 'value' has no tensor".into())
-                                })?;
-                                value = Some(
-                                    decode_tensor(t)
-                                        .map_err(|m| at.unsupported(format!("value: {m}")))?,
-                                );
-                            }
-                            _ => return Err(at.unknown(a)),
-                        }
+                        )))
                     }
-                    match value {
-                        Some(Const::F32(t)) => {
-                            shapes.insert(out_name.clone(), t.shape.clone());
-                            floats.insert(out_name, t);
+                };
+                let x_name = &node_inputs[0];
+                let x_shape = shapes.get(x_name).ok_or_else(|| ModelError::Shape {
+                    node: label.clone(),
+                    message: format!("input '{x_name}' is not defined before this node"),
+                })?;
+                conv_op(&at, np, x_shape, w_shape)?
+            }
+            "Constant" => {
+                let mut value = None;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "value" => {
+                            at.check_type(a, attr_type::TENSOR, "a tensor")?;
+                            let t = a.t.as_ref().ok_or_else(|| {
+                                at.unsupported("attribute 'value' has no tensor".into())
+                            })?;
+                            value = Some(
+                                decode_tensor(t)
+                                    .map_err(|m| at.unsupported(format!("value: {m}")))?,
+                            );
                         }
-                        Some(Const::I64(s, v)) => {
-                            ints.insert(out_name, (s, v));
-                        }
-                        None => return Err(at.unsupported("missing attribute 'value'".into())),
+                        _ => return Err(at.unknown(a)),
                     }
-                    continue;
                 }
-                other => {
-                    return Err(at.unsupported(format!("operator '{other}' is not supported")));
+                match value {
+                    Some(Const::F32(t)) => {
+                        shapes.insert(out_name.clone(), t.shape.clone());
+                        floats.insert(out_name, t);
+                    }
+                    Some(Const::I64(s, v)) => {
+                        ints.insert(out_name, (s, v));
+                    }
+                    Some(Const::Bool(s, v)) => {
+                        bools.insert(out_name, (s, v));
+                    }
+                    None => return Err(at.unsupported("missing attribute 'value'".into())),
                 }
-            };
+                continue;
+            }
+            other => {
+                return Err(at.unsupported(format!("operator '{other}' is not supported")));
+            }
+        };
+        if node_inputs.first().is_some_and(|s| s.is_empty()) {
+            return Err(at.unsupported("the data input is omitted (empty name)".into()));
+        }
         let node = Node {
             name: np.name.clone(),
             op,
@@ -915,11 +1185,7 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
     let mut outputs = Vec::new();
     for vi in &g.output {
         let declared = value_shape(vi, "graph output").map_err(|m| model_err(path, m))?;
-        let name = alias
-            .get(&vi.name)
-            .cloned()
-            .unwrap_or_else(|| vi.name.clone());
-        let shape = match (declared, shapes.get(&name)) {
+        let shape = match (declared, shapes.get(&vi.name)) {
             (Some(d), _) => d,
             (None, Some(s)) => s.clone(),
             (None, None) => {
@@ -933,6 +1199,18 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
             name: vi.name.clone(),
             shape,
         });
+    }
+
+    let still_read: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.inputs.iter())
+        .chain(outputs.iter().map(|o| &o.name))
+        .map(String::as_str)
+        .collect();
+    for name in &folded {
+        if !still_read.contains(name.as_str()) {
+            floats.remove(name);
+        }
     }
 
     let graph = Graph {
@@ -996,13 +1274,49 @@ fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
     }
 }
 
+/// `base`, or `base_1`, `base_2`, ... if taken; the result is marked taken.
+fn unique_name(used: &mut BTreeSet<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut k = 1;
+    while used.contains(&name) {
+        name = format!("{base}_{k}");
+        k += 1;
+    }
+    used.insert(name.clone());
+    name
+}
+
+/// An f32 initializer in `raw_data`, as onnx itself writes them.
+fn f32_tensor_proto(name: &str, t: &Tensor) -> TensorProto {
+    TensorProto {
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: data_type::FLOAT,
+        name: name.to_string(),
+        raw_data: t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
 /// Converts a graph to an ONNX model (IR version 8, opset 17).
 ///
-/// Reshape targets become INT64 initializers named `<output>_shape` (made
-/// unique if taken). Intermediate values get `value_info` when shapes infer;
-/// the graph is otherwise written as given, so invalid graphs can be saved
-/// to test the loader.
+/// Same as [`to_proto_with_opset`] with opset 17.
 pub fn to_proto(graph: &Graph) -> ModelProto {
+    to_proto_with_opset(graph, 17)
+}
+
+/// Converts a graph to an ONNX model (IR version 8) importing the default
+/// domain at `opset`.
+///
+/// Reshape targets become INT64 initializers named `<output>_shape` (made
+/// unique if taken). Clip is written in its attribute form (`min`/`max`)
+/// before opset 11 and from 11 on with scalar f32 initializers
+/// `<output>_min`/`<output>_max` (made unique likewise) as inputs 2 and 3,
+/// an absent bound leaving its input out. Every other op has one form,
+/// written whatever `opset` says, so an opset older than an op (HardSwish
+/// needs 14) gives a model other tools reject. Intermediate values get
+/// `value_info` when shapes infer; the graph is otherwise written as given,
+/// so invalid graphs can be saved to test the loader.
+pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
     let mut used: BTreeSet<String> = graph.initializers.keys().cloned().collect();
     used.extend(graph.inputs.iter().map(|v| v.name.clone()));
     for n in &graph.nodes {
@@ -1011,13 +1325,7 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
     let mut initializer: Vec<TensorProto> = graph
         .initializers
         .iter()
-        .map(|(name, t)| TensorProto {
-            dims: t.shape.iter().map(|&d| d as i64).collect(),
-            data_type: data_type::FLOAT,
-            name: name.clone(),
-            raw_data: t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        })
+        .map(|(name, t)| f32_tensor_proto(name, t))
         .collect();
     let mut node = Vec::with_capacity(graph.nodes.len());
     for n in &graph.nodes {
@@ -1040,13 +1348,7 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
                     "{}_shape",
                     n.outputs.first().map_or("reshape", |s| s.as_str())
                 );
-                let mut name = base.clone();
-                let mut k = 1;
-                while used.contains(&name) {
-                    name = format!("{base}_{k}");
-                    k += 1;
-                }
-                used.insert(name.clone());
+                let name = unique_name(&mut used, base);
                 initializer.push(TensorProto {
                     dims: vec![shape.len() as i64],
                     data_type: data_type::INT64,
@@ -1076,7 +1378,47 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
                 }
                 attrs
             }
-            Op::MatMul | Op::Add | Op::Relu => vec![],
+            Op::Clip { min, max } if opset < 11 => {
+                let bounds = [("min", min), ("max", max)];
+                bounds
+                    .into_iter()
+                    .filter_map(|(name, v)| v.map(|v| attr_f(name, v)))
+                    .collect()
+            }
+            Op::Clip { min, max } => {
+                let out = n.outputs.first().map_or("clip", |s| s.as_str());
+                for (suffix, bound) in [("min", min), ("max", max)] {
+                    match bound {
+                        Some(v) => {
+                            let name = unique_name(&mut used, format!("{out}_{suffix}"));
+                            let scalar = Tensor {
+                                shape: vec![],
+                                data: vec![*v],
+                            };
+                            initializer.push(f32_tensor_proto(&name, &scalar));
+                            inputs.push(name);
+                        }
+                        // Holds min's place when only max is given.
+                        None => inputs.push(String::new()),
+                    }
+                }
+                while inputs.len() > n.inputs.len() && inputs.last().is_some_and(|s| s.is_empty()) {
+                    inputs.pop();
+                }
+                vec![]
+            }
+            Op::BatchNormalization { epsilon } => vec![attr_f("epsilon", *epsilon)],
+            Op::LeakyRelu { alpha } => vec![attr_f("alpha", *alpha)],
+            Op::HardSigmoid { alpha, beta } => {
+                vec![attr_f("alpha", *alpha), attr_f("beta", *beta)]
+            }
+            Op::MatMul
+            | Op::Add
+            | Op::Relu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Identity => vec![],
             Op::Transpose => vec![AttributeProto {
                 name: "perm".into(),
                 ints: vec![1, 0],
@@ -1108,7 +1450,7 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
         ir_version: 8,
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
-            version: 17,
+            version: opset,
         }],
         producer_name: "grim".into(),
         graph: Some(GraphProto {
@@ -1133,6 +1475,12 @@ pub fn to_proto(graph: &Graph) -> ModelProto {
 /// Writes `graph` as an ONNX file, atomically.
 pub fn save_onnx(graph: &Graph, path: &Path) -> Result<(), ModelError> {
     write_atomic(path, &to_proto(graph).encode_to_vec())
+}
+
+/// Writes `graph` as an ONNX file importing `opset`, atomically (see
+/// [`to_proto_with_opset`] for what the opset changes).
+pub fn save_onnx_with_opset(graph: &Graph, path: &Path, opset: i64) -> Result<(), ModelError> {
+    write_atomic(path, &to_proto_with_opset(graph, opset).encode_to_vec())
 }
 
 #[cfg(test)]
@@ -1651,11 +1999,574 @@ mod tests {
                 shape: vec![1, 2]
             }]
         );
-        assert_eq!(g.nodes.len(), 3);
+        // Identity nodes are kept (compiler passes remove them); only the
+        // Constant is folded away.
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.op_type()).collect();
+        assert_eq!(ops, ["Identity", "Reshape", "MatMul", "Identity"]);
         assert_eq!(g.nodes[0].inputs, vec!["x".to_string()]);
+        assert_eq!(g.nodes[1].inputs, vec!["xi".to_string()]);
+        assert_eq!(g.nodes[3].outputs, vec!["y".to_string()]);
         let x = Tensor::new(vec![2, 2], vec![1., 2., 3., 4.]).unwrap();
         let y = crate::reference::run_reference(&g, &[x]).unwrap();
         // [1,2,3,4] . W = [1 + 3 + 8, 2 + 3 - 4] = [12, 1].
         assert_eq!(y[0].data, vec![12., 1.]);
+    }
+
+    fn node(name: &str, op: Op, ins: &[&str], out: &str) -> Node {
+        Node {
+            name: name.into(),
+            op,
+            inputs: ins.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![out.into()],
+        }
+    }
+
+    fn node_proto(name: &str, op: &str, ins: &[&str], outs: &[&str]) -> NodeProto {
+        NodeProto {
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: outs.iter().map(|s| s.to_string()).collect(),
+            name: name.into(),
+            op_type: op.into(),
+            attribute: vec![],
+            domain: String::new(),
+        }
+    }
+
+    fn f32_init(name: &str, shape: &[usize], data: &[f32]) -> TensorProto {
+        f32_tensor_proto(name, &Tensor::new(shape.to_vec(), data.to_vec()).unwrap())
+    }
+
+    fn bool_init(name: &str, v: bool) -> TensorProto {
+        TensorProto {
+            data_type: data_type::BOOL,
+            name: name.into(),
+            raw_data: vec![v as u8],
+            ..Default::default()
+        }
+    }
+
+    fn opset_of(m: &mut ModelProto, version: i64) {
+        m.opset_import = vec![OperatorSetIdProto {
+            domain: String::new(),
+            version,
+        }];
+    }
+
+    /// `x[1, 2, 1, 2]` through batch norm, the four forms of Clip and every
+    /// activation, with an unused initializer `c1_min` that the Clip bound
+    /// initializers must not collide with.
+    fn activation_graph() -> Graph {
+        let clip = |min, max| Op::Clip { min, max };
+        let p = |v: [f32; 2]| Tensor::new(vec![2], v.to_vec()).unwrap();
+        Graph {
+            name: "acts".into(),
+            inputs: vec![ValueInfo {
+                name: "x".into(),
+                shape: vec![1, 2, 1, 2],
+            }],
+            outputs: vec![ValueInfo {
+                name: "y".into(),
+                shape: vec![1, 2, 1, 2],
+            }],
+            nodes: vec![
+                node(
+                    "bn",
+                    Op::BatchNormalization { epsilon: 1e-3 },
+                    &["x", "s", "b", "m", "v"],
+                    "bn",
+                ),
+                node("c1", clip(Some(-1.0), Some(1.5)), &["bn"], "c1"),
+                node("c2", clip(None, Some(1.0)), &["c1"], "c2"),
+                node("c3", clip(Some(-0.5), None), &["c2"], "c3"),
+                node("c4", clip(None, None), &["c3"], "c4"),
+                node("lr", Op::LeakyRelu { alpha: 0.2 }, &["c4"], "lr"),
+                node(
+                    "hs",
+                    Op::HardSigmoid {
+                        alpha: 0.3,
+                        beta: 0.4,
+                    },
+                    &["lr"],
+                    "hs",
+                ),
+                node("sg", Op::Sigmoid, &["hs"], "sg"),
+                node("th", Op::Tanh, &["sg"], "th"),
+                node("hw", Op::HardSwish, &["th"], "hw"),
+                node("id", Op::Identity, &["hw"], "y"),
+            ],
+            initializers: [
+                ("s", p([1.5, 0.5])),
+                ("b", p([0.1, -0.1])),
+                ("m", p([0.2, -0.3])),
+                ("v", p([2.0, 0.5])),
+                ("c1_min", p([7.0, 8.0])),
+            ]
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn new_ops_round_trip_in_both_clip_forms() {
+        let g = activation_graph();
+        g.validate().unwrap();
+        for opset in [10, 17] {
+            let m = to_proto_with_opset(&g, opset);
+            assert_eq!(m.opset_import[0].version, opset);
+            let gp = m.graph.as_ref().unwrap();
+            // Per Clip node: its inputs and its (name, value) attributes.
+            type ClipForm<'a> = (Vec<&'a str>, Vec<(&'a str, f32)>);
+            let clips: Vec<ClipForm> = gp
+                .node
+                .iter()
+                .filter(|n| n.op_type == "Clip")
+                .map(|n| {
+                    let ins = n.input.iter().map(String::as_str).collect();
+                    let attrs = n.attribute.iter().map(|a| (a.name.as_str(), a.f)).collect();
+                    (ins, attrs)
+                })
+                .collect();
+            let init = |name: &str| gp.initializer.iter().find(|t| t.name == name);
+            if opset < 11 {
+                assert_eq!(
+                    clips,
+                    [
+                        (vec!["bn"], vec![("min", -1.0), ("max", 1.5)]),
+                        (vec!["c1"], vec![("max", 1.0)]),
+                        (vec!["c2"], vec![("min", -0.5)]),
+                        (vec!["c3"], vec![]),
+                    ]
+                );
+                assert!(init("c1_max").is_none());
+            } else {
+                // `c1_min` is taken by an initializer, so the bound is `c1_min_1`;
+                // an absent min before a present max is an empty name.
+                assert_eq!(
+                    clips,
+                    [
+                        (vec!["bn", "c1_min_1", "c1_max"], vec![]),
+                        (vec!["c1", "", "c2_max"], vec![]),
+                        (vec!["c2", "c3_min"], vec![]),
+                        (vec!["c3"], vec![]),
+                    ]
+                );
+                let lo = init("c1_min_1").unwrap();
+                assert_eq!(
+                    (lo.dims.as_slice(), lo.data_type),
+                    (&[][..], data_type::FLOAT)
+                );
+                assert_eq!(lo.raw_data, (-1.0f32).to_le_bytes());
+                assert_eq!(init("c2_max").unwrap().raw_data, 1.0f32.to_le_bytes());
+            }
+            let attrs = |op: &str| -> Vec<(String, f32)> {
+                let n = gp.node.iter().find(|n| n.op_type == op).unwrap();
+                n.attribute.iter().map(|a| (a.name.clone(), a.f)).collect()
+            };
+            assert_eq!(attrs("BatchNormalization"), [("epsilon".into(), 1e-3)]);
+            assert_eq!(attrs("LeakyRelu"), [("alpha".into(), 0.2)]);
+            assert_eq!(
+                attrs("HardSigmoid"),
+                [("alpha".into(), 0.3), ("beta".into(), 0.4)]
+            );
+            assert_eq!(attrs("Identity"), []);
+
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("acts.onnx");
+            save_onnx_with_opset(&g, &p, opset).unwrap();
+            let back = load_onnx(&p).unwrap();
+            // Equal graphs: the bound initializers were folded back into the
+            // ops, and the unrelated `c1_min` survived.
+            assert_eq!(back, g, "opset {opset}");
+            let x = Tensor::fixed_seed(vec![1, 2, 1, 2], 5);
+            assert_eq!(
+                crate::reference::run_reference(&back, std::slice::from_ref(&x)).unwrap(),
+                crate::reference::run_reference(&g, &[x]).unwrap()
+            );
+        }
+    }
+
+    /// Loads [`activation_graph`] written at `opset` after `edit` changed
+    /// the node named `name`.
+    fn load_edited_node(
+        opset: i64,
+        name: &str,
+        edit: impl FnOnce(&mut NodeProto),
+    ) -> Result<Graph, ModelError> {
+        let mut m = to_proto_with_opset(&activation_graph(), opset);
+        let gp = m.graph.as_mut().unwrap();
+        edit(gp.node.iter_mut().find(|n| n.name == name).unwrap());
+        let (_d, p) = write(&m);
+        load_onnx(&p)
+    }
+
+    #[test]
+    fn batch_norm_attributes() {
+        let bn_op = |g: Graph| g.nodes[0].op.clone();
+        let g = load_edited_node(17, "bn", |n| n.attribute.clear()).unwrap();
+        assert_eq!(bn_op(g), Op::BatchNormalization { epsilon: 1e-5 });
+        let g = load_edited_node(17, "bn", |n| {
+            n.attribute.push(attr_f("momentum", 0.9));
+            n.attribute.push(attr_i("training_mode", 0));
+            // Training outputs left out by empty names are not outputs.
+            n.output.extend(["".to_string(), "".to_string()]);
+        })
+        .unwrap();
+        assert_eq!(bn_op(g), Op::BatchNormalization { epsilon: 1e-3 });
+        let g = load_edited_node(8, "bn", |n| n.attribute.push(attr_i("spatial", 1))).unwrap();
+        assert_eq!(bn_op(g), Op::BatchNormalization { epsilon: 1e-3 });
+
+        let err = |opset: i64, edit: &dyn Fn(&mut NodeProto)| {
+            let e = load_edited_node(opset, "bn", edit).unwrap_err();
+            assert!(matches!(e, ModelError::Unsupported { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.starts_with("node 'bn' (BatchNormalization): "), "{e}");
+            e
+        };
+        let e = err(8, &|n| n.attribute.push(attr_i("spatial", 0)));
+        assert!(
+            e.contains("attribute 'spatial' = 0") && e.contains("only spatial = 1"),
+            "{e}"
+        );
+        // Opset 9 removed `spatial`.
+        let e = err(9, &|n| n.attribute.push(attr_i("spatial", 1)));
+        assert!(e.ends_with("unsupported attribute 'spatial'"), "{e}");
+        let e = err(17, &|n| n.attribute.push(attr_i("training_mode", 1)));
+        assert!(e.contains("attribute 'training_mode' = 1"), "{e}");
+        let e = err(6, &|n| n.attribute.push(attr_i("is_test", 1)));
+        assert!(
+            e.contains("attribute 'is_test'") && e.contains("before opset 7"),
+            "{e}"
+        );
+        let e = err(6, &|n| {
+            n.attribute.push(ints("consumed_inputs", &[0, 0, 0, 1, 1]))
+        });
+        assert!(e.contains("attribute 'consumed_inputs'"), "{e}");
+        let e = err(17, &|n| n.attribute[0] = attr_i("epsilon", 1));
+        assert!(e.contains("attribute 'epsilon' must be a float"), "{e}");
+        let e = err(17, &|n| {
+            n.output.extend(["rm", "rv", "sm", "sv"].map(String::from));
+        });
+        assert!(
+            e.contains("5 outputs") && e.contains("training-mode"),
+            "{e}"
+        );
+
+        // A scale of the wrong length is a shape error naming the node.
+        let mut g = activation_graph();
+        g.initializers
+            .insert("s".into(), Tensor::new(vec![3], vec![1.0; 3]).unwrap());
+        let (_d, p) = write(&to_proto(&g));
+        let e = load_onnx(&p).unwrap_err();
+        assert!(matches!(e, ModelError::Shape { .. }), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.contains("'bn'") && e.contains("scale [3]") && e.contains("[C] = [2]"),
+            "{e}"
+        );
+    }
+
+    /// `x[4] -> Clip -> y1 -> Add(y1, hi) -> y` in the opset-13 input form,
+    /// with the bound names `lo` and `hi` and initializers edited by `edit`.
+    fn clip_model(lo: Option<&str>, edit: impl FnOnce(&mut GraphProto)) -> ModelProto {
+        let mut m = ModelProto {
+            ir_version: 8,
+            opset_import: vec![],
+            producer_name: "test".into(),
+            graph: Some(GraphProto {
+                name: "clip".into(),
+                node: vec![
+                    node_proto("clip", "Clip", &["x", lo.unwrap_or(""), "hi"], &["y1"]),
+                    node_proto("add", "Add", &["y1", "hi"], &["y"]),
+                ],
+                initializer: vec![f32_init("hi", &[1], &[6.0])],
+                input: vec![vi_proto("x", &[4])],
+                output: vec![vi_proto("y", &[4])],
+                value_info: vec![],
+            }),
+        };
+        opset_of(&mut m, 13);
+        edit(m.graph.as_mut().unwrap());
+        m
+    }
+
+    fn load_model(m: &ModelProto) -> Result<Graph, ModelError> {
+        let (_d, p) = write(m);
+        load_onnx(&p)
+    }
+
+    #[test]
+    fn clip_bounds_are_folded_constants() {
+        // min from a Constant node, max from an initializer that Add also reads.
+        let m = clip_model(Some("lo"), |g| {
+            let mut c = node_proto("c", "Constant", &[], &["lo"]);
+            c.attribute.push(AttributeProto {
+                name: "value".into(),
+                r#type: attr_type::TENSOR,
+                t: Some(f32_init("", &[], &[-2.0])),
+                ..Default::default()
+            });
+            g.node.insert(0, c);
+        });
+        let g = load_model(&m).unwrap();
+        assert_eq!(
+            g.nodes[0],
+            node(
+                "clip",
+                Op::Clip {
+                    min: Some(-2.0),
+                    max: Some(6.0)
+                },
+                &["x"],
+                "y1"
+            )
+        );
+        // The folded `lo` is gone; `hi` stays because Add reads it.
+        assert_eq!(g.initializers.keys().collect::<Vec<_>>(), ["hi"]);
+        let x = Tensor::new(vec![4], vec![-3.0, 0.5, 5.0, 7.0]).unwrap();
+        let y = crate::reference::run_reference(&g, &[x]).unwrap();
+        assert_eq!(y[0].data, vec![4.0, 6.5, 11.0, 12.0]);
+        // No min at all (an empty name before max).
+        let g = load_model(&clip_model(None, |_| {})).unwrap();
+        assert_eq!(
+            g.nodes[0].op,
+            Op::Clip {
+                min: None,
+                max: Some(6.0)
+            }
+        );
+
+        let err = |m: &ModelProto| {
+            let e = load_model(m).unwrap_err();
+            assert!(matches!(e, ModelError::Unsupported { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.starts_with("node 'clip' (Clip): "), "{e}");
+            e
+        };
+        // A bound computed at run time (here a graph input) is not constant.
+        let e = err(&clip_model(Some("lo"), |g| {
+            g.input.push(vi_proto("lo", &[]))
+        }));
+        assert!(
+            e.contains("min input 'lo' must be a constant f32 scalar"),
+            "{e}"
+        );
+        let e = err(&clip_model(Some("lo"), |g| {
+            g.initializer.push(f32_init("lo", &[2], &[0.0, 1.0]));
+        }));
+        assert!(
+            e.contains("min input 'lo' must be a scalar") && e.contains("[2]"),
+            "{e}"
+        );
+        let e = err(&clip_model(None, |g| {
+            g.initializer[0] = f32_init("hi", &[1, 1], &[6.0]);
+        }));
+        assert!(e.contains("max input 'hi'") && e.contains("[1, 1]"), "{e}");
+        // From opset 11 the attributes no longer exist.
+        let e = err(&clip_model(None, |g| {
+            g.node[0].attribute.push(attr_f("min", 0.0))
+        }));
+        assert!(
+            e.contains("attribute 'min' is the Clip form before opset 11")
+                && e.contains("opset 13"),
+            "{e}"
+        );
+        // Before opset 11 the bounds are attributes and inputs are not allowed.
+        let mut m = clip_model(None, |_| {});
+        opset_of(&mut m, 10);
+        let e = err(&m);
+        assert!(e.contains("expected 1 input before opset 11"), "{e}");
+    }
+
+    #[test]
+    fn clip_attribute_form_before_opset_11() {
+        let attr_form = |m: &mut ModelProto| {
+            let gp = m.graph.as_mut().unwrap();
+            gp.node[0].input.truncate(1);
+            gp.node[0].attribute.push(attr_f("max", 2.5));
+        };
+        let mut m = clip_model(None, |_| {});
+        attr_form(&mut m);
+        opset_of(&mut m, 6);
+        let g = load_model(&m).unwrap();
+        assert_eq!(
+            g.nodes[0].op,
+            Op::Clip {
+                min: None,
+                max: Some(2.5)
+            }
+        );
+        // A model importing no opset is read as opset 1: attributes as well.
+        let mut m = clip_model(None, |_| {});
+        attr_form(&mut m);
+        m.opset_import.clear();
+        assert_eq!(load_model(&m).unwrap(), g);
+        // "ai.onnx" names the default domain too.
+        let mut m = clip_model(None, |_| {});
+        attr_form(&mut m);
+        m.opset_import[0] = OperatorSetIdProto {
+            domain: "ai.onnx".into(),
+            version: 10,
+        };
+        assert_eq!(load_model(&m).unwrap(), g);
+        m.opset_import[0].version = 11;
+        let e = load_model(&m).unwrap_err().to_string();
+        assert!(e.contains("attribute 'max' is the Clip form"), "{e}");
+    }
+
+    /// `x[2, 3] -> Dropout(x, ratio?, training_mode?) -> [y, mask?]`, then `edit`.
+    fn dropout_model(
+        ins: &[&str],
+        outs: &[&str],
+        edit: impl FnOnce(&mut GraphProto),
+    ) -> ModelProto {
+        let mut m = ModelProto {
+            ir_version: 8,
+            opset_import: vec![],
+            producer_name: "test".into(),
+            graph: Some(GraphProto {
+                name: "dropout".into(),
+                node: vec![node_proto("drop", "Dropout", ins, outs)],
+                initializer: vec![f32_init("ratio", &[], &[0.3]), bool_init("tm", false)],
+                input: vec![vi_proto("x", &[2, 3])],
+                output: vec![vi_proto("y", &[2, 3])],
+                value_info: vec![],
+            }),
+        };
+        opset_of(&mut m, 13);
+        edit(m.graph.as_mut().unwrap());
+        m
+    }
+
+    #[test]
+    fn dropout_loads_as_identity() {
+        let identity = node("drop", Op::Identity, &["x"], "y");
+        let g = load_model(&dropout_model(
+            &["x", "ratio", "tm"],
+            &["y", "mask"],
+            |_| {},
+        ))
+        .unwrap();
+        assert_eq!(g.nodes, std::slice::from_ref(&identity));
+        // The folded ratio is not left behind as a weight.
+        assert!(g.initializers.is_empty(), "{:?}", g.initializers.keys());
+        let x = Tensor::fixed_seed(vec![2, 3], 9);
+        let y = crate::reference::run_reference(&g, std::slice::from_ref(&x)).unwrap();
+        assert_eq!(y[0], x);
+        // The older attribute form, and training_mode as an INT64 Constant
+        // 0 with the ratio omitted.
+        let m = dropout_model(&["x"], &["y"], |g| {
+            g.node[0].attribute = vec![attr_f("ratio", 0.5), attr_i("seed", 3)];
+        });
+        assert_eq!(
+            load_model(&m).unwrap().nodes,
+            std::slice::from_ref(&identity)
+        );
+        let m = dropout_model(&["x", "", "zero"], &["y"], |g| {
+            let mut c = node_proto("c", "Constant", &[], &["zero"]);
+            c.attribute.push(AttributeProto {
+                name: "value".into(),
+                r#type: attr_type::TENSOR,
+                t: Some(TensorProto {
+                    data_type: data_type::INT64,
+                    int64_data: vec![0],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            g.node.insert(0, c);
+        });
+        assert_eq!(load_model(&m).unwrap().nodes, [identity]);
+
+        let err = |m: &ModelProto| {
+            let e = load_model(m).unwrap_err();
+            assert!(matches!(e, ModelError::Unsupported { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(e.starts_with("node 'drop' (Dropout): "), "{e}");
+            e
+        };
+        let e = err(&dropout_model(&["x", "ratio", "tm"], &["y"], |g| {
+            g.initializer[1] = bool_init("tm", true);
+        }));
+        assert!(e.contains("training_mode input 'tm' is true"), "{e}");
+        let e = err(&dropout_model(&["x", "ratio", "tm"], &["y"], |g| {
+            g.initializer.truncate(1);
+            g.input.push(vi_proto("tm", &[]));
+        }));
+        assert!(
+            e.contains("training_mode input 'tm' must be a constant false"),
+            "{e}"
+        );
+        let e = err(&dropout_model(&["x", "r"], &["y"], |g| {
+            g.input.push(vi_proto("r", &[]));
+        }));
+        assert!(e.contains("ratio input 'r' must be a constant"), "{e}");
+        // A mask that something reads cannot be dropped.
+        let e = err(&dropout_model(&["x"], &["y", "mask"], |g| {
+            g.node.push(node_proto("use", "Relu", &["mask"], &["z"]));
+        }));
+        assert!(e.contains("the mask output 'mask' is used"), "{e}");
+        let e = err(&dropout_model(&["x"], &["y", "mask"], |g| {
+            g.output.push(vi_proto("mask", &[2, 3]));
+        }));
+        assert!(e.contains("the mask output 'mask' is used"), "{e}");
+        let e = err(&dropout_model(&["x"], &["y", "mask", "more"], |_| {}));
+        assert!(e.contains("expected exactly one output, got 3"), "{e}");
+        let e = err(&dropout_model(&["x"], &["y"], |g| {
+            g.node[0].attribute.push(attr_i("is_test", 1));
+        }));
+        assert!(e.ends_with("unsupported attribute 'is_test'"), "{e}");
+    }
+
+    #[test]
+    fn activation_defaults_and_attributes() {
+        let op_of = |name: &str, edit: &dyn Fn(&mut NodeProto)| {
+            let g = load_edited_node(17, name, edit).unwrap();
+            g.nodes.into_iter().find(|n| n.name == name).unwrap().op
+        };
+        assert_eq!(
+            op_of("lr", &|n| n.attribute.clear()),
+            Op::LeakyRelu { alpha: 0.01 }
+        );
+        assert_eq!(
+            op_of("hs", &|n| n.attribute.clear()),
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5
+            }
+        );
+        assert_eq!(
+            op_of("hs", &|n| n.attribute.truncate(1)),
+            Op::HardSigmoid {
+                alpha: 0.3,
+                beta: 0.5
+            }
+        );
+        for (name, op) in [
+            ("sg", "Sigmoid"),
+            ("th", "Tanh"),
+            ("hw", "HardSwish"),
+            ("id", "Identity"),
+        ] {
+            let e = load_edited_node(17, name, |n| n.attribute.push(attr_f("alpha", 1.0)))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("node '{name}' ({op}): unsupported attribute 'alpha'")
+            );
+        }
+        let e = load_edited_node(17, "lr", |n| n.attribute.push(attr_f("beta", 1.0)))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "node 'lr' (LeakyRelu): unsupported attribute 'beta'");
+        // Clip's data input cannot be omitted.
+        let e = load_edited_node(17, "c2", |n| n.input[0].clear())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'c2'") && e.contains("data input is omitted"),
+            "{e}"
+        );
     }
 }

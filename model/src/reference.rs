@@ -3,6 +3,7 @@
 //! Every compiled kernel is tested against this, so it favours clarity over
 //! speed: plain index loops, f64 accumulation, no sparsity, no BCRC.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::error::ModelError;
@@ -18,15 +19,24 @@ fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
-/// Index into a tensor of shape `from` that broadcasts to `to`, for the
-/// multi-index `idx` of `to`.
-fn broadcast_index(idx: &[usize], from: &[usize]) -> usize {
-    let off = idx.len() - from.len();
+/// Per-dimension strides of a tensor of shape `from` read through numpy
+/// broadcasting at rank `rank`: 0 for missing and size-1 dims, so that
+/// `sum(idx[d] * result[d])` is the element for the multi-index `idx` of the
+/// broadcast result. Computed once per operand, not per element.
+fn broadcast_strides(from: &[usize], rank: usize) -> Vec<usize> {
     let st = strides(from);
-    from.iter()
-        .enumerate()
-        .map(|(i, &d)| if d == 1 { 0 } else { idx[off + i] * st[i] })
-        .sum()
+    let mut out = vec![0; rank];
+    let off = rank - from.len();
+    for (i, &d) in from.iter().enumerate() {
+        if d != 1 {
+            out[off + i] = st[i];
+        }
+    }
+    out
+}
+
+fn dot(idx: &[usize], st: &[usize]) -> usize {
+    idx.iter().zip(st).map(|(i, s)| i * s).sum()
 }
 
 /// Calls `f(flat, multi_index)` for every element of `shape` in row-major order.
@@ -67,7 +77,9 @@ pub fn run_reference(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Mo
             ),
         });
     }
-    let mut env: BTreeMap<&str, Tensor> = BTreeMap::new();
+    // Borrowed inputs and weights: a large model's initializers are never
+    // copied, only the values the nodes compute are owned.
+    let mut env: BTreeMap<&str, Cow<Tensor>> = BTreeMap::new();
     for (vi, t) in graph.inputs.iter().zip(inputs) {
         if t.shape != vi.shape {
             return Err(ModelError::Tensor {
@@ -86,7 +98,7 @@ pub fn run_reference(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Mo
                 ),
             });
         }
-        env.insert(&vi.name, t.clone());
+        env.insert(&vi.name, Cow::Borrowed(t));
     }
     for (name, t) in &graph.initializers {
         if t.data.len() != t.numel() {
@@ -95,22 +107,28 @@ pub fn run_reference(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Mo
                 message: format!("initializer shape {:?} does not match its data", t.shape),
             });
         }
-        env.entry(name).or_insert_with(|| t.clone());
+        env.entry(name).or_insert(Cow::Borrowed(t));
     }
     for (i, node) in graph.nodes.iter().enumerate() {
         let label = node_label(node, i);
         let mut ins: Vec<&Tensor> = Vec::with_capacity(node.inputs.len());
         for name in &node.inputs {
-            ins.push(env.get(name.as_str()).ok_or_else(|| ModelError::Shape {
-                node: label.clone(),
-                message: format!("input '{name}' is not defined before this node"),
+            ins.push(env.get(name.as_str()).map(|t| t.as_ref()).ok_or_else(|| {
+                ModelError::Shape {
+                    node: label.clone(),
+                    message: format!("input '{name}' is not defined before this node"),
+                }
             })?);
         }
         let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape.as_slice()).collect();
         let out_shape = node_output_shape(&label, node, &shapes)?;
         let out = eval(&node.op, &ins, out_shape);
-        for o in &node.outputs {
-            env.insert(o, out.clone());
+        // Every supported node has one output; only extra ones pay a copy.
+        if let Some((last, rest)) = node.outputs.split_last() {
+            for o in rest {
+                env.insert(o, Cow::Owned(out.clone()));
+            }
+            env.insert(last, Cow::Owned(out));
         }
     }
     graph
@@ -118,7 +136,7 @@ pub fn run_reference(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Mo
         .iter()
         .map(|vi| {
             env.get(vi.name.as_str())
-                .cloned()
+                .map(|t| t.as_ref().clone())
                 .ok_or_else(|| ModelError::Shape {
                     node: vi.name.clone(),
                     message: "graph output is never computed".into(),
@@ -153,6 +171,7 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                     b.data[kk * b.shape[1] + j]
                 }
             };
+            let c_strides = ins.get(2).map(|c| broadcast_strides(&c.shape, 2));
             let mut data = vec![0.0f32; n * m];
             for i in 0..n {
                 for j in 0..m {
@@ -161,8 +180,8 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                         acc += a_at(i, kk) as f64 * b_at(kk, j) as f64;
                     }
                     let mut v = *alpha as f64 * acc;
-                    if let Some(c) = ins.get(2) {
-                        v += *beta as f64 * c.data[broadcast_index(&[i, j], &c.shape)] as f64;
+                    if let (Some(c), Some(st)) = (ins.get(2), &c_strides) {
+                        v += *beta as f64 * c.data[dot(&[i, j], st)] as f64;
                     }
                     data[i * m + j] = v as f32;
                 }
@@ -203,20 +222,48 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 broadcast_shapes(&a.shape, &b.shape).as_deref(),
                 Some(out_shape.as_slice())
             );
+            let (sa, sb) = (
+                broadcast_strides(&a.shape, out_shape.len()),
+                broadcast_strides(&b.shape, out_shape.len()),
+            );
             let mut data = vec![0.0f32; out_shape.iter().product()];
             for_each_index(&out_shape, |flat, idx| {
-                data[flat] =
-                    a.data[broadcast_index(idx, &a.shape)] + b.data[broadcast_index(idx, &b.shape)];
+                data[flat] = a.data[dot(idx, &sa)] + b.data[dot(idx, &sb)];
             });
             Tensor {
                 shape: out_shape,
                 data,
             }
         }
-        Op::Relu => Tensor {
+        Op::Relu => map(ins[0], out_shape, |v| v.max(0.0)),
+        Op::Clip { min, max } => map(ins[0], out_shape, |v| {
+            // max then min, as ONNX defines it: with min > max every value is max.
+            let v = min.map_or(v, |lo| v.max(lo));
+            max.map_or(v, |hi| v.min(hi))
+        }),
+        Op::Sigmoid => map(ins[0], out_shape, |v| {
+            (1.0 / (1.0 + (-(v as f64)).exp())) as f32
+        }),
+        Op::Tanh => map(ins[0], out_shape, |v| (v as f64).tanh() as f32),
+        Op::HardSwish => map(ins[0], out_shape, |v| {
+            let x = v as f64;
+            (x * (x / 6.0 + 0.5).clamp(0.0, 1.0)) as f32
+        }),
+        Op::LeakyRelu { alpha } => map(ins[0], out_shape, |v| {
+            if v >= 0.0 {
+                v
+            } else {
+                (*alpha as f64 * v as f64) as f32
+            }
+        }),
+        Op::HardSigmoid { alpha, beta } => map(ins[0], out_shape, |v| {
+            (*alpha as f64 * v as f64 + *beta as f64).clamp(0.0, 1.0) as f32
+        }),
+        Op::Identity => Tensor {
             shape: out_shape,
-            data: ins[0].data.iter().map(|&v| v.max(0.0)).collect(),
+            data: ins[0].data.clone(),
         },
+        Op::BatchNormalization { epsilon } => batch_norm(ins, out_shape, *epsilon),
         Op::Transpose => {
             let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
             let mut data = vec![0.0f32; rows * cols];
@@ -243,6 +290,38 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
     }
 }
 
+/// `f` applied to every element.
+fn map(x: &Tensor, out_shape: Vec<usize>, f: impl Fn(f32) -> f32) -> Tensor {
+    Tensor {
+        shape: out_shape,
+        data: x.data.iter().map(|&v| f(v)).collect(),
+    }
+}
+
+/// `scale[c] * (x - mean[c]) / sqrt(var[c] + epsilon) + B[c]` for channel
+/// `c` (axis 1) of every element.
+fn batch_norm(ins: &[&Tensor], out_shape: Vec<usize>, epsilon: f32) -> Tensor {
+    let x = ins[0];
+    let [scale, bias, mean, var] = [ins[1], ins[2], ins[3], ins[4]].map(|t| &t.data);
+    let channels = x.shape[1];
+    // Elements per (image, channel) pair: everything after axis 1.
+    let inner: usize = x.shape[2..].iter().product();
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(flat, &v)| {
+            let c = flat / inner.max(1) % channels;
+            let std = (var[c] as f64 + epsilon as f64).sqrt();
+            (scale[c] as f64 * (v as f64 - mean[c] as f64) / std + bias[c] as f64) as f32
+        })
+        .collect();
+    Tensor {
+        shape: out_shape,
+        data,
+    }
+}
+
 /// Direct convolution, straight from the definition: output pixel `(oh, ow)`
 /// reads input pixel `(oh*sh + i*dh - top, ow*sw + j*dw - left)`, and taps that
 /// land in the zero padding contribute nothing.
@@ -257,38 +336,43 @@ fn conv(
     let (c, h, wi) = (x.shape[1], x.shape[2], x.shape[3]);
     let (kh, kw) = (w.shape[2], w.shape[3]);
     let (n, m, ho, wo) = (out_shape[0], out_shape[1], out_shape[2], out_shape[3]);
-    let x_at =
-        |b: usize, ch: usize, r: usize, col: usize| x.data[((b * c + ch) * h + r) * wi + col];
-    let w_at = |o: usize, ch: usize, i: usize, j: usize| w.data[((o * c + ch) * kh + i) * kw + j];
     let mut data = vec![0.0f32; n * m * ho * wo];
+    // One output plane is accumulated at a time, tap by tap: each output
+    // pixel still sums its taps in (channel, i, j) order, exactly as a loop
+    // per pixel would, but the innermost loop walks a contiguous row.
+    let mut acc = vec![0.0f64; ho * wo];
     for b in 0..n {
         for o in 0..m {
-            for oh in 0..ho {
-                for ow in 0..wo {
-                    let mut acc = 0.0f64;
-                    for ch in 0..c {
-                        for i in 0..kh {
+            acc.fill(0.0);
+            for ch in 0..c {
+                let plane = &x.data[(b * c + ch) * h * wi..][..h * wi];
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let tap = w.data[((o * c + ch) * kh + i) * kw + j] as f64;
+                        for oh in 0..ho {
                             // Row in padded coordinates; unsigned, so the
                             // top padding is the `< top` case.
                             let r = oh * sh + i * dh;
                             if r < top || r - top >= h {
                                 continue;
                             }
-                            for j in 0..kw {
+                            let in_row = &plane[(r - top) * wi..][..wi];
+                            let out_row = &mut acc[oh * wo..][..wo];
+                            for (ow, out) in out_row.iter_mut().enumerate() {
                                 let col = ow * sw + j * dw;
                                 if col < left || col - left >= wi {
                                     continue;
                                 }
-                                acc += x_at(b, ch, r - top, col - left) as f64
-                                    * w_at(o, ch, i, j) as f64;
+                                *out += in_row[col - left] as f64 * tap;
                             }
                         }
                     }
-                    if let Some(bias) = ins.get(2) {
-                        acc += bias.data[o] as f64;
-                    }
-                    data[((b * m + o) * ho + oh) * wo + ow] = acc as f32;
                 }
+            }
+            let bias = ins.get(2).map(|bias| bias.data[o] as f64);
+            let out = &mut data[(b * m + o) * ho * wo..][..ho * wo];
+            for (y, &a) in out.iter_mut().zip(&acc) {
+                *y = bias.map_or(a, |bias| a + bias) as f32;
             }
         }
     }
@@ -615,6 +699,89 @@ mod tests {
             }
             assert_close(&y.data, &want)?;
         }
+    }
+
+    /// `|got - want| <= 1e-6 * max(|want|, 1)` everywhere.
+    fn assert_near(got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (&g, &w) in got.iter().zip(want) {
+            assert!(
+                (g as f64 - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "got {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    /// Runs a one-node graph of the element-wise `op` on `x`.
+    fn unary(op: Op, x: &[f32]) -> Vec<f32> {
+        let g = one_node(op, &[("x", vec![x.len()])], vec![], vec![x.len()]);
+        run1(&g, t(&[x.len()], x)).data
+    }
+
+    #[test]
+    fn batch_norm_per_channel_by_hand() {
+        // Channel 0 holds [1, 2], channel 1 [3, 4]. epsilon = 1 makes the
+        // denominators sqrt(3 + 1) = 2 and sqrt(15 + 1) = 4.
+        let params = vec![
+            ("scale", t(&[2], &[2., 0.5])),
+            ("bias", t(&[2], &[0.1, -1.])),
+            ("mean", t(&[2], &[1., 4.])),
+            ("var", t(&[2], &[3., 15.])),
+        ];
+        let op = Op::BatchNormalization { epsilon: 1.0 };
+        let g = one_node(
+            op.clone(),
+            &[("x", vec![1, 2, 1, 2])],
+            params.clone(),
+            vec![],
+        );
+        let y = run1(&g, t(&[1, 2, 1, 2], &[1., 2., 3., 4.]));
+        assert_eq!(y.shape, vec![1, 2, 1, 2]);
+        // ch0: 2 * (1 - 1) / 2 + 0.1, 2 * (2 - 1) / 2 + 0.1;
+        // ch1: 0.5 * (3 - 4) / 4 - 1, 0.5 * (4 - 4) / 4 - 1.
+        assert_near(&y.data, &[0.1, 1.1, -1.125, -1.]);
+        // Rank 2 with a batch of two: the channel is the column.
+        let g = one_node(op, &[("x", vec![2, 2])], params, vec![]);
+        let y = run1(&g, t(&[2, 2], &[1., 4., 3., 8.]));
+        // Row 0 as above with x = [1, 4]; row 1: 2 * 2 / 2 + 0.1, 0.5 * 4 / 4 - 1.
+        assert_near(&y.data, &[0.1, -1., 2.1, -0.5]);
+    }
+
+    #[test]
+    fn clip_with_absent_bounds() {
+        let x = [-5., -0.5, 0.5, 2.];
+        let clip = |min, max| unary(Op::Clip { min, max }, &x);
+        assert_eq!(clip(None, Some(1.)), vec![-5., -0.5, 0.5, 1.]);
+        assert_eq!(clip(Some(-1.), None), vec![-1., -0.5, 0.5, 2.]);
+        assert_eq!(clip(Some(0.), Some(1.)), vec![0., 0., 0.5, 1.]);
+        assert_eq!(clip(None, None), x.to_vec());
+        // ONNX order (max with min, then min with max): min > max gives max.
+        assert_eq!(clip(Some(2.), Some(1.)), vec![1.; 4]);
+    }
+
+    #[test]
+    fn activations_by_hand() {
+        let ln3 = 3f64.ln() as f32;
+        let y = unary(Op::Sigmoid, &[0., ln3, -ln3, -200., 200.]);
+        assert_near(&y, &[0.5, 0.75, 0.25, 0., 1.]);
+        let ln2 = 2f64.ln() as f32;
+        // tanh(ln 2) = (4 - 1) / (4 + 1).
+        assert_near(&unary(Op::Tanh, &[0., ln2, -ln2]), &[0., 0.6, -0.6]);
+        // The two kinks of HardSwish at -3 and 3, and the quadratic between.
+        let y = unary(Op::HardSwish, &[-4., -3., -1., 0., 1., 3., 4.]);
+        assert_near(&y, &[0., 0., -1. / 3., 0., 2. / 3., 3., 4.]);
+        let y = unary(Op::LeakyRelu { alpha: 0.1 }, &[-2., 0., 3.]);
+        assert_near(&y, &[-0.2, 0., 3.]);
+        let hs = Op::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        };
+        assert_near(
+            &unary(hs, &[-3., -1., 0., 1., 3.]),
+            &[0., 0.3, 0.5, 0.7, 1.],
+        );
+        let x = [-1.5, 0., 7.25];
+        assert_eq!(unary(Op::Identity, &x), x.to_vec());
     }
 
     #[test]

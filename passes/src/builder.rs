@@ -247,6 +247,38 @@ impl<'c> Builder<'c> {
     pub fn maximumf(&self, a: V<'c>, b: V<'c>) -> V<'c> {
         self.infer("arith.maximumf", &[a, b])
     }
+    /// `arith.minimumf`.
+    pub fn minimumf(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.minimumf", &[a, b])
+    }
+    /// `arith.subf`.
+    pub fn subf(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.subf", &[a, b])
+    }
+    /// `arith.divf`.
+    pub fn divf(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.divf", &[a, b])
+    }
+    /// A unary `math` op on floats whose result type is its operand's
+    /// (`math.exp`, `math.sqrt`, ...).
+    pub fn math(&self, name: &str, a: V<'c>) -> V<'c> {
+        self.infer(name, &[a])
+    }
+    /// `arith.cmpf` with a predicate: `oge`, `olt`, ...
+    pub fn cmpf(
+        &self,
+        predicate: melior::dialect::arith::CmpfPredicate,
+        a: V<'c>,
+        b: V<'c>,
+    ) -> V<'c> {
+        self.value(melior::dialect::arith::cmpf(
+            self.context,
+            predicate,
+            a,
+            b,
+            self.location,
+        ))
+    }
     /// `math.fma` (scalar or vector): `a * b + c`.
     pub fn fma(&self, a: V<'c>, b: V<'c>, c: V<'c>) -> V<'c> {
         self.infer("math.fma", &[a, b, c])

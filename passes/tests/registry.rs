@@ -16,13 +16,14 @@ fn split(flag: &str) -> (&str, &str) {
     flag.split_once('-').expect("flags are <level>-<name>")
 }
 
-/// The `//!` module doc of a pass's source file.
+/// The `//!` module doc of a pass's source file (`<level>/<name>.rs`, or
+/// `<level>/<name>/mod.rs` for a pass grown into a folder).
 fn module_doc(flag: &str) -> String {
     let (level, name) = split(flag);
-    let path = repo()
-        .join("passes/src")
-        .join(level)
-        .join(format!("{}.rs", name.replace('-', "_")));
+    let directory = repo().join("passes/src").join(level);
+    let file = directory.join(format!("{}.rs", name.replace('-', "_")));
+    let folder = directory.join(name.replace('-', "_")).join("mod.rs");
+    let path = if file.exists() { file } else { folder };
     let source =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     source

@@ -34,6 +34,10 @@ struct ModelArgs {
     /// Keep the natural block order instead of GRIM's reorder.
     #[arg(long)]
     no_reorder: bool,
+    /// Print weights in full in MLIR output (a whole model that compiles
+    /// again); by default they are elided.
+    #[arg(long)]
+    print_weights: bool,
 }
 
 #[derive(Subcommand)]
@@ -140,6 +144,7 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     })?;
     options.lr = model.lr.clone();
     options.reorder = !model.no_reorder;
+    options.print_weights = model.print_weights;
     Ok(options)
 }
 

@@ -1,0 +1,188 @@
+//! `grim.conv2d` in its GEMM view, image by image:
+//! `Y_n[M, Ho*Wo] = W[M, C*kh*kw] x patches(X_n)`, with `Y_n` the n-th image
+//! of the NCHW output (already laid out as `[M, Ho*Wo]`) and W the
+//! `[M, C, kh, kw]` weight read as a matrix (no data moves).
+//!
+//! * A pointwise conv (1x1, stride 1, no padding) multiplies the image as
+//!   the `[C, H*W]` matrix it is: no patches at all.
+//! * The dense kernel reads the image through its patch matrix (implicit
+//!   im2col: `bcr.gemm {im2col}` copies patches straight into its packed
+//!   activation blocks).
+//! * The BCR kernels read the image in place when its output rows are wide
+//!   (stride 1, at least [`BCR_IMPLICIT_MIN_WO`] columns; zero-padded first
+//!   by a 1x1 `bcr.im2col` when the conv pads), else they multiply an
+//!   explicit patch matrix that `bcr.im2col` writes to scratch.
+//!
+//! The epilogue: each output image starts as bias plus its residual image,
+//! the product accumulates into it, then the activation is applied over it.
+
+use super::{
+    gemm::{apply_activation, init_rows, Epilogue},
+    values::Tensor,
+    weights::Weights,
+    Lowering,
+};
+use crate::{builder::Builder, op_error, PassError};
+use grim_dialects::{
+    bcr,
+    grim::{self, Activation},
+};
+use melior::ir::operation::{OperationMutLike, OperationRef, OperationRefMut};
+
+/// The narrowest output row for which the BCR kernels read a conv's image
+/// in place. They walk it row by row, each row in register chunks of up to
+/// 24 columns (AVX2) with one masked tail: a 14-column row (resnet18's
+/// layer3) fills one vector of a two-vector tile, so each broadcast weight
+/// feeds half the FMAs, and such convs measured 1.5x-2.5x slower in place
+/// than through an explicit patch matrix; 56-column rows (vgg16 conv3_1)
+/// ran as fast as the GEMM view, without the 9x larger patch matrix.
+pub const BCR_IMPLICIT_MIN_WO: i64 = 48;
+
+/// How a conv's image reaches its product.
+enum ConvInput<'c> {
+    /// A 1x1 stride-1 unpadded conv: the image is the `[C, H*W]` matrix.
+    Pointwise,
+    /// The product reads the image through its patches (`im2col` on the
+    /// product), from a zero-padded copy in this buffer when given.
+    Implicit(Option<Tensor<'c>>),
+    /// An explicit patch matrix in this buffer (`bcr.im2col`).
+    Patches(Tensor<'c>),
+}
+
+impl<'c> Lowering<'c, '_> {
+    pub(super) fn conv2d(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let attrs = grim::conv_attrs(&op)
+            .ok_or_else(|| op_error(&op, "has malformed strides, pads or dilations"))?;
+        let operands = grim::product(&op)
+            .ok_or_else(|| op_error(&op, "needs (input, weight, bias?, residual?)"))?;
+        let input = self.buffer(&op, 0)?;
+        let Tensor::Weight {
+            name: weight,
+            shape: weight_shape,
+            value,
+        } = self.value(&op, operands.weight, 1)?
+        else {
+            return Err(op_error(&op, "needs a constant weight (operand #1)"));
+        };
+        let bias = match operands.bias {
+            Some(bias) => match self.value(&op, bias, 2)? {
+                Tensor::Weight { name, value, .. } => Some((name, value)),
+                _ => return Err(op_error(&op, "needs a constant bias (operand #2)")),
+            },
+            None => None,
+        };
+        let residual = match operands.residual {
+            Some(_) => Some(self.buffer(&op, 3)?),
+            None => None,
+        };
+        let activation = Activation::of_epilogue(&op).map_err(|e| op_error(&op, e))?;
+        let (&[images, channels, h, w], &[m, _, kh, kw]) = (input.shape(), &weight_shape[..])
+        else {
+            return Err(op_error(&op, "needs a 4-D input and weight"));
+        };
+        let (ho, wo) = attrs
+            .output(h, w, kh, kw)
+            .ok_or_else(|| op_error(&op, "has a kernel that does not fit its input"))?;
+        let (k, n) = (channels * kh * kw, ho * wo);
+        let weights = self.weights(b, &op, &weight, value, m, k, false)?;
+        let blob = self.blob();
+        let bias_view = bias.map(|(name, value)| self.weights.dense(b, blob, &name, value, &[m]));
+        let output = self.result(&op, &[images, m, ho, wo]);
+        let pointwise = attrs.is_pointwise(kh, kw);
+        let patch = bcr::Im2col {
+            kh,
+            kw,
+            conv: attrs,
+        };
+        // How each image reaches the product (buffers shared by all images).
+        let padded = [
+            h + attrs.pads[0] + attrs.pads[2],
+            w + attrs.pads[1] + attrs.pads[3],
+        ];
+        let in_place = attrs.strides[1] == 1 && wo >= BCR_IMPLICIT_MIN_WO;
+        let route = match (&weights, pointwise) {
+            (_, true) => ConvInput::Pointwise,
+            (Weights::Dense(_), false) => ConvInput::Implicit(None),
+            (Weights::Bcr(_), false) if in_place && attrs.pads == [0; 4] => {
+                ConvInput::Implicit(None)
+            }
+            (Weights::Bcr(_), false) if in_place => {
+                ConvInput::Implicit(Some(self.allocate(&[channels, padded[0], padded[1]])))
+            }
+            (Weights::Bcr(_), false) => ConvInput::Patches(self.allocate(&[k, n])),
+        };
+        for image in 0..images {
+            let y = self.image_view(b, &output, image, &[m, n]);
+            let residual_view = residual
+                .as_ref()
+                .map(|r| (self.image_view(b, r, image, &[m, n]), false));
+            let epilogue = Epilogue {
+                bias: bias_view,
+                residual: residual_view,
+                activation,
+            };
+            init_rows(b, y, &epilogue, m, n);
+            let (x, implicit) = match &route {
+                ConvInput::Pointwise => {
+                    (self.image_view(b, &input, image, &[channels, h * w]), None)
+                }
+                ConvInput::Patches(patches) => {
+                    let x = self.image_view(b, &input, image, &[channels, h, w]);
+                    let columns = self.view(b, patches);
+                    b.insert(bcr::im2col(self.context, x, columns, &patch, b.location));
+                    (columns, None)
+                }
+                ConvInput::Implicit(None) => (
+                    self.image_view(b, &input, image, &[channels, h, w]),
+                    Some(patch),
+                ),
+                ConvInput::Implicit(Some(buffer)) => {
+                    // The zero-padded image is the patch matrix of a 1x1 kernel with the conv's pads.
+                    let x = self.image_view(b, &input, image, &[channels, h, w]);
+                    let rows =
+                        self.view(b, &buffer.reshaped(vec![channels, padded[0] * padded[1]]));
+                    let pad = bcr::Im2col {
+                        kh: 1,
+                        kw: 1,
+                        conv: grim::ConvAttrs {
+                            strides: [1, 1],
+                            pads: attrs.pads,
+                            dilations: [1, 1],
+                        },
+                    };
+                    b.insert(bcr::im2col(self.context, x, rows, &pad, b.location));
+                    let unpadded = grim::ConvAttrs {
+                        pads: [0; 4],
+                        ..attrs
+                    };
+                    (
+                        self.view(b, buffer),
+                        Some(bcr::Im2col {
+                            conv: unpadded,
+                            ..patch
+                        }),
+                    )
+                }
+            };
+            let product = b.insert(weights.product(self.context, x, y, true, b.location));
+            if let Some(geometry) = implicit {
+                let (_, value) = bcr::im2col_attr(self.context, &geometry);
+                // SAFETY: the product was just inserted; only an attribute is added.
+                unsafe { OperationRefMut::from_raw(product.to_raw()) }
+                    .set_attribute(bcr::IM2COL_ATTR, value);
+            }
+            self.copy_schedule(&op, product);
+            apply_activation(
+                b,
+                || self.image_view(b, &output, image, &[m * n]),
+                m * n,
+                epilogue.activation,
+            );
+        }
+        self.define(&op, output)
+    }
+}

@@ -1,0 +1,223 @@
+//! Elementwise ops and transposes as `scf.for` nests: `grim.add` (numpy
+//! broadcasting), the activations, a standalone `grim.batch_norm` (one that
+//! graph-simplify could not fold), and `grim.transpose`.
+
+use super::{gemm::transpose, key, values::Tensor, Lowering};
+use crate::{
+    builder::{Builder, V},
+    op_error, PassError,
+};
+use grim_dialects::grim::{self, Activation};
+use melior::{dialect::arith::CmpfPredicate, ir::operation::OperationRef};
+
+/// `activation(x)` for one f32 value, as arith/math ops.
+pub(super) fn activate<'c>(b: &Builder<'c>, x: V<'c>, activation: &Activation) -> V<'c> {
+    match *activation {
+        Activation::Relu => {
+            let zero = b.f32(0.0);
+            b.maximumf(x, zero)
+        }
+        Activation::Clip { min, max } => {
+            let low = match min {
+                Some(min) => {
+                    let min = b.f32(min as f64);
+                    b.maximumf(x, min)
+                }
+                None => x,
+            };
+            match max {
+                Some(max) => {
+                    let max = b.f32(max as f64);
+                    b.minimumf(low, max)
+                }
+                None => low,
+            }
+        }
+        Activation::LeakyRelu { alpha } => {
+            let zero = b.f32(0.0);
+            let alpha = b.f32(alpha as f64);
+            let scaled = b.mulf(x, alpha);
+            let positive = b.cmpf(CmpfPredicate::Oge, x, zero);
+            b.select(positive, x, scaled)
+        }
+        Activation::Sigmoid => {
+            // 1 / (1 + exp(-x)): exp overflows to inf for very negative x,
+            // which gives the correct limit 0.
+            let one = b.f32(1.0);
+            let zero = b.f32(0.0);
+            let negated = b.subf(zero, x);
+            let exp = b.math("math.exp", negated);
+            let denominator = b.addf(one, exp);
+            b.divf(one, denominator)
+        }
+        Activation::Tanh => b.math("math.tanh", x),
+        Activation::HardSigmoid { alpha, beta } => {
+            let (alpha, beta) = (b.f32(alpha as f64), b.f32(beta as f64));
+            let (zero, one) = (b.f32(0.0), b.f32(1.0));
+            let line = b.fma(alpha, x, beta);
+            let low = b.maximumf(line, zero);
+            b.minimumf(low, one)
+        }
+        Activation::HardSwish => {
+            let (sixth, half) = (b.f32(1.0 / 6.0), b.f32(0.5));
+            let (zero, one) = (b.f32(0.0), b.f32(1.0));
+            let line = b.fma(x, sixth, half);
+            let low = b.maximumf(line, zero);
+            let gate = b.minimumf(low, one);
+            b.mulf(x, gate)
+        }
+    }
+}
+
+/// A loop nest over `shape`; `body` gets the induction variables.
+pub(super) fn loop_nest<'c>(
+    b: &Builder<'c>,
+    shape: &[i64],
+    ivs: &mut Vec<V<'c>>,
+    body: &dyn Fn(&Builder<'c>, &[V<'c>]),
+) {
+    match shape.split_first() {
+        None => body(b, ivs),
+        Some((extent, rest)) => {
+            b.for_range(0, *extent, 1, &[], |b, iv, _| {
+                let mut inner = ivs.clone();
+                inner.push(iv);
+                loop_nest(b, rest, &mut inner, body);
+                vec![]
+            });
+        }
+    }
+}
+
+impl<'c> Lowering<'c, '_> {
+    pub(super) fn add(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let lhs = self.operand(&op, 0)?;
+        let rhs = self.operand(&op, 1)?;
+        let out_shape = grim::broadcast(lhs.shape(), rhs.shape()).ok_or_else(|| {
+            op_error(
+                &op,
+                format!(
+                    "shapes {:?} and {:?} do not broadcast",
+                    lhs.shape(),
+                    rhs.shape()
+                ),
+            )
+        })?;
+        let rank = out_shape.len();
+        let pad = |s: &[i64]| -> Vec<i64> {
+            let mut padded = vec![1; rank - s.len()];
+            padded.extend_from_slice(s);
+            padded
+        };
+        let (lhs_shape, rhs_shape) = (pad(lhs.shape()), pad(rhs.shape()));
+        let a = self.read(b, &lhs, &lhs_shape);
+        let c = self.read(b, &rhs, &rhs_shape);
+        let output = self.result(&op, &out_shape);
+        let y = self.view(b, &output);
+        loop_nest(b, &out_shape, &mut Vec::new(), &|b, ivs| {
+            let zero = b.index(0);
+            let pick = |shape: &[i64]| -> Vec<V<'c>> {
+                ivs.iter()
+                    .zip(shape)
+                    .map(|(iv, d)| if *d == 1 { zero } else { *iv })
+                    .collect()
+            };
+            let x = b.load(a, &pick(&lhs_shape));
+            let z = b.load(c, &pick(&rhs_shape));
+            let sum = b.addf(x, z);
+            b.store(sum, y, ivs);
+        });
+        self.define(&op, output)
+    }
+
+    pub(super) fn activation_op(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let activation = Activation::of_op(&op)
+            .ok_or_else(|| op_error(&op, "has malformed activation attributes"))?;
+        let input = self.buffer(&op, 0)?;
+        let output = self.result(&op, input.shape());
+        let n = grim_dialects::shape::numel(input.shape());
+        let source = self.flat_view(b, &input);
+        let target = self.flat_view(b, &output);
+        b.for_range(0, n, 1, &[], |b, i, _| {
+            let x = b.load(source, &[i]);
+            let y = activate(b, x, &activation);
+            b.store(y, target, &[i]);
+            vec![]
+        });
+        self.define(&op, output)
+    }
+
+    /// `y = x * f[c] + g[c]` with `f = scale / sqrt(var + eps)` and
+    /// `g = bias - mean * f` computed once per channel.
+    pub(super) fn batch_norm(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let epsilon = grim_dialects::attr::float(&op, "epsilon")
+            .ok_or_else(|| op_error(&op, "needs an f32 'epsilon'"))?;
+        let input = self.buffer(&op, 0)?;
+        let shape = input.shape().to_vec();
+        let (images, channels) = (shape[0], shape[1]);
+        let inner: i64 = shape[2..].iter().product();
+        let mut parameters = Vec::new();
+        for index in 1..5 {
+            let tensor = self.operand(&op, index)?;
+            parameters.push(self.read(b, &tensor, &[channels]));
+        }
+        let output = self.result(&op, &shape);
+        let x = self.view(b, &input.reshaped(vec![images, channels, inner]));
+        let y = self.view(b, &output.reshaped(vec![images, channels, inner]));
+        b.for_range(0, images, 1, &[], |b, image, _| {
+            b.for_range(0, channels, 1, &[], |b, channel, _| {
+                let [scale, bias, mean, var] =
+                    [0, 1, 2, 3].map(|i| b.load(parameters[i], &[channel]));
+                let epsilon = b.f32(epsilon as f64);
+                let shifted = b.addf(var, epsilon);
+                let deviation = b.math("math.sqrt", shifted);
+                let factor = b.divf(scale, deviation);
+                let offset = b.mulf(mean, factor);
+                let offset = b.subf(bias, offset);
+                b.for_range(0, inner, 1, &[], |b, i, _| {
+                    let value = b.load(x, &[image, channel, i]);
+                    let value = b.fma(value, factor, offset);
+                    b.store(value, y, &[image, channel, i]);
+                    vec![]
+                });
+                vec![]
+            });
+            vec![]
+        });
+        self.define(&op, output)
+    }
+
+    pub(super) fn transpose_op(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let result = key(op.result(0).map_err(|e| op_error(&op, e))?.into());
+        if self.cancelled_inputs.contains_key(&result) || self.values.contains_key(&result) {
+            // Read in place by its gemm, or already computed by the gemm it transposes.
+            return Ok(());
+        }
+        let input = self.operand(&op, 0)?;
+        let (rows, cols) = (input.shape()[0], input.shape()[1]);
+        let output = self.result(&op, &[cols, rows]);
+        let source = match &input {
+            Tensor::Weight { .. } => self.read(b, &input, &[rows, cols]),
+            activation => self.view(b, activation),
+        };
+        let target = self.view(b, &output);
+        transpose(b, source, target, rows, cols);
+        self.define(&op, output)
+    }
+}

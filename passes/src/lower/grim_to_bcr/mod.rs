@@ -1,0 +1,295 @@
+//! lower-grim-to-bcr: lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots.
+//!
+//! Every `func.func` holding grim ops on tensors becomes a function on
+//! caller-owned buffers with the ABI of `grim_dialects::abi` (context,
+//! weight blob, scratch arena, then the caller's inputs and outputs).
+//!
+//! * A constant weight of a product becomes `bcr.packed` (its BCRC arrays,
+//!   read from blob slots at run time) or, for a product on the dense
+//!   kernel, `bcr.dense` in row panels; any other constant use (bias, add
+//!   operand, batch-norm parameters) becomes `bcr.dense`. Each carries the
+//!   weight's `value` attribute, from which the blob is packed after this
+//!   level. Slots are numbered in first-use order.
+//! * Every other tensor value lives in the scratch arena at a 64-byte
+//!   aligned offset (`reshape` and `identity` alias their input's bytes).
+//! * Products (`gemm.rs`, `conv.rs`): `grim.gemm` (canonical form only)
+//!   with one row becomes `bcr.spmv`, with `N > 1` rows a `bcr.spmm` on
+//!   `[K, N]` activations into an `[M, N]` accumulator (the kernels
+//!   vectorise along `N`), transposed in and out unless a `grim.transpose`
+//!   beside it cancels; `grim.conv2d` runs image by image in its GEMM view.
+//!   The epilogue: the output starts as bias plus residual, the product
+//!   accumulates into it, then the activation is applied over it.
+//! * Elementwise ops (`elementwise.rs`): `grim.add` (numpy broadcasting),
+//!   the activations, `grim.batch_norm` and `grim.transpose` (16x16 tiles)
+//!   become `scf.for` nests.
+//! * Inputs are read in the caller's buffers; a value the function returns
+//!   is computed straight into its output buffer (copied only when it is
+//!   also an input, an alias, or returned twice).
+//!
+//! What it does not do: choose kernels, block sizes or fusion (graph
+//! passes do: a product's `kernel`, `block_rows`/`block_cols` attributes
+//! win over the `block` option), or reuse scratch across dead values. A
+//! `grim.gemm` that graph-simplify has not made canonical (transposed or
+//! scaled operands, a broadcast C) is an error naming the op.
+//!
+//! Products come out scalar (no `vector_width`): `bcr-vectorize` picks the
+//! lanes.
+//!
+//! With `profile=1` the code of every layer is bracketed by
+//! `func.call @grim_profile_begin(%ctx, %id)` / `@grim_profile_end`
+//! (`profile.rs`), and the function gets `grim.layers = [...]`, the layers'
+//! names by id (ONNX node names where the location has one): what
+//! `grimc bench --per-layer` reports.
+//!
+//! Options: `block=RxC` (default 8x16), `order=natural|grouped` (default
+//! natural), `profile=0|1` (default 0).
+
+mod abi;
+mod conv;
+mod elementwise;
+mod gemm;
+mod profile;
+mod values;
+mod weights;
+
+pub use profile::layer_name;
+
+use crate::{
+    builder::{Builder, V},
+    op_error, parse_block, Pass, PassError, PassOptions,
+};
+use grim_dialects::{abi as contract, bcr, grim};
+use melior::{
+    ir::{
+        block::BlockLike,
+        operation::{OperationLike, OperationRef, WalkOrder, WalkResult},
+        r#type::{FunctionType, IntegerType},
+        Module, Type, Value, ValueLike,
+    },
+    Context,
+};
+use std::collections::HashMap;
+use values::Tensor;
+
+/// Pipeline flag.
+pub const FLAG: &str = "lower-grim-to-bcr";
+/// One-line summary.
+pub const SUMMARY: &str =
+    "lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots";
+/// Accepted options.
+pub const OPTIONS: &[&str] = &[
+    "block=RxC default BCR block (8x16)",
+    "order=natural|grouped (natural)",
+    "profile=0|1 time each layer through the runtime (0)",
+];
+
+/// The pass object.
+pub struct LowerGrimToBcr {
+    block: (i64, i64),
+    order: String,
+    profile: bool,
+}
+
+/// Makes the pass from its options.
+pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
+    options.check_known(FLAG, &["block", "order", "profile"])?;
+    let profile = match options.int(FLAG, "profile", 0)? {
+        0 => false,
+        1 => true,
+        other => {
+            return Err(PassError::Option {
+                pass: FLAG.into(),
+                message: format!("profile must be 0 or 1, got {other}"),
+            })
+        }
+    };
+    let block = match options.string("block") {
+        None => (8, 16),
+        Some(text) => parse_block(text).ok_or_else(|| PassError::Option {
+            pass: FLAG.into(),
+            message: format!("block must be RxC with 1..=64 each, got '{text}'"),
+        })?,
+    };
+    let order = options
+        .string("order")
+        .unwrap_or(bcr::ORDER_NATURAL)
+        .to_string();
+    if order != bcr::ORDER_NATURAL && order != bcr::ORDER_GROUPED {
+        return Err(PassError::Option {
+            pass: FLAG.into(),
+            message: format!("order must be natural or grouped, got '{order}'"),
+        });
+    }
+    Ok(Box::new(LowerGrimToBcr {
+        block,
+        order,
+        profile,
+    }))
+}
+
+impl Pass for LowerGrimToBcr {
+    fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
+        let mut functions = Vec::new();
+        for op in top_level_ops(module) {
+            if op.name().as_string_ref().as_str() == Ok("func.func") && holds_grim_ops(op) {
+                functions.push(op.to_raw());
+            }
+        }
+        let mut next_slot = 0;
+        for raw in functions {
+            // SAFETY: collected from the module above; each is erased only after its rewrite.
+            let function = unsafe { OperationRef::from_raw(raw) };
+            let mut lowering = Lowering::new(context, self, next_slot);
+            lowering.function(module, function)?;
+            next_slot = lowering.weights.next_slot;
+        }
+        if self.profile {
+            let pointer = melior::dialect::llvm::r#type::pointer(context, 0);
+            let i64_type: Type = IntegerType::new(context, 64).into();
+            let ty: Type = FunctionType::new(context, &[pointer, i64_type], &[]).into();
+            for name in [contract::PROFILE_BEGIN, contract::PROFILE_END] {
+                crate::declare_external(context, module, name, ty);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ops directly in the module body.
+pub fn top_level_ops<'c, 'a>(module: &'a Module<'c>) -> Vec<OperationRef<'c, 'a>> {
+    let mut ops = Vec::new();
+    let mut next = module.body().first_operation();
+    while let Some(op) = next {
+        next = op.next_in_block();
+        ops.push(op);
+    }
+    ops
+}
+
+fn holds_grim_ops(function: OperationRef) -> bool {
+    let mut found = false;
+    function.walk(WalkOrder::PreOrder, |op| {
+        if op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .is_ok_and(|n| n.starts_with("grim."))
+        {
+            found = true;
+            return WalkResult::Interrupt;
+        }
+        WalkResult::Advance
+    });
+    found
+}
+
+/// The grim ops that compute (the layers a profile times; the ops whose
+/// result can be written straight into an output buffer).
+fn computes(op_name: &str) -> bool {
+    [
+        grim::GEMM,
+        grim::CONV2D,
+        grim::ADD,
+        grim::BATCH_NORM,
+        grim::TRANSPOSE,
+    ]
+    .contains(&op_name)
+        || grim::ACTIVATIONS.contains(&op_name)
+}
+
+/// The state of lowering one function.
+struct Lowering<'c, 'p> {
+    context: &'c Context,
+    pass: &'p LowerGrimToBcr,
+    /// Where each source value lives, by [`key`].
+    values: HashMap<usize, Tensor<'c>>,
+    /// Bump-allocated scratch bytes so far.
+    scratch_bytes: i64,
+    /// Blob slots and the weight views made so far.
+    weights: weights::Slots<'c>,
+    /// The new function's arguments.
+    arguments: Vec<V<'c>>,
+    /// Source values returned by the function, by key: the output argument
+    /// their producer writes directly.
+    returned: HashMap<usize, usize>,
+    /// `grim.transpose` results read only as a gemm's input, by key: the
+    /// transposed value (the gemm reads it as its `[K, N]` operand).
+    cancelled_inputs: HashMap<usize, usize>,
+}
+
+/// A value's identity across the rewrite.
+fn key(value: Value) -> usize {
+    value.to_raw().ptr as usize
+}
+
+impl<'c, 'p> Lowering<'c, 'p> {
+    fn new(context: &'c Context, pass: &'p LowerGrimToBcr, next_slot: i64) -> Self {
+        Lowering {
+            context,
+            pass,
+            values: HashMap::new(),
+            scratch_bytes: 0,
+            weights: weights::Slots::new(next_slot),
+            arguments: Vec::new(),
+            returned: HashMap::new(),
+            cancelled_inputs: HashMap::new(),
+        }
+    }
+
+    fn scratch(&self) -> V<'c> {
+        self.arguments[contract::SCRATCH_ARG]
+    }
+
+    fn blob(&self) -> V<'c> {
+        self.arguments[contract::BLOB_ARG]
+    }
+
+    /// A fresh region of the arena for a tensor of `shape`.
+    fn allocate(&mut self, shape: &[i64]) -> Tensor<'c> {
+        let offset = self.scratch_bytes;
+        let bytes = grim_dialects::shape::numel(shape) * 4;
+        self.scratch_bytes +=
+            (bytes + contract::ALIGN_BYTES - 1) / contract::ALIGN_BYTES * contract::ALIGN_BYTES;
+        Tensor::Buffer {
+            offset,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Lowers one op of the source function at `b`.
+    fn op(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+        function: &str,
+    ) -> Result<(), PassError> {
+        let op_name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+        match op_name.as_str() {
+            grim::CONSTANT => {
+                let value =
+                    grim::constant_value(&op).ok_or_else(|| op_error(&op, "has no value"))?;
+                let shape = grim_dialects::weights::shape(value)
+                    .ok_or_else(|| op_error(&op, "value must be f32 weights"))?;
+                let name = grim::constant_name(&op)
+                    .unwrap_or_else(|| format!("{function}.const{}", self.weights.constants()));
+                self.define(&op, Tensor::Weight { name, shape, value })
+            }
+            grim::GEMM => self.gemm(b, op),
+            grim::CONV2D => self.conv2d(b, op),
+            grim::ADD => self.add(b, op),
+            grim::BATCH_NORM => self.batch_norm(b, op),
+            grim::TRANSPOSE => self.transpose_op(b, op),
+            grim::RESHAPE | grim::IDENTITY => {
+                let shape =
+                    values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
+                let input = self.operand(&op, 0)?;
+                self.define(&op, input.reshaped(shape))
+            }
+            name if grim::ACTIVATIONS.contains(&name) => self.activation_op(b, op),
+            _ => Err(op_error(
+                &op,
+                format!("is not supported by {FLAG} (supported: every grim op)"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Per-layer profiling: each layer's code bracketed by
+//! `grim_profile_begin(ctx, id)` / `grim_profile_end(ctx, id)` (runtime
+//! functions that accumulate wall time per id), and the layer names by id.
+
+use crate::builder::{erase_op, Builder, V};
+use grim_dialects::abi as contract;
+use melior::ir::{
+    operation::{OperationLike, OperationRef},
+    ValueLike,
+};
+
+/// A layer's name for profiles: the op's name location (the ONNX node
+/// name), else `<op>#<index>`.
+pub fn layer_name(op: &OperationRef, op_name: &str, index: usize) -> String {
+    let location = op.location();
+    if location.is_name() {
+        if let Ok(name) = location.name_value().as_string_ref().as_str() {
+            if !name.is_empty() {
+                return name.to_string();
+            }
+        }
+    }
+    format!("{}#{index}", op_name.trim_start_matches("grim."))
+}
+
+/// The layers of one function, while it is lowered.
+pub(super) struct Layers<'c> {
+    enabled: bool,
+    context: V<'c>,
+    names: Vec<String>,
+    /// The begin call of the layer being lowered, and its id.
+    open: Option<(OperationRef<'c, 'c>, i64)>,
+}
+
+impl<'c> Layers<'c> {
+    pub(super) fn new(enabled: bool, context: V<'c>) -> Self {
+        Layers {
+            enabled,
+            context,
+            names: Vec::new(),
+            open: None,
+        }
+    }
+
+    /// Starts timing `op`'s code (ending the previous layer first).
+    pub(super) fn open(&mut self, b: &Builder<'c>, op: &OperationRef, op_name: &str) {
+        if !self.enabled {
+            return;
+        }
+        self.close(b);
+        let id = self.names.len() as i64;
+        self.names.push(layer_name(op, op_name, self.names.len()));
+        self.open = Some((call(b, contract::PROFILE_BEGIN, self.context, id), id));
+    }
+
+    /// Ends the open layer: an end call after its code, or, when it emitted
+    /// no code (a cancelled transpose), no layer at all.
+    pub(super) fn close(&mut self, b: &Builder<'c>) {
+        let Some((begin, id)) = self.open.take() else {
+            return;
+        };
+        if begin.next_in_block().is_none() {
+            // The id constant before the call goes too: nothing else uses it.
+            let constant = begin
+                .operand(1)
+                .ok()
+                .filter(|v| v.is_operation_result())
+                // SAFETY: the value is an op result, so it has a live owner.
+                .map(|v| unsafe {
+                    OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(v.to_raw()))
+                });
+            erase_op(begin);
+            if let Some(constant) = constant {
+                erase_op(constant);
+            }
+            self.names.pop();
+            return;
+        }
+        call(b, contract::PROFILE_END, self.context, id);
+    }
+
+    /// Closes the last layer; the names by id when profiling.
+    pub(super) fn finish(mut self, b: &Builder<'c>) -> Option<Vec<String>> {
+        self.close(b);
+        self.enabled.then_some(self.names)
+    }
+}
+
+/// `func.call @<callee>(%ctx, %id)`; returns the call.
+fn call<'c>(b: &Builder<'c>, callee: &str, ctx: V<'c>, id: i64) -> OperationRef<'c, 'c> {
+    let id = b.int(id, 64);
+    let callee = melior::ir::attribute::FlatSymbolRefAttribute::new(b.context, callee);
+    b.insert(melior::dialect::func::call(
+        b.context,
+        callee,
+        &[ctx, id],
+        &[],
+        b.location,
+    ))
+}
