@@ -39,6 +39,8 @@ pub struct TargetSpec {
     pub vector_width: i64,
     /// The instruction set to print beside figures.
     pub isa: String,
+    /// The cost model's text form of this target (`grim.target`).
+    pub cost_target: String,
 }
 
 impl TargetSpec {
@@ -59,10 +61,10 @@ impl TargetSpec {
                     .as_str()
                     .to_string_lossy()
                     .to_string();
-                let (vector_width, isa) = if triple.starts_with("aarch64") {
-                    (4, "NEON".to_string())
+                let (vector_width, isa, cost_target) = if triple.starts_with("aarch64") {
+                    (4, "NEON".to_string(), "neon")
                 } else if features.contains("+avx512f") {
-                    (16, "AVX-512F".to_string())
+                    (16, "AVX-512F".to_string(), "avx512")
                 } else if features.contains("+avx2") {
                     (
                         8,
@@ -72,9 +74,10 @@ impl TargetSpec {
                             "AVX2"
                         }
                         .to_string(),
+                        "avx2",
                     )
                 } else {
-                    (4, "SSE".to_string())
+                    (4, "SSE".to_string(), "avx2,lanes=4")
                 };
                 Ok(Self {
                     kind: Target2::Host,
@@ -83,6 +86,7 @@ impl TargetSpec {
                     features,
                     vector_width,
                     isa,
+                    cost_target: cost_target.into(),
                 })
             }
             "aarch64-linux-gnu" | "aarch64-unknown-linux-gnu" => Ok(Self {
@@ -92,6 +96,7 @@ impl TargetSpec {
                 features: "+neon".into(),
                 vector_width: 4,
                 isa: "NEON".into(),
+                cost_target: "neon".into(),
             }),
             other => Err(CompileError::Usage(format!(
                 "unknown target '{other}' (expected host or aarch64-linux-gnu)"

@@ -1,65 +1,29 @@
 //! The compile pipeline, one level at a time (docs/ARCHITECTURE.md).
 //!
-//! graph (grim on tensors) -> bcr (memrefs, BCRC slots) -> loops
-//! (scf/vector/memref/arith) -> llvm dialect -> LLVM IR -> object/assembly.
-//! Each level's pipeline text is a constant here, so `grim-opt` can replay any
-//! step and the snapshot tests print every level.
+//! input (grim as translated) -> graph (after the graph passes) -> bcr
+//! (memrefs, BCRC slots) -> loops -> llvm dialect -> LLVM IR -> assembly and
+//! object. Each MLIR step is a named pipeline of `grim_passes::levels`, run
+//! by name, so `grim-opt --pass-pipeline=<name>` replays any step and the
+//! snapshot tests print every level. A `.mlir` input resumes at the level
+//! it says it is at (`grim.level`).
 
 use crate::{
     blob::{self, Blob},
     codegen::{self, Artifacts, Interface, TargetSpec},
     frontend, CompileError,
 };
-use grim_dialects::{create_context, grim};
-use grim_model::{LrFile, Sparsity};
+use grim_dialects::{abi, create_context};
+pub use grim_passes::levels::Level;
 use grim_passes::pipeline;
 use melior::{
     ir::{
         attribute::{IntegerAttribute, StringAttribute},
         operation::{OperationLike, OperationMutLike, OperationRefMut, WalkOrder, WalkResult},
-        r#type::IntegerType,
         Module, ValueLike,
     },
     Context,
 };
 use std::path::{Path, PathBuf};
-
-/// The compiler's levels, in order; `--compile-to` stops after one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Level {
-    /// grim ops on tensors, as the frontend built them (block sizes applied).
-    Graph,
-    /// memref code with bcr.packed/spmm/spmv, weights as blob slots.
-    Bcr,
-    /// scf/vector/memref/arith loops.
-    Loops,
-    /// The llvm dialect.
-    Llvm,
-}
-
-/// Pipeline from graph to bcr (the `{vector-width}` is the target's;
-/// `profile`: time every layer through the runtime).
-pub fn bcr_pipeline(vector_width: i64, block: (i64, i64), reorder: bool, profile: bool) -> String {
-    format!(
-        "builtin.module(lower-grim-to-bcr{{block={}x{}{}}}{},bcr-vectorize{{vector-width={vector_width}}},bcr-lre,bcr-tile)",
-        block.0,
-        block.1,
-        if profile { " profile=1" } else { "" },
-        if reorder { ",bcr-reorder" } else { "" }
-    )
-}
-
-/// A gemm whose BCRC packing would store at least this fraction of W's
-/// elements runs the dense kernel instead (unless the LR file says which):
-/// the BCR kernel pays index decoding and per-block tile reloads that the
-/// dense kernel does not, and at three quarters of the work it no longer
-/// wins (docs/benchmarks/kernels.md, grim dense vs grim BCR).
-pub const DENSE_STORED_FRACTION: f64 = 0.75;
-/// Pipeline from bcr to loops.
-pub const LOOPS_PIPELINE: &str =
-    "builtin.module(lower-bcr-to-loops,bcr-parallelize,canonicalize,cse)";
-/// Pipeline from loops to the llvm dialect (upstream conversions only).
-pub const LLVM_PIPELINE: &str = "builtin.module(convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts,canonicalize)";
 
 /// What to compile and how.
 #[derive(Debug, Clone)]
@@ -70,12 +34,15 @@ pub struct Options {
     pub target: String,
     /// CPU override.
     pub cpu: Option<String>,
-    /// Default BCR block size.
-    pub block: (i64, i64),
+    /// The BCR block of every layer the LR file leaves open (`None`: the
+    /// cost model chooses per layer).
+    pub block: Option<(i64, i64)>,
     /// Per-layer choices.
     pub lr: Option<PathBuf>,
     /// Apply GRIM's reorder (default on).
     pub reorder: bool,
+    /// Reuse arena memory across dead values (default on).
+    pub reuse: bool,
     /// C name of the model; default from the file name.
     pub name: Option<String>,
     /// Time every layer through the runtime (`grimc bench --per-layer`).
@@ -91,13 +58,46 @@ impl Options {
             model: model.into(),
             target: target.into(),
             cpu: None,
-            block: (8, 16),
+            block: None,
             lr: None,
             reorder: true,
+            reuse: true,
             profile: false,
             print_weights: false,
             name: None,
         }
+    }
+
+    /// The named pipeline's text that takes a module to `level`.
+    fn pipeline_to(&self, level: Level) -> Result<String, CompileError> {
+        let pipeline = grim_passes::levels::to(level)
+            .ok_or_else(|| CompileError::Internal(format!("no pipeline leads to '{level}'")))?;
+        let mut options = Vec::new();
+        match level {
+            Level::Graph => {
+                if let Some(lr) = &self.lr {
+                    let text = lr.display().to_string();
+                    if text.contains(char::is_whitespace) || text.contains(['{', '}', '=', ',']) {
+                        return Err(CompileError::Usage(format!(
+                            "{text}: error: an LR file path may not contain spaces, braces, '=' or ','"
+                        )));
+                    }
+                    options.push(format!("lr={text}"));
+                }
+                if let Some((rows, cols)) = self.block {
+                    options.push(format!("block={rows}x{cols}"));
+                }
+                options.push(format!("reuse={}", self.reuse as u8));
+                options.push(format!("profile={}", self.profile as u8));
+            }
+            Level::Bcr => options.push(format!("reorder={}", self.reorder as u8)),
+            _ => {}
+        }
+        Ok(if options.is_empty() {
+            format!("builtin.module({})", pipeline.name)
+        } else {
+            format!("builtin.module({}{{{}}})", pipeline.name, options.join(" "))
+        })
     }
 }
 
@@ -109,7 +109,7 @@ pub struct Compiled {
     pub interface: Interface,
     /// The weight blob and what was packed.
     pub blob: Blob,
-    /// Printed MLIR at every level, in order.
+    /// Printed MLIR at every level reached, in order.
     pub stages: Vec<(Level, String)>,
     /// Generated code.
     pub artifacts: Artifacts,
@@ -163,194 +163,6 @@ pub fn load<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, Compile
             path.display()
         ))),
     }
-}
-
-/// The products (gemm, conv2d) of `module` for which `keep` holds.
-fn products(
-    module: &Module,
-    mut keep: impl FnMut(&melior::ir::OperationRef) -> bool,
-) -> Vec<mlir_sys::MlirOperation> {
-    let mut found = Vec::new();
-    module.as_operation().walk(WalkOrder::PreOrder, |op| {
-        if op
-            .name()
-            .as_string_ref()
-            .as_str()
-            .is_ok_and(|n| grim::PRODUCTS.contains(&n))
-            && keep(&op)
-        {
-            found.push(op.to_raw());
-        }
-        WalkResult::Advance
-    });
-    found
-}
-
-/// A schedule field of an LR layer: the attribute it becomes, its value,
-/// whether a value is valid, and what valid means (for the error).
-type ScheduleCheck<'a> = (&'a str, Option<usize>, fn(usize) -> bool, &'a str);
-
-/// Puts the LR file's per-layer block size and order on each `grim.gemm`
-/// (layers are matched by the gemm's ONNX node name or weight name).
-fn apply_lr<'c>(
-    context: &'c Context,
-    module: &Module<'c>,
-    lr: &LrFile,
-    lr_path: &Path,
-) -> Result<(), CompileError> {
-    let gemms = products(module, |_| true);
-    let mut matched = std::collections::BTreeSet::new();
-    for raw in gemms {
-        let mut op = unsafe { OperationRefMut::from_raw(raw) };
-        let location = op.location();
-        let node = if location.is_name() {
-            location
-                .name_value()
-                .as_string_ref()
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        } else {
-            String::new()
-        };
-        let weight = grim::product_weight_name(&op).unwrap_or_default();
-        let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)) else {
-            continue;
-        };
-        matched.insert(layer.name.clone());
-        let i64_type = IntegerType::new(context, 64).into();
-        match &layer.sparsity {
-            Sparsity::Bcr {
-                block_rows,
-                block_cols,
-                ..
-            } => {
-                op.set_attribute(
-                    grim::KERNEL_ATTR,
-                    StringAttribute::new(context, grim::KERNEL_BCR).into(),
-                );
-                op.set_attribute(
-                    "block_rows",
-                    IntegerAttribute::new(i64_type, *block_rows as i64).into(),
-                );
-                op.set_attribute(
-                    "block_cols",
-                    IntegerAttribute::new(i64_type, *block_cols as i64).into(),
-                );
-            }
-            Sparsity::Dense => {
-                op.set_attribute(
-                    grim::KERNEL_ATTR,
-                    StringAttribute::new(context, grim::KERNEL_DENSE).into(),
-                );
-            }
-            Sparsity::Csr => {
-                return Err(CompileError::Usage(format!("{}: error: layer '{}': csr is not a format grim generates code for; use bcr or dense", lr_path.display(), layer.name)));
-            }
-        }
-        // The schedule: each value checked, then carried to the product by
-        // lower-grim-to-bcr (the bcr passes keep what is already set).
-        let schedule = layer.schedule.clone().unwrap_or_default();
-        let checks: [ScheduleCheck; 4] = [
-            (
-                grim_dialects::bcr::REGISTER_TILE_ATTR,
-                schedule.register_tile,
-                |v| (1..=16).contains(&v),
-                "in 1..=16",
-            ),
-            (
-                grim_dialects::bcr::VECTOR_WIDTH_ATTR,
-                schedule.vector_width,
-                |v| [1, 2, 4, 8, 16].contains(&v),
-                "1, 2, 4, 8 or 16",
-            ),
-            (
-                grim_dialects::bcr::THREADS_ATTR,
-                schedule.threads,
-                |v| v >= 1,
-                "at least 1",
-            ),
-            (
-                grim_dialects::bcr::TILE_N_ATTR,
-                schedule.tile_n,
-                |_| true,
-                "",
-            ),
-        ];
-        for (name, value, valid, expected) in checks {
-            let Some(value) = value else { continue };
-            if !valid(value) {
-                return Err(CompileError::Usage(format!(
-                    "{}: error: layer '{}': {name} must be {expected}, got {value}",
-                    lr_path.display(),
-                    layer.name
-                )));
-            }
-            op.set_attribute(name, IntegerAttribute::new(i64_type, value as i64).into());
-        }
-        if let Some(order) = &layer.order {
-            op.set_attribute(
-                "order",
-                StringAttribute::new(context, &order.to_string()).into(),
-            );
-        }
-    }
-    if let Some(layer) = lr.layers.iter().find(|l| !matched.contains(&l.name)) {
-        return Err(CompileError::Usage(format!(
-            "{}: error: layer '{}' matches no gemm of the model (by node or weight name)",
-            lr_path.display(),
-            layer.name
-        )));
-    }
-    Ok(())
-}
-
-/// Chooses the kernel of every gemm the LR file left open: dense when BCR
-/// packing with its block would store [`DENSE_STORED_FRACTION`] of W or
-/// more, BCR otherwise.
-fn choose_kernels<'c>(
-    context: &'c Context,
-    module: &Module<'c>,
-    block: (i64, i64),
-) -> Result<(), CompileError> {
-    let gemms = products(module, |op| !op.has_attribute(grim::KERNEL_ATTR));
-    for raw in gemms {
-        // SAFETY: collected above; only attributes change.
-        let mut op = unsafe { OperationRefMut::from_raw(raw) };
-        // A product of two activations has no weight; lowering reports it.
-        let Some(value) = grim::product(&op)
-            .and_then(|p| grim::defining_constant(p.weight))
-            .and_then(|c| grim::constant_value(&c))
-        else {
-            continue;
-        };
-        let (Some(shape), Some(data)) = (
-            grim_dialects::weights::shape(value),
-            grim_dialects::weights::read(value),
-        ) else {
-            continue;
-        };
-        // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
-        let Some((&rows, rest)) = shape.split_first() else {
-            continue;
-        };
-        let (rows, cols) = (rows as usize, rest.iter().product::<i64>() as usize);
-        let block_rows = grim_dialects::attr::int(&op, "block_rows").unwrap_or(block.0);
-        let block_cols = grim_dialects::attr::int(&op, "block_cols").unwrap_or(block.1);
-        let block = grim_model::BlockSize::new(block_rows as usize, block_cols as usize)?;
-        // Counted without packing: the blob packs the weight once, later.
-        let stored = grim_model::bcrc::stored_values(&data, rows, cols, block)?;
-        let kernel = if stored as f64 >= DENSE_STORED_FRACTION * (rows * cols) as f64 {
-            grim::KERNEL_DENSE
-        } else {
-            grim::KERNEL_BCR
-        };
-        op.set_attribute(
-            grim::KERNEL_ATTR,
-            StringAttribute::new(context, kernel).into(),
-        );
-    }
-    Ok(())
 }
 
 /// Names the model's function `grim_<name>_graph`, so its symbols cannot
@@ -441,9 +253,41 @@ fn function_interface(module: &Module, name: &str) -> Result<Interface, CompileE
 
 fn run<'c>(context: &'c Context, module: &mut Module<'c>, text: &str) -> Result<(), CompileError> {
     let elements = pipeline::parse(text).map_err(|e| CompileError::Internal(e.to_string()))?;
-    pipeline::run(context, module, &elements, true)
-        .map_err(|e| CompileError::Diagnostics(e.to_string()))?;
+    pipeline::run(context, module, &elements, true).map_err(|e| match e {
+        grim_passes::PassError::Model(error) => CompileError::Model(error),
+        other => CompileError::Diagnostics(other.to_string()),
+    })?;
     Ok(())
+}
+
+/// The module's memory figures, from graph-plan-memory's attributes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Memory {
+    /// Scratch the compiled model asks for (`GRIM_<NAME>_SCRATCH_BYTES`:
+    /// tensors, im2col and padding buffers).
+    pub arena_bytes: u64,
+    /// The intermediate tensors after graph-simplify, summed (model inputs
+    /// and outputs live in caller buffers and are not counted).
+    pub activations_bytes: u64,
+    /// The largest intermediate tensor.
+    pub largest_activation_bytes: u64,
+}
+
+fn memory(module: &Module) -> Memory {
+    let mut memory = Memory::default();
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        if op.name().as_string_ref().as_str() == Ok("func.func") {
+            let int = |name: &str| grim_dialects::attr::int(&op, name).unwrap_or(0).max(0) as u64;
+            use grim_passes::lower::grim_to_bcr::scratch;
+            memory.arena_bytes += int(scratch::ARENA_BYTES_ATTR);
+            memory.activations_bytes += int(scratch::ACTIVATIONS_BYTES_ATTR);
+            memory.largest_activation_bytes = memory
+                .largest_activation_bytes
+                .max(int(scratch::LARGEST_ACTIVATION_BYTES_ATTR));
+        }
+        WalkResult::Advance
+    });
+    memory
 }
 
 /// A model lowered as far as some level, without target code.
@@ -456,52 +300,86 @@ pub struct Lowered {
     pub blob: Blob,
     /// Printed MLIR at every level reached, in order.
     pub stages: Vec<(Level, String)>,
+    /// The memory plan's figures.
+    pub memory: Memory,
+    /// The products at the graph level, for `grimc inspect`.
+    pub products: Vec<crate::inspect::Product>,
 }
 
-/// Runs the levels up to `stop` in `context`; returns the module at that
-/// level with what was learnt on the way (the blob is packed at `bcr`).
+/// States the target on the module (`grim.target`, the cost model's text
+/// form) unless a `.mlir` input already does.
+fn state_target(context: &Context, module: &mut Module, target: &TargetSpec) {
+    if grim_dialects::attr::string(&module.as_operation(), abi::TARGET_ATTR).is_some() {
+        return;
+    }
+    module.as_operation_mut().set_attribute(
+        abi::TARGET_ATTR,
+        StringAttribute::new(context, &target.cost_target).into(),
+    );
+}
+
+/// Runs the levels up to `stop` (at least `bcr`, where the blob is packed)
+/// in `context`; returns the module at that level with what was learnt.
 fn lower_in<'c>(
     context: &'c Context,
     options: &Options,
     stop: Level,
 ) -> Result<(Module<'c>, Lowered), CompileError> {
     let target = TargetSpec::new(&options.target, options.cpu.as_deref())?;
-    let lr = match &options.lr {
-        Some(path) => Some(LrFile::load(path)?),
-        None => None,
-    };
     let mut module = load(context, &options.model)?;
-    if let (Some(lr), Some(path)) = (&lr, &options.lr) {
-        apply_lr(context, &module, lr, path)?;
+    let start =
+        pipeline::level_of(&module).map_err(|e| CompileError::Diagnostics(e.to_string()))?;
+    if start > Level::Graph {
+        return Err(CompileError::Usage(format!(
+            "{}: error: the module is at the '{start}' level; grimc compiles models at the input or graph level",
+            options.model.display()
+        )));
     }
-    choose_kernels(context, &module, options.block)?;
+    state_target(context, &mut module, &target);
     let name = options
         .name
         .clone()
         .unwrap_or_else(|| c_name(&options.model));
     rename_model_function(context, &module, &name)?;
-    let print =
-        |module: &Module| grim_dialects::weights::print_module(module, options.print_weights);
-    let mut stages = vec![(Level::Graph, print(&module))];
-    run(
-        context,
-        &mut module,
-        &bcr_pipeline(
-            target.vector_width,
-            options.block,
-            options.reorder,
-            options.profile,
-        ),
-    )?;
-    stages.push((Level::Bcr, print(&module)));
-    let blob = blob::build(&module)?;
-    let interface = function_interface(&module, &name)?;
-    for (level, pipeline) in [(Level::Loops, LOOPS_PIPELINE), (Level::Llvm, LLVM_PIPELINE)] {
-        if level > stop {
+    let print = |module: &Module| {
+        grim_dialects::weights::print_module(module, options.print_weights, false)
+    };
+    let mut stages = vec![(start, print(&module))];
+    let (mut products, mut memory_figures) = if start == Level::Graph {
+        (crate::inspect::products(&module), memory(&module))
+    } else {
+        (Vec::new(), Memory::default())
+    };
+    let mut blob = None;
+    let mut interface = None;
+    for level in [Level::Graph, Level::Bcr, Level::Loops, Level::Llvm] {
+        if level <= start {
+            continue;
+        }
+        if level > stop.max(Level::Bcr) {
             break;
         }
-        run(context, &mut module, pipeline)?;
+        run(context, &mut module, &options.pipeline_to(level)?)?;
         stages.push((level, print(&module)));
+        match level {
+            Level::Graph => {
+                products = crate::inspect::products(&module);
+                memory_figures = memory(&module);
+            }
+            Level::Bcr => {
+                blob = Some(blob::build(&module)?);
+                interface = Some(function_interface(&module, &name)?);
+            }
+            _ => {}
+        }
+    }
+    let (Some(blob), Some(interface)) = (blob, interface) else {
+        return Err(CompileError::Internal(
+            "the bcr level was not reached".into(),
+        ));
+    };
+    if memory_figures == Memory::default() {
+        memory_figures.arena_bytes = interface.scratch_bytes;
     }
     Ok((
         module,
@@ -510,6 +388,8 @@ fn lower_in<'c>(
             interface,
             blob,
             stages,
+            memory: memory_figures,
+            products,
         },
     ))
 }
@@ -538,6 +418,7 @@ pub fn compile(
             interface,
             blob,
             stages,
+            ..
         },
     ) = lower_in(&context, options, Level::Llvm)?;
     let artifacts = codegen::generate(

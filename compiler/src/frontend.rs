@@ -1,13 +1,12 @@
 //! Frontends: an ONNX graph or an MLIR file becomes a grim module whose
 //! weights are part of it (`grim.constant {value = dense_resource<...>}`).
 //!
-//! The ONNX graph is translated op by op: every op carries a location
-//! naming its ONNX node, every initializer becomes one named constant. The
-//! one normalisation still done here is Gemm's: `alpha`, `beta`, `transB`
-//! and MatMul's `[K, M]` weight are folded into one `[M, K]` (out x in)
-//! weight, `transA` becomes `grim.transpose`, and a C of shape `[M]`,
-//! `[1, M]` or a scalar becomes the gemm's bias (any other C a `grim.add`),
-//! so every `grim.gemm` is in the canonical form lowering wants.
+//! The ONNX graph is translated op by op, and nothing is decided here:
+//! every op carries a location naming its ONNX node, every initializer
+//! becomes one named constant, Gemm keeps its ONNX attributes and MatMul is
+//! a Gemm with ONNX's defaults. Making gemms canonical, folding batch norms
+//! and fusing epilogues are graph-simplify's rules, so `grim-opt` replays
+//! them.
 
 use crate::CompileError;
 use grim_dialects::{
@@ -35,16 +34,6 @@ fn tensor_type<'c>(context: &'c Context, shape: &[usize]) -> Type<'c> {
     weights::tensor_type(context, &dims)
 }
 
-fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = data[r * cols + c];
-        }
-    }
-    out
-}
-
 fn internal(error: impl std::fmt::Display) -> CompileError {
     CompileError::Internal(error.to_string())
 }
@@ -58,8 +47,6 @@ struct Translation<'c, 'b> {
     initializers: BTreeMap<String, Tensor>,
     /// Values by ONNX name: graph inputs, node outputs, constants made.
     values: BTreeMap<String, mlir_sys::MlirValue>,
-    /// Shapes of constants, by ONNX name (they leave `initializers`).
-    constant_shapes: BTreeMap<String, Vec<usize>>,
 }
 
 impl<'c> Translation<'c, '_> {
@@ -85,8 +72,6 @@ impl<'c> Translation<'c, '_> {
     ) -> Result<Value<'c, 'static>, CompileError> {
         let shape: Vec<i64> = tensor.shape.iter().map(|d| *d as i64).collect();
         let ty = weights::tensor_type(self.context, &shape);
-        self.constant_shapes
-            .insert(name.to_string(), tensor.shape.clone());
         let value = weights::resource(self.context, name, &shape, tensor.data);
         let result = self.append(grim::constant(
             self.context,
@@ -112,27 +97,6 @@ impl<'c> Translation<'c, '_> {
         }
         let tensor = self.initializers.remove(name).ok_or_else(missing)?;
         self.constant(name, tensor, location)
-    }
-
-    /// The shape of a constant (placed or not); `None` when `name` is not one.
-    fn constant_shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.initializers
-            .get(name)
-            .map(|t| t.shape.clone())
-            .or_else(|| self.constant_shapes.get(name).cloned())
-    }
-
-    /// A constant's values (for the Gemm folding), placed or not; `None`
-    /// when `name` is not a constant.
-    fn constant_tensor(&self, name: &str) -> Option<Tensor> {
-        if let Some(tensor) = self.initializers.get(name) {
-            return Some(tensor.clone());
-        }
-        let constant = grim::defining_constant(self.value(*self.values.get(name)?))?;
-        Some(Tensor {
-            shape: self.constant_shapes.get(name)?.clone(),
-            data: weights::read(grim::constant_value(&constant)?)?,
-        })
     }
 }
 
@@ -166,7 +130,6 @@ pub fn from_graph<'c>(
         block: &block,
         initializers,
         values: BTreeMap::new(),
-        constant_shapes: BTreeMap::new(),
     };
     for (index, input) in graph_inputs.iter().enumerate() {
         let argument = block.argument(index).map_err(internal)?;
@@ -211,23 +174,32 @@ pub fn from_graph<'c>(
                 trans_a,
                 trans_b,
             } => {
-                let a_shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
-                gemm(
-                    &mut t,
-                    GemmNode {
-                        label: &label,
-                        a: &node.inputs[0],
-                        a_shape: &a_shape,
-                        b: &node.inputs[1],
-                        c: node.inputs.get(2).map(String::as_str),
-                        alpha: *alpha,
-                        beta: *beta,
-                        trans_a: *trans_a,
-                        trans_b: *trans_b,
-                    },
+                let a = input(&mut t, 0)?;
+                let w = input(&mut t, 1)?;
+                let c = match node.inputs.get(2).filter(|n| !n.is_empty()) {
+                    Some(_) => Some(input(&mut t, 2)?),
+                    None => None,
+                };
+                let attrs = GemmAttrs {
+                    alpha: *alpha,
+                    beta: *beta,
+                    trans_a: *trans_a,
+                    trans_b: *trans_b,
+                };
+                let operands = Product {
+                    input: a,
+                    weight: w,
+                    bias: c,
+                    residual: None,
+                };
+                t.append(grim::gemm(
+                    context,
+                    &operands,
+                    &attrs,
+                    None,
                     result_type,
                     location,
-                )?
+                ))?
             }
             Op::MatMul => {
                 let a_shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
@@ -237,32 +209,24 @@ pub fn from_graph<'c>(
                 }
                 let (k, m) = (b_shape[0], b_shape[1]);
                 let rows = if a_shape.len() == 1 { 1 } else { a_shape[0] };
-                let a = if a_shape.len() == 1 {
-                    let a = input(&mut t, 0)?;
-                    let reshaped =
-                        t.append(grim::reshape(a, tensor_type(context, &[1, k]), location))?;
-                    let name = format!("{label}.input");
-                    t.values.insert(name.clone(), reshaped.to_raw());
-                    name
-                } else {
-                    node.inputs[0].clone()
+                let mut a = input(&mut t, 0)?;
+                if a_shape.len() == 1 {
+                    a = t.append(grim::reshape(a, tensor_type(context, &[1, k]), location))?;
+                }
+                let operands = Product {
+                    input: a,
+                    weight: input(&mut t, 1)?,
+                    bias: None,
+                    residual: None,
                 };
-                let out = gemm(
-                    &mut t,
-                    GemmNode {
-                        label: &label,
-                        a: &a,
-                        a_shape: &[rows, k],
-                        b: &node.inputs[1],
-                        c: None,
-                        alpha: 1.0,
-                        beta: 1.0,
-                        trans_a: false,
-                        trans_b: false,
-                    },
+                let out = t.append(grim::gemm(
+                    context,
+                    &operands,
+                    &GemmAttrs::ONNX_DEFAULT,
+                    None,
                     tensor_type(context, &[rows, m]),
                     location,
-                )?;
+                ))?;
                 if a_shape.len() == 1 {
                     t.append(grim::reshape(out, result_type, location))?
                 } else {
@@ -375,128 +339,6 @@ pub fn from_graph<'c>(
     grim_dialects::verify_module(context, &module)
         .map_err(|e| CompileError::Internal(format!("frontend built an invalid module: {e}")))?;
     Ok(module)
-}
-
-/// An ONNX Gemm (or a MatMul as one) to translate.
-struct GemmNode<'a> {
-    label: &'a str,
-    a: &'a str,
-    a_shape: &'a [usize],
-    b: &'a str,
-    c: Option<&'a str>,
-    alpha: f32,
-    beta: f32,
-    trans_a: bool,
-    trans_b: bool,
-}
-
-/// A canonical `grim.gemm` for an ONNX Gemm: the weight folded to `[M, K]`
-/// (renamed `<node>.weight` when its values change), the bias to `[M]`
-/// (`<node>.bias`), any other C added after (`<node>.c`).
-fn gemm<'c>(
-    t: &mut Translation<'c, '_>,
-    node: GemmNode,
-    result_type: Type<'c>,
-    location: Location<'c>,
-) -> Result<Value<'c, 'static>, CompileError> {
-    let context = t.context;
-    let unsupported = |what: String| {
-        CompileError::Model(grim_model::ModelError::Unsupported {
-            node: node.label.into(),
-            op_type: "Gemm".into(),
-            what,
-        })
-    };
-    let Some(b_shape) = t.constant_shape(node.b) else {
-        return Err(unsupported(format!(
-            "input B '{}' must be a constant initializer (products of two activations are not supported)",
-            node.b
-        )));
-    };
-    let (m, k) = if node.trans_b {
-        (b_shape[0], b_shape[1])
-    } else {
-        (b_shape[1], b_shape[0])
-    };
-    let weight = if node.trans_b && node.alpha == 1.0 {
-        // Already [M, K] (out x in): used as it is.
-        t.operand(node.b, location, || internal("weight vanished"))?
-    } else {
-        let b = t
-            .constant_tensor(node.b)
-            .ok_or_else(|| internal("weight vanished"))?;
-        let mut w = if node.trans_b {
-            b.data
-        } else {
-            transpose(&b.data, b.shape[0], b.shape[1])
-        };
-        w.iter_mut().for_each(|v| *v *= node.alpha);
-        t.constant(
-            &format!("{}.weight", node.label),
-            Tensor::new(vec![m, k], w)?,
-            location,
-        )?
-    };
-    let mut a = t.operand(node.a, location, || internal("gemm input vanished"))?;
-    if node.trans_a {
-        a = t.append(grim::transpose(
-            a,
-            tensor_type(context, &[node.a_shape[1], node.a_shape[0]]),
-            location,
-        ))?;
-    }
-    // C: the bias when it is one value per output (or a scalar), else an add after.
-    let mut bias = None;
-    let mut add_after = None;
-    if let Some(c_name) = node.c.filter(|n| !n.is_empty()) {
-        let c = match t.constant_tensor(c_name) {
-            Some(c) => c,
-            None => {
-                return Err(unsupported(format!(
-                    "input C '{c_name}' must be a constant initializer"
-                )))
-            }
-        };
-        let per_output = c.data.len() == m && c.shape.iter().rev().skip(1).all(|d| *d == 1);
-        let scalar = c.data.len() == 1;
-        let scaled = |c: &Tensor| -> Vec<f32> { c.data.iter().map(|v| v * node.beta).collect() };
-        if per_output || scalar {
-            bias = Some(if node.beta == 1.0 && per_output && c.shape.len() == 1 {
-                t.operand(c_name, location, || internal("bias vanished"))?
-            } else {
-                let data = scaled(&c);
-                let data = if scalar { vec![data[0]; m] } else { data };
-                t.constant(
-                    &format!("{}.bias", node.label),
-                    Tensor::new(vec![m], data)?,
-                    location,
-                )?
-            });
-        } else {
-            add_after = Some(Tensor::new(c.shape.clone(), scaled(&c))?);
-        }
-    }
-    let operands = Product {
-        input: a,
-        weight,
-        bias,
-        residual: None,
-    };
-    let out = t.append(grim::gemm(
-        context,
-        &operands,
-        &GemmAttrs::CANONICAL,
-        None,
-        result_type,
-        location,
-    ))?;
-    match add_after {
-        Some(c) => {
-            let c = t.constant(&format!("{}.c", node.label), c, location)?;
-            t.append(grim::add(out, c, result_type, location))
-        }
-        None => Ok(out),
-    }
 }
 
 /// Parses a grim MLIR file; its weights are in it (`grim.constant` values,

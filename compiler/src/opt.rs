@@ -37,6 +37,9 @@ pub struct Args {
     /// model; by default they are elided.
     #[arg(long = "print-weights")]
     pub print_weights: bool,
+    /// Print every op's location (`loc(...)`: the ONNX node names).
+    #[arg(long = "print-debuginfo")]
+    pub print_debuginfo: bool,
 }
 
 /// Lists our passes, then a note on upstream ones.
@@ -45,6 +48,18 @@ pub fn list_passes() -> String {
     for pass in registry::PASSES {
         out.push_str(&format!("  {:<22} {}\n", pass.flag, pass.summary));
         for option in pass.options {
+            out.push_str(&format!("  {:<22}   option: {option}\n", ""));
+        }
+    }
+    out.push_str(
+        "\ngrim pipelines (from one level to the next; `grim.level` says where a module is):\n",
+    );
+    for pipeline in grim_passes::levels::PIPELINES {
+        out.push_str(&format!(
+            "  {:<22} {} -> {}\n",
+            pipeline.name, pipeline.from, pipeline.to
+        ));
+        for option in pipeline.options {
             out.push_str(&format!("  {:<22}   option: {option}\n", ""));
         }
     }
@@ -147,8 +162,11 @@ fn process_text(
     std::fs::write(&copy, text).map_err(|e| format!("error: {e}"))?;
     let mut module = diag::parse_file(context, &copy)
         .map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))?;
+    let rename =
+        |text: String| text.replace(&copy.display().to_string(), &input.display().to_string());
     process(context, &mut module, elements, args)
-        .map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))
+        .map(rename)
+        .map_err(rename)
 }
 
 fn process<'c>(
@@ -172,5 +190,6 @@ fn process<'c>(
     Ok(grim_dialects::weights::print_module(
         module,
         args.print_weights,
+        args.print_debuginfo,
     ))
 }

@@ -114,10 +114,11 @@ pub fn resource<'c>(
 
 /// Prints `module`: with `weights`, every resource blob in full (the text
 /// is a whole model that parses back); without, blobs over
-/// [`ELIDE_RESOURCES_LARGER_THAN`] bytes elided (MLIR's elided resource form).
-pub fn print_module(module: &Module, weights: bool) -> String {
+/// [`ELIDE_RESOURCES_LARGER_THAN`] bytes elided (MLIR's elided resource
+/// form). With `locations`, every op's location (the ONNX node names) too.
+pub fn print_module(module: &Module, weights: bool, locations: bool) -> String {
     use melior::ir::operation::{OperationLike, OperationPrintingFlags};
-    let flags = OperationPrintingFlags::new();
+    let flags = OperationPrintingFlags::new().enable_debug_info(locations, false);
     if !weights {
         // SAFETY: the flags are alive; this only sets a limit.
         unsafe {

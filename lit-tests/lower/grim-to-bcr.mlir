@@ -1,6 +1,6 @@
-// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' | %FileCheck %s
-// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{block=4x8 order=grouped})' | %FileCheck %s --check-prefix=OPTS
-// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr{profile=1})' | %FileCheck %s --check-prefix=PROFILE
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(graph-plan-memory,lower-grim-to-bcr)' | %FileCheck %s
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(graph-plan-memory,lower-grim-to-bcr{block=4x8 order=grouped})' | %FileCheck %s --check-prefix=OPTS
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(graph-profile-layers,graph-plan-memory,lower-grim-to-bcr)' | %FileCheck %s --check-prefix=PROFILE
 
 // Checks that a one-row gemm with a bias becomes bcr.packed + bcr.spmv into
 // an output initialised from the bias, on the caller-buffer ABI, with no

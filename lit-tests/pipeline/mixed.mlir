@@ -1,4 +1,4 @@
-// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr,canonicalize,cse)' | %FileCheck %s
+// RUN: grim-opt %s --split-input-file --pass-pipeline='builtin.module(graph-plan-memory,lower-grim-to-bcr,canonicalize,cse)' | %FileCheck %s
 
 // Checks that a grim pass and upstream passes run in one pipeline:
 // canonicalize hoists and folds the lowering's constants, cse merges the

@@ -1,4 +1,4 @@
-// RUN: grim-opt %s --pass-pipeline='builtin.module(lower-grim-to-bcr,bcr-reorder,bcr-vectorize{vector-width=4},lower-bcr-to-loops,canonicalize,convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts)' | %FileCheck %s
+// RUN: grim-opt %s --pass-pipeline='builtin.module(graph-plan-memory,lower-grim-to-bcr,bcr-reorder,bcr-vectorize{vector-width=4},lower-bcr-to-loops,canonicalize,convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts)' | %FileCheck %s
 
 // Checks that a two-layer grim MLP goes all the way to the LLVM dialect: the
 // kernel function keeps the grim ABI attributes, gets a C interface wrapper,

@@ -1,4 +1,4 @@
-// RUN: not grim-opt %s --split-input-file --pass-pipeline='builtin.module(lower-grim-to-bcr)' 2>&1 | %FileCheck %s
+// RUN: not grim-opt %s --split-input-file --pass-pipeline='builtin.module(graph-plan-memory,lower-grim-to-bcr)' 2>&1 | %FileCheck %s
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(no-such-pass)' 2>&1 | %FileCheck %s --check-prefix=UNKNOWN
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(lower-grim-to-bcr{blok=4x4})' 2>&1 | %FileCheck %s --check-prefix=OPTION
 // RUN: echo 'module {}' | not grim-opt - --pass-pipeline='builtin.module(bcr-vectorize{vector-width=3})' 2>&1 | %FileCheck %s --check-prefix=VALUE
@@ -31,7 +31,7 @@ func.func @activation_weight(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor
 // UNKNOWN: 'no-such-pass' does not refer to a registered pass or pass pipeline
 
 // Checks that an unknown option is refused, naming the option and the known ones.
-// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, order, profile)
+// OPTION: error: pass 'lower-grim-to-bcr': unknown option 'blok' (known: block, order)
 
 // Checks that a bad option value is refused, naming the option.
 // VALUE: error: pass 'bcr-vectorize': vector-width must be 1, 2, 4, 8 or 16, got 3

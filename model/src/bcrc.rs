@@ -160,7 +160,7 @@ pub struct Bcrc {
 }
 
 /// Size and efficiency figures of a packed matrix (what `grimc inspect` shows).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BcrcStats {
     /// Values stored (nonzeros plus zeros inside kept sub-matrices).
     pub stored_values: usize,

@@ -1,10 +1,15 @@
 //! The layerwise representation (LR): GRIM's per-layer description of
 //! sparsity, schedule and latency, as JSON.
 //!
-//! `grimc prune`/`tune` write it and `grimc compile` reads it, so it is a
-//! user-editable file: unknown fields are rejected (a typo must not silently
-//! become "use the default"), syntax errors point at `path:line:column`, and
-//! semantic errors name the layer.
+//! `grimc prune`/`tune` and `grimc inspect --lr-out` write it and `grimc
+//! compile` reads it, so it is a user-editable file: unknown fields are
+//! rejected (a typo must not silently become "use the default"), syntax
+//! errors point at `path:line:column`, and semantic errors name the layer.
+//! Layers are named by their ONNX node name (the weight name also matches).
+//!
+//! Version 2 adds, per layer, the cost model's estimate of each candidate
+//! kernel (`estimates_ns`, as the compiler recorded them) and the pruning
+//! rate the layer was pruned to (`rate`); version 1 files still read.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,14 +20,16 @@ use crate::bcrc::{BlockSize, Order, MAX_BLOCK_SIDE};
 use crate::error::ModelError;
 use crate::fsutil::write_atomic;
 
-/// The LR format version this crate reads and writes.
-pub const LR_VERSION: u32 = 1;
+/// The LR format version this crate writes.
+pub const LR_VERSION: u32 = 2;
+/// The oldest LR format version this crate reads.
+pub const LR_OLDEST_VERSION: u32 = 1;
 
 /// A whole LR file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LrFile {
-    /// Format version; must be [`LR_VERSION`].
+    /// Format version: [`LR_OLDEST_VERSION`] to [`LR_VERSION`].
     pub version: u32,
     /// Name of the model this LR describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +61,14 @@ pub struct LrLayer {
     /// Measured or estimated latency in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// Version 2: the cost model's estimate of each candidate kernel, in
+    /// ns, by label (`dense`, `bcr 8x16`, ...); informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimates_ns: Option<std::collections::BTreeMap<String, f64>>,
+    /// Version 2: the pruning rate the layer was pruned to (dense elements
+    /// per kept one, at least 1); informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
 }
 
 /// Storage format of a layer's weights.
@@ -156,11 +171,11 @@ impl LrFile {
     }
 
     fn check(&self, path: &Path) -> Result<(), ModelError> {
-        if self.version != LR_VERSION {
+        if !(LR_OLDEST_VERSION..=LR_VERSION).contains(&self.version) {
             return Err(ModelError::LrFile {
                 path: path.to_path_buf(),
                 message: format!(
-                    "unsupported LR version {} (this grim reads version {LR_VERSION})",
+                    "unsupported LR version {} (this grim reads versions {LR_OLDEST_VERSION} to {LR_VERSION})",
                     self.version
                 ),
             });
@@ -210,6 +225,24 @@ impl LrFile {
                     if v == Some(0) {
                         return Err(err(format!("schedule.{what} must be positive")));
                     }
+                }
+            }
+            if self.version < 2 && (layer.estimates_ns.is_some() || layer.rate.is_some()) {
+                return Err(err("'estimates_ns' and 'rate' need LR version 2".into()));
+            }
+            if let Some(rate) = layer.rate {
+                if !(rate.is_finite() && rate >= 1.0) {
+                    return Err(err(format!("rate must be a number >= 1, got {rate}")));
+                }
+            }
+            if let Some(estimates) = &layer.estimates_ns {
+                if let Some((label, ns)) = estimates
+                    .iter()
+                    .find(|(_, ns)| !(ns.is_finite() && **ns >= 0.0))
+                {
+                    return Err(err(format!(
+                        "estimates_ns['{label}'] must be a non-negative number, got {ns}"
+                    )));
                 }
             }
             if let Some(l) = layer.latency_ms {
@@ -305,10 +338,34 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_the_layer() {
-        let e = parse(&GOOD.replace("\"version\": 1", "\"version\": 2"))
+        let e = parse(&GOOD.replace("\"version\": 1", "\"version\": 3"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("version 2"), "{e}");
+        assert!(
+            e.contains("version 3") && e.contains("versions 1 to 2"),
+            "{e}"
+        );
+        // Version 2 fields need version 2.
+        let with_estimates = GOOD.replace(
+            "\"latency_ms\": 0.12",
+            "\"latency_ms\": 0.12, \"estimates_ns\": {\"dense\": 1000.0, \"bcr 8x16\": 250.0}, \"rate\": 8.0",
+        );
+        let e = parse(&with_estimates).unwrap_err().to_string();
+        assert!(e.contains("layer 'fc1'") && e.contains("version 2"), "{e}");
+        let v2 = parse(&with_estimates.replace("\"version\": 1", "\"version\": 2")).unwrap();
+        assert_eq!(
+            v2.layers[0].estimates_ns.as_ref().map(|e| e["bcr 8x16"]),
+            Some(250.0)
+        );
+        assert_eq!(v2.layers[0].rate, Some(8.0));
+        let e = parse(
+            &with_estimates
+                .replace("\"version\": 1", "\"version\": 2")
+                .replace("8.0", "0.5"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rate must be"), "{e}");
         let e = parse(&GOOD.replace("\"block_rows\": 8", "\"block_rows\": 0"))
             .unwrap_err()
             .to_string();

@@ -9,6 +9,8 @@
 
 pub mod bcr;
 pub mod builder;
+pub mod graph;
+pub mod levels;
 pub mod lower;
 pub mod pipeline;
 pub mod registry;
@@ -31,9 +33,23 @@ pub enum PassError {
         /// What is wrong.
         message: String,
     },
-    /// The input IR is outside what the pass handles; names the op's location.
+    /// An op is outside what a pass handles, or breaks its contract.
+    #[error("{location}: error: '{op}' op {message}")]
+    Op {
+        /// Where the op is (`file:line:col`, or `file: node 'name'`).
+        location: String,
+        /// The op's name.
+        op: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The input is outside what the pass handles (not tied to one op);
+    /// already formatted.
     #[error("{0}")]
     Unsupported(String),
+    /// A file a pass reads (an LR file) is missing or malformed.
+    #[error(transparent)]
+    Model(#[from] grim_model::ModelError),
     /// A pass or upstream pipeline failed; MLIR's diagnostics follow.
     #[error("{0}")]
     Failed(String),
@@ -160,12 +176,17 @@ pub fn parse_block(text: &str) -> Option<(i64, i64)> {
     ((1..=64).contains(&rows) && (1..=64).contains(&cols)).then_some((rows, cols))
 }
 
-/// Formats an op's location and a message as a user-facing error.
+/// An error at `op`: its location, name and the message.
 pub fn op_error(op: &melior::ir::OperationRef, message: impl std::fmt::Display) -> PassError {
     use melior::ir::operation::OperationLike;
-    PassError::Unsupported(format!(
-        "{}: error: '{}' op {message}",
-        grim_dialects::diag::format_location(op.location()),
-        op.name().as_string_ref().as_str().unwrap_or("?")
-    ))
+    PassError::Op {
+        location: grim_dialects::diag::format_location(op.location()),
+        op: op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .unwrap_or("?")
+            .to_string(),
+        message: message.to_string(),
+    }
 }

@@ -9,7 +9,7 @@
 //! of our flags runs our pass object between them. With `verify_each`, the
 //! module is verified (structure and our semantics) after every element.
 
-use crate::{registry, PassError, PassOptions};
+use crate::{levels, registry, PassError, PassOptions};
 use grim_dialects::diag::Capture;
 use melior::{ir::Module, pass::PassManager, Context};
 use std::time::{Duration, Instant};
@@ -26,6 +26,13 @@ pub enum Element {
     },
     /// An upstream pass or nested pipeline, as MLIR pipeline text.
     Upstream(String),
+    /// A named pipeline (`crate::levels`), with its options.
+    Named {
+        /// Its name.
+        name: String,
+        /// Parsed options.
+        options: PassOptions,
+    },
 }
 
 /// Splits `builtin.module(a, b{x=1}, func.func(c))` (or a bare `a,b`) into elements.
@@ -57,6 +64,11 @@ pub fn parse(text: &str) -> Result<Vec<Element>, PassError> {
         if registry::find(name).is_some() {
             elements.push(Element::Ours {
                 flag: name.to_string(),
+                options: PassOptions::parse(name, options)?,
+            });
+        } else if levels::find(name).is_some() {
+            elements.push(Element::Named {
+                name: name.to_string(),
                 options: PassOptions::parse(name, options)?,
             });
         } else {
@@ -119,6 +131,11 @@ pub fn run<'c>(
     while index < elements.len() {
         let start = Instant::now();
         let name = match &elements[index] {
+            Element::Named { name, options } => {
+                timings.extend(run_named(context, module, name, options, verify_each)?);
+                index += 1;
+                continue;
+            }
             Element::Ours { flag, options } => {
                 let info = registry::find(flag)
                     .ok_or_else(|| PassError::Pipeline(format!("unknown pass '{flag}'")))?;
@@ -147,6 +164,57 @@ pub fn run<'c>(
             duration: start.elapsed(),
         });
     }
+    Ok(timings)
+}
+
+/// The level a module is at (`grim.level`; absent means `input`).
+pub fn level_of(module: &Module) -> Result<levels::Level, PassError> {
+    match grim_dialects::attr::string(&module.as_operation(), grim_dialects::abi::LEVEL_ATTR) {
+        None => Ok(levels::Level::Input),
+        Some(text) => text.parse().map_err(|e| {
+            PassError::Pipeline(format!(
+                "module attribute '{}': {e}",
+                grim_dialects::abi::LEVEL_ATTR
+            ))
+        }),
+    }
+}
+
+/// Stamps the module's level (`grim.level`).
+pub fn set_level(context: &Context, module: &Module, level: levels::Level) {
+    let name = melior::StringRef::new(grim_dialects::abi::LEVEL_ATTR);
+    let value = melior::ir::attribute::StringAttribute::new(context, level.name());
+    // SAFETY: the module op is alive; only an attribute is set.
+    unsafe {
+        mlir_sys::mlirOperationSetAttributeByName(
+            mlir_sys::mlirModuleGetOperation(module.to_raw()),
+            name.to_raw(),
+            melior::ir::attribute::AttributeLike::to_raw(&value),
+        )
+    }
+}
+
+/// Runs a named pipeline: checks the module is at its input level, runs
+/// its elements, stamps its output level.
+fn run_named<'c>(
+    context: &'c Context,
+    module: &mut Module<'c>,
+    name: &str,
+    options: &PassOptions,
+    verify_each: bool,
+) -> Result<Vec<Timing>, PassError> {
+    let pipeline = levels::find(name)
+        .ok_or_else(|| PassError::Pipeline(format!("unknown pipeline '{name}'")))?;
+    let at = level_of(module)?;
+    if at != pipeline.from {
+        return Err(PassError::Pipeline(format!(
+            "'{name}' runs on a module at the '{}' level, but this one is at '{at}'",
+            pipeline.from
+        )));
+    }
+    let text = (pipeline.elements)(options)?;
+    let timings = run(context, module, &parse(&text)?, verify_each)?;
+    set_level(context, module, pipeline.to);
     Ok(timings)
 }
 

@@ -3,7 +3,7 @@
 //! It feeds `grim-opt --list-passes`, the pipeline parser and the generated
 //! docs/passes.md. A test fails when a registered pass has no lit test.
 
-use crate::{bcr, lower, Pass, PassError, PassOptions};
+use crate::{bcr, graph, lower, Pass, PassError, PassOptions};
 
 /// One registered pass.
 pub struct PassInfo {
@@ -19,6 +19,36 @@ pub struct PassInfo {
 
 /// Every grim pass, in pipeline order.
 pub static PASSES: &[PassInfo] = &[
+    PassInfo {
+        flag: graph::simplify::FLAG,
+        summary: graph::simplify::SUMMARY,
+        options: graph::simplify::OPTIONS,
+        create: graph::simplify::create,
+    },
+    PassInfo {
+        flag: graph::apply_lr::FLAG,
+        summary: graph::apply_lr::SUMMARY,
+        options: graph::apply_lr::OPTIONS,
+        create: graph::apply_lr::create,
+    },
+    PassInfo {
+        flag: graph::choose_kernel::FLAG,
+        summary: graph::choose_kernel::SUMMARY,
+        options: graph::choose_kernel::OPTIONS,
+        create: graph::choose_kernel::create,
+    },
+    PassInfo {
+        flag: graph::plan_memory::FLAG,
+        summary: graph::plan_memory::SUMMARY,
+        options: graph::plan_memory::OPTIONS,
+        create: graph::plan_memory::create,
+    },
+    PassInfo {
+        flag: graph::profile_layers::FLAG,
+        summary: graph::profile_layers::SUMMARY,
+        options: graph::profile_layers::OPTIONS,
+        create: graph::profile_layers::create,
+    },
     PassInfo {
         flag: lower::grim_to_bcr::FLAG,
         summary: lower::grim_to_bcr::SUMMARY,

@@ -90,3 +90,49 @@ fn docs_passes_md_is_up_to_date() {
         "docs/passes.md is stale: run `GRIM_BLESS=1 cargo test -p grim-passes --test registry`"
     );
 }
+
+/// The levels table in docs/ARCHITECTURE.md (between its markers) is
+/// generated from `grim_passes::levels`; `GRIM_BLESS=1` rewrites it.
+#[test]
+fn architecture_levels_table_is_up_to_date() {
+    const BEGIN: &str = "<!-- levels table: generated from passes/src/levels.rs -->\n";
+    const END: &str = "<!-- end of levels table -->";
+    let path = repo().join("docs/ARCHITECTURE.md");
+    let text = std::fs::read_to_string(&path).expect("docs/ARCHITECTURE.md");
+    let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        panic!("docs/ARCHITECTURE.md has no levels table markers");
+    };
+    let table = grim_passes::levels::markdown();
+    let current = &text[start + BEGIN.len()..end];
+    if std::env::var("GRIM_BLESS").is_ok_and(|v| v == "1") && current != table {
+        let updated = format!("{}{BEGIN}{table}{}", &text[..start], &text[end..]);
+        std::fs::write(&path, updated).expect("write docs/ARCHITECTURE.md");
+        return;
+    }
+    assert!(
+        current == table,
+        "the levels table in docs/ARCHITECTURE.md is stale: run `GRIM_BLESS=1 cargo test -p grim-passes --test registry`"
+    );
+}
+
+/// Every named pipeline's elements parse and name registered or upstream
+/// passes, and each level but the first is reached by exactly one.
+#[test]
+fn named_pipelines_chain_the_levels() {
+    use grim_passes::levels::{self, Level, PIPELINES};
+    for pipeline in PIPELINES {
+        let text =
+            (pipeline.elements)(&grim_passes::PassOptions::default()).expect("default options");
+        let elements = grim_passes::pipeline::parse(&text).expect("elements parse");
+        assert!(!elements.is_empty(), "{}", pipeline.name);
+        assert_eq!(levels::to(pipeline.to).map(|p| p.name), Some(pipeline.name));
+    }
+    let chained: Vec<Level> = PIPELINES.iter().map(|p| p.from).collect();
+    assert_eq!(
+        chained,
+        [Level::Input, Level::Graph, Level::Bcr, Level::Loops]
+    );
+    for level in Level::ALL {
+        assert_eq!(level.name().parse::<Level>(), Ok(level));
+    }
+}

@@ -934,8 +934,8 @@ fn kernels(options: &Options, args: &[&str]) -> Result<()> {
         match capture("bench (grimc inspect)", &mut command).and_then(|t| {
             serde_json::from_str::<Value>(&t).context("grimc inspect printed invalid JSON")
         }) {
-            Ok(Value::Array(list)) if !list.is_empty() => {
-                let mut r = list[0].clone();
+            Ok(report) if report["layers"].as_array().is_some_and(|l| !l.is_empty()) => {
+                let mut r = report["layers"][0].clone();
                 r["layer_name"] = json!(file.layers[case.layer].name);
                 index_rows.push(r);
             }

@@ -3,11 +3,12 @@
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use grim_compiler::{
-    driver::{self, Level, Options},
+    driver::{self, Options},
     inspect, link,
     output::write_atomically,
 };
 use grim_model::{read_npy, write_npy};
+use grim_passes::levels::Level;
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Parser)]
@@ -25,9 +26,10 @@ struct Cli {
 struct ModelArgs {
     /// The model: .onnx or .mlir (grim dialect).
     model: PathBuf,
-    /// Default BCR block size RxC for layers the LR file does not name.
-    #[arg(long, default_value = "8x16")]
-    block: String,
+    /// BCR block size RxC of every layer the LR file leaves open (default:
+    /// the cost model chooses per layer among 4x16, 8x16, 16x16, 16x32, 32x32).
+    #[arg(long)]
+    block: Option<String>,
     /// Layerwise representation (JSON): per-layer block size and order.
     #[arg(long)]
     lr: Option<PathBuf>,
@@ -38,6 +40,15 @@ struct ModelArgs {
     /// again); by default they are elided.
     #[arg(long)]
     print_weights: bool,
+    /// Give every intermediate tensor its own scratch bytes (no reuse; for
+    /// checking the memory plan).
+    #[arg(long)]
+    no_memory_reuse: bool,
+}
+
+/// `--compile-to`: a level name.
+fn parse_level(text: &str) -> Result<Level, String> {
+    text.parse()
 }
 
 #[derive(Subcommand)]
@@ -52,7 +63,9 @@ enum Command {
         /// CPU name (default: cortex-a76 for aarch64, the host CPU for host).
         #[arg(long)]
         cpu: Option<String>,
-        /// Comma-separated: obj,asm,llvm,mlir,header,weights (weights: blob file instead of embedding).
+        /// Comma-separated: any level (input, graph, bcr, loops, llvm,
+        /// llvm-ir, asm, obj), `mlir` (every MLIR level), header, weights
+        /// (the blob as a file instead of embedded).
         #[arg(long, default_value = "obj,header")]
         emit: String,
         /// C name of the model (default: from the file name).
@@ -79,20 +92,27 @@ enum Command {
         #[arg(long, default_value = "host")]
         target: String,
     },
-    /// Print one row per layer: shape, block, groups, stored values, fill, index bytes vs CSR.
+    /// Print one row per layer (by ONNX node name): the kernel chosen and
+    /// every candidate's estimate, shape, block, stored values, fill, index
+    /// bytes vs CSR; then the memory plan.
     Inspect {
         #[command(flatten)]
         model: ModelArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also write the compiler's choices as an LR file (version 2),
+        /// ready to edit and pass back with --lr.
+        #[arg(long)]
+        lr_out: Option<PathBuf>,
     },
-    /// Print the MLIR of a model at one level (graph, bcr, loops, llvm).
+    /// Print a model at one level: input, graph, bcr, loops, llvm (MLIR),
+    /// llvm-ir or asm.
     Lower {
         #[command(flatten)]
         model: ModelArgs,
         /// The level to print.
-        #[arg(long = "compile-to", value_enum)]
+        #[arg(long = "compile-to", value_parser = parse_level)]
         level: Level,
         /// host or aarch64-linux-gnu (decides the vector width).
         #[arg(long, default_value = "host")]
@@ -136,15 +156,17 @@ enum Command {
 
 fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     let mut options = Options::new(&model.model, target);
-    options.block = grim_passes::parse_block(&model.block).with_context(|| {
-        format!(
-            "--block must be RxC with 1..=64 each, got '{}'",
-            model.block
-        )
-    })?;
+    options.block = match &model.block {
+        None => None,
+        Some(text) => Some(
+            grim_passes::parse_block(text)
+                .with_context(|| format!("--block must be RxC with 1..=64 each, got '{text}'"))?,
+        ),
+    };
     options.lr = model.lr.clone();
     options.reorder = !model.no_reorder;
     options.print_weights = model.print_weights;
+    options.reuse = !model.no_memory_reuse;
     Ok(options)
 }
 
@@ -269,56 +291,33 @@ fn run(cli: Cli) -> Result<()> {
             name,
             output,
         } => {
-            let kinds: Vec<&str> = emit
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            if let Some(bad) = kinds
-                .iter()
-                .find(|k| !["obj", "asm", "llvm", "mlir", "header", "weights"].contains(k))
-            {
-                bail!(
-                    "--emit: unknown kind '{bad}' (expected obj, asm, llvm, mlir, header, weights)"
-                );
+            let mut kinds: Vec<String> = Vec::new();
+            for kind in emit.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match kind {
+                    "mlir" => kinds.extend(Level::ALL.iter().filter(|l| l.is_mlir()).map(|l| l.name().to_string())),
+                    "header" | "weights" => kinds.push(kind.to_string()),
+                    level if level.parse::<Level>().is_ok() => kinds.push(level.to_string()),
+                    bad => bail!(
+                        "--emit: unknown kind '{bad}' (expected a level: {}; or mlir, header, weights)",
+                        Level::ALL.map(|l| l.name()).join(", ")
+                    ),
+                }
             }
             let mut options = options(&model, &target)?;
             options.cpu = cpu;
             options.name = name;
-            let embed = !kinds.contains(&"weights");
+            let embed = !kinds.iter().any(|k| k == "weights");
             let compiled = driver::compile(&options, embed, false)?;
             std::fs::create_dir_all(&output)
                 .with_context(|| format!("{}: cannot create directory", output.display()))?;
-            let base = output.join(&compiled.interface.name);
+            let file = |suffix: &str| output.join(format!("{}.{suffix}", compiled.interface.name));
             // Everything is generated before anything is written, and each file is written atomically.
             let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
             for kind in &kinds {
-                match *kind {
-                    "obj" => {
-                        files.push((base.with_extension("o"), compiled.artifacts.object.clone()))
-                    }
-                    "asm" => files.push((
-                        base.with_extension("s"),
-                        compiled.artifacts.assembly.clone().into_bytes(),
-                    )),
-                    "llvm" => files.push((
-                        base.with_extension("ll"),
-                        compiled.artifacts.llvm_ir.clone().into_bytes(),
-                    )),
-                    "mlir" => {
-                        for (level, text) in &compiled.stages {
-                            files.push((
-                                output.join(
-                                    format!("{}.{:?}.mlir", compiled.interface.name, level)
-                                        .to_lowercase(),
-                                ),
-                                text.clone().into_bytes(),
-                            ));
-                        }
-                    }
+                match kind.as_str() {
                     "header" => {
                         files.push((
-                            base.with_extension("h"),
+                            file("h"),
                             grim_compiler::codegen::header(
                                 &compiled.interface,
                                 compiled.blob.bytes.len(),
@@ -332,10 +331,21 @@ fn run(cli: Cli) -> Result<()> {
                             link::RUNTIME_H.as_bytes().to_vec(),
                         ));
                     }
-                    "weights" => {
-                        files.push((base.with_extension("weights"), compiled.blob.bytes.clone()))
+                    "weights" => files.push((file("weights"), compiled.blob.bytes.clone())),
+                    level => {
+                        let level: Level = level.parse().map_err(anyhow::Error::msg)?;
+                        let bytes = match level {
+                            Level::LlvmIr => compiled.artifacts.llvm_ir.clone().into_bytes(),
+                            Level::Asm => compiled.artifacts.assembly.clone().into_bytes(),
+                            Level::Obj => compiled.artifacts.object.clone(),
+                            mlir => match compiled.stages.iter().find(|(l, _)| *l == mlir) {
+                                Some((_, text)) => text.clone().into_bytes(),
+                                // A .mlir input starts at its own level.
+                                None => continue,
+                            },
+                        };
+                        files.push((file(level.file_suffix()), bytes));
                     }
-                    _ => unreachable!("checked above"),
                 }
             }
             for (path, bytes) in &files {
@@ -383,15 +393,28 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Inspect { model, json } => {
+        Command::Inspect {
+            model,
+            json,
+            lr_out,
+        } => {
             let options = options(&model, "host")?;
             // The packing is decided at the bcr level; no code is generated.
             let lowered = driver::lower(&options, Level::Bcr)?;
-            let rows = inspect::rows(&lowered.blob.layers);
+            let report = inspect::Report {
+                layers: inspect::rows(&lowered.products, &lowered.blob.layers),
+                memory: lowered.memory,
+            };
+            if let Some(path) = &lr_out {
+                inspect::lr_file(&report, &options.model).save(path)?;
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", inspect::table(&rows));
+                print!("{}", inspect::table(&report));
+            }
+            if let Some(path) = &lr_out {
+                eprintln!("wrote {}", path.display());
             }
             Ok(())
         }
@@ -401,13 +424,33 @@ fn run(cli: Cli) -> Result<()> {
             target,
         } => {
             let options = options(&model, &target)?;
-            let lowered = driver::lower(&options, level)?;
-            let (_, text) = lowered
-                .stages
-                .iter()
-                .find(|(l, _)| *l == level)
-                .context("level not produced")?;
-            print!("{text}");
+            match level {
+                Level::Obj => {
+                    bail!("--compile-to obj is binary; write it with `grimc compile --emit obj`")
+                }
+                Level::LlvmIr | Level::Asm => {
+                    let compiled = driver::compile(&options, true, false)?;
+                    if level == Level::LlvmIr {
+                        print!("{}", compiled.artifacts.llvm_ir);
+                    } else {
+                        print!("{}", compiled.artifacts.assembly);
+                    }
+                }
+                _ => {
+                    let lowered = driver::lower(&options, level)?;
+                    let (_, text) = lowered
+                        .stages
+                        .iter()
+                        .find(|(l, _)| *l == level)
+                        .with_context(|| {
+                            format!(
+                                "{}: the model starts past the '{level}' level",
+                                options.model.display()
+                            )
+                        })?;
+                    print!("{text}");
+                }
+            }
             Ok(())
         }
         Command::Bench {

@@ -91,6 +91,50 @@ pub const KERNEL_BCR: &str = "bcr";
 /// The dense kernels (`bcr.gemm` on row panels).
 pub const KERNEL_DENSE: &str = "dense";
 
+/// Attribute of a product: the candidates' estimated ns, by label
+/// (`{dense = ..., "bcr 8x16" = ...}`), as graph-choose-kernel recorded them.
+pub const ESTIMATES_ATTR: &str = "estimates";
+/// Attribute of a product whose kernel was not chosen by its estimates:
+/// why (e.g. the weight is not a constant).
+pub const KERNEL_REASON_ATTR: &str = "kernel_reason";
+/// Attribute of a `grim.conv2d`: how its image reaches the product
+/// ([`Im2col`]), chosen by graph-choose-kernel.
+pub const IM2COL_ATTR: &str = "im2col";
+
+/// How a conv's image reaches its product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Im2col {
+    /// A 1x1, stride-1, unpadded conv: the image is the `[C, H*W]` matrix.
+    Pointwise,
+    /// The product reads the image through its patches (the dense kernel
+    /// packs patches into its blocks; the BCR kernels read kept patch rows
+    /// in place from a zero-padded copy when the conv pads).
+    Implicit,
+    /// An explicit `[C*kh*kw, Ho*Wo]` patch matrix in scratch.
+    Explicit,
+}
+
+impl Im2col {
+    /// The attribute's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Im2col::Pointwise => "pointwise",
+            Im2col::Implicit => "implicit",
+            Im2col::Explicit => "explicit",
+        }
+    }
+
+    /// A conv's route, if it has a valid one.
+    pub fn of<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Im2col> {
+        match attr::string(op, IM2COL_ATTR)?.as_str() {
+            "pointwise" => Some(Im2col::Pointwise),
+            "implicit" => Some(Im2col::Implicit),
+            "explicit" => Some(Im2col::Explicit),
+            _ => None,
+        }
+    }
+}
+
 /// `grim.gemm`'s ONNX attributes (absent ones take ONNX's defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GemmAttrs {

@@ -62,6 +62,9 @@ fn check_product_attrs<'c: 'a, 'a>(
         }
     }
     Activation::of_epilogue(op)?;
+    if op.has_attribute(IM2COL_ATTR) && Im2col::of(op).is_none() {
+        return Err("im2col must be \"pointwise\", \"implicit\" or \"explicit\"".into());
+    }
     Ok(())
 }
 

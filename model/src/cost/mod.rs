@@ -31,6 +31,15 @@ pub use target::{Calibration, Isa, Target, TargetError};
 /// rows beyond a multiple of it run one at a time.
 pub const SPMM_TILE_ROWS: usize = 4;
 
+/// The narrowest output row for which the BCR kernels read a conv's image
+/// in place. They walk it row by row, each row in register chunks of up to
+/// 24 columns (AVX2) with one masked tail: a 14-column row (resnet18's
+/// layer3) fills one vector of a two-vector tile, so each broadcast weight
+/// feeds half the FMAs, and such convs measured 1.5x-2.5x slower in place
+/// than through an explicit patch matrix; 56-column rows (vgg16 conv3_1)
+/// ran as fast as the GEMM view, without the 9x larger patch matrix.
+pub const BCR_IMPLICIT_MIN_WO: usize = 48;
+
 /// The block sizes the compiler tries for a layer the LR file leaves open.
 pub const BLOCK_CANDIDATES: [BlockSize; 5] = [
     BlockSize { rows: 4, cols: 16 },
@@ -173,10 +182,10 @@ impl ConvGeometry {
 
     /// Whether the BCR kernels read the image in place (implicit im2col)
     /// rather than an explicit patch matrix: stride 1 along W and output
-    /// rows at least `BCR_IMPLICIT_MIN_WO` (48) wide, as
-    /// `passes/src/lower/grim_to_bcr.rs` decides.
+    /// rows at least [`BCR_IMPLICIT_MIN_WO`] wide. graph-choose-kernel
+    /// decides each conv's route with this rule, and lowering follows it.
     pub fn bcr_reads_in_place(&self) -> bool {
-        self.stride[1] == 1 && self.output[1] >= 48
+        self.stride[1] == 1 && self.output[1] >= BCR_IMPLICIT_MIN_WO
     }
 
     /// Values of the input image: C x H x W.

@@ -36,13 +36,14 @@ use crate::{
 };
 use grim_dialects::shape;
 use melior::{
+    dialect::llvm,
     ir::{
         attribute::{FlatSymbolRefAttribute, StringAttribute, TypeAttribute},
         block::BlockLike,
         operation::{
             OperationLike, OperationMutLike, OperationRef, OperationRefMut, WalkOrder, WalkResult,
         },
-        r#type::FunctionType,
+        r#type::{FunctionType, IntegerType},
         Block, Identifier, Module, Region, RegionLike, Type, Value, ValueLike,
     },
     Context,
@@ -134,8 +135,8 @@ impl Pass for BcrParallelize {
 }
 
 fn parallel_for_type(context: &Context) -> (Type<'_>, Type<'_>) {
-    let pointer = Type::parse(context, "!llvm.ptr").expect("llvm dialect is loaded");
-    let i64_type = Type::parse(context, "i64").expect("builtin type");
+    let pointer = llvm::r#type::pointer(context, 0);
+    let i64_type: Type = IntegerType::new(context, 64).into();
     let body: Type = FunctionType::new(context, &[pointer, i64_type, i64_type], &[]).into();
     let runtime: Type =
         FunctionType::new(context, &[pointer, i64_type, i64_type, body, pointer], &[]).into();
@@ -323,7 +324,7 @@ impl BcrParallelize {
             &[],
         )[0];
         let args_pointer = b.from_index(args_pointer, 64);
-        let pointer_type = Type::parse(context, "!llvm.ptr").expect("llvm dialect is loaded");
+        let pointer_type = llvm::r#type::pointer(context, 0);
         let args_pointer = b.op("llvm.inttoptr", &[args_pointer], &[pointer_type], &[])[0];
         let outlined_name = format!("{function_name}_parallel{index}");
         let (body_type, _) = parallel_for_type(context);
@@ -472,11 +473,16 @@ fn memref_from_pointer<'c>(
     sizes: &[V<'c>],
 ) -> V<'c> {
     let rank = dims.len();
-    let descriptor_type = Type::parse(
+    // The descriptor the upstream memref-to-llvm conversion uses:
+    // `(allocated, aligned, offset, sizes[rank], strides[rank])`.
+    let pointer_type = llvm::r#type::pointer(b.context, 0);
+    let i64_type = b.int_type(64);
+    let dims_type = llvm::r#type::array(i64_type, rank as u32);
+    let descriptor_type = llvm::r#type::r#struct(
         b.context,
-        &format!("!llvm.struct<(ptr, ptr, i64, array<{rank} x i64>, array<{rank} x i64>)>"),
-    )
-    .expect("descriptor type parses");
+        &[pointer_type, pointer_type, i64_type, dims_type, dims_type],
+        false,
+    );
     let insert = |b: &Builder<'c>, aggregate: V<'c>, value: V<'c>, position: &[i64]| -> V<'c> {
         let position =
             melior::ir::attribute::DenseI64ArrayAttribute::new(b.context, position).into();

@@ -25,7 +25,9 @@
 //! AVX2, 32 for NEON and AVX-512), which bcr-lre fills with its register
 //! tile: a product narrowed to 4 lanes on AVX2 still has only 16 registers.
 //!
-//! Options: `vector-width=N` (1, 2, 4, 8 or 16; default 8).
+//! Options: `vector-width=N` (1, 2, 4, 8 or 16). Without it, the lanes and
+//! registers are the module's `grim.target`'s (what grimc compiles for),
+//! else 8 lanes and 16 registers (AVX2).
 //!
 //! Before: `"bcr.spmm"(...) {block_cols = 16 : i64, block_rows = 8 : i64} : (..., memref<64x32xf32>, memref<16x32xf32>)`
 //! After:  the same op with `registers = 16 : i64, vector_width = 8 : i64`.
@@ -50,11 +52,16 @@ pub const OPTIONS: &[&str] = &["vector-width=N the target's f32 lanes: 1, 2, 4, 
 /// The pass object.
 pub struct BcrVectorize {
     vector_width: i64,
+    /// Vector registers, when the module's target states them.
+    target_registers: Option<i64>,
+    /// Whether the width came from the option (it then wins over the target).
+    given: bool,
 }
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
     options.check_known(FLAG, &["vector-width"])?;
+    let given = options.string("vector-width").is_some();
     let vector_width = options.int(FLAG, "vector-width", 8)?;
     if ![1, 2, 4, 8, 16].contains(&vector_width) {
         return Err(PassError::Option {
@@ -62,7 +69,11 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
             message: format!("vector-width must be 1, 2, 4, 8 or 16, got {vector_width}"),
         });
     }
-    Ok(Box::new(BcrVectorize { vector_width }))
+    Ok(Box::new(BcrVectorize {
+        vector_width,
+        target_registers: None,
+        given,
+    }))
 }
 
 impl BcrVectorize {
@@ -85,6 +96,9 @@ impl BcrVectorize {
 impl BcrVectorize {
     /// Vector registers of the target whose width this is.
     pub fn registers(&self) -> i64 {
+        if let Some(registers) = self.target_registers {
+            return registers;
+        }
         if self.vector_width == 4 || self.vector_width == 16 {
             32
         } else {
@@ -95,6 +109,21 @@ impl BcrVectorize {
 
 impl Pass for BcrVectorize {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
+        // The module's target, unless the option fixed the width.
+        let has_target =
+            grim_dialects::attr::string(&module.as_operation(), grim_dialects::abi::TARGET_ATTR)
+                .is_some();
+        let target = if !self.given && has_target {
+            let target = crate::graph::target(module)?;
+            Some(BcrVectorize {
+                vector_width: target.lanes as i64,
+                target_registers: Some(target.vector_registers as i64),
+                given: false,
+            })
+        } else {
+            None
+        };
+        let this = target.as_ref().unwrap_or(self);
         let products = collect_ops(module, |op| {
             [bcr::SPMM, bcr::SPMV, bcr::GEMM].contains(&op_name(op).as_str())
                 && !op.has_attribute(bcr::VECTOR_WIDTH_ATTR)
@@ -109,10 +138,10 @@ impl Pass for BcrVectorize {
                 .ok()
                 .and_then(|c| shape::static_shape(c.r#type()))
                 .and_then(|s| s.get(1).copied());
-            bcr::set_int(&mut op, context, bcr::VECTOR_WIDTH_ATTR, self.choose(n));
+            bcr::set_int(&mut op, context, bcr::VECTOR_WIDTH_ATTR, this.choose(n));
             // The register file is the target's, whatever width this product
             // was narrowed to: 16 on AVX2, 32 on NEON and AVX-512.
-            bcr::set_int(&mut op, context, bcr::REGISTERS_ATTR, self.registers());
+            bcr::set_int(&mut op, context, bcr::REGISTERS_ATTR, this.registers());
         }
         Ok(())
     }
@@ -124,7 +153,11 @@ mod tests {
 
     #[test]
     fn narrows_to_small_n_only() {
-        let avx2 = BcrVectorize { vector_width: 8 };
+        let avx2 = BcrVectorize {
+            vector_width: 8,
+            target_registers: None,
+            given: true,
+        };
         assert_eq!(avx2.choose(Some(3136)), 8);
         assert_eq!(avx2.choose(Some(8)), 8);
         assert_eq!(avx2.choose(Some(6)), 4);
@@ -132,7 +165,11 @@ mod tests {
         assert_eq!(avx2.choose(Some(3)), 2);
         assert_eq!(avx2.choose(Some(1)), 1);
         assert_eq!(avx2.choose(None), 8);
-        let neon = BcrVectorize { vector_width: 4 };
+        let neon = BcrVectorize {
+            vector_width: 4,
+            target_registers: None,
+            given: true,
+        };
         assert_eq!(neon.choose(Some(16)), 4);
         assert_eq!(neon.choose(None), 4);
     }

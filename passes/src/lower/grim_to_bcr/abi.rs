@@ -7,7 +7,7 @@ use crate::{
     builder::{erase, erase_op, Builder, V},
     op_error, PassError,
 };
-use grim_dialects::{abi as contract, grim};
+use grim_dialects::abi as contract;
 use melior::ir::{
     attribute::{ArrayAttribute, IntegerAttribute, StringAttribute, TypeAttribute},
     block::BlockLike,
@@ -93,11 +93,23 @@ impl<'c> Lowering<'c, '_> {
             );
         }
         self.plan_returns(&terminator, input_shapes.len());
-        self.plan_cancelled_transposes(&body);
+        let returned: std::collections::HashSet<usize> = terminator.operands().map(key).collect();
+        self.cancelled = super::cancel::cancelled(&body, &returned);
+        self.scratch_bytes = grim_dialects::attr::int(&function, super::scratch::ARENA_BYTES_ATTR)
+            .ok_or_else(|| {
+                op_error(
+                    &function,
+                    format!(
+                        "has no memory plan: run graph-plan-memory before {}",
+                        super::FLAG
+                    ),
+                )
+            })?;
 
         let mut next = body.first_operation();
-        let mut layers =
-            profile::Layers::new(self.pass.profile, self.arguments[contract::CONTEXT_ARG]);
+        let marked = grim_dialects::attr::strings(&function, contract::LAYERS_ATTR);
+        let mut layers = profile::Layers::new(marked, self.arguments[contract::CONTEXT_ARG]);
+        self.profiled |= layers.enabled();
         while let Some(op) = next {
             next = op.next_in_block();
             let b = b.with_location(op.location());
@@ -107,9 +119,7 @@ impl<'c> Lowering<'c, '_> {
                 self.return_values(&b, op, input_shapes.len())?;
                 continue;
             }
-            if computes(&op_name) {
-                layers.open(&b, &op, &op_name);
-            }
+            layers.open(&b, &op, &op_name);
             self.op(&b, op, &name)?;
         }
         let layer_names = layers.finish(&b);
@@ -189,38 +199,6 @@ impl<'c> Lowering<'c, '_> {
             if produced_here && counts[&key(operand)] == 1 {
                 self.returned
                     .insert(key(operand), contract::FIRST_BUFFER_ARG + inputs + index);
-            }
-        }
-    }
-
-    /// Transpose pairs cancel: a gemm with N > 1 works on [K, N] and [M, N],
-    /// so a transposed input is read as is (see gemm.rs for the result side).
-    fn plan_cancelled_transposes<'a>(&mut self, body: &impl BlockLike<'c, 'a>)
-    where
-        'c: 'a,
-    {
-        let mut scan = body.first_operation();
-        while let Some(op) = scan {
-            scan = op.next_in_block();
-            if op.name().as_string_ref().as_str() != Ok(grim::TRANSPOSE) {
-                continue;
-            }
-            let (Ok(result), Ok(source)) = (op.result(0), op.operand(0)) else {
-                continue;
-            };
-            let uses = super::gemm::uses(result.into());
-            let only_gemm_inputs = !uses.is_empty()
-                && uses.iter().all(|(user, number)| {
-                    *number == 0
-                        && user.name().as_string_ref().as_str() == Ok(grim::GEMM)
-                        && grim::gemm_attrs(user).is_canonical()
-                });
-            let rows = grim_dialects::shape::static_shape(result.r#type())
-                .map(|s| s[0])
-                .unwrap_or(1);
-            if only_gemm_inputs && rows > 1 && !self.returned.contains_key(&key(result.into())) {
-                self.cancelled_inputs
-                    .insert(key(result.into()), key(source));
             }
         }
     }

@@ -9,9 +9,10 @@
 //!   im2col: `bcr.gemm {im2col}` copies patches straight into its packed
 //!   activation blocks).
 //! * The BCR kernels read the image in place when its output rows are wide
-//!   (stride 1, at least [`BCR_IMPLICIT_MIN_WO`] columns; zero-padded first
-//!   by a 1x1 `bcr.im2col` when the conv pads), else they multiply an
-//!   explicit patch matrix that `bcr.im2col` writes to scratch.
+//!   (stride 1, at least `grim_model::cost::BCR_IMPLICIT_MIN_WO` columns;
+//!   zero-padded first by a 1x1 `bcr.im2col` when the conv pads), else they
+//!   multiply an explicit patch matrix that `bcr.im2col` writes to scratch.
+//!   graph-choose-kernel records the route (`im2col`); this follows it.
 //!
 //! The epilogue: each output image starts as bias plus its residual image,
 //! the product accumulates into it, then the activation is applied over it.
@@ -25,18 +26,9 @@ use super::{
 use crate::{builder::Builder, op_error, PassError};
 use grim_dialects::{
     bcr,
-    grim::{self, Activation},
+    grim::{self, Activation, Im2col},
 };
 use melior::ir::operation::{OperationMutLike, OperationRef, OperationRefMut};
-
-/// The narrowest output row for which the BCR kernels read a conv's image
-/// in place. They walk it row by row, each row in register chunks of up to
-/// 24 columns (AVX2) with one masked tail: a 14-column row (resnet18's
-/// layer3) fills one vector of a two-vector tile, so each broadcast weight
-/// feeds half the FMAs, and such convs measured 1.5x-2.5x slower in place
-/// than through an explicit patch matrix; 56-column rows (vgg16 conv3_1)
-/// ran as fast as the GEMM view, without the 9x larger patch matrix.
-pub const BCR_IMPLICIT_MIN_WO: i64 = 48;
 
 /// How a conv's image reaches its product.
 enum ConvInput<'c> {
@@ -91,29 +83,37 @@ impl<'c> Lowering<'c, '_> {
         let weights = self.weights(b, &op, &weight, value, m, k, false)?;
         let blob = self.blob();
         let bias_view = bias.map(|(name, value)| self.weights.dense(b, blob, &name, value, &[m]));
-        let output = self.result(&op, &[images, m, ho, wo]);
+        let output = self.result(&op, &[images, m, ho, wo])?;
         let pointwise = attrs.is_pointwise(kh, kw);
         let patch = bcr::Im2col {
             kh,
             kw,
             conv: attrs,
         };
-        // How each image reaches the product (buffers shared by all images).
+        // How each image reaches the product (buffers shared by all images),
+        // as graph-choose-kernel chose it.
         let padded = [
             h + attrs.pads[0] + attrs.pads[2],
             w + attrs.pads[1] + attrs.pads[3],
         ];
-        let in_place = attrs.strides[1] == 1 && wo >= BCR_IMPLICIT_MIN_WO;
-        let route = match (&weights, pointwise) {
-            (_, true) => ConvInput::Pointwise,
-            (Weights::Dense(_), false) => ConvInput::Implicit(None),
-            (Weights::Bcr(_), false) if in_place && attrs.pads == [0; 4] => {
-                ConvInput::Implicit(None)
+        let layer = crate::graph::layer::Layer::of(&op)?;
+        let route = match super::scratch::conv_route(&op, &layer) {
+            Some(Im2col::Pointwise) if pointwise => ConvInput::Pointwise,
+            Some(Im2col::Implicit) | None if !pointwise => match (&weights, attrs.pads == [0; 4]) {
+                (Weights::Dense(_), _) | (Weights::Bcr(_), true) => ConvInput::Implicit(None),
+                (Weights::Bcr(_), false) => ConvInput::Implicit(Some(self.temporary(
+                    &op,
+                    0,
+                    &[channels, padded[0], padded[1]],
+                )?)),
+            },
+            Some(Im2col::Explicit) => ConvInput::Patches(self.temporary(&op, 0, &[k, n])?),
+            other => {
+                return Err(op_error(
+                    &op,
+                    format!("cannot take the im2col route {other:?} for its geometry"),
+                ))
             }
-            (Weights::Bcr(_), false) if in_place => {
-                ConvInput::Implicit(Some(self.allocate(&[channels, padded[0], padded[1]])))
-            }
-            (Weights::Bcr(_), false) => ConvInput::Patches(self.allocate(&[k, n])),
         };
         for image in 0..images {
             let y = self.image_view(b, &output, image, &[m, n]);

@@ -116,7 +116,7 @@ impl<'c> Lowering<'c, '_> {
         let (lhs_shape, rhs_shape) = (pad(lhs.shape()), pad(rhs.shape()));
         let a = self.read(b, &lhs, &lhs_shape);
         let c = self.read(b, &rhs, &rhs_shape);
-        let output = self.result(&op, &out_shape);
+        let output = self.result(&op, &out_shape)?;
         let y = self.view(b, &output);
         loop_nest(b, &out_shape, &mut Vec::new(), &|b, ivs| {
             let zero = b.index(0);
@@ -142,7 +142,7 @@ impl<'c> Lowering<'c, '_> {
         let activation = Activation::of_op(&op)
             .ok_or_else(|| op_error(&op, "has malformed activation attributes"))?;
         let input = self.buffer(&op, 0)?;
-        let output = self.result(&op, input.shape());
+        let output = self.result(&op, input.shape())?;
         let n = grim_dialects::shape::numel(input.shape());
         let source = self.flat_view(b, &input);
         let target = self.flat_view(b, &output);
@@ -173,7 +173,7 @@ impl<'c> Lowering<'c, '_> {
             let tensor = self.operand(&op, index)?;
             parameters.push(self.read(b, &tensor, &[channels]));
         }
-        let output = self.result(&op, &shape);
+        let output = self.result(&op, &shape)?;
         let x = self.view(b, &input.reshaped(vec![images, channels, inner]));
         let y = self.view(b, &output.reshaped(vec![images, channels, inner]));
         b.for_range(0, images, 1, &[], |b, image, _| {
@@ -205,13 +205,13 @@ impl<'c> Lowering<'c, '_> {
         op: OperationRef<'c, '_>,
     ) -> Result<(), PassError> {
         let result = key(op.result(0).map_err(|e| op_error(&op, e))?.into());
-        if self.cancelled_inputs.contains_key(&result) || self.values.contains_key(&result) {
+        if self.cancelled.inputs.contains_key(&result) || self.values.contains_key(&result) {
             // Read in place by its gemm, or already computed by the gemm it transposes.
             return Ok(());
         }
         let input = self.operand(&op, 0)?;
         let (rows, cols) = (input.shape()[0], input.shape()[1]);
-        let output = self.result(&op, &[cols, rows]);
+        let output = self.result(&op, &[cols, rows])?;
         let source = match &input {
             Tensor::Weight { .. } => self.read(b, &input, &[rows, cols]),
             activation => self.view(b, activation),

@@ -13,10 +13,7 @@ use crate::{
     op_error, PassError,
 };
 use grim_dialects::grim::{self, Activation};
-use melior::ir::{
-    operation::{OperationLike, OperationRef},
-    Attribute, Value, ValueLike,
-};
+use melior::ir::{operation::OperationRef, Attribute};
 
 /// A gemm's activations: `[N, K]` as the graph holds them, or already
 /// `[K, N]` (the source of a cancelled transpose), read in place.
@@ -55,7 +52,7 @@ impl<'c> Lowering<'c, '_> {
             ));
         }
         // The [K, N] operand, when the input is a cancelled transpose of it.
-        let input = match self.cancelled_inputs.get(&key(operands.input)) {
+        let input = match self.cancelled.inputs.get(&key(operands.input)) {
             Some(source) => Activations::Columns(
                 self.values
                     .get(source)
@@ -108,20 +105,18 @@ impl<'c> Lowering<'c, '_> {
         let blob = self.blob();
         let bias_view = bias.map(|(name, value)| self.weights.dense(b, blob, &name, value, &[m]));
         // A result read only by a transpose: accumulate straight into the
-        // transpose's result (not with a residual, which is [N, M]).
-        let result_uses = uses(op.result(0).map_err(|e| op_error(&op, e))?.into());
-        let transposed_result = match result_uses.as_slice() {
-            [(user, 0)]
-                if n > 1
-                    && residual.is_none()
-                    && user.name().as_string_ref().as_str() == Ok(grim::TRANSPOSE) =>
-            {
-                Some(*user)
+        // transpose's result (cancel.rs).
+        let result_key = key(op.result(0).map_err(|e| op_error(&op, e))?.into());
+        let transposed_result = match self.cancelled.results.get(&result_key) {
+            Some(_) => {
+                let users = super::cancel::uses(op.result(0).map_err(|e| op_error(&op, e))?.into());
+                users.first().map(|(user, _)| *user)
             }
-            _ => None,
+            None => None,
         };
+        let mut temporaries = 0;
         if n == 1 {
-            let output = self.result(&op, &[n, m]);
+            let output = self.result(&op, &[n, m])?;
             // With one row, [1, K] and [K, 1] are the same bytes.
             let (Activations::Rows(input) | Activations::Columns(input)) = &input;
             let x = self.read(b, input, &[k]);
@@ -141,7 +136,8 @@ impl<'c> Lowering<'c, '_> {
         let at = match &input {
             Activations::Columns(source) => self.view(b, source),
             Activations::Rows(input) => {
-                let transposed_input = self.allocate(&[k, n]);
+                let transposed_input = self.temporary(&op, temporaries, &[k, n])?;
+                temporaries += 1;
                 let a = self.view(b, input);
                 let at = self.view(b, &transposed_input);
                 transpose(b, a, at, n, k);
@@ -149,8 +145,8 @@ impl<'c> Lowering<'c, '_> {
             }
         };
         let accumulator = match transposed_result {
-            Some(user) => self.result(&user, &[m, n]),
-            None => self.allocate(&[m, n]),
+            Some(user) => self.result(&user, &[m, n])?,
+            None => self.temporary(&op, temporaries, &[m, n])?,
         };
         let ct = self.view(b, &accumulator);
         let residual_view = residual.map(|r| (self.read(b, &r, &[n, m]), true));
@@ -171,31 +167,13 @@ impl<'c> Lowering<'c, '_> {
         match transposed_result {
             Some(user) => self.define(&user, accumulator),
             None => {
-                let output = self.result(&op, &[n, m]);
+                let output = self.result(&op, &[n, m])?;
                 let y = self.view(b, &output);
                 transpose(b, ct, y, m, n);
                 self.define(&op, output)
             }
         }
     }
-}
-
-/// The users of `value`, with the operand number each uses it as.
-pub(super) fn uses<'c, 'a>(value: Value<'c, 'a>) -> Vec<(OperationRef<'c, 'a>, usize)> {
-    let mut found = Vec::new();
-    // SAFETY: walking the use list of a live value.
-    unsafe {
-        let mut operand = mlir_sys::mlirValueGetFirstUse(value.to_raw());
-        while !mlir_sys::mlirOpOperandIsNull(operand) {
-            let owner = OperationRef::from_raw(mlir_sys::mlirOpOperandGetOwner(operand));
-            found.push((
-                owner,
-                mlir_sys::mlirOpOperandGetOperandNumber(operand) as usize,
-            ));
-            operand = mlir_sys::mlirOpOperandGetNextUse(operand);
-        }
-    }
-    found
 }
 
 /// `y[m] = bias[m] + residual[m]` (each optional, zero without both; a

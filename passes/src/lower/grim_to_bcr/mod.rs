@@ -35,20 +35,25 @@
 //! Products come out scalar (no `vector_width`): `bcr-vectorize` picks the
 //! lanes.
 //!
-//! With `profile=1` the code of every layer is bracketed by
-//! `func.call @grim_profile_begin(%ctx, %id)` / `@grim_profile_end`
-//! (`profile.rs`), and the function gets `grim.layers = [...]`, the layers'
-//! names by id (ONNX node names where the location has one): what
-//! `grimc bench --per-layer` reports.
+//! Where graph-profile-layers marked ops (`grim.profile_id`), their code is
+//! bracketed by `func.call @grim_profile_begin(%ctx, %id)` /
+//! `@grim_profile_end` (`profile.rs`), and the function keeps
+//! `grim.layers = [...]`, the names of the layers that emitted code, by
+//! id: what `grimc bench --per-layer` reports.
+//!
+//! It needs graph-plan-memory's plan: every arena value's `grim.offset`,
+//! the temporaries' `grim.temporaries`, the function's `grim.arena_bytes`.
 //!
 //! Options: `block=RxC` (default 8x16), `order=natural|grouped` (default
-//! natural), `profile=0|1` (default 0).
+//! natural).
 
 mod abi;
+pub mod cancel;
 mod conv;
 mod elementwise;
 mod gemm;
 mod profile;
+pub mod scratch;
 mod values;
 mod weights;
 
@@ -78,31 +83,19 @@ pub const SUMMARY: &str =
     "lower grim tensor graphs to memref code with bcr sparse products, weights as blob slots";
 /// Accepted options.
 pub const OPTIONS: &[&str] = &[
-    "block=RxC default BCR block (8x16)",
+    "block=RxC BCR block of a product without one (8x16)",
     "order=natural|grouped (natural)",
-    "profile=0|1 time each layer through the runtime (0)",
 ];
 
 /// The pass object.
 pub struct LowerGrimToBcr {
     block: (i64, i64),
     order: String,
-    profile: bool,
 }
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["block", "order", "profile"])?;
-    let profile = match options.int(FLAG, "profile", 0)? {
-        0 => false,
-        1 => true,
-        other => {
-            return Err(PassError::Option {
-                pass: FLAG.into(),
-                message: format!("profile must be 0 or 1, got {other}"),
-            })
-        }
-    };
+    options.check_known(FLAG, &["block", "order"])?;
     let block = match options.string("block") {
         None => (8, 16),
         Some(text) => parse_block(text).ok_or_else(|| PassError::Option {
@@ -120,11 +113,7 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
             message: format!("order must be natural or grouped, got '{order}'"),
         });
     }
-    Ok(Box::new(LowerGrimToBcr {
-        block,
-        order,
-        profile,
-    }))
+    Ok(Box::new(LowerGrimToBcr { block, order }))
 }
 
 impl Pass for LowerGrimToBcr {
@@ -136,14 +125,16 @@ impl Pass for LowerGrimToBcr {
             }
         }
         let mut next_slot = 0;
+        let mut profiled = false;
         for raw in functions {
             // SAFETY: collected from the module above; each is erased only after its rewrite.
             let function = unsafe { OperationRef::from_raw(raw) };
             let mut lowering = Lowering::new(context, self, next_slot);
             lowering.function(module, function)?;
             next_slot = lowering.weights.next_slot;
+            profiled |= lowering.profiled;
         }
-        if self.profile {
+        if profiled {
             let pointer = melior::dialect::llvm::r#type::pointer(context, 0);
             let i64_type: Type = IntegerType::new(context, 64).into();
             let ty: Type = FunctionType::new(context, &[pointer, i64_type], &[]).into();
@@ -185,7 +176,7 @@ fn holds_grim_ops(function: OperationRef) -> bool {
 
 /// The grim ops that compute (the layers a profile times; the ops whose
 /// result can be written straight into an output buffer).
-fn computes(op_name: &str) -> bool {
+pub fn computes(op_name: &str) -> bool {
     [
         grim::GEMM,
         grim::CONV2D,
@@ -203,7 +194,7 @@ struct Lowering<'c, 'p> {
     pass: &'p LowerGrimToBcr,
     /// Where each source value lives, by [`key`].
     values: HashMap<usize, Tensor<'c>>,
-    /// Bump-allocated scratch bytes so far.
+    /// The arena bytes the memory plan asks for.
     scratch_bytes: i64,
     /// Blob slots and the weight views made so far.
     weights: weights::Slots<'c>,
@@ -212,9 +203,10 @@ struct Lowering<'c, 'p> {
     /// Source values returned by the function, by key: the output argument
     /// their producer writes directly.
     returned: HashMap<usize, usize>,
-    /// `grim.transpose` results read only as a gemm's input, by key: the
-    /// transposed value (the gemm reads it as its `[K, N]` operand).
-    cancelled_inputs: HashMap<usize, usize>,
+    /// The transposes the gemms absorb.
+    cancelled: cancel::Cancelled,
+    /// Whether any layer is profiled (the runtime's profile calls are then declared).
+    profiled: bool,
 }
 
 /// A value's identity across the rewrite.
@@ -232,7 +224,8 @@ impl<'c, 'p> Lowering<'c, 'p> {
             weights: weights::Slots::new(next_slot),
             arguments: Vec::new(),
             returned: HashMap::new(),
-            cancelled_inputs: HashMap::new(),
+            cancelled: cancel::Cancelled::default(),
+            profiled: false,
         }
     }
 
@@ -244,16 +237,26 @@ impl<'c, 'p> Lowering<'c, 'p> {
         self.arguments[contract::BLOB_ARG]
     }
 
-    /// A fresh region of the arena for a tensor of `shape`.
-    fn allocate(&mut self, shape: &[i64]) -> Tensor<'c> {
-        let offset = self.scratch_bytes;
-        let bytes = grim_dialects::shape::numel(shape) * 4;
-        self.scratch_bytes +=
-            (bytes + contract::ALIGN_BYTES - 1) / contract::ALIGN_BYTES * contract::ALIGN_BYTES;
-        Tensor::Buffer {
+    /// Temporary `index` of `op` (in `scratch::temporaries` order), at the
+    /// offset graph-plan-memory gave it.
+    fn temporary(
+        &self,
+        op: &OperationRef,
+        index: usize,
+        shape: &[i64],
+    ) -> Result<Tensor<'c>, PassError> {
+        let offsets =
+            grim_dialects::attr::i64_array(op, scratch::TEMPORARIES_ATTR).unwrap_or_default();
+        let offset = *offsets.get(index).ok_or_else(|| {
+            op_error(
+                op,
+                format!("has no arena offset for its temporary #{index}: run graph-plan-memory before {FLAG}"),
+            )
+        })?;
+        Ok(Tensor::Buffer {
             offset,
             shape: shape.to_vec(),
-        }
+        })
     }
 
     /// Lowers one op of the source function at `b`.

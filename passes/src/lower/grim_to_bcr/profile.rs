@@ -1,6 +1,8 @@
-//! Per-layer profiling: each layer's code bracketed by
-//! `grim_profile_begin(ctx, id)` / `grim_profile_end(ctx, id)` (runtime
-//! functions that accumulate wall time per id), and the layer names by id.
+//! Per-layer profiling: the code of each op graph-profile-layers marked
+//! (`grim.profile_id`) bracketed by `grim_profile_begin(ctx, id)` /
+//! `grim_profile_end(ctx, id)` (runtime functions that accumulate wall time
+//! per id), and the layer names by id. Ids are given here, in order, to the
+//! marked ops that emit code, so the runtime's table has no gaps.
 
 use crate::builder::{erase_op, Builder, V};
 use grim_dialects::abi as contract;
@@ -25,7 +27,9 @@ pub fn layer_name(op: &OperationRef, op_name: &str, index: usize) -> String {
 
 /// The layers of one function, while it is lowered.
 pub(super) struct Layers<'c> {
-    enabled: bool,
+    /// The graph level's layer names, by `grim.profile_id` (`None`: the
+    /// function is not profiled).
+    marked: Option<Vec<String>>,
     context: V<'c>,
     names: Vec<String>,
     /// The begin call of the layer being lowered, and its id.
@@ -33,23 +37,36 @@ pub(super) struct Layers<'c> {
 }
 
 impl<'c> Layers<'c> {
-    pub(super) fn new(enabled: bool, context: V<'c>) -> Self {
+    pub(super) fn new(marked: Option<Vec<String>>, context: V<'c>) -> Self {
         Layers {
-            enabled,
+            marked,
             context,
             names: Vec::new(),
             open: None,
         }
     }
 
-    /// Starts timing `op`'s code (ending the previous layer first).
+    /// Whether any layer is profiled.
+    pub(super) fn enabled(&self) -> bool {
+        self.marked.is_some()
+    }
+
+    /// Starts timing `op`'s code if graph-profile-layers marked it.
     pub(super) fn open(&mut self, b: &Builder<'c>, op: &OperationRef, op_name: &str) {
-        if !self.enabled {
+        let Some(marked) = &self.marked else {
             return;
-        }
-        self.close(b);
+        };
+        let Some(graph_id) =
+            grim_dialects::attr::int(op, crate::graph::profile_layers::PROFILE_ID_ATTR)
+        else {
+            return;
+        };
+        let name = marked
+            .get(graph_id as usize)
+            .cloned()
+            .unwrap_or_else(|| layer_name(op, op_name, graph_id as usize));
         let id = self.names.len() as i64;
-        self.names.push(layer_name(op, op_name, self.names.len()));
+        self.names.push(name);
         self.open = Some((call(b, contract::PROFILE_BEGIN, self.context, id), id));
     }
 
@@ -82,7 +99,7 @@ impl<'c> Layers<'c> {
     /// Closes the last layer; the names by id when profiling.
     pub(super) fn finish(mut self, b: &Builder<'c>) -> Option<Vec<String>> {
         self.close(b);
-        self.enabled.then_some(self.names)
+        self.marked.is_some().then_some(self.names)
     }
 }
 

@@ -114,18 +114,37 @@ impl<'c> Lowering<'c, '_> {
     }
 
     /// Where `op`'s result goes: its output buffer when the function returns
-    /// it, else fresh scratch.
-    pub(super) fn result(&mut self, op: &OperationRef, shape: &[i64]) -> Tensor<'c> {
+    /// it, else the arena offset graph-plan-memory gave it.
+    pub(super) fn result(
+        &mut self,
+        op: &OperationRef,
+        shape: &[i64],
+    ) -> Result<Tensor<'c>, PassError> {
         let returned = op
             .result(0)
             .ok()
             .and_then(|r| self.returned.get(&key(r.into())).copied());
         match returned {
-            Some(index) => Tensor::Argument {
+            Some(index) => Ok(Tensor::Argument {
                 index,
                 shape: shape.to_vec(),
-            },
-            None => self.allocate(shape),
+            }),
+            None => {
+                let offset =
+                    grim_dialects::attr::int(op, super::scratch::OFFSET_ATTR).ok_or_else(|| {
+                        op_error(
+                            op,
+                            format!(
+                                "has no arena offset: run graph-plan-memory before {}",
+                                super::FLAG
+                            ),
+                        )
+                    })?;
+                Ok(Tensor::Buffer {
+                    offset,
+                    shape: shape.to_vec(),
+                })
+            }
         }
     }
 

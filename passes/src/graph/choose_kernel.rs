@@ -1,0 +1,214 @@
+//! graph-choose-kernel: choose each product's kernel (dense, or BCR with a block size) by the cost model's estimates, recording every candidate's.
+//!
+//! For every product (`grim.gemm` in canonical form, `grim.conv2d`) the
+//! cost model (`grim_model::cost`, on the module's `grim.target`) estimates
+//! the dense kernel and the BCR kernel at each candidate block, counting
+//! the blocks, kept rows and columns the weight really has when packed with
+//! that block (`grim_model::bcrc::bcr_shape`; `+0.0` and `-0.0` are both
+//! zeros). The cheapest wins, a tie goes to dense. Every candidate's
+//! estimate is recorded in `estimates = {dense = ..., "bcr 8x16" = ...}`
+//! (ns), so `grimc inspect` can show why a layer stayed dense. A conv also
+//! gets its im2col route (`im2col`: pointwise, implicit or explicit) for
+//! the chosen kernel.
+//!
+//! The candidates are GRIM's block sizes (`BLOCK_CANDIDATES`: 4x16, 8x16,
+//! 16x16, 16x32, 32x32), or just one block when the LR file (block
+//! attributes on the product) or the `block` option fixes it. A kernel the
+//! LR file fixed (`kernel`) is kept; its estimates are still recorded. A
+//! product whose weight is not a constant runs the dense kernel (BCR needs
+//! the weight's values to pack it), which `kernel_reason` says.
+//!
+//! What it does not do: prune (weights are packed as they are), or pick a
+//! schedule (the bcr passes do). This replaces a fixed stored-fraction
+//! threshold: whether BCR pays depends on the shape, the block structure
+//! and the target, not on the fill alone (GRIM, TPAMI 2022, §5: per-layer
+//! format choice).
+//!
+//! Options: `block=RxC` (fix the block of every product the LR file
+//! leaves open).
+//!
+//! Before: `grim.gemm(%x, %w, %b) {trans_b}`.
+//! After:  `grim.gemm(%x, %w, %b) {block_cols = 16, block_rows = 8, estimates = {...}, kernel = "bcr", trans_b}`.
+
+use super::layer::Layer;
+use crate::{collect_ops, op_error, op_name, parse_block, Pass, PassError, PassOptions};
+use grim_dialects::{grim, weights};
+use grim_model::{
+    cost::{self, Kernel, BLOCK_CANDIDATES},
+    BlockSize,
+};
+use melior::{
+    ir::{
+        attribute::{FloatAttribute, IntegerAttribute, StringAttribute},
+        operation::{OperationLike, OperationMutLike, OperationRef, OperationRefMut},
+        r#type::IntegerType,
+        Attribute, Identifier, Module, Type,
+    },
+    Context,
+};
+
+/// Pipeline flag.
+pub const FLAG: &str = "graph-choose-kernel";
+/// One-line summary.
+pub const SUMMARY: &str = "choose each product's kernel (dense, or BCR with a block size) by the cost model's estimates, recording every candidate's";
+/// Accepted options.
+pub const OPTIONS: &[&str] =
+    &["block=RxC fix the block of products the LR file leaves open (the cost model chooses)"];
+
+/// Why a product with a non-constant weight runs the dense kernel.
+pub const NOT_CONSTANT: &str =
+    "the weight is not a constant: BCR packs a weight's values at compile time";
+
+/// The pass object.
+pub struct GraphChooseKernel {
+    block: Option<(i64, i64)>,
+}
+
+/// Makes the pass from its options.
+pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
+    options.check_known(FLAG, &["block"])?;
+    let block = match options.string("block") {
+        None => None,
+        Some(text) => Some(parse_block(text).ok_or_else(|| PassError::Option {
+            pass: FLAG.into(),
+            message: format!("block must be RxC with 1..=64 each, got '{text}'"),
+        })?),
+    };
+    Ok(Box::new(GraphChooseKernel { block }))
+}
+
+/// `{label = ns : f64, ...}`.
+fn estimates_attribute<'c>(context: &'c Context, candidates: &[cost::Candidate]) -> Attribute<'c> {
+    let f64_type = Type::float64(context);
+    let entries: Vec<mlir_sys::MlirNamedAttribute> = candidates
+        .iter()
+        .map(|c| mlir_sys::MlirNamedAttribute {
+            name: Identifier::new(context, &c.label).to_raw(),
+            attribute: melior::ir::attribute::AttributeLike::to_raw(&FloatAttribute::new(
+                context, f64_type, c.ns,
+            )),
+        })
+        .collect();
+    // SAFETY: the context is alive; the entries are copied during the call.
+    unsafe {
+        Attribute::from_raw(mlir_sys::mlirDictionaryAttrGet(
+            context.to_raw(),
+            entries.len() as isize,
+            entries.as_ptr(),
+        ))
+    }
+}
+
+impl GraphChooseKernel {
+    fn choose<'c>(
+        &self,
+        context: &'c Context,
+        target: &cost::Target,
+        op: &mut OperationRefMut<'c, '_>,
+    ) -> Result<(), PassError> {
+        let view: OperationRef = unsafe { OperationRef::from_raw(op.to_raw()) };
+        let layer = Layer::of(&view)?;
+        let string = |value: &str| -> Attribute<'c> { StringAttribute::new(context, value).into() };
+        let fixed = grim_dialects::attr::string(op, grim::KERNEL_ATTR);
+        let Some(weight) = layer.weight else {
+            if fixed.as_deref() == Some(grim::KERNEL_BCR) {
+                return Err(op_error(
+                    &view,
+                    format!("is asked for the BCR kernel, but {NOT_CONSTANT}"),
+                ));
+            }
+            op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_DENSE));
+            op.set_attribute(grim::KERNEL_REASON_ATTR, string(NOT_CONSTANT));
+            if let Some(route) = layer.im2col(false) {
+                op.set_attribute(grim::IM2COL_ATTR, string(route.name()));
+            }
+            return Ok(());
+        };
+        let data =
+            weights::read(weight).ok_or_else(|| op_error(&view, "has an unreadable weight"))?;
+        let given = match (
+            grim_dialects::attr::int(op, grim::BLOCK_ATTR),
+            grim_dialects::attr::int(op, grim::BLOCK_COLS_ATTR),
+        ) {
+            (Some(rows), Some(cols)) => Some((rows, cols)),
+            _ => self.block,
+        };
+        let candidates: Vec<BlockSize> = match given {
+            Some((rows, cols)) => {
+                vec![BlockSize::new(rows as usize, cols as usize).map_err(|e| op_error(&view, e))?]
+            }
+            None => BLOCK_CANDIDATES.to_vec(),
+        };
+        let choice = cost::choose_kernel(target, &layer.product(), &data, &candidates)
+            .map_err(|e| op_error(&view, e))?;
+        op.set_attribute(
+            grim::ESTIMATES_ATTR,
+            estimates_attribute(context, &choice.candidates),
+        );
+        let bcr = match fixed.as_deref() {
+            Some(kernel) => kernel == grim::KERNEL_BCR,
+            None => {
+                let i64_type = IntegerType::new(context, 64).into();
+                match &choice.kernel {
+                    Kernel::Dense => {
+                        op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_DENSE))
+                    }
+                    Kernel::Bcr(shape) => {
+                        op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_BCR));
+                        op.set_attribute(
+                            grim::BLOCK_ATTR,
+                            IntegerAttribute::new(i64_type, shape.block.rows as i64).into(),
+                        );
+                        op.set_attribute(
+                            grim::BLOCK_COLS_ATTR,
+                            IntegerAttribute::new(i64_type, shape.block.cols as i64).into(),
+                        );
+                    }
+                }
+                matches!(choice.kernel, Kernel::Bcr(_))
+            }
+        };
+        if bcr && !op.has_attribute(grim::BLOCK_ATTR) {
+            // A BCR kernel forced by the LR file without a block: the best candidate's.
+            let best = choice
+                .candidates
+                .iter()
+                .filter_map(|c| match c.kernel {
+                    Kernel::Bcr(shape) => Some((c.ns, shape.block)),
+                    Kernel::Dense => None,
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, block)) = best {
+                let i64_type = IntegerType::new(context, 64).into();
+                op.set_attribute(
+                    grim::BLOCK_ATTR,
+                    IntegerAttribute::new(i64_type, block.rows as i64).into(),
+                );
+                op.set_attribute(
+                    grim::BLOCK_COLS_ATTR,
+                    IntegerAttribute::new(i64_type, block.cols as i64).into(),
+                );
+            }
+        }
+        if let Some(route) = layer.im2col(bcr) {
+            op.set_attribute(grim::IM2COL_ATTR, string(route.name()));
+        }
+        Ok(())
+    }
+}
+
+impl Pass for GraphChooseKernel {
+    fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
+        let products = collect_ops(module, |op| grim::PRODUCTS.contains(&op_name(op).as_str()));
+        if products.is_empty() {
+            return Ok(());
+        }
+        let target = super::target(module)?;
+        for raw in products {
+            // SAFETY: collected above; only attributes change.
+            let mut op = unsafe { OperationRefMut::from_raw(raw) };
+            self.choose(context, &target, &mut op)?;
+        }
+        Ok(())
+    }
+}

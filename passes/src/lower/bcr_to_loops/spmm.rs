@@ -1,0 +1,185 @@
+//! The sparse GEMM walk of `bcr.spmm` (and row-major `bcr.spmv`), with
+//! implicit im2col for a product that reads an image.
+//!
+//! Per stored strip and block the masks are decoded into index lists, and
+//! the kept rows run through the register tile in groups of
+//! `register_tile`; an image is read in place through patch offsets, so no
+//! patch matrix is ever materialised.
+
+use super::{
+    masks::decode_mask,
+    register_tile::{RowTile, Walk},
+    schedule::n_tiles,
+    strips::{column_base, operands, strip_loop, Strip},
+};
+use crate::builder::{Builder, V};
+use crate::lower::im2col::Geometry;
+use grim_dialects::{bcr, shape};
+use melior::ir::ValueLike;
+
+/// Emits the BCRC walk for `bcr.spmm` (`vectorised`) or `bcr.spmv`.
+pub(super) fn sparse_product<'c>(
+    b: &Builder<'c>,
+    product: &bcr::SparseProduct<'c, '_>,
+    c_shape: &[i64],
+    spmm: bool,
+    image: Option<Geometry>,
+) {
+    let (block_rows, block_cols) = (product.block_rows, product.block_cols);
+    let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
+    // An image is read as one flat array: a kept patch row becomes the
+    // offset of its first element, and output row oh adds oh * sh * W - oh * Wo.
+    let x = match &image {
+        Some(_) => flatten(b, x),
+        None => x,
+    };
+    let n = if spmm { c_shape[1] } else { 1 };
+    let lanes = if spmm { product.vector_width.max(1) } else { 1 };
+    let register_tile = product.register_tile.max(1);
+    let vectors = if spmm { product.vectors.max(1) } else { 1 };
+    let tile_n = if spmm { product.tile_n } else { 0 };
+    // An image is walked by whole output rows: so are its tiles.
+    let tile_n = match &image {
+        Some(image) if tile_n > 0 => (tile_n / image.wo).max(1) * image.wo,
+        _ => tile_n,
+    };
+
+    // Hoisted out of every loop: an alloca inside a loop grows the stack.
+    let kept_rows = b.alloca(&[block_rows], b.index_type());
+    let kept_cols = b.alloca(&[block_cols], b.index_type());
+    strip_loop(
+        b,
+        &p,
+        product.threads,
+        |b,
+         Strip {
+             strip,
+             first_block,
+             first_value,
+             end_block,
+         }| {
+            let row_base = b.muli(strip, b.index(block_rows));
+            // One walk over the strip's blocks for the output columns [n_base, n_base + n_len).
+            let walk = |b: &Builder<'c>, n_base: V<'c>, n_len: i64| {
+                let one = b.index(1);
+                b.for_loop(
+                    first_block,
+                    end_block,
+                    one,
+                    &[first_value],
+                    |b, block, carried| {
+                        let value_offset = carried[0];
+                        let column_base = column_base(b, &p, block, block_cols);
+                        let mask_base = b.muli(block, b.index(mask_stride));
+                        let rows =
+                            decode_mask(b, p.masks, mask_base, block_rows, row_base, kept_rows);
+                        let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
+                        let cols = decode_mask(
+                            b,
+                            p.masks,
+                            cols_mask_base,
+                            block_cols,
+                            column_base,
+                            kept_cols,
+                        );
+                        // Kept rows in tiles of `register_tile` that share every activation load
+                        // (bcr-lre), then the rows left over one at a time.
+                        let walk = Walk::Kept {
+                            kept_rows,
+                            kept_cols,
+                            cols,
+                            value_offset,
+                            values: p.values,
+                        };
+                        let tiles =
+                            |b: &Builder<'c>,
+                             n_base: V<'c>,
+                             n_len: i64,
+                             image_shift: Option<V<'c>>| {
+                                let tile = RowTile {
+                                    walk,
+                                    x,
+                                    packed: None,
+                                    image_shift,
+                                    c,
+                                    matrix: spmm,
+                                    n_base,
+                                    n: n_len,
+                                    lanes,
+                                    vectors,
+                                };
+                                let zero = b.index(0);
+                                let step = b.index(register_tile);
+                                let full = b.divui(rows, step);
+                                let full = b.muli(full, step);
+                                if register_tile > 1 {
+                                    b.for_loop(zero, full, step, &[], |b, first, _| {
+                                        tile.emit(b, first, register_tile as usize);
+                                        vec![]
+                                    });
+                                }
+                                let one = b.index(1);
+                                let start = if register_tile > 1 { full } else { zero };
+                                b.for_loop(start, rows, one, &[], |b, first, _| {
+                                    tile.emit(b, first, 1);
+                                    vec![]
+                                });
+                            };
+                        match &image {
+                            None => tiles(b, n_base, n_len, None),
+                            Some(image) => {
+                                // The kept patch rows as image offsets, then one
+                                // walk per output row (its columns are contiguous
+                                // in the image), as many as the N tile holds.
+                                image.patch_offsets(b, kept_cols, cols);
+                                let wo = b.index(image.wo);
+                                let first_row = b.divui(n_base, wo);
+                                let (zero, one) = (b.index(0), b.index(1));
+                                b.for_loop(zero, b.index(n_len / image.wo), one, &[], |b, r, _| {
+                                    let oh = b.addi(first_row, r);
+                                    let row_base = b.muli(oh, wo);
+                                    let shift = b.muli(
+                                        oh,
+                                        b.index(image.patch.conv.strides[0] * image.w - image.wo),
+                                    );
+                                    tiles(b, row_base, image.wo, Some(shift));
+                                    vec![]
+                                });
+                            }
+                        }
+                        let size = b.muli(rows, cols);
+                        vec![b.addi(value_offset, size)]
+                    },
+                );
+            };
+            // bcr-tile: the strip's blocks once per tile of N, so the strip's output
+            // tile and the activation panel stay in cache while every block uses them.
+            n_tiles(b, n, tile_n, walk);
+        },
+    );
+}
+
+/// A static memref as one flat row-major array (`memref.collapse_shape`),
+/// keeping a static offset of its layout (an image of a batch).
+fn flatten<'c>(b: &Builder<'c>, x: V<'c>) -> V<'c> {
+    let ty = x.r#type();
+    let dims = shape::static_shape(ty).unwrap_or_default();
+    let numel = shape::numel(&dims);
+    let flat = match shape::static_offset(ty) {
+        Some(offset) if offset != 0 => {
+            shape::strided_memref_type(b.context, &[numel], &[1], offset)
+        }
+        _ => b.memref_type(&[numel], b.f32_type()),
+    };
+    let all: Vec<melior::ir::Attribute<'c>> = (0..dims.len() as i64)
+        .map(|d| melior::ir::attribute::IntegerAttribute::new(b.int_type(64), d).into())
+        .collect();
+    let group = melior::ir::attribute::ArrayAttribute::new(b.context, &all).into();
+    let reassociation = melior::ir::attribute::ArrayAttribute::new(b.context, &[group]).into();
+    b.op(
+        "memref.collapse_shape",
+        &[x],
+        &[flat],
+        &[("reassociation", reassociation)],
+    )[0]
+}

@@ -1,0 +1,83 @@
+//! The scratch each op's lowering needs while it runs, beyond its result:
+//! one list, in the order the lowering takes the buffers, read by the
+//! lowering and by graph-plan-memory alike (so the plan places exactly the
+//! buffers the code uses).
+//!
+//! * a gemm with `N > 1` rows: the `[K, N]` transposed input (unless a
+//!   transpose before it cancels) and the `[M, N]` accumulator (unless a
+//!   transpose after it takes the accumulator as its result);
+//! * a conv on the BCR kernels that reads its image in place and pads: the
+//!   zero-padded image `[C, H + pt + pb, W + pl + pr]`;
+//! * a conv through an explicit patch matrix: `[C*kh*kw, Ho*Wo]`.
+
+use super::{cancel::Cancelled, key};
+use crate::{graph::layer::Layer, op_error, PassError};
+use grim_dialects::{
+    grim::{self, Im2col},
+    shape,
+};
+use melior::ir::{
+    operation::{OperationLike, OperationRef},
+    ValueLike,
+};
+
+/// Attribute of an op: the byte offset of its result in the arena (set by
+/// graph-plan-memory; absent for a result in a caller's buffer).
+pub const OFFSET_ATTR: &str = "grim.offset";
+/// Attribute of an op: the byte offsets of its temporaries, in
+/// [`temporaries`] order.
+pub const TEMPORARIES_ATTR: &str = "grim.temporaries";
+/// Function attribute: bytes of the arena the plan needs.
+pub const ARENA_BYTES_ATTR: &str = "grim.arena_bytes";
+/// Function attribute: bytes of every intermediate tensor, summed.
+pub const ACTIVATIONS_BYTES_ATTR: &str = "grim.activations_bytes";
+/// Function attribute: bytes of the largest intermediate tensor.
+pub const LARGEST_ACTIVATION_BYTES_ATTR: &str = "grim.largest_activation_bytes";
+
+/// The route a conv's image takes: its `im2col` attribute, else the one
+/// graph-choose-kernel would give it.
+pub fn conv_route(op: &OperationRef, layer: &Layer) -> Option<Im2col> {
+    let bcr =
+        grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref() != Some(grim::KERNEL_DENSE);
+    Im2col::of(op).or_else(|| layer.im2col(bcr))
+}
+
+/// The temporaries of `op`, as tensor shapes.
+pub fn temporaries(op: &OperationRef, cancelled: &Cancelled) -> Result<Vec<Vec<i64>>, PassError> {
+    let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+    if name == grim::GEMM {
+        let product = grim::product(op).ok_or_else(|| op_error(op, "has malformed operands"))?;
+        let weight = shape::static_shape(product.weight.r#type())
+            .ok_or_else(|| op_error(op, "needs static shapes"))?;
+        let result = op.result(0).map_err(|e| op_error(op, e))?;
+        let output = shape::static_shape(result.r#type())
+            .ok_or_else(|| op_error(op, "needs static shapes"))?;
+        let (n, m, k) = (output[0], weight[0], weight[1]);
+        let mut shapes = Vec::new();
+        if n > 1 {
+            if !cancelled.inputs.contains_key(&key(product.input)) {
+                shapes.push(vec![k, n]);
+            }
+            if !cancelled.results.contains_key(&key(result.into())) {
+                shapes.push(vec![m, n]);
+            }
+        }
+        return Ok(shapes);
+    }
+    if name == grim::CONV2D {
+        let layer = Layer::of(op)?;
+        let geometry = layer.conv.ok_or_else(|| op_error(op, "has no geometry"))?;
+        let bcr = grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref()
+            != Some(grim::KERNEL_DENSE);
+        return Ok(match conv_route(op, &layer) {
+            Some(Im2col::Explicit) => vec![vec![layer.k as i64, layer.n as i64]],
+            Some(Im2col::Implicit) if bcr && geometry.pads != [0; 4] => vec![vec![
+                geometry.channels as i64,
+                (geometry.input[0] + geometry.pads[0] + geometry.pads[2]) as i64,
+                (geometry.input[1] + geometry.pads[1] + geometry.pads[3]) as i64,
+            ]],
+            _ => Vec::new(),
+        });
+    }
+    Ok(Vec::new())
+}
