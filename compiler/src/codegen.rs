@@ -249,7 +249,7 @@ fn add_entry_points<'ll>(
         CompileError::Internal(format!("{ciface_name} missing after translation"))
     })?;
     let scratch_fn = llvm.add_function(
-        "grim_context_scratch",
+        grim_dialects::abi::CONTEXT_SCRATCH,
         ptr.fn_type(&[ptr.into(), i64t.into()], false),
         Some(Linkage::External),
     );

@@ -37,6 +37,9 @@ pub struct Options {
     /// The BCR block of every layer the LR file leaves open (`None`: the
     /// cost model chooses per layer).
     pub block: Option<(i64, i64)>,
+    /// The kernel (`dense` or `bcr`) of every layer the LR file leaves
+    /// open (`None`: the cost model chooses per layer).
+    pub kernel: Option<String>,
     /// Per-layer choices.
     pub lr: Option<PathBuf>,
     /// Apply GRIM's reorder (default on).
@@ -59,6 +62,7 @@ impl Options {
             target: target.into(),
             cpu: None,
             block: None,
+            kernel: None,
             lr: None,
             reorder: true,
             reuse: true,
@@ -86,6 +90,9 @@ impl Options {
                 }
                 if let Some((rows, cols)) = self.block {
                     options.push(format!("block={rows}x{cols}"));
+                }
+                if let Some(kernel) = &self.kernel {
+                    options.push(format!("kernel={kernel}"));
                 }
                 options.push(format!("reuse={}", self.reuse as u8));
                 options.push(format!("profile={}", self.profile as u8));
@@ -115,12 +122,23 @@ pub struct Compiled {
     pub artifacts: Artifacts,
 }
 
-/// A C identifier from a file stem.
+/// A C identifier from a file stem. A level file's suffix is not part of
+/// the name (`m.graph.mlir`, written by `--emit graph`, is model `m`), so
+/// compiling a dump gives the same symbols as compiling its model.
 pub fn c_name(path: &Path) -> String {
-    let stem = path
+    let mut stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "model".into());
+    let is_mlir = path.extension().is_some_and(|e| e == "mlir");
+    if let Some((base, level)) = stem.rsplit_once('.') {
+        let level_file = Level::ALL
+            .iter()
+            .any(|l| l.is_mlir() && l.file_suffix() == format!("{level}.mlir"));
+        if is_mlir && level_file && !base.is_empty() {
+            stem = base.to_string();
+        }
+    }
     let mut name: String = stem
         .chars()
         .map(|c| {
@@ -435,4 +453,27 @@ pub fn compile(
         stages,
         artifacts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::c_name;
+    use std::path::Path;
+
+    #[test]
+    fn c_names_drop_level_suffixes_of_mlir_dumps_only() {
+        for (file, name) in [
+            ("dir/ResNet-18.onnx", "resnet_18"),
+            ("m.graph.mlir", "m"),
+            ("m.input.mlir", "m"),
+            ("m.bcr.mlir", "m"),
+            ("m.mlir", "m"),
+            ("m.graph.onnx", "m_graph"),
+            ("m.tiny.mlir", "m_tiny"),
+            (".graph.mlir", "_graph"),
+            ("7up.onnx", "m_7up"),
+        ] {
+            assert_eq!(c_name(Path::new(file)), name, "{file}");
+        }
+    }
 }

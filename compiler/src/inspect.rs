@@ -72,25 +72,42 @@ fn reason(
     estimates: &[(String, f64)],
     recorded: Option<String>,
 ) -> String {
-    if let Some(recorded) = recorded {
-        return recorded;
-    }
     let dense = estimates.iter().find(|(label, _)| label == "dense");
     let best_bcr = estimates
         .iter()
         .filter(|(label, _)| label.starts_with("bcr"))
         .min_by(|a, b| a.1.total_cmp(&b.1));
+    let chosen = match (kernel, block) {
+        ("bcr", Some((r, c))) => format!("bcr {r}x{c}"),
+        _ => kernel.to_string(),
+    };
+    if let Some(recorded) = recorded {
+        // A fixed kernel: say who fixed it, and what the estimates thought.
+        return match (estimates.iter().find(|(l, _)| *l == chosen), dense) {
+            (Some((_, ns)), Some((_, d))) if chosen != "dense" => format!(
+                "{chosen} {recorded} ({} vs dense {})",
+                duration(*ns),
+                duration(*d)
+            ),
+            (_, Some((_, d))) if chosen == "dense" => match best_bcr {
+                Some((label, b)) => format!(
+                    "dense {recorded} ({} vs best {label} {})",
+                    duration(*d),
+                    duration(*b)
+                ),
+                None => format!("dense {recorded}"),
+            },
+            _ => recorded,
+        };
+    }
     match (kernel, dense, best_bcr) {
         ("dense", Some((_, d)), Some((label, b))) if d <= b => format!(
-            "too dense for BCR to pay: dense {} <= best {label} {}",
+            "dense is estimated cheaper: dense {} <= best {label} {}",
             duration(*d),
             duration(*b)
         ),
-        ("dense", _, _) => "dense, as the LR file says".to_string(),
+        ("dense", _, _) => "dense".to_string(),
         ("bcr", Some((_, d)), Some(_)) => {
-            let chosen = block
-                .map(|(r, c)| format!("bcr {r}x{c}"))
-                .unwrap_or_default();
             match estimates.iter().find(|(label, _)| *label == chosen) {
                 Some((_, ns)) if *ns <= *d => {
                     format!(
@@ -100,11 +117,7 @@ fn reason(
                         d / ns.max(1e-9)
                     )
                 }
-                Some((_, ns)) => format!(
-                    "{chosen} as the LR file says ({} vs dense {})",
-                    duration(*ns),
-                    duration(*d)
-                ),
+                Some((_, ns)) => format!("{chosen} ({} vs dense {})", duration(*ns), duration(*d)),
                 None => chosen,
             }
         }

@@ -110,7 +110,10 @@ pub fn main(args: &Args) -> Result<(), String> {
         }
     } else {
         let mut module = diag::parse_file(&context, &input)?;
-        outputs.push(process(&context, &mut module, &elements, args)?);
+        outputs.push(
+            process(&context, &mut module, &elements, args)
+                .map_err(|e| name_the_file(&input, e))?,
+        );
     }
     if !failed.is_empty() {
         // With split input every chunk is reported, as mlir-opt does.
@@ -119,8 +122,7 @@ pub fn main(args: &Args) -> Result<(), String> {
     }
     let printed = outputs.join("// -----\n");
     match &args.output {
-        Some(path) => write_atomically(path, printed.as_bytes())
-            .map_err(|e| format!("{}: error: {e}", path.display())),
+        Some(path) => write_atomically(path, printed.as_bytes()).map_err(|e| format!("error: {e}")),
         None => {
             print!("{printed}");
             Ok(())
@@ -146,6 +148,16 @@ fn split_chunks(source: &str) -> Vec<String> {
     chunks
 }
 
+/// Messages without a location (a pipeline for another level, a bad
+/// option) still name the file they are about.
+fn name_the_file(input: &std::path::Path, text: String) -> String {
+    match text.strip_prefix("error: ") {
+        Some(rest) if input == std::path::Path::new("-") => format!("<stdin>: error: {rest}"),
+        Some(rest) => format!("{}: error: {rest}", input.display()),
+        None => text,
+    }
+}
+
 fn process_text(
     context: &melior::Context,
     input: &std::path::Path,
@@ -162,8 +174,12 @@ fn process_text(
     std::fs::write(&copy, text).map_err(|e| format!("error: {e}"))?;
     let mut module = diag::parse_file(context, &copy)
         .map_err(|m| m.replace(&copy.display().to_string(), &input.display().to_string()))?;
-    let rename =
-        |text: String| text.replace(&copy.display().to_string(), &input.display().to_string());
+    let rename = |text: String| {
+        name_the_file(
+            input,
+            text.replace(&copy.display().to_string(), &input.display().to_string()),
+        )
+    };
     process(context, &mut module, elements, args)
         .map(rename)
         .map_err(rename)

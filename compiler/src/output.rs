@@ -1,17 +1,12 @@
 //! Output files: written whole or not at all.
 
-use std::{io::Write, path::Path};
-
 /// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so a failure never leaves a half-written file behind.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(directory)?;
-    file.write_all(bytes)?;
-    file.flush()?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+/// and a rename, so a failure never leaves a half-written file behind
+/// (`grim_model::write_atomic`, the one writer every tool shares). The
+/// error names the path.
+pub fn write_atomically(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<(), grim_model::ModelError> {
+    grim_model::write_atomic(path, bytes)
 }

@@ -2,7 +2,7 @@
 // Attributes follow ONNX semantics (NCHW). Structure (operand/result kinds,
 // required attributes) is verified by MLIR from this declaration; shapes,
 // optional attributes and epilogues are checked by the semantic verifier in
-// dialects/src/grim.rs, which also documents every optional attribute.
+// dialects/src/grim/, which also documents every optional attribute.
 irdl.dialect @grim {
   // A constant tensor: a weight (`value = dense_resource<key>`, the blob in
   // the module's resource section) or a small constant (`dense<...>`).
@@ -18,15 +18,15 @@ irdl.dialect @grim {
   // the canonical form graph-simplify makes: W out x in (`trans_b`), no
   // alpha/beta/trans_a, C a bias [M]; then an epilogue may be set: a
   // residual (an [N, M] tensor added after the bias) and an `activation`.
-  // The operands after the weight are the bias, then the residual; the unit
-  // attribute `residual` says the last one is the residual (one variadic
-  // group keeps hand-written IR free of operand segment sizes).
+  // Two optional operands need `operandSegmentSizes` (IRDL unifies the
+  // types of a variadic group, so bias and residual cannot share one).
   irdl.operation @gemm {
     %a = irdl.base "!builtin.tensor"
     %w = irdl.base "!builtin.tensor"
-    %extra = irdl.base "!builtin.tensor"
+    %bias = irdl.base "!builtin.tensor"
+    %residual = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"
-    irdl.operands(input: %a, weight: %w, epilogue: variadic %extra)
+    irdl.operands(input: %a, weight: %w, bias: optional %bias, residual: optional %residual)
     irdl.results(result: %result)
   }
   // 2-D convolution, NCHW: Y[N,M,Ho,Wo] = conv(X[N,C,H,W], W[M,C,kh,kw]) (+ bias[M]),
@@ -37,13 +37,14 @@ irdl.dialect @grim {
   irdl.operation @conv2d {
     %x = irdl.base "!builtin.tensor"
     %w = irdl.base "!builtin.tensor"
-    %extra = irdl.base "!builtin.tensor"
+    %bias = irdl.base "!builtin.tensor"
+    %residual = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"
     // One constraint value per attribute: IRDL unifies a value used twice.
     %strides = irdl.base "#builtin.dense_array"
     %pads = irdl.base "#builtin.dense_array"
     %dilations = irdl.base "#builtin.dense_array"
-    irdl.operands(input: %x, weight: %w, epilogue: variadic %extra)
+    irdl.operands(input: %x, weight: %w, bias: optional %bias, residual: optional %residual)
     irdl.results(result: %result)
     irdl.attributes { "strides" = %strides, "pads" = %pads, "dilations" = %dilations }
   }

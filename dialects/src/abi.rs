@@ -41,6 +41,9 @@ pub const PROFILE_BEGIN: &str = "grim_profile_begin";
 pub const PROFILE_END: &str = "grim_profile_end";
 /// Runtime function the generated code hands parallel loops to.
 pub const PARALLEL_FOR: &str = "grim_parallel_for";
+/// Runtime function the generated entry point takes its scratch from:
+/// `(ctx, bytes) -> void*`.
+pub const CONTEXT_SCRATCH: &str = "grim_context_scratch";
 
 /// Module attribute: the target the cost model and the vectoriser read,
 /// as the cost model's text form (`"avx2"`, `"neon"`, `"avx512"`).

@@ -14,6 +14,7 @@ pub mod attr;
 pub mod bcr;
 pub mod diag;
 pub mod grim;
+pub mod schedule;
 pub mod shape;
 pub mod weights;
 
@@ -132,7 +133,7 @@ mod tests {
         let good = r#"
 func.func @f(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
   %w = "grim.constant"() {name = "fc1.weight", value = dense<0.5> : tensor<32x16xf32>} : () -> tensor<32x16xf32>
-  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x16xf32>, tensor<32x16xf32>) -> tensor<1x32xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x16xf32>, tensor<32x16xf32>) -> tensor<1x32xf32>
   return %y : tensor<1x32xf32>
 }"#;
         let module = Module::parse(&context, good).expect("parses");

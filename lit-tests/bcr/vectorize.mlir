@@ -35,12 +35,16 @@ func.func @products(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: 
 
 // -----
 
-// Checks that a width given per layer (LR file) is kept, and that the
+// Checks that a width given per layer (LR file) is kept while the product
+// still gets the target's register file (bcr-lre sizes its tile by it: a
+// 4-lane layer on AVX2 has 16 registers, not NEON's 32), and that the
 // vectorised spmm lowers to vector.fma on vector<4xf32>, where the scalar
 // input lowers to math.fma only.
 
 // CHECK-LABEL: func.func @kept
-// CHECK: "bcr.spmm"{{.*}}vector_width = 2 : i64
+// CHECK: "bcr.spmm"{{.*}}registers = 16 : i64, vector_width = 2 : i64
+// NEON-LABEL: func.func @kept
+// NEON: "bcr.spmm"{{.*}}registers = 32 : i64, vector_width = 2 : i64
 // LOOPS-LABEL: func.func @lowered
 // LOOPS-NOT: math.fma
 // LOOPS: vector.fma {{.*}} : vector<4xf32>

@@ -35,17 +35,17 @@ func.func @chain(%x: tensor<1x256xf32>) -> tensor<1x256xf32> {
 // the dead residual (in place: the result gets the skip's offset).
 
 // CHECK-LABEL: func.func @temporaries
-// CHECK: %[[H:.*]] = "grim.gemm"{{.*}}{grim.offset = {{[0-9]+}} : i64, grim.temporaries = array<i64: {{[0-9]+}}, {{[0-9]+}}>, trans_b}
+// CHECK: %[[H:.*]] = "grim.gemm"{{.*}}{grim.offset = {{[0-9]+}} : i64, grim.temporaries = array<i64: {{[0-9]+}}, {{[0-9]+}}>, operandSegmentSizes = array<i32: 1, 1, 0, 0>, trans_b}
 // CHECK: "grim.relu"{{.*}}{grim.offset = [[SKIP:[0-9]+]] : i64}
-// CHECK: "grim.conv2d"{{.*}}grim.offset = [[SKIP]] : i64{{.*}}residual
+// CHECK: "grim.conv2d"{{.*}}grim.offset = [[SKIP]] : i64{{.*}}operandSegmentSizes = array<i32: 1, 1, 0, 1>
 module attributes {grim.target = "avx2"} {
   func.func @temporaries(%x: tensor<2x32xf32>, %image: tensor<1x4x4x4xf32>) -> (tensor<2x16xf32>, tensor<1x4x4x4xf32>) {
     %w = "grim.constant"() {value = dense<0.5> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
-    %h = "grim.gemm"(%x, %w) {trans_b} : (tensor<2x32xf32>, tensor<16x32xf32>) -> tensor<2x16xf32>
+    %h = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x32xf32>, tensor<16x32xf32>) -> tensor<2x16xf32>
     %r = "grim.relu"(%h) : (tensor<2x16xf32>) -> tensor<2x16xf32>
     %skip = "grim.relu"(%image) : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
     %k = "grim.constant"() {value = dense<0.5> : tensor<4x4x1x1xf32>} : () -> tensor<4x4x1x1xf32>
-    %c = "grim.conv2d"(%image, %k, %skip) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, residual} : (tensor<1x4x4x4xf32>, tensor<4x4x1x1xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
+    %c = "grim.conv2d"(%image, %k, %skip) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<1x4x4x4xf32>, tensor<4x4x1x1xf32>, tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
     %y = "grim.sigmoid"(%c) : (tensor<1x4x4x4xf32>) -> tensor<1x4x4x4xf32>
     return %r, %y : tensor<2x16xf32>, tensor<1x4x4x4xf32>
   }

@@ -19,7 +19,7 @@
 // LOWERED: call @grim_profile_end
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<16xf32> {
   %w = "grim.constant"() {name = "fc1.weight", value = dense<0.5> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
-  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32> loc("fc1")
+  %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32> loc("fc1")
   %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
   %f = "grim.reshape"(%r) : (tensor<1x16xf32>) -> tensor<16xf32>
   return %f : tensor<16xf32>

@@ -12,7 +12,7 @@
 // CHECK-NOT: grim.relu
 // CHECK-DAG: %[[W:.*]] = "grim.constant"() {name = "conv.weight", value = dense_resource<conv.weight{{.*}}>
 // CHECK-DAG: %[[B:.*]] = "grim.constant"() {name = "bn.bias", value = dense_resource<bn.bias{{.*}}>
-// CHECK: %[[Y:.*]] = "grim.conv2d"(%arg0, %[[W]], %[[B]]) {activation = "relu", dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, strides = array<i64: 1, 1>} {{.*}} loc(#[[CONV:loc[0-9]+]])
+// CHECK: %[[Y:.*]] = "grim.conv2d"(%arg0, %[[W]], %[[B]]) {activation = "relu", dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 1, 0>, pads = array<i64: 0, 0, 0, 0>, strides = array<i64: 1, 1>} {{.*}} loc(#[[CONV:loc[0-9]+]])
 // CHECK: return %[[Y]]
 // CHECK: #[[CONV]] = loc("conv")
 // VALUES-LABEL: func.func @conv_bn_relu
@@ -22,7 +22,7 @@
 module attributes {grim.target = "avx2"} {
   func.func @conv_bn_relu(%x: tensor<1x1x4x4xf32>) -> tensor<1x2x4x4xf32> {
     %w = "grim.constant"() {name = "conv.weight", value = dense<1.0> : tensor<2x1x1x1xf32>} : () -> tensor<2x1x1x1xf32>
-    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x1x4x4xf32>, tensor<2x1x1x1xf32>) -> tensor<1x2x4x4xf32> loc("conv")
+    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x1x4x4xf32>, tensor<2x1x1x1xf32>) -> tensor<1x2x4x4xf32> loc("conv")
     %s = "grim.constant"() {name = "bn.weight", value = dense<4.0> : tensor<2xf32>} : () -> tensor<2xf32>
     %t = "grim.constant"() {name = "bn.bias", value = dense<1.0> : tensor<2xf32>} : () -> tensor<2xf32>
     %m = "grim.constant"() {name = "bn.running_mean", value = dense<0.25> : tensor<2xf32>} : () -> tensor<2xf32>
@@ -40,14 +40,14 @@ module attributes {grim.target = "avx2"} {
 // conv is on.
 
 // CHECK-LABEL: func.func @residual
-// CHECK: "grim.conv2d"(%arg0, %{{.*}}, %arg1) {activation = "relu", {{.*}}residual{{.*}}} {{.*}} loc(#[[CONV2:loc[0-9]+]])
+// CHECK: "grim.conv2d"(%arg0, %{{.*}}, %arg1) {activation = "relu", {{.*}}operandSegmentSizes = array<i32: 1, 1, 0, 1>{{.*}}} {{.*}} loc(#[[CONV2:loc[0-9]+]])
 // CHECK-NOT: grim.add
 // CHECK-NOT: grim.relu
 // CHECK: #[[CONV2]] = loc("conv2")
 module attributes {grim.target = "avx2"} {
   func.func @residual(%x: tensor<1x2x4x4xf32>, %skip: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
     %w = "grim.constant"() {name = "w", value = dense<1.0> : tensor<2x2x1x1xf32>} : () -> tensor<2x2x1x1xf32>
-    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32> loc("conv2")
+    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32> loc("conv2")
     %a = "grim.add"(%skip, %c) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc("add")
     %r = "grim.relu"(%a) : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> loc("relu")
     return %r : tensor<1x2x4x4xf32>
@@ -61,12 +61,12 @@ module attributes {grim.target = "avx2"} {
 
 // CHECK-LABEL: func.func @relu_then_add
 // CHECK: %[[C:.*]] = "grim.conv2d"(%arg0, %{{[^,]*}}) {activation = "relu"
-// CHECK-NOT: residual
+// CHECK-NOT: array<i32: 1, 1, 0, 1>
 // CHECK: "grim.add"(%[[C]], %arg1)
 module attributes {grim.target = "avx2"} {
   func.func @relu_then_add(%x: tensor<1x2x4x4xf32>, %skip: tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32> {
     %w = "grim.constant"() {name = "w", value = dense<1.0> : tensor<2x2x1x1xf32>} : () -> tensor<2x2x1x1xf32>
-    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32>
+    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32>
     %r = "grim.relu"(%c) : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
     %a = "grim.add"(%r, %skip) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
     return %a : tensor<1x2x4x4xf32>
@@ -86,7 +86,7 @@ module attributes {grim.target = "avx2"} {
 module attributes {grim.target = "avx2"} {
   func.func @shared(%x: tensor<1x2x4x4xf32>) -> (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) {
     %w = "grim.constant"() {name = "w", value = dense<1.0> : tensor<2x2x1x1xf32>} : () -> tensor<2x2x1x1xf32>
-    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32>
+    %c = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32>
     %r = "grim.relu"(%c) : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
     return %c, %r : tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>
   }
@@ -100,7 +100,7 @@ module attributes {grim.target = "avx2"} {
 // CHECK-LABEL: func.func @matmul_add
 // CHECK-DAG: %[[B:.*]] = "grim.constant"() {name = "b", value = dense<5.000000e-01> : tensor<3xf32>}
 // CHECK-DAG: %[[W:.*]] = "grim.constant"() {name = "w", value = dense_resource<w{{.*}}> : tensor<3x4xf32>}
-// CHECK: "grim.gemm"(%arg0, %[[W]], %[[B]]) {trans_b} : (tensor<2x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<2x3xf32> loc(#[[MM:loc[0-9]+]])
+// CHECK: "grim.gemm"(%arg0, %[[W]], %[[B]]) {operandSegmentSizes = array<i32: 1, 1, 1, 0>, trans_b} : (tensor<2x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<2x3xf32> loc(#[[MM:loc[0-9]+]])
 // CHECK-NOT: grim.add
 // CHECK: #[[MM]] = loc("mm")
 // VALUES-LABEL: func.func @matmul_add
@@ -109,7 +109,7 @@ module attributes {grim.target = "avx2"} {
   func.func @matmul_add(%x: tensor<2x4xf32>) -> tensor<2x3xf32> {
     %w = "grim.constant"() {name = "w", value = dense<[[1.0, 2.0, 3.0], [3.0, 4.0, 5.0], [5.0, 6.0, 7.0], [7.0, 8.0, 9.0]]> : tensor<4x3xf32>} : () -> tensor<4x3xf32>
     %b = "grim.constant"() {name = "b", value = dense<0.5> : tensor<3xf32>} : () -> tensor<3xf32>
-    %y = "grim.gemm"(%x, %w) : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32> loc("mm")
+    %y = "grim.gemm"(%x, %w) {operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32> loc("mm")
     %z = "grim.add"(%y, %b) : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32> loc("add")
     return %z : tensor<2x3xf32>
   }

@@ -6,7 +6,7 @@
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op input has 32 columns but the weight (out x in) has 30 columns
 func.func @gemm_k(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x30xf32>} : () -> tensor<16x30xf32>
-  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x30xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x30xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 
@@ -15,7 +15,7 @@ func.func @gemm_k(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
 // Checks that gemm's bias must have one entry per output feature.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op bias must broadcast to [1, 16] (e.g. [16]), got [8]
 func.func @gemm_bias(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>, %b: tensor<8xf32>) -> tensor<1x16xf32> {
-  %y = "grim.gemm"(%x, %w, %b) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<8xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w, %b) {trans_b, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<8xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 
@@ -24,7 +24,7 @@ func.func @gemm_bias(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>, %b: tensor<8xf
 // Checks that gemm's result shape must be [N, M].
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op result must be [1, 16], got [1, 8]
 func.func @gemm_result(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x8xf32> {
-  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x8xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x8xf32>
   return %y : tensor<1x8xf32>
 }
 
@@ -33,7 +33,17 @@ func.func @gemm_result(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x
 // Checks that a gemm's block size attribute is limited to 1..=64.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op block size 8x65 out of range (1..=64 each)
 func.func @gemm_block(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x16xf32> {
-  %y = "grim.gemm"(%x, %w) {trans_b, block_rows = 8 : i64, block_cols = 65 : i64} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, block_rows = 8 : i64, block_cols = 65 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  return %y : tensor<1x16xf32>
+}
+
+// -----
+
+// Checks that a block is both sides or none (one side alone used to pass
+// as a block of 8x0, or go unchecked).
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.gemm' op needs both 'block_rows' and 'block_cols' or neither
+func.func @gemm_half_block(%x: tensor<1x32xf32>, %w: tensor<16x32xf32>) -> tensor<1x16xf32> {
+  %y = "grim.gemm"(%x, %w) {trans_b, block_cols = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   return %y : tensor<1x16xf32>
 }
 
@@ -144,7 +154,7 @@ func.func @constant_empty_name() -> tensor<4xf32> {
 // CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op result must be [1, 4, 5, 8], got [1, 4, 9, 8]
 func.func @conv_shape(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x9x8xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x3x3x1xf32>} : () -> tensor<4x3x3x1xf32>
-  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>) -> tensor<1x4x9x8xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>) -> tensor<1x4x9x8xf32>
   return %y : tensor<1x4x9x8xf32>
 }
 
@@ -154,16 +164,16 @@ func.func @conv_shape(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x9x8xf32> {
 // CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op input has 3 channels but the weight expects 2
 func.func @conv_channels(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x2x1x1xf32>} : () -> tensor<4x2x1x1xf32>
-  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x8x8xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x8x8xf32>, tensor<4x2x1x1xf32>) -> tensor<1x4x8x8xf32>
   return %y : tensor<1x4x8x8xf32>
 }
 
 // -----
 
 // Checks that a zero stride is rejected (it would divide by zero).
-// CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op strides and dilations must be >= 1 and pads >= 0
+// CHECK: invalid.mlir:[[@LINE+3]]:8: error: 'grim.conv2d' op strides and dilations must be >= 1 and pads >= 0, got strides [0, 1], pads [0, 0, 0, 0], dilations [1, 1]
 func.func @conv_stride(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x3x1x1xf32>} : () -> tensor<4x3x1x1xf32>
-  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 0, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32>) -> tensor<1x4x8x8xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 0, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32>) -> tensor<1x4x8x8xf32>
   return %y : tensor<1x4x8x8xf32>
 }

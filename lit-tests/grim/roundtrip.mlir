@@ -7,18 +7,18 @@
 // CHECK-SAME: (%[[X:.*]]: tensor<2x32xf32>) -> tensor<2x8xf32>
 // CHECK: %[[W:.*]] = "grim.constant"() {name = "fc1.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
 // CHECK: %[[B:.*]] = "grim.constant"() {name = "fc1.bias", value = dense<5.000000e-01> : tensor<16xf32>} : () -> tensor<16xf32>
-// CHECK: %[[H:.*]] = "grim.gemm"(%[[X]], %[[W]], %[[B]]) {block_cols = 8 : i64, block_rows = 4 : i64, trans_b} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<2x16xf32>
+// CHECK: %[[H:.*]] = "grim.gemm"(%[[X]], %[[W]], %[[B]]) {block_cols = 8 : i64, block_rows = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0>, trans_b} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<2x16xf32>
 // CHECK: %[[R:.*]] = "grim.relu"(%[[H]]) : (tensor<2x16xf32>) -> tensor<2x16xf32>
 // CHECK: %[[W2:.*]] = "grim.constant"() {name = "fc2.weight", value = dense<5.000000e-01> : tensor<8x16xf32>} : () -> tensor<8x16xf32>
-// CHECK: %[[Y:.*]] = "grim.gemm"(%[[R]], %[[W2]]) {trans_b} : (tensor<2x16xf32>, tensor<8x16xf32>) -> tensor<2x8xf32>
+// CHECK: %[[Y:.*]] = "grim.gemm"(%[[R]], %[[W2]]) {operandSegmentSizes = array<i32: 1, 1, 0, 0>, trans_b} : (tensor<2x16xf32>, tensor<8x16xf32>) -> tensor<2x8xf32>
 // CHECK: return %[[Y]]
 func.func @mlp(%x: tensor<2x32xf32>) -> tensor<2x8xf32> {
   %w1 = "grim.constant"() {name = "fc1.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %b1 = "grim.constant"() {name = "fc1.bias", value = dense<5.000000e-01> : tensor<16xf32>} : () -> tensor<16xf32>
-  %h = "grim.gemm"(%x, %w1, %b1) {trans_b, block_rows = 4 : i64, block_cols = 8 : i64} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<2x16xf32>
+  %h = "grim.gemm"(%x, %w1, %b1) {trans_b, block_rows = 4 : i64, block_cols = 8 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<2x16xf32>
   %r = "grim.relu"(%h) : (tensor<2x16xf32>) -> tensor<2x16xf32>
   %w2 = "grim.constant"() {name = "fc2.weight", value = dense<5.000000e-01> : tensor<8x16xf32>} : () -> tensor<8x16xf32>
-  %y = "grim.gemm"(%r, %w2) {trans_b} : (tensor<2x16xf32>, tensor<8x16xf32>) -> tensor<2x8xf32>
+  %y = "grim.gemm"(%r, %w2) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x16xf32>, tensor<8x16xf32>) -> tensor<2x8xf32>
   return %y : tensor<2x8xf32>
 }
 
@@ -29,13 +29,13 @@ func.func @mlp(%x: tensor<2x32xf32>) -> tensor<2x8xf32> {
 // activation with its parameters.
 
 // CHECK-LABEL: func.func @gemm_forms
-// CHECK: "grim.gemm"(%{{.*}}, %{{.*}}) {alpha = 2.000000e+00 : f32, beta = 5.000000e-01 : f32, trans_a} : (tensor<32x2xf32>, tensor<32x16xf32>) -> tensor<2x16xf32>
-// CHECK: "grim.gemm"(%{{.*}}, %{{.*}}, %{{.*}}) {activation = "clip", activation_params = array<f32: 0.000000e+00, 6.000000e+00>, residual, trans_b} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<2x16xf32>) -> tensor<2x16xf32>
+// CHECK: "grim.gemm"(%{{.*}}, %{{.*}}) {alpha = 2.000000e+00 : f32, beta = 5.000000e-01 : f32, operandSegmentSizes = array<i32: 1, 1, 0, 0>, trans_a} : (tensor<32x2xf32>, tensor<32x16xf32>) -> tensor<2x16xf32>
+// CHECK: "grim.gemm"(%{{.*}}, %{{.*}}, %{{.*}}) {activation = "clip", activation_params = array<f32: 0.000000e+00, 6.000000e+00>, operandSegmentSizes = array<i32: 1, 1, 0, 1>, trans_b} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<2x16xf32>) -> tensor<2x16xf32>
 func.func @gemm_forms(%x: tensor<2x32xf32>, %xt: tensor<32x2xf32>, %skip: tensor<2x16xf32>) -> (tensor<2x16xf32>, tensor<2x16xf32>) {
   %w = "grim.constant"() {value = dense<5.000000e-01> : tensor<32x16xf32>} : () -> tensor<32x16xf32>
-  %a = "grim.gemm"(%xt, %w) {alpha = 2.0 : f32, beta = 0.5 : f32, trans_a} : (tensor<32x2xf32>, tensor<32x16xf32>) -> tensor<2x16xf32>
+  %a = "grim.gemm"(%xt, %w) {alpha = 2.0 : f32, beta = 0.5 : f32, trans_a, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<32x2xf32>, tensor<32x16xf32>) -> tensor<2x16xf32>
   %wt = "grim.constant"() {value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
-  %b = "grim.gemm"(%x, %wt, %skip) {trans_b, residual, activation = "clip", activation_params = array<f32: 0.0, 6.0>} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<2x16xf32>) -> tensor<2x16xf32>
+  %b = "grim.gemm"(%x, %wt, %skip) {trans_b, activation = "clip", activation_params = array<f32: 0.0, 6.0>, operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<2x32xf32>, tensor<16x32xf32>, tensor<2x16xf32>) -> tensor<2x16xf32>
   return %a, %b : tensor<2x16xf32>, tensor<2x16xf32>
 }
 
@@ -63,14 +63,14 @@ func.func @shapes(%x: tensor<2x3x4xf32>) -> tensor<4x6xf32> {
 // Checks a conv with bias, then a conv with a residual and a fused relu.
 
 // CHECK-LABEL: func.func @conv
-// CHECK: %[[Y:.*]] = "grim.conv2d"(%{{.*}}, %{{.*}}, %{{.*}}) {dilations = array<i64: 1, 1>, pads = array<i64: 1, 0, 1, 0>, strides = array<i64: 2, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>, tensor<4xf32>) -> tensor<1x4x5x8xf32>
-// CHECK: "grim.conv2d"(%[[Y]], %{{.*}}, %[[Y]]) {activation = "relu", dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, residual, strides = array<i64: 1, 1>} : (tensor<1x4x5x8xf32>, tensor<4x4x1x1xf32>, tensor<1x4x5x8xf32>) -> tensor<1x4x5x8xf32>
+// CHECK: %[[Y:.*]] = "grim.conv2d"(%{{.*}}, %{{.*}}, %{{.*}}) {dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 1, 0>, pads = array<i64: 1, 0, 1, 0>, strides = array<i64: 2, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>, tensor<4xf32>) -> tensor<1x4x5x8xf32>
+// CHECK: "grim.conv2d"(%[[Y]], %{{.*}}, %[[Y]]) {activation = "relu", dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 1>, pads = array<i64: 0, 0, 0, 0>, strides = array<i64: 1, 1>} : (tensor<1x4x5x8xf32>, tensor<4x4x1x1xf32>, tensor<1x4x5x8xf32>) -> tensor<1x4x5x8xf32>
 func.func @conv(%x: tensor<1x3x9x8xf32>) -> tensor<1x4x5x8xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x3x3x1xf32>} : () -> tensor<4x3x3x1xf32>
   %b = "grim.constant"() {name = "b", value = dense<5.000000e-01> : tensor<4xf32>} : () -> tensor<4xf32>
-  %y = "grim.conv2d"(%x, %w, %b) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>, tensor<4xf32>) -> tensor<1x4x5x8xf32>
+  %y = "grim.conv2d"(%x, %w, %b) {strides = array<i64: 2, 1>, pads = array<i64: 1, 0, 1, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<1x3x9x8xf32>, tensor<4x3x3x1xf32>, tensor<4xf32>) -> tensor<1x4x5x8xf32>
   %w2 = "grim.constant"() {value = dense<5.000000e-01> : tensor<4x4x1x1xf32>} : () -> tensor<4x4x1x1xf32>
-  %z = "grim.conv2d"(%y, %w2, %y) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, residual, activation = "relu"} : (tensor<1x4x5x8xf32>, tensor<4x4x1x1xf32>, tensor<1x4x5x8xf32>) -> tensor<1x4x5x8xf32>
+  %z = "grim.conv2d"(%y, %w2, %y) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<1x4x5x8xf32>, tensor<4x4x1x1xf32>, tensor<1x4x5x8xf32>) -> tensor<1x4x5x8xf32>
   return %z : tensor<1x4x5x8xf32>
 }
 

@@ -51,7 +51,7 @@
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.constant"() {name = "fc1.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %b = "grim.constant"() {name = "fc1.bias", value = dense<5.000000e-01> : tensor<16xf32>} : () -> tensor<16xf32>
-  %y = "grim.gemm"(%x, %w, %b) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32> loc("fc1")
+  %y = "grim.gemm"(%x, %w, %b) {trans_b, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32> loc("fc1")
   %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
   return %r : tensor<1x16xf32>
 }
@@ -76,7 +76,7 @@ func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
 // OPTS: "bcr.spmm"{{.*}}{block_cols = 8 : i64, block_rows = 2 : i64}
 func.func @batch(%x: tensor<4x32xf32>) -> tensor<4x16xf32> {
   %w = "grim.constant"() {name = "fc.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
-  %y = "grim.gemm"(%x, %w) {trans_b, block_rows = 2 : i64, block_cols = 8 : i64} : (tensor<4x32xf32>, tensor<16x32xf32>) -> tensor<4x16xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, block_rows = 2 : i64, block_cols = 8 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x32xf32>, tensor<16x32xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
 
@@ -96,8 +96,8 @@ func.func @batch(%x: tensor<4x32xf32>) -> tensor<4x16xf32> {
 // CHECK-NOT: grim.
 func.func @shared(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
-  %a = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
-  %b = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %a = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %b = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   %s = "grim.add"(%a, %b) : (tensor<1x16xf32>, tensor<1x16xf32>) -> tensor<1x16xf32>
   return %s : tensor<1x16xf32>
 }
@@ -151,7 +151,7 @@ func.func @elementwise(%x: tensor<2x3x4xf32>) -> tensor<4x6xf32> {
 func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %a = "grim.transpose"(%x) : (tensor<32x6xf32>) -> tensor<6x32xf32>
-  %y = "grim.gemm"(%a, %w) {trans_b} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
+  %y = "grim.gemm"(%a, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
   %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
   return %t : tensor<16x6xf32>
 }
@@ -175,9 +175,9 @@ func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
 func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32>, tensor<1x16xf32>) {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %a = "grim.transpose"(%x) : (tensor<32x6xf32>) -> tensor<6x32xf32>
-  %y = "grim.gemm"(%a, %w) {trans_b, kernel = "dense", vector_width = 4 : i64} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
+  %y = "grim.gemm"(%a, %w) {trans_b, kernel = "dense", vector_width = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<6x32xf32>, tensor<16x32xf32>) -> tensor<6x16xf32>
   %t = "grim.transpose"(%y) : (tensor<6x16xf32>) -> tensor<16x6xf32>
-  %z = "grim.gemm"(%v, %w) {trans_b, kernel = "dense"} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+  %z = "grim.gemm"(%v, %w) {trans_b, kernel = "dense", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
   return %t, %z : tensor<16x6xf32>, tensor<1x16xf32>
 }
 
@@ -204,9 +204,9 @@ func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32
 func.func @convs(%x: tensor<1x2x4x5xf32>) -> (tensor<1x4x4x5xf32>, tensor<1x4x4x5xf32>, tensor<1x3x4x5xf32>) {
   %w = "grim.constant"() {name = "w3", value = dense<5.000000e-01> : tensor<4x2x3x3xf32>} : () -> tensor<4x2x3x3xf32>
   %w1 = "grim.constant"() {name = "w1", value = dense<5.000000e-01> : tensor<3x2x1x1xf32>} : () -> tensor<3x2x1x1xf32>
-  %a = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
-  %b = "grim.conv2d"(%x, %w) {kernel = "dense", strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
-  %c = "grim.conv2d"(%x, %w1) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x4x5xf32>, tensor<3x2x1x1xf32>) -> tensor<1x3x4x5xf32>
+  %a = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
+  %b = "grim.conv2d"(%x, %w) {kernel = "dense", strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x5xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x4x5xf32>
+  %c = "grim.conv2d"(%x, %w1) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x5xf32>, tensor<3x2x1x1xf32>) -> tensor<1x3x4x5xf32>
   return %a, %b, %c : tensor<1x4x4x5xf32>, tensor<1x4x4x5xf32>, tensor<1x3x4x5xf32>
 }
 
@@ -223,6 +223,26 @@ func.func @convs(%x: tensor<1x2x4x5xf32>) -> (tensor<1x4x4x5xf32>, tensor<1x4x4x
 // CHECK-NOT: memref<18x150xf32>
 func.func @wide(%x: tensor<1x2x3x50xf32>) -> tensor<1x4x3x50xf32> {
   %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<4x2x3x3xf32>} : () -> tensor<4x2x3x3xf32>
-  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x3x50xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x3x50xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x3x50xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x3x50xf32>
   return %y : tensor<1x4x3x50xf32>
+}
+
+// -----
+
+// Checks that a conv with a residual but no bias reads its residual from
+// operand #2 (the segment sizes say where it is; it used to be looked up
+// at operand #3 and fail): the output starts as the residual (%r), then
+// the product accumulates into it.
+
+// CHECK-LABEL: func.func @residual_no_bias
+// CHECK-SAME: %[[X:[a-z0-9]+]]: memref<1x2x3x3xf32>, %[[R:[a-z0-9]+]]: memref<1x2x3x3xf32>, %[[Y:[a-z0-9]+]]: memref<1x2x3x3xf32>
+// CHECK: %[[YV:.*]] = memref.reinterpret_cast %[[Y]]
+// CHECK: %[[RV:.*]] = memref.reinterpret_cast %[[R]]
+// CHECK: memref.load %[[RV]]
+// CHECK: memref.store {{.*}}, %[[YV]]
+// CHECK: "bcr.spmm"({{.*}}, %[[YV]])
+func.func @residual_no_bias(%x: tensor<1x2x3x3xf32>, %r: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
+  %w = "grim.constant"() {name = "w", value = dense<5.000000e-01> : tensor<2x2x1x1xf32>} : () -> tensor<2x2x1x1xf32>
+  %y = "grim.conv2d"(%x, %w, %r) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
+  return %y : tensor<1x2x3x3xf32>
 }

@@ -11,12 +11,12 @@
 // CHECK: "grim.gemm"{{.*}}activation = "relu"{{.*}}kernel = {{.*}}
 // LLVM: module attributes {grim.level = "llvm", grim.target = "avx2"}
 // LLVM: llvm.func @mlp
-// LEVEL: error: invalid pass pipeline: 'bcr-pipeline' runs on a module at the 'graph' level, but this one is at 'input'
-// OPTION: error: pass 'graph-pipeline': unknown option 'blok' (known: lr, block, profile, reuse)
+// LEVEL: levels.mlir: error: 'bcr-pipeline' runs on a module at the 'graph' level, but this one is at 'input'
+// OPTION: error: pass 'graph-pipeline': unknown option 'blok' (known: lr, block, kernel, reuse, profile)
 module attributes {grim.target = "avx2"} {
   func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
     %w = "grim.constant"() {name = "fc1.weight", value = dense<0.5> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
-    %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
+    %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>) -> tensor<1x16xf32>
     %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
     return %r : tensor<1x16xf32>
   }

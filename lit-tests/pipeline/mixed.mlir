@@ -16,7 +16,7 @@
 func.func @mlp(%x: tensor<1x32xf32>) -> tensor<1x16xf32> {
   %w = "grim.constant"() {name = "fc1.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %b = "grim.constant"() {name = "fc1.bias", value = dense<5.000000e-01> : tensor<16xf32>} : () -> tensor<16xf32>
-  %y = "grim.gemm"(%x, %w, %b) {trans_b} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32>
+  %y = "grim.gemm"(%x, %w, %b) {trans_b, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<1x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<1x16xf32>
   %r = "grim.relu"(%y) : (tensor<1x16xf32>) -> tensor<1x16xf32>
   return %r : tensor<1x16xf32>
 }

@@ -23,9 +23,9 @@
 func.func @mlp(%x: tensor<4x32xf32>) -> tensor<4x8xf32> {
   %w1 = "grim.constant"() {name = "fc1.weight", value = dense<5.000000e-01> : tensor<16x32xf32>} : () -> tensor<16x32xf32>
   %b1 = "grim.constant"() {name = "fc1.bias", value = dense<5.000000e-01> : tensor<16xf32>} : () -> tensor<16xf32>
-  %h = "grim.gemm"(%x, %w1, %b1) {trans_b} : (tensor<4x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<4x16xf32>
+  %h = "grim.gemm"(%x, %w1, %b1) {trans_b, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<4x32xf32>, tensor<16x32xf32>, tensor<16xf32>) -> tensor<4x16xf32>
   %r = "grim.relu"(%h) : (tensor<4x16xf32>) -> tensor<4x16xf32>
   %w2 = "grim.constant"() {name = "fc2.weight", value = dense<5.000000e-01> : tensor<8x16xf32>} : () -> tensor<8x16xf32>
-  %y = "grim.gemm"(%r, %w2) {trans_b} : (tensor<4x16xf32>, tensor<8x16xf32>) -> tensor<4x8xf32>
+  %y = "grim.gemm"(%r, %w2) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<8x16xf32>) -> tensor<4x8xf32>
   return %y : tensor<4x8xf32>
 }

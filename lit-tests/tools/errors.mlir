@@ -21,7 +21,7 @@ func.func @malformed() {
 
 // CHECK: errors.mlir:[[@LINE+2]]:8: error: 'grim.gemm' op needs a constant weight (operand #1); products of two activations are not supported
 func.func @activation_weight(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor<2x3xf32> {
-  %y = "grim.gemm"(%x, %w) {trans_b} : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+  %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
 // CHECK-NOT: func.func

@@ -99,12 +99,7 @@ fn cnn(seed: u64) -> Result<Graph, ModelError> {
     );
     nodes.push(Node {
         name: "fc".into(),
-        op: Op::Gemm {
-            alpha: 1.0,
-            beta: 1.0,
-            trans_a: false,
-            trans_b: true,
-        },
+        op: Op::LINEAR,
         inputs: vec!["features".into(), "fc.weight".into(), "fc.bias".into()],
         outputs: vec!["y".into()],
     });

@@ -75,7 +75,7 @@ pub enum ModelError {
         message: String,
     },
     /// A semantically invalid layer in an LR file.
-    #[error("{}: layer '{layer}': {message}", path.display())]
+    #[error("{}: error: layer '{layer}': {message}", path.display())]
     LrLayer {
         /// The LR file (empty when checking an in-memory value).
         path: PathBuf,

@@ -105,6 +105,15 @@ pub enum Op {
 }
 
 impl Op {
+    /// Gemm as PyTorch exports `nn.Linear`: `y = x W^T (+ b)` with the
+    /// weight `[out, in]` (`transB = 1`, `alpha = beta = 1`).
+    pub const LINEAR: Op = Op::Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: true,
+    };
+
     /// The ONNX op type name.
     pub fn op_type(&self) -> &'static str {
         match self {

@@ -34,9 +34,10 @@ pub use bcrc::{
 };
 pub use cnn::demo_cnn;
 pub use error::ModelError;
+pub use fsutil::write_atomic;
 pub use graph::{Graph, Node, Op, ValueInfo};
 pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
-pub use mlp::{conv_layer, demo_mlp, kn_gemm, mlp};
+pub use mlp::{conv_layer, demo_mlp, kn_gemm, linear_layer, mlp};
 pub use npy::{read_npy, write_npy};
 pub use onnx::{load_onnx, save_onnx};
 pub use onnx::{save_onnx_with_opset, to_proto_with_opset};

@@ -1,8 +1,8 @@
 //! The layerwise representation (LR): GRIM's per-layer description of
 //! sparsity, schedule and latency, as JSON.
 //!
-//! `grimc prune`/`tune` and `grimc inspect --lr-out` write it and `grimc
-//! compile` reads it, so it is a user-editable file: unknown fields are
+//! `grimc inspect --lr-out` writes it (and `grimc prune` and `tune` will)
+//! and `grimc compile` reads it, so it is a user-editable file: unknown fields are
 //! rejected (a typo must not silently become "use the default"), syntax
 //! errors point at `path:line:column`, and semantic errors name the layer.
 //! Layers are named by their ONNX node name (the weight name also matches).

@@ -94,12 +94,7 @@ pub fn mlp(
         };
         nodes.push(Node {
             name: name.clone(),
-            op: Op::Gemm {
-                alpha: 1.0,
-                beta: 1.0,
-                trans_a: false,
-                trans_b: true,
-            },
+            op: Op::LINEAR,
             inputs: vec![cur, wn, bn],
             outputs: vec![out.clone()],
         });
@@ -143,12 +138,6 @@ pub fn kn_gemm(name: &str, m: usize, k: usize, n: usize, w: Vec<f32>) -> Result<
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         outputs: vec![output.into()],
     };
-    let gemm = Op::Gemm {
-        alpha: 1.0,
-        beta: 1.0,
-        trans_a: false,
-        trans_b: true,
-    };
     Ok(Graph {
         name: name.into(),
         inputs: vec![ValueInfo {
@@ -161,9 +150,41 @@ pub fn kn_gemm(name: &str, m: usize, k: usize, n: usize, w: Vec<f32>) -> Result<
         }],
         nodes: vec![
             node("xt", Op::Transpose, &["x"], "a"),
-            node("fc", gemm, &["a", "fc.weight"], "b"),
+            node("fc", Op::LINEAR, &["a", "fc.weight"], "b"),
             node("yt", Op::Transpose, &["b"], "y"),
         ],
+        initializers: BTreeMap::from([("fc.weight".to_string(), Tensor::new(vec![m, k], w)?)]),
+    })
+}
+
+/// One fully connected layer as PyTorch exports `nn.Linear(k, m, bias=False)`
+/// on a batch of `n`: input `x` of shape `[N, K]`, a Gemm `fc` with weight
+/// initializer `fc.weight` of shape `[M, K]` (`transB = 1`), output `y` of
+/// shape `[N, M]`. `w` is the weight row-major, as the user's framework
+/// holds it (so a mask-multiplied pruned weight keeps its `-0.0`s).
+pub fn linear_layer(
+    name: &str,
+    m: usize,
+    k: usize,
+    n: usize,
+    w: Vec<f32>,
+) -> Result<Graph, ModelError> {
+    Ok(Graph {
+        name: name.into(),
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![n, k],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![n, m],
+        }],
+        nodes: vec![Node {
+            name: "fc".into(),
+            op: Op::LINEAR,
+            inputs: vec!["x".into(), "fc.weight".into()],
+            outputs: vec!["y".into()],
+        }],
         initializers: BTreeMap::from([("fc.weight".to_string(), Tensor::new(vec![m, k], w)?)]),
     })
 }
@@ -307,6 +328,21 @@ mod tests {
             "last layer is not pruned"
         );
         assert!(mlp(1, &[4, 4, 4], BlockSize::new(4, 4).unwrap(), 0.0, 0.5, 0).is_err());
+    }
+
+    #[test]
+    fn linear_layer_is_x_times_w_transposed() {
+        // W = [[1, 2, 3], [-0.0, 5, 6]] (2 x 3), x = [[1, 0, -1]]: y = x W^T = [[-2, -6]].
+        let g = linear_layer("lin", 2, 3, 1, vec![1.0, 2.0, 3.0, -0.0, 5.0, 6.0]).unwrap();
+        g.validate().unwrap();
+        assert_eq!(g.outputs[0].shape, vec![1, 2]);
+        assert!(
+            g.initializers["fc.weight"].data[3].is_sign_negative(),
+            "-0.0 kept"
+        );
+        let x = Tensor::new(vec![1, 3], vec![1.0, 0.0, -1.0]).unwrap();
+        assert_eq!(run_reference(&g, &[x]).unwrap()[0].data, vec![-2.0, -6.0]);
+        assert!(linear_layer("lin", 2, 3, 1, vec![1.0; 5]).is_err());
     }
 
     #[test]

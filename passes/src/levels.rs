@@ -146,16 +146,30 @@ fn flag(options: &PassOptions, pipeline: &str, key: &str, default: i64) -> Resul
     }
 }
 
+const GRAPH_OPTIONS: &[&str] = &[
+    "lr=FILE apply an LR file's per-layer choices (none)",
+    "block=RxC fix the block of every layer the LR file leaves open (the cost model chooses)",
+    "kernel=dense|bcr fix the kernel of every layer the LR file leaves open (the cost model chooses)",
+    "reuse=0|1 reuse arena memory across dead values (1)",
+    "profile=0|1 time each layer through the runtime (0)",
+];
+const BCR_OPTIONS: &[&str] = &["reorder=0|1 GRIM's BCR reorder of the block work (1)"];
+
 fn graph_elements(options: &PassOptions) -> Result<String, PassError> {
     const NAME: &str = "graph-pipeline";
-    options.check_known(NAME, &["lr", "block", "profile", "reuse"])?;
+    options.check_documented(NAME, GRAPH_OPTIONS)?;
     let mut elements = vec!["graph-simplify".to_string()];
     if let Some(file) = options.string("lr") {
         elements.push(format!("graph-apply-lr{{file={file}}}"));
     }
-    elements.push(match options.string("block") {
-        Some(block) => format!("graph-choose-kernel{{block={block}}}"),
-        None => "graph-choose-kernel".to_string(),
+    let choose: Vec<String> = ["block", "kernel"]
+        .iter()
+        .filter_map(|key| options.string(key).map(|v| format!("{key}={v}")))
+        .collect();
+    elements.push(if choose.is_empty() {
+        "graph-choose-kernel".to_string()
+    } else {
+        format!("graph-choose-kernel{{{}}}", choose.join(" "))
     });
     let reuse = flag(options, NAME, "reuse", 1)?;
     elements.push(format!("graph-plan-memory{{reuse={}}}", reuse as u8));
@@ -167,7 +181,7 @@ fn graph_elements(options: &PassOptions) -> Result<String, PassError> {
 
 fn bcr_elements(options: &PassOptions) -> Result<String, PassError> {
     const NAME: &str = "bcr-pipeline";
-    options.check_known(NAME, &["reorder"])?;
+    options.check_documented(NAME, BCR_OPTIONS)?;
     let reorder = flag(options, NAME, "reorder", 1)?;
     let mut elements = vec!["lower-grim-to-bcr"];
     if reorder {
@@ -178,12 +192,12 @@ fn bcr_elements(options: &PassOptions) -> Result<String, PassError> {
 }
 
 fn loops_elements(options: &PassOptions) -> Result<String, PassError> {
-    options.check_known("loops-pipeline", &[])?;
+    options.check_documented("loops-pipeline", &[])?;
     Ok("lower-bcr-to-loops,bcr-parallelize,canonicalize,cse".into())
 }
 
 fn llvm_elements(options: &PassOptions) -> Result<String, PassError> {
-    options.check_known("llvm-pipeline", &[])?;
+    options.check_documented("llvm-pipeline", &[])?;
     Ok("convert-vector-to-scf,convert-scf-to-cf,convert-vector-to-llvm,expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,reconcile-unrealized-casts,canonicalize".into())
 }
 
@@ -193,19 +207,14 @@ pub static PIPELINES: &[NamedPipeline] = &[
         name: "graph-pipeline",
         from: Level::Input,
         to: Level::Graph,
-        options: &[
-            "lr=FILE apply an LR file's per-layer choices (none)",
-            "block=RxC fix the block of every layer the LR file leaves open (the cost model chooses)",
-            "reuse=0|1 reuse arena memory across dead values (1)",
-            "profile=0|1 time each layer through the runtime (0)",
-        ],
+        options: GRAPH_OPTIONS,
         elements: graph_elements,
     },
     NamedPipeline {
         name: "bcr-pipeline",
         from: Level::Graph,
         to: Level::Bcr,
-        options: &["reorder=0|1 GRIM's BCR reorder of the block work (1)"],
+        options: BCR_OPTIONS,
         elements: bcr_elements,
     },
     NamedPipeline {

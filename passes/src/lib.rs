@@ -25,6 +25,16 @@ pub enum PassError {
     /// The pipeline text is malformed or names an unknown pass.
     #[error("error: invalid pass pipeline: {0}")]
     Pipeline(String),
+    /// A named pipeline was given a module at another level.
+    #[error("error: '{pipeline}' runs on a module at the '{expected}' level, but this one is at '{found}'")]
+    Level {
+        /// The named pipeline.
+        pipeline: String,
+        /// The level it runs on.
+        expected: levels::Level,
+        /// The module's level (`grim.level`).
+        found: levels::Level,
+    },
     /// A pass option is unknown or has a bad value.
     #[error("error: pass '{pass}': {message}")]
     Option {
@@ -74,6 +84,17 @@ impl PassOptions {
             values.insert(key.to_string(), value.to_string());
         }
         Ok(Self { values })
+    }
+
+    /// Fails on keys outside the ones `documented` names (`key=meaning`
+    /// lines, a pass's `OPTIONS`), so a misspelt option is never ignored
+    /// and `--list-passes` cannot drift from what a pass accepts.
+    pub fn check_documented(&self, pass: &str, documented: &[&str]) -> Result<(), PassError> {
+        let known: Vec<&str> = documented
+            .iter()
+            .map(|line| line.split_once('=').map_or(*line, |(key, _)| key))
+            .collect();
+        self.check_known(pass, &known)
     }
 
     /// Fails on keys outside `known`, so a misspelt option is never ignored.

@@ -207,10 +207,11 @@ fn run_named<'c>(
         .ok_or_else(|| PassError::Pipeline(format!("unknown pipeline '{name}'")))?;
     let at = level_of(module)?;
     if at != pipeline.from {
-        return Err(PassError::Pipeline(format!(
-            "'{name}' runs on a module at the '{}' level, but this one is at '{at}'",
-            pipeline.from
-        )));
+        return Err(PassError::Level {
+            pipeline: name.to_string(),
+            expected: pipeline.from,
+            found: at,
+        });
     }
     let text = (pipeline.elements)(options)?;
     let timings = run(context, module, &parse(&text)?, verify_each)?;

@@ -30,7 +30,11 @@ struct ModelArgs {
     /// the cost model chooses per layer among 4x16, 8x16, 16x16, 16x32, 32x32).
     #[arg(long)]
     block: Option<String>,
-    /// Layerwise representation (JSON): per-layer block size and order.
+    /// The kernel of every layer the LR file leaves open: dense or bcr
+    /// (default: the cost model chooses per layer).
+    #[arg(long, value_parser = ["dense", "bcr"])]
+    kernel: Option<String>,
+    /// Layerwise representation (JSON): per-layer kernel, block, order and schedule.
     #[arg(long)]
     lr: Option<PathBuf>,
     /// Keep the natural block order instead of GRIM's reorder.
@@ -140,14 +144,33 @@ enum Command {
         per_layer: bool,
     },
     /// Write a built-in BCR-pruned example model as ONNX (no download): the
-    /// MLP, or with --cnn a small CNN (3x3, strided 3x3 and 1x1 convs, FC).
+    /// MLP, a small CNN, or a ResNet stage (--model mlp|cnn|resnet-stage).
     Example {
         /// Random seed of the weights.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// The CNN instead of the MLP.
+        /// Which model: mlp, cnn, or resnet-stage (a stem conv and basic
+        /// blocks of Conv, BatchNormalization, Relu, Conv,
+        /// BatchNormalization, residual Add, Relu, as PyTorch exports them).
+        #[arg(long, default_value = "mlp")]
+        model: String,
+        /// The CNN instead of the MLP (the same as --model cnn).
         #[arg(long)]
         cnn: bool,
+        /// resnet-stage: basic blocks.
+        #[arg(long, default_value_t = 6)]
+        blocks: usize,
+        /// resnet-stage: channels.
+        #[arg(long, default_value_t = 64)]
+        channels: usize,
+        /// resnet-stage: image height and width.
+        #[arg(long, default_value_t = 56)]
+        size: usize,
+        /// resnet-stage: leave the convs dense (default: BCR-pruned 8x by
+        /// mask multiplication, 8x16 blocks keeping 4 of 8 rows and 4 of
+        /// 16 columns).
+        #[arg(long)]
+        dense: bool,
         /// Output .onnx file.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
@@ -164,6 +187,7 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
         ),
     };
     options.lr = model.lr.clone();
+    options.kernel = model.kernel.clone();
     options.reorder = !model.no_reorder;
     options.print_weights = model.print_weights;
     options.reuse = !model.no_memory_reuse;
@@ -221,19 +245,31 @@ fn run_compiled(
 }
 
 /// The given inputs (checked against the model's shapes), or fixed-seed values in [-1, 1).
-fn model_inputs(shapes: &[Vec<usize>], paths: &[PathBuf]) -> Result<Vec<grim_model::Tensor>> {
-    if !paths.is_empty() && paths.len() != shapes.len() {
+/// Reads the `--input` files before anything is compiled, so a missing or
+/// malformed file fails in milliseconds, not after a compile.
+fn read_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, grim_model::Tensor)>> {
+    paths
+        .iter()
+        .map(|path| Ok((path.clone(), read_npy(path)?)))
+        .collect()
+}
+
+fn model_inputs(
+    shapes: &[Vec<usize>],
+    given: Vec<(PathBuf, grim_model::Tensor)>,
+) -> Result<Vec<grim_model::Tensor>> {
+    if !given.is_empty() && given.len() != shapes.len() {
         bail!(
             "the model has {} inputs, {} --input given",
             shapes.len(),
-            paths.len()
+            given.len()
         );
     }
+    let mut given = given.into_iter();
     let mut tensors = Vec::new();
     for (index, shape) in shapes.iter().enumerate() {
-        let tensor = match paths.get(index) {
-            Some(path) => {
-                let tensor = read_npy(path)?;
+        let tensor = match given.next() {
+            Some((path, tensor)) => {
                 if tensor.shape != *shape {
                     bail!(
                         "{}: error: input {index} has shape {:?}, the model wants {:?}",
@@ -349,8 +385,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             for (path, bytes) in &files {
-                write_atomically(path, bytes)
-                    .with_context(|| format!("{}: cannot write", path.display()))?;
+                write_atomically(path, bytes).context("cannot write an output file")?;
                 println!("wrote {}", path.display());
             }
             println!(
@@ -371,6 +406,7 @@ fn run(cli: Cli) -> Result<()> {
             target,
         } => {
             let options = options(&model, &target)?;
+            let given = read_inputs(&inputs)?;
             let compiled = driver::compile(&options, true, true)?;
             if inputs.len() != compiled.interface.inputs.len() {
                 bail!(
@@ -386,7 +422,7 @@ fn run(cli: Cli) -> Result<()> {
                     outputs.len()
                 );
             }
-            let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
+            let tensors = model_inputs(&compiled.interface.inputs, given)?;
             let (results, _) = run_compiled(&compiled, &tensors, threads, 1)?;
             for (path, tensor) in outputs.iter().zip(&results) {
                 write_npy(path, tensor)?;
@@ -466,8 +502,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut options = options(&model, "host")?;
             options.profile = per_layer;
+            let given = read_inputs(&inputs)?;
             let compiled = driver::compile(&options, true, true)?;
-            let tensors = model_inputs(&compiled.interface.inputs, &inputs)?;
+            let tensors = model_inputs(&compiled.interface.inputs, given)?;
             // The runner warms up once, then times R runs; it prints timing for R > 1 only.
             let (_, stdout) = run_compiled(&compiled, &tensors, threads, runs.max(2))?;
             let timing = stdout
@@ -531,11 +568,33 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Example { seed, cnn, output } => {
-            let graph = if cnn {
-                grim_model::demo_cnn(seed)
-            } else {
-                grim_model::demo_mlp(seed)
+        Command::Example {
+            seed,
+            model,
+            cnn,
+            blocks,
+            channels,
+            size,
+            dense,
+            output,
+        } => {
+            let model = if cnn { "cnn".to_string() } else { model };
+            let graph = match model.as_str() {
+                "mlp" => grim_model::demo_mlp(seed),
+                "cnn" => grim_model::demo_cnn(seed),
+                "resnet-stage" => {
+                    let mut spec = grim_model::resnet::ResidualStack::resnet_stage(blocks);
+                    spec.channels = channels;
+                    spec.size = size;
+                    spec.seed = seed;
+                    if dense {
+                        spec.prune = None;
+                    }
+                    grim_model::resnet::try_residual_stack(&spec)?
+                }
+                other => {
+                    bail!("--model: unknown model '{other}' (expected mlp, cnn or resnet-stage)")
+                }
             };
             grim_model::save_onnx(&graph, &output)?;
             println!("wrote {}", output.display());

@@ -6,10 +6,9 @@
 //! attributes and a product's epilogue.
 //!
 //! A product (`grim.gemm`, `grim.conv2d`) has the operands
-//! `(input, weight, bias?, residual?)`, declared as one variadic group
-//! after the weight; the unit attribute [`RESIDUAL_ATTR`] marks the last
-//! one as the residual. The builders write it and [`product`] reads it, so
-//! no other code counts operands.
+//! `(input, weight, bias?, residual?)`; with two optional operands MLIR
+//! needs `operandSegmentSizes = array<i32: 1, 1, b, r>`, which the builders
+//! write and [`product`] reads, so no other code counts operands.
 
 mod activation;
 mod verify;
@@ -23,7 +22,8 @@ use crate::attr;
 use melior::{
     ir::{
         operation::{OperationBuilder, OperationLike},
-        Attribute, Identifier, Location, Operation, OperationRef, Type, Value, ValueLike,
+        Attribute, AttributeLike, Identifier, Location, Operation, OperationRef, Type, Value,
+        ValueLike,
     },
     Context,
 };
@@ -74,8 +74,8 @@ pub const ACTIVATIONS: [&str; 7] = [
 /// names, and what gets a BCR or a dense kernel.
 pub const PRODUCTS: [&str; 2] = [GEMM, CONV2D];
 
-/// Unit attribute of a product whose last operand is the epilogue's residual.
-pub const RESIDUAL_ATTR: &str = "residual";
+/// Attribute of a product: how many of each operand group it has.
+pub const SEGMENTS_ATTR: &str = "operandSegmentSizes";
 
 /// Optional discardable attribute on a product: BCR block rows (with [`BLOCK_COLS_ATTR`]).
 pub const BLOCK_ATTR: &str = "block_rows";
@@ -90,6 +90,22 @@ pub const KERNEL_ATTR: &str = "kernel";
 pub const KERNEL_BCR: &str = "bcr";
 /// The dense kernels (`bcr.gemm` on row panels).
 pub const KERNEL_DENSE: &str = "dense";
+
+/// The discardable attributes the graph passes put on a product (choices
+/// and records): kept when graph-simplify rebuilds the product.
+pub const PRODUCT_CHOICES: [&str; 8] = [
+    KERNEL_ATTR,
+    BLOCK_ATTR,
+    BLOCK_COLS_ATTR,
+    ORDER_ATTR,
+    ESTIMATES_ATTR,
+    KERNEL_REASON_ATTR,
+    IM2COL_ATTR,
+    PROFILE_ID_ATTR,
+];
+
+/// Attribute of an op graph-profile-layers marked: its layer id.
+pub const PROFILE_ID_ATTR: &str = "grim.profile_id";
 
 /// Attribute of a product: the candidates' estimated ns, by label
 /// (`{dense = ..., "bcr 8x16" = ...}`), as graph-choose-kernel recorded them.
@@ -250,9 +266,19 @@ fn product_op<'c>(
     let mut values = vec![operands.input, operands.weight];
     values.extend(operands.bias);
     values.extend(operands.residual);
-    if operands.residual.is_some() {
-        attributes.push(attr::named_unit(context, RESIDUAL_ATTR));
-    }
+    attributes.push((
+        Identifier::new(context, SEGMENTS_ATTR),
+        melior::ir::attribute::DenseI32ArrayAttribute::new(
+            context,
+            &[
+                1,
+                1,
+                operands.bias.is_some() as i32,
+                operands.residual.is_some() as i32,
+            ],
+        )
+        .into(),
+    ));
     if let Some(activation) = activation {
         attributes.extend(activation.epilogue_attributes(context));
     }
@@ -367,29 +393,36 @@ pub fn conv_attrs<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<ConvAtt
     })
 }
 
-/// The operands of a product (`None` for other ops, or when the operands
-/// after the weight do not fit its `residual` flag).
+/// The operands of a product, read through its `operandSegmentSizes`
+/// (`None` for other ops, or when the segments do not fit the operands).
 pub fn product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Product<'c, 'a>> {
     let name = op.name().as_string_ref().as_str().ok()?.to_string();
     if !PRODUCTS.contains(&name.as_str()) {
         return None;
     }
-    let residual = op.has_attribute(RESIDUAL_ATTR);
-    let extras = op.operand_count().checked_sub(2)?;
-    let bias = match (extras, residual) {
-        (0, false) | (1, true) => false,
-        (1, false) | (2, true) => true,
-        _ => return None,
+    let raw = op.attribute(SEGMENTS_ATTR).ok()?.to_raw();
+    // SAFETY: read-only queries, checked to be a dense i32 array first.
+    let segments: Vec<i32> = unsafe {
+        if !mlir_sys::mlirAttributeIsADenseI32Array(raw) {
+            return None;
+        }
+        (0..mlir_sys::mlirDenseArrayGetNumElements(raw))
+            .map(|i| mlir_sys::mlirDenseI32ArrayGetElement(raw, i))
+            .collect()
     };
+    let [1, 1, bias @ (0 | 1), residual @ (0 | 1)] = segments[..] else {
+        return None;
+    };
+    if op.operand_count() != (2 + bias + residual) as usize {
+        return None;
+    }
     Some(Product {
         input: op.operand(0).ok()?,
         weight: op.operand(1).ok()?,
-        bias: if bias { op.operand(2).ok() } else { None },
-        residual: if residual {
-            op.operand(op.operand_count() - 1).ok()
-        } else {
-            None
-        },
+        bias: (bias == 1).then(|| op.operand(2).ok()).flatten(),
+        residual: (residual == 1)
+            .then(|| op.operand(2 + bias as usize).ok())
+            .flatten(),
     })
 }
 

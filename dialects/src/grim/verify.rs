@@ -45,12 +45,19 @@ fn check_product_attrs<'c: 'a, 'a>(
             ));
         }
     }
-    if let Some(rows) = attr::int(op, BLOCK_ATTR) {
-        let cols = attr::int(op, BLOCK_COLS_ATTR).unwrap_or(0);
-        if !(1..=64).contains(&rows) || !(1..=64).contains(&cols) {
+    match (attr::int(op, BLOCK_ATTR), attr::int(op, BLOCK_COLS_ATTR)) {
+        (None, None) => {}
+        (Some(rows), Some(cols)) => {
+            if !(1..=64).contains(&rows) || !(1..=64).contains(&cols) {
+                return Err(format!(
+                    "block size {rows}x{cols} out of range (1..=64 each)"
+                ));
+            }
+        }
+        _ => {
             return Err(format!(
-                "block size {rows}x{cols} out of range (1..=64 each)"
-            ));
+                "needs both '{BLOCK_ATTR}' and '{BLOCK_COLS_ATTR}' or neither"
+            ))
         }
     }
     if let Some(residual) = operands.residual {
@@ -77,7 +84,8 @@ fn check_unary<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String
 }
 
 fn check_gemm<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String> {
-    let operands = product(op).ok_or("needs (input, weight, bias?, residual?) operands, the last one the residual when 'residual' is set")?;
+    let operands = product(op)
+        .ok_or("needs (input, weight, bias?, residual?) operands as its operandSegmentSizes say")?;
     let attrs = gemm_attrs(op);
     let a = shape_of(Some(operands.input), "input")?;
     let w = shape_of(Some(operands.weight), "weight")?;
@@ -122,7 +130,8 @@ fn check_gemm<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
 }
 
 fn check_conv<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String> {
-    let operands = product(op).ok_or("needs (input, weight, bias?, residual?) operands, the last one the residual when 'residual' is set")?;
+    let operands = product(op)
+        .ok_or("needs (input, weight, bias?, residual?) operands as its operandSegmentSizes say")?;
     let x = shape_of(Some(operands.input), "input")?;
     let w = shape_of(Some(operands.weight), "weight")?;
     let y = result_shape(op)?;
@@ -132,7 +141,8 @@ fn check_conv<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
         || attrs.pads.iter().any(|p| *p < 0)
     {
         return Err(format!(
-            "strides and dilations must be >= 1 and pads >= 0, got {attrs:?}"
+            "strides and dilations must be >= 1 and pads >= 0, got strides {:?}, pads {:?}, dilations {:?}",
+            attrs.strides, attrs.pads, attrs.dilations
         ));
     }
     if x.len() != 4 || w.len() != 4 {

@@ -69,7 +69,7 @@ pub struct BcrLre {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["register-tile", "vectors", "registers"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let get = |key: &str, range: std::ops::RangeInclusive<i64>| -> Result<Option<i64>, PassError> {
         match options.string(key) {
             None => Ok(None),

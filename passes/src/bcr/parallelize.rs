@@ -63,7 +63,7 @@ pub const PARALLEL_ATTR: &str = "grim.parallel";
 /// (a layer's `schedule.threads` in the LR file).
 pub const THREADS_ATTR: &str = "grim.threads";
 /// The runtime function the outlined loops are handed to.
-pub const RUNTIME_PARALLEL_FOR: &str = "grim_parallel_for";
+pub const RUNTIME_PARALLEL_FOR: &str = grim_dialects::abi::PARALLEL_FOR;
 
 /// The pass object.
 pub struct BcrParallelize {
@@ -72,7 +72,7 @@ pub struct BcrParallelize {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["grain"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let grain = options.int(FLAG, "grain", 1)?;
     if grain < 1 {
         return Err(PassError::Option {

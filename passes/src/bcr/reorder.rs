@@ -9,9 +9,10 @@
 //! hands out the big strips first and the shares even out (GRIM, TPAMI 2022,
 //! §4.2 "BCR-based matrix reorder").
 //!
-//! What it does not do: it does not move values itself. The IR refers to
-//! weights through blob slots and never holds their values, so the
-//! permutation is data the packer computes; the kernels read the order
+//! What it does not do: it does not move values itself. The products read
+//! weights through blob slots, and the packer realises the order from the
+//! `value` each `bcr.packed` carries, so the permutation is data the packer
+//! computes; the kernels read the order
 //! from the blob (`strips` and `block_col`), so outputs are unchanged by
 //! construction. With `order=natural` it restores the natural order (for
 //! differential testing). A `bcr.packed` marked `pinned` (its order came
@@ -45,7 +46,7 @@ pub struct BcrReorder {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["order"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let order = match options.string("order").unwrap_or(bcr::ORDER_GROUPED) {
         o if o == bcr::ORDER_GROUPED => bcr::ORDER_GROUPED,
         o if o == bcr::ORDER_NATURAL => bcr::ORDER_NATURAL,

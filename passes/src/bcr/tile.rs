@@ -74,7 +74,7 @@ pub struct BcrTile {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["tile-n", "cache-bytes"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let tile_n = match options.string("tile-n") {
         None => None,
         Some(_) => Some(options.int(FLAG, "tile-n", 0)?),

@@ -60,7 +60,7 @@ pub struct BcrVectorize {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["vector-width"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let given = options.string("vector-width").is_some();
     let vector_width = options.int(FLAG, "vector-width", 8)?;
     if ![1, 2, 4, 8, 16].contains(&vector_width) {
@@ -124,9 +124,12 @@ impl Pass for BcrVectorize {
             None
         };
         let this = target.as_ref().unwrap_or(self);
+        // A product whose width the LR file fixed still gets the target's
+        // register count, which bcr-lre sizes its tile by.
         let products = collect_ops(module, |op| {
             [bcr::SPMM, bcr::SPMV, bcr::GEMM].contains(&op_name(op).as_str())
-                && !op.has_attribute(bcr::VECTOR_WIDTH_ATTR)
+                && !(op.has_attribute(bcr::VECTOR_WIDTH_ATTR)
+                    && op.has_attribute(bcr::REGISTERS_ATTR))
         });
         for raw in products {
             // SAFETY: collected above and still alive.
@@ -138,10 +141,14 @@ impl Pass for BcrVectorize {
                 .ok()
                 .and_then(|c| shape::static_shape(c.r#type()))
                 .and_then(|s| s.get(1).copied());
-            bcr::set_int(&mut op, context, bcr::VECTOR_WIDTH_ATTR, this.choose(n));
+            if !op.has_attribute(bcr::VECTOR_WIDTH_ATTR) {
+                bcr::set_int(&mut op, context, bcr::VECTOR_WIDTH_ATTR, this.choose(n));
+            }
             // The register file is the target's, whatever width this product
-            // was narrowed to: 16 on AVX2, 32 on NEON and AVX-512.
-            bcr::set_int(&mut op, context, bcr::REGISTERS_ATTR, this.registers());
+            // was narrowed or fixed to: 16 on AVX2, 32 on NEON and AVX-512.
+            if !op.has_attribute(bcr::REGISTERS_ATTR) {
+                bcr::set_int(&mut op, context, bcr::REGISTERS_ATTR, this.registers());
+            }
         }
         Ok(())
     }

@@ -52,7 +52,7 @@ pub struct GraphApplyLr {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["file"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let file = options.string("file").ok_or_else(|| PassError::Option {
         pass: FLAG.into(),
         message: "needs file=PATH".into(),

@@ -25,7 +25,8 @@
 //! format choice).
 //!
 //! Options: `block=RxC` (fix the block of every product the LR file
-//! leaves open).
+//! leaves open), `kernel=dense|bcr` (fix the kernel of every product the
+//! LR file leaves open; the estimates are still recorded).
 //!
 //! Before: `grim.gemm(%x, %w, %b) {trans_b}`.
 //! After:  `grim.gemm(%x, %w, %b) {block_cols = 16, block_rows = 8, estimates = {...}, kernel = "bcr", trans_b}`.
@@ -52,21 +53,41 @@ pub const FLAG: &str = "graph-choose-kernel";
 /// One-line summary.
 pub const SUMMARY: &str = "choose each product's kernel (dense, or BCR with a block size) by the cost model's estimates, recording every candidate's";
 /// Accepted options.
-pub const OPTIONS: &[&str] =
-    &["block=RxC fix the block of products the LR file leaves open (the cost model chooses)"];
+pub const OPTIONS: &[&str] = &[
+    "block=RxC fix the block of products the LR file leaves open (the cost model chooses)",
+    "kernel=dense|bcr fix the kernel of products the LR file leaves open (the cost model chooses)",
+];
 
 /// Why a product with a non-constant weight runs the dense kernel.
 pub const NOT_CONSTANT: &str =
     "the weight is not a constant: BCR packs a weight's values at compile time";
 
+/// The recorded reason of a kernel the LR file (the product's `kernel`
+/// attribute) fixed.
+pub const FIXED_BY_LR: &str = "as the LR file says";
+/// The recorded reason of a kernel the `kernel` option fixed.
+pub const FIXED_BY_OPTION: &str = "as the kernel option (--kernel) says";
+
 /// The pass object.
 pub struct GraphChooseKernel {
     block: Option<(i64, i64)>,
+    kernel: Option<&'static str>,
 }
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["block"])?;
+    options.check_documented(FLAG, OPTIONS)?;
+    let kernel = match options.string("kernel") {
+        None => None,
+        Some(grim::KERNEL_DENSE) => Some(grim::KERNEL_DENSE),
+        Some(grim::KERNEL_BCR) => Some(grim::KERNEL_BCR),
+        Some(other) => {
+            return Err(PassError::Option {
+                pass: FLAG.into(),
+                message: format!("kernel must be dense or bcr, got '{other}'"),
+            })
+        }
+    };
     let block = match options.string("block") {
         None => None,
         Some(text) => Some(parse_block(text).ok_or_else(|| PassError::Option {
@@ -74,7 +95,7 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
             message: format!("block must be RxC with 1..=64 each, got '{text}'"),
         })?),
     };
-    Ok(Box::new(GraphChooseKernel { block }))
+    Ok(Box::new(GraphChooseKernel { block, kernel }))
 }
 
 /// `{label = ns : f64, ...}`.
@@ -109,9 +130,12 @@ impl GraphChooseKernel {
         let view: OperationRef = unsafe { OperationRef::from_raw(op.to_raw()) };
         let layer = Layer::of(&view)?;
         let string = |value: &str| -> Attribute<'c> { StringAttribute::new(context, value).into() };
-        let fixed = grim_dialects::attr::string(op, grim::KERNEL_ATTR);
+        let from_lr = grim_dialects::attr::string(op, grim::KERNEL_ATTR);
+        let fixed = from_lr.clone().or(self.kernel.map(String::from));
         let Some(weight) = layer.weight else {
-            if fixed.as_deref() == Some(grim::KERNEL_BCR) {
+            // The kernel option applies where it can; an LR file asking for
+            // BCR on a weight that is not a constant is an error.
+            if from_lr.as_deref() == Some(grim::KERNEL_BCR) {
                 return Err(op_error(
                     &view,
                     format!("is asked for the BCR kernel, but {NOT_CONSTANT}"),
@@ -146,7 +170,16 @@ impl GraphChooseKernel {
             estimates_attribute(context, &choice.candidates),
         );
         let bcr = match fixed.as_deref() {
-            Some(kernel) => kernel == grim::KERNEL_BCR,
+            Some(kernel) => {
+                op.set_attribute(grim::KERNEL_ATTR, string(kernel));
+                let by = if from_lr.is_some() {
+                    FIXED_BY_LR
+                } else {
+                    FIXED_BY_OPTION
+                };
+                op.set_attribute(grim::KERNEL_REASON_ATTR, string(by));
+                kernel == grim::KERNEL_BCR
+            }
             None => {
                 let i64_type = IntegerType::new(context, 64).into();
                 match &choice.kernel {

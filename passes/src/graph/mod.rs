@@ -28,7 +28,7 @@ pub fn target(module: &Module) -> Result<Target, PassError> {
     let operation = module.as_operation();
     let text = grim_dialects::attr::string(&operation, abi::TARGET_ATTR).ok_or_else(|| {
         PassError::Unsupported(format!(
-            "error: the module has no '{}' attribute naming its target (e.g. `module attributes {{{} = \"avx2\"}}`); grimc sets it, hand-written files must",
+            "error: the module has no '{}' attribute naming its target (e.g. `module attributes {{{} = \"avx2\"}}`); grimc sets it, a hand-written file must state it",
             abi::TARGET_ATTR,
             abi::TARGET_ATTR
         ))

@@ -59,7 +59,7 @@ pub struct GraphPlanMemory {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["reuse"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let reuse = match options.int(FLAG, "reuse", 1)? {
         0 => false,
         1 => true,
@@ -233,6 +233,106 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
         ));
     }
     Ok(Dataflow { problem, ops })
+}
+
+/// Reads back the plan graph-plan-memory wrote on a function, as a
+/// [`memplan::Plan`] of `flow` (the function's [`dataflow`]), so that
+/// [`memplan::check`] can verify what the IR says rather than what the
+/// planner returned.
+///
+/// From the IR: each arena value's `grim.offset` (an alias gets its root's
+/// offset, as in [`memplan::plan`]), each step's `grim.temporaries`, and the
+/// function's `grim.arena_bytes`, `grim.activations_bytes` and
+/// `grim.largest_activation_bytes`; the alignment is
+/// [`abi::ALIGN_BYTES`]. The IR does not record in-place merges: a step's
+/// declared in-place candidate whose output and input sit at the same
+/// offset is taken as a merge (which [`memplan::check`] then verifies, like
+/// any other). Liveness (`intervals`) is not on the IR either and is left
+/// empty; the checker recomputes it.
+///
+/// Errors: an arena value whose op has no `grim.offset`, or a function
+/// without `grim.arena_bytes` (graph-plan-memory has not run).
+pub fn written_plan<'c>(
+    function: &OperationRef<'c, '_>,
+    flow: &Dataflow<'c>,
+) -> Result<memplan::Plan, PassError> {
+    let problem = &flow.problem;
+    let int = |name: &str| {
+        grim_dialects::attr::int(function, name)
+            .map(|v| v.max(0) as u64)
+            .ok_or_else(|| {
+                op_error(
+                    function,
+                    format!("has no '{name}' (is the memory planned?)"),
+                )
+            })
+    };
+    let mut own = vec![None; problem.values.len()];
+    let mut temporary_offset_bytes = vec![Vec::new(); problem.steps.len()];
+    for (op, value, step) in &flow.ops {
+        if let Some(value) = value {
+            let offset = grim_dialects::attr::int(op, scratch::OFFSET_ATTR).ok_or_else(|| {
+                op_error(
+                    op,
+                    format!(
+                        "writes an arena value but has no '{}'",
+                        scratch::OFFSET_ATTR
+                    ),
+                )
+            })?;
+            own[value.0] = Some(offset.max(0) as u64);
+        }
+        if let Some(slot) = temporary_offset_bytes.get_mut(*step) {
+            *slot = grim_dialects::attr::i64_array(op, scratch::TEMPORARIES_ATTR)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.max(0) as u64)
+                .collect();
+        }
+    }
+    // An alias shares its root's bytes; external roots have none.
+    // (At most as many hops as there are values: a cycle, which dataflow
+    // never builds, reads as external.)
+    let root_offset = |mut v: usize| {
+        for _ in 0..=problem.values.len() {
+            match problem.values.get(v)?.placement {
+                Placement::AliasOf(target) => v = target.0,
+                Placement::Arena => return own[v],
+                Placement::External => return None,
+            }
+        }
+        None
+    };
+    let value_offset_bytes: Vec<Option<u64>> = (0..problem.values.len()).map(root_offset).collect();
+    let mut in_place = Vec::new();
+    for (s, step) in problem.steps.iter().enumerate() {
+        for candidate in &step.in_place {
+            let (output, input) = (
+                value_offset_bytes
+                    .get(candidate.output.0)
+                    .copied()
+                    .flatten(),
+                value_offset_bytes.get(candidate.input.0).copied().flatten(),
+            );
+            if output.is_some() && output == input {
+                in_place.push(memplan::InPlaceMerge {
+                    step: memplan::StepId(s),
+                    output: candidate.output,
+                    input: candidate.input,
+                });
+            }
+        }
+    }
+    Ok(memplan::Plan {
+        alignment_bytes: abi::ALIGN_BYTES as u64,
+        value_offset_bytes,
+        temporary_offset_bytes,
+        arena_bytes: int(scratch::ARENA_BYTES_ATTR)?,
+        in_place,
+        intervals: Vec::new(),
+        sum_bytes: int(scratch::ACTIVATIONS_BYTES_ATTR)?,
+        largest_bytes: int(scratch::LARGEST_ACTIVATION_BYTES_ATTR)?,
+    })
 }
 
 /// The op whose result is the value of key `transposed` (a transpose after a gemm).

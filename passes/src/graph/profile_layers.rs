@@ -33,14 +33,14 @@ pub const SUMMARY: &str = "mark every computing op as a profiled layer, named by
 /// Accepted options.
 pub const OPTIONS: &[&str] = &[];
 /// Attribute of a profiled op: its layer id.
-pub const PROFILE_ID_ATTR: &str = "grim.profile_id";
+pub const PROFILE_ID_ATTR: &str = grim_dialects::grim::PROFILE_ID_ATTR;
 
 /// The pass object.
 pub struct GraphProfileLayers;
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &[])?;
+    options.check_documented(FLAG, OPTIONS)?;
     Ok(Box::new(GraphProfileLayers))
 }
 

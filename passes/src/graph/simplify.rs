@@ -65,7 +65,7 @@ pub struct GraphSimplify {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["iterations"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let iterations = options.int(FLAG, "iterations", 30)?;
     if !(1..=1000).contains(&iterations) {
         return Err(PassError::Option {

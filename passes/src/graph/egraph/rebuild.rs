@@ -34,23 +34,6 @@ use melior::{
 };
 use std::collections::{HashMap, HashSet};
 
-/// Discardable attributes of a product that earlier passes or the LR file
-/// set: kept across a rebuild.
-const PRODUCT_CHOICES: [&str; 12] = [
-    grim::KERNEL_ATTR,
-    grim::BLOCK_ATTR,
-    grim::BLOCK_COLS_ATTR,
-    grim::ORDER_ATTR,
-    "vector_width",
-    "register_tile",
-    "tile_n",
-    "threads",
-    "estimates",
-    "im2col",
-    "kernel_reason",
-    "profile_id",
-];
-
 struct Rebuild<'c, 'x> {
     context: &'c Context,
     body: BlockRef<'c, 'c>,
@@ -310,11 +293,12 @@ impl<'c> Rebuild<'c, '_> {
         }
         // SAFETY: the op was just built; only attributes are added.
         let mut target = unsafe { OperationRefMut::from_raw(value_owner(value).to_raw()) };
-        for choice in PRODUCT_CHOICES {
+        for choice in grim::PRODUCT_CHOICES {
             if let Ok(attribute) = source.attribute(choice) {
                 target.set_attribute(choice, attribute);
             }
         }
+        grim_dialects::schedule::Schedule::of(&source).apply(self.context, &mut target);
     }
 
     /// Evaluates the constant expression of class `id` (memoised), with the

@@ -81,7 +81,7 @@ pub struct LowerBcrToLoops;
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &[])?;
+    options.check_documented(FLAG, OPTIONS)?;
     Ok(Box::new(LowerBcrToLoops))
 }
 

@@ -67,8 +67,12 @@ impl<'c> Lowering<'c, '_> {
             },
             None => None,
         };
+        // The residual is operand #2 without a bias, #3 with one.
         let residual = match operands.residual {
-            Some(_) => Some(self.buffer(&op, 3)?),
+            Some(residual) => {
+                let index = 2 + usize::from(operands.bias.is_some());
+                Some(self.buffer_value(&op, residual, index)?)
+            }
             None => None,
         };
         let activation = Activation::of_epilogue(&op).map_err(|e| op_error(&op, e))?;

@@ -69,6 +69,42 @@ pub(super) fn activate<'c>(b: &Builder<'c>, x: V<'c>, activation: &Activation) -
     }
 }
 
+/// Elements per parallel chunk of an elementwise loop: a few pages of f32,
+/// so the runtime's threads share a tensor of a few hundred KiB without a
+/// chunk per element.
+const CHUNK: i64 = 4096;
+
+/// `body(i)` for every `i` in `0..n`, in chunks of [`CHUNK`] elements that
+/// bcr-parallelize spreads over the threads (elementwise ops write disjoint
+/// elements); the inner loop is a plain counted loop LLVM vectorises.
+pub(super) fn elementwise_loop<'c>(b: &Builder<'c>, n: i64, body: &dyn Fn(&Builder<'c>, V<'c>)) {
+    if n <= CHUNK {
+        b.for_range(0, n, 1, &[], |b, i, _| {
+            body(b, i);
+            vec![]
+        });
+        return;
+    }
+    let parallel = [(
+        crate::bcr::parallelize::PARALLEL_ATTR,
+        melior::ir::Attribute::unit(b.context),
+    )];
+    let chunks = (n + CHUNK - 1) / CHUNK;
+    let (zero, one, count) = (b.index(0), b.index(1), b.index(chunks));
+    b.for_loop_with(zero, count, one, &[], &parallel, |b, chunk, _| {
+        let size = b.index(CHUNK);
+        let start = b.muli(chunk, size);
+        let end = b.addi(start, size);
+        let end = b.minui(end, b.index(n));
+        let one = b.index(1);
+        b.for_loop(start, end, one, &[], |b, i, _| {
+            body(b, i);
+            vec![]
+        });
+        vec![]
+    });
+}
+
 /// A loop nest over `shape`; `body` gets the induction variables.
 pub(super) fn loop_nest<'c>(
     b: &Builder<'c>,
@@ -146,11 +182,10 @@ impl<'c> Lowering<'c, '_> {
         let n = grim_dialects::shape::numel(input.shape());
         let source = self.flat_view(b, &input);
         let target = self.flat_view(b, &output);
-        b.for_range(0, n, 1, &[], |b, i, _| {
+        elementwise_loop(b, n, &|b, i| {
             let x = b.load(source, &[i]);
             let y = activate(b, x, &activation);
             b.store(y, target, &[i]);
-            vec![]
         });
         self.define(&op, output)
     }

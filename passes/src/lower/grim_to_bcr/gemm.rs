@@ -245,11 +245,10 @@ pub(super) fn apply_activation<'c>(
         return;
     };
     let y = y();
-    b.for_range(0, elements, 1, &[], |b, i, _| {
+    super::elementwise::elementwise_loop(b, elements, &|b, i| {
         let x = b.load(y, &[i]);
         let value = super::elementwise::activate(b, x, &activation);
         b.store(value, y, &[i]);
-        vec![]
     });
 }
 

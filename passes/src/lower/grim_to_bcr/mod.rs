@@ -95,7 +95,7 @@ pub struct LowerGrimToBcr {
 
 /// Makes the pass from its options.
 pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
-    options.check_known(FLAG, &["block", "order"])?;
+    options.check_documented(FLAG, OPTIONS)?;
     let block = match options.string("block") {
         None => (8, 16),
         Some(text) => parse_block(text).ok_or_else(|| PassError::Option {

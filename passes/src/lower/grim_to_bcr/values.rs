@@ -92,7 +92,18 @@ impl<'c> Lowering<'c, '_> {
 
     /// An operand that must be an activation (not a constant).
     pub(super) fn buffer(&self, op: &OperationRef, index: usize) -> Result<Tensor<'c>, PassError> {
-        match self.operand(op, index)? {
+        let value = op.operand(index).map_err(|e| op_error(op, e))?;
+        self.buffer_value(op, value, index)
+    }
+
+    /// `value`, operand `index` of `op`, which must be an activation.
+    pub(super) fn buffer_value(
+        &self,
+        op: &OperationRef,
+        value: Value,
+        index: usize,
+    ) -> Result<Tensor<'c>, PassError> {
+        match self.value(op, value, index)? {
             Tensor::Weight { name, .. } => Err(op_error(
                 op,
                 format!(

@@ -232,16 +232,9 @@ impl<'c> Lowering<'c, '_> {
     ) {
         // SAFETY: the product was just inserted; only attributes change.
         let mut product = unsafe { OperationRefMut::from_raw(product.to_raw()) };
-        for name in [
-            bcr::VECTOR_WIDTH_ATTR,
-            bcr::REGISTER_TILE_ATTR,
-            bcr::TILE_N_ATTR,
-            bcr::THREADS_ATTR,
-        ] {
-            if let Some(value) = grim_dialects::attr::int(source, name) {
-                bcr::set_int(&mut product, self.context, name, value);
-            }
-        }
+        grim_dialects::schedule::Schedule::of(source)
+            .lr_fields()
+            .apply(self.context, &mut product);
         // A dense product's register tile is its weight's panel height: set
         // both, or, for a weight another product already fixed, take its.
         let given = grim_dialects::attr::int(&product, bcr::REGISTER_TILE_ATTR);
