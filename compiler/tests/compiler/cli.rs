@@ -1,0 +1,189 @@
+//! grimc's commands as a user runs them: the error contract on bad inputs
+//! (exit 1, a message naming the culprit, no output left behind) and
+//! `grimc bench`.
+
+use crate::common::*;
+use grim_model::save_onnx;
+
+#[test]
+fn bad_inputs_give_documented_errors_and_no_output() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let out = dir.join("out");
+    let out_str = out.to_str().unwrap();
+    let good = dir.join("good.onnx");
+    save_onnx(&grim_model::demo_mlp(1), &good).unwrap();
+
+    // Truncated ONNX.
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    write(&truncated, &bytes[..bytes.len() / 3]);
+    let (code, err) = grimc(&["compile", truncated.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("truncated.onnx"), "{err}");
+
+    // Unknown op: the loader names the node and op type.
+    let mut graph = grim_model::demo_mlp(1);
+    let mut proto = grim_model::onnx::to_proto(&graph);
+    if let Some(g) = proto.graph.as_mut() {
+        g.node[1].op_type = "Softsign".into();
+    }
+    let unknown = dir.join("unknown.onnx");
+    write(&unknown, &prost::Message::encode_to_vec(&proto));
+    let (code, err) = grimc(&["compile", unknown.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Softsign") && err.contains("relu1"), "{err}");
+
+    // Shape mismatch: an fc2 weight whose K does not match fc1's output.
+    let w = graph.initializers.get_mut("fc2.weight").unwrap();
+    w.shape = vec![256, 1024];
+    let mismatch = dir.join("mismatch.onnx");
+    write(
+        &mismatch,
+        &prost::Message::encode_to_vec(&grim_model::onnx::to_proto(&graph)),
+    );
+    let (code, err) = grimc(&["compile", mismatch.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("fc2"), "{err}");
+
+    // Malformed MLIR: file:line:col.
+    let mlir = dir.join("bad.mlir");
+    write(&mlir, b"func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {\n  %y = \"grim.relu\"(%x) : (tensor<2xf32>) -> tensor<3xf32>\n  return %y : tensor<3xf32>\n}\n");
+    let (code, err) = grimc(&["compile", mlir.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.mlir:"), "{err}");
+    write(&mlir, b"func.func @f( {\n");
+    let (code, err) = grimc(&["compile", mlir.to_str().unwrap(), "-o", out_str]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.mlir:1:"), "{err}");
+
+    // Malformed LR: file:line:col from the JSON parser; an unknown layer is named.
+    let lr = dir.join("bad.lr.json");
+    write(&lr, b"{\n  \"version\": 1,\n  \"layers\": [ { \"name\": \"fc1\", \"sparsity\": {\"kind\": \"bcr\", \"block_rows\": 8 } ]\n}\n");
+    let (code, err) = grimc(&[
+        "compile",
+        good.to_str().unwrap(),
+        "--lr",
+        lr.to_str().unwrap(),
+        "-o",
+        out_str,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.lr.json:3:"), "{err}");
+    write(&lr, b"{\"version\": 1, \"layers\": [ { \"name\": \"nope\", \"sparsity\": {\"kind\": \"bcr\", \"block_rows\": 8, \"block_cols\": 8 } } ]}");
+    let (code, err) = grimc(&[
+        "compile",
+        good.to_str().unwrap(),
+        "--lr",
+        lr.to_str().unwrap(),
+        "-o",
+        out_str,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("'nope'"), "{err}");
+
+    // Missing file.
+    let (code, err) = grimc(&[
+        "compile",
+        dir.join("missing.onnx").to_str().unwrap(),
+        "-o",
+        out_str,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing.onnx"), "{err}");
+
+    // None of the failures wrote anything.
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+        "a failed command left output behind"
+    );
+
+    // And the good model compiles with every artifact.
+    let (code, err) = grimc(&[
+        "compile",
+        good.to_str().unwrap(),
+        "--target",
+        "aarch64-linux-gnu",
+        "--emit",
+        "obj,asm,llvm-ir,mlir,header,weights",
+        "-o",
+        out_str,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for file in [
+        "good.o",
+        "good.s",
+        "good.ll",
+        "good.h",
+        "good.weights",
+        "good.input.mlir",
+        "good.graph.mlir",
+        "good.bcr.mlir",
+        "good.loops.mlir",
+        "good.llvm.mlir",
+        "grim_runtime.h",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let header = std::fs::read_to_string(out.join("good.h")).unwrap();
+    assert!(
+        header.contains("grim_good_run_with_weights")
+            && header.contains("GRIM_GOOD_INPUT0_SIZE 256"),
+        "{header}"
+    );
+}
+
+#[test]
+fn bench_prints_json_with_latency_figures() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("bench.onnx");
+    save_onnx(&grim_model::demo_mlp(3), &model).unwrap();
+    let value = grimc_json(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--runs",
+        "5",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    let (median, min, max) = (
+        value["median_ms"].as_f64().unwrap(),
+        value["min_ms"].as_f64().unwrap(),
+        value["max_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < min && min <= median && median <= max, "{value}");
+    assert_eq!(value["runs"], 5);
+    assert_eq!(value["threads"], 2);
+    assert!(
+        value.get("layers").is_none(),
+        "per-layer times only when asked: {value}"
+    );
+
+    // --per-layer: every layer of the MLP by its ONNX node name, each timed.
+    let value = grimc_json(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--runs",
+        "20",
+        "--per-layer",
+        "--json",
+    ]);
+    let layers = value["layers"].as_array().expect("a layers array");
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    // The relus are fused into their gemms' epilogues: three layers run.
+    assert_eq!(names, ["fc1", "fc2", "fc3"], "{value}");
+    let times: Vec<f64> = layers
+        .iter()
+        .map(|l| l["mean_ms"].as_f64().unwrap())
+        .collect();
+    assert!(times.iter().all(|t| *t > 0.0), "{value}");
+    // The per-layer times are parts of each run: their means cannot add up
+    // to more than the mean run (1e-6: the printed precision).
+    assert!(
+        times.iter().sum::<f64>() <= value["mean_ms"].as_f64().unwrap() + 1e-5,
+        "{value}"
+    );
+    // fc3 (10x512, dense) does far less work than fc1 and fc2 (512-wide).
+    assert!(times[2] < times[0] && times[2] < times[1], "{value}");
+}
