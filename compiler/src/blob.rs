@@ -122,6 +122,21 @@ pub fn build(module: &Module) -> Result<Blob, CompileError> {
                     Order::Natural
                 };
                 let packed = Bcrc::pack(&data, rows, cols, block, order)?;
+                // The kernels run kept_rows x kept_cols per block without counting.
+                if let Some((kept_rows, kept_cols)) = info.kept {
+                    let actual = grim_model::bcrc::uniform_counts(&data, rows, cols, block)?;
+                    if actual != Some((kept_rows as usize, kept_cols as usize)) {
+                        return Err(CompileError::Diagnostics(format!(
+                            "{}: error: 'bcr.packed' op weight '{}' says every block keeps {kept_rows} rows and {kept_cols} columns (kept_rows, kept_cols), but its blocks keep {}",
+                            grim_dialects::diag::format_location(op.location()),
+                            info.name,
+                            match actual {
+                                Some((r, c)) => format!("{r} rows and {c} columns"),
+                                None => "differing counts".to_string(),
+                            }
+                        )));
+                    }
+                }
                 let slot = info.slot as usize;
                 let mut stats = packed.stats();
                 let panels = (info.layout == bcr::LAYOUT_COL_PANELS).then(|| packed.col_panels());

@@ -44,6 +44,10 @@ pub struct Options {
     pub lr: Option<PathBuf>,
     /// Apply GRIM's reorder (default on).
     pub reorder: bool,
+    /// Give weights whose blocks all keep the same counts the walk with
+    /// constant trip counts (`bcr-uniform-blocks`, default on; off only to
+    /// compare the two walks).
+    pub uniform_blocks: bool,
     /// Reuse arena memory across dead values (default on).
     pub reuse: bool,
     /// C name of the model; default from the file name.
@@ -65,6 +69,7 @@ impl Options {
             kernel: None,
             lr: None,
             reorder: true,
+            uniform_blocks: true,
             reuse: true,
             profile: false,
             print_weights: false,
@@ -97,7 +102,10 @@ impl Options {
                 options.push(format!("reuse={}", self.reuse as u8));
                 options.push(format!("profile={}", self.profile as u8));
             }
-            Level::Bcr => options.push(format!("reorder={}", self.reorder as u8)),
+            Level::Bcr => {
+                options.push(format!("reorder={}", self.reorder as u8));
+                options.push(format!("uniform={}", self.uniform_blocks as u8));
+            }
             _ => {}
         }
         Ok(if options.is_empty() {

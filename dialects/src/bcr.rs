@@ -97,7 +97,16 @@ pub struct PackedInfo {
     pub order: String,
     /// Value layout, [`LAYOUT_ROW_MAJOR`] or [`LAYOUT_COL_PANELS`].
     pub layout: String,
+    /// `Some((rows, cols))`: every stored block keeps exactly `rows` rows and
+    /// `cols` columns ([`KEPT_ROWS_ATTR`], [`KEPT_COLS_ATTR`], set by
+    /// `bcr-uniform-blocks` and checked when the blob is packed).
+    pub kept: Option<(i64, i64)>,
 }
+
+/// Attribute of `bcr.packed`: the rows every stored block keeps.
+pub const KEPT_ROWS_ATTR: &str = "kept_rows";
+/// Attribute of `bcr.packed`: the columns every stored block keeps.
+pub const KEPT_COLS_ATTR: &str = "kept_cols";
 
 /// Attribute of `bcr.packed` and `bcr.dense`: the weight's values (the graph
 /// level's weight attribute, read when the blob is packed).
@@ -151,6 +160,17 @@ pub fn packed<'c>(
             attr::named_str(context, "order", &info.order),
             attr::named_str(context, LAYOUT_ATTR, &info.layout),
         ])
+        .add_attributes(
+            &info
+                .kept
+                .map(|(rows, cols)| {
+                    vec![
+                        attr::named_i64(context, KEPT_ROWS_ATTR, rows),
+                        attr::named_i64(context, KEPT_COLS_ATTR, cols),
+                    ]
+                })
+                .unwrap_or_default(),
+        )
         .add_results(&packed_result_types(context))
         .build()
         .expect("bcr.packed matches its IRDL declaration")
@@ -167,7 +187,20 @@ pub fn packed_info<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Packed
         block_cols: attr::int(op, "block_cols")?,
         order: attr::string(op, "order")?,
         layout: attr::string(op, LAYOUT_ATTR).unwrap_or_else(|| LAYOUT_ROW_MAJOR.to_string()),
+        kept: attr::int(op, KEPT_ROWS_ATTR).zip(attr::int(op, KEPT_COLS_ATTR)),
     })
+}
+
+/// Records on a `bcr.packed` that every stored block keeps `rows` rows and
+/// `cols` columns (used by `bcr-uniform-blocks`).
+pub fn set_kept<'c>(
+    op: &mut melior::ir::operation::OperationRefMut<'c, '_>,
+    context: &'c Context,
+    rows: i64,
+    cols: i64,
+) {
+    set_int(op, context, KEPT_ROWS_ATTR, rows);
+    set_int(op, context, KEPT_COLS_ATTR, cols);
 }
 
 /// Sets the work order of a `bcr.packed` (used by `bcr-reorder`).
@@ -602,6 +635,20 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             if info.slot < 0 {
                 return Err("slot must be >= 0".into());
             }
+            let (kept_rows, kept_cols) =
+                (attr::int(op, KEPT_ROWS_ATTR), attr::int(op, KEPT_COLS_ATTR));
+            match (kept_rows, kept_cols) {
+                (None, None) => {}
+                (Some(rows), Some(cols))
+                    if (1..=info.block_rows).contains(&rows)
+                        && (1..=info.block_cols).contains(&cols) => {}
+                _ => {
+                    return Err(format!(
+                        "kept_rows and kept_cols come together, in 1..={} and 1..={}, got {kept_rows:?} and {kept_cols:?}",
+                        info.block_rows, info.block_cols
+                    ))
+                }
+            }
             let value_shape = weight_value(op)
                 .and_then(crate::weights::shape)
                 .ok_or("'value' must be the weight: f32 dense elements or a dense_resource")?;
@@ -859,6 +906,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
 
 /// The `bcr.packed` that defines `value`, if any.
 pub fn defining_packed(value: Value) -> Option<PackedInfo> {
+    if !value.is_operation_result() {
+        return None;
+    }
     // SAFETY: the value is alive; an op result always has an owner.
     let owner = unsafe { mlir_sys::mlirOpResultGetOwner(value.to_raw()) };
     let op = unsafe { melior::ir::OperationRef::from_raw(owner) };

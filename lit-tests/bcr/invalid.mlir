@@ -29,6 +29,24 @@ func.func @packed_order(%blob: memref<?xi8>) {
 
 // -----
 
+// Checks that bcr.packed's uniform counts come as a pair within the block.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:10: error: 'bcr.packed' op kept_rows and kept_cols come together, in 1..=4 and 1..=8, got Some(5) and Some(2)
+func.func @packed_kept_out_of_block(%blob: memref<?xi8>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural", kept_rows = 5 : i64, kept_cols = 2 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  return
+}
+
+// -----
+
+// Checks that one uniform count without the other is refused.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:10: error: 'bcr.packed' op kept_rows and kept_cols come together, in 1..=4 and 1..=8, got Some(2) and None
+func.func @packed_kept_alone(%blob: memref<?xi8>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural", kept_rows = 2 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  return
+}
+
+// -----
+
 // Checks that bcr.packed must describe a non-empty matrix.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:10: error: 'bcr.packed' op matrix must be non-empty, got 0x32
 func.func @packed_empty(%blob: memref<?xi8>) {

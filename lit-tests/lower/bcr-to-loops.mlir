@@ -214,3 +214,57 @@ func.func @image(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: mem
   "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64, im2col = array<i64: 3, 3, 1, 1, 0, 0, 0, 0, 1, 1>} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<2x5x52xf32>, memref<4x150xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that a packed weight whose blocks all keep 4 rows and 8 columns
+// (kept_rows/kept_cols, from bcr-uniform-blocks: the dense weight keeps
+// all of its 4x8 blocks) gets the walk with constant trip counts, versioned
+// on each block's own counts (math.ctpop of its masks): where they match,
+// the row mask decodes in a counted loop of 4 steps and the column mask in
+// one of 8, the kept columns run 0..8, and the activation rows of a block
+// ahead are prefetched (clamped to X's last row); otherwise the counted
+// walk (scf.while) runs.
+
+// CHECK-LABEL: func.func @spmm_uniform
+// CHECK-SAME: (%{{.*}}: memref<?xi8>, %[[X:.*]]: memref<32x16xf32>, %{{.*}}: memref<16x16xf32>)
+// CHECK: %[[ROWS:.*]] = math.ctpop %[[ROW_WORD:.*]] : i64
+// CHECK: arith.cmpi eq, %[[ROWS]], %c4
+// CHECK: %[[COLS:.*]] = math.ctpop %[[COL_WORD:.*]] : i64
+// CHECK: arith.cmpi eq, %[[COLS]], %c8
+// CHECK: scf.if
+// CHECK-NOT: scf.while
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c4{{(_[0-9]+)?}} step %{{.*}} iter_args(%{{.*}} = %[[ROW_WORD]]) -> (i64)
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c8{{(_[0-9]+)?}} step %{{.*}} iter_args(%{{.*}} = %[[COL_WORD]]) -> (i64)
+// CHECK: %[[DIM:.*]] = memref.dim %[[X]]
+// CHECK: %[[LAST:.*]] = arith.subi %[[DIM]]
+// CHECK: %[[ROW:.*]] = arith.minui %{{.*}}, %[[LAST]] : index
+// CHECK: memref.prefetch %[[X]][%[[ROW]], %{{.*}}], read, locality<3>, data : memref<32x16xf32>
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c8{{(_[0-9]+)?}} step %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (vector<8xf32>, vector<8xf32>)
+// CHECK: vector.fma
+// CHECK: } else {
+// CHECK: scf.while (%{{.*}} = %[[ROW_WORD]]
+// CHECK: scf.while (%{{.*}} = %[[COL_WORD]]
+// CHECK-NOT: memref.prefetch
+// CHECK: return
+func.func @spmm_uniform(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x16xf32>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural", kept_rows = 4 : i64, kept_cols = 8 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64, register_tile = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks that the same product without the counts decodes each mask with
+// an scf.while over its set bits and prefetches nothing.
+
+// CHECK-LABEL: func.func @spmm_counted
+// CHECK: scf.while
+// CHECK: scf.while
+// CHECK-NOT: memref.prefetch
+// CHECK: return
+func.func @spmm_counted(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x16xf32>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<16x32xf32>, name = "w", slot = 0 : i64, rows = 16 : i64, cols = 32 : i64, block_rows = 4 : i64, block_cols = 8 : i64, order = "natural"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64, register_tile = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
+  return
+}

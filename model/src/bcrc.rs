@@ -291,6 +291,40 @@ pub fn bcr_shape(
     Ok(shape)
 }
 
+/// `Some((rows, cols))` when every block [`Bcrc::pack`] would store for `w`
+/// keeps exactly `rows` of its rows and `cols` of its columns (the kernels
+/// then run fixed trip counts); `None` when the counts differ or nothing
+/// would be stored. Structured pruning gives this: BCR keeps the same
+/// number of rows and columns in each block, unless the matrix edges cut
+/// blocks short. Zeros count as in [`stored_values`].
+pub fn uniform_counts(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    block: BlockSize,
+) -> Result<Option<(usize, usize)>, ModelError> {
+    let (n_strips, n_bcols) = check_matrix(w.len(), rows, cols, block)?;
+    let mut counts = None;
+    for s in 0..n_strips {
+        for c in 0..n_bcols {
+            let (row_mask, col_mask) = block_masks(w, cols, block, s, c);
+            if row_mask == 0 {
+                continue;
+            }
+            let these = (
+                row_mask.count_ones() as usize,
+                col_mask.count_ones() as usize,
+            );
+            match counts {
+                None => counts = Some(these),
+                Some(first) if first != these => return Ok(None),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(counts)
+}
+
 fn check_matrix(
     w_len: usize,
     rows: usize,
@@ -1030,5 +1064,29 @@ mod tests {
         let masks: std::collections::BTreeSet<_> =
             (0..s.blocks).map(|i| p.block_masks(i)).collect();
         assert!(masks.len() > 10);
+    }
+
+    #[test]
+    fn uniform_counts_need_every_block_alike() {
+        let blk = b(8, 16);
+        // 4 of 8 rows and 4 of 16 columns in every block.
+        let w = random_bcr_weight(64, 128, blk, 0.5, 0.25, 7);
+        assert_eq!(uniform_counts(&w, 64, 128, blk).unwrap(), Some((4, 4)));
+        // Blocks of 4x16 hold 1 to 4 of the kept rows.
+        assert_eq!(uniform_counts(&w, 64, 128, b(4, 16)).unwrap(), None);
+        // A 60-row matrix cuts the last strip's blocks to 4 rows: they keep 2.
+        let w = random_bcr_weight(60, 128, blk, 0.5, 0.25, 7);
+        assert_eq!(uniform_counts(&w, 60, 128, blk).unwrap(), None);
+        // Matrix row 0 pruned as well: the blocks of strip 0 that kept it keep 3.
+        let mut w = random_bcr_weight(64, 128, blk, 0.5, 0.25, 7);
+        assert!(w[..128].iter().any(|v| *v != 0.0));
+        w[..128].fill(0.0);
+        assert_eq!(uniform_counts(&w, 64, 128, blk).unwrap(), None);
+        // Nothing stored: no counts; a wrong length is an error.
+        assert_eq!(
+            uniform_counts(&[0.0; 64 * 128], 64, 128, blk).unwrap(),
+            None
+        );
+        assert!(uniform_counts(&[0.0; 10], 64, 128, blk).is_err());
     }
 }

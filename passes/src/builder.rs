@@ -378,6 +378,33 @@ impl<'c> Builder<'c> {
         operands.extend_from_slice(indices);
         self.op("vector.store", &operands, &[], &[]);
     }
+    /// `vector.shuffle` of two f32 vectors of one length by `mask`.
+    pub fn shuffle(&self, a: V<'c>, b: V<'c>, mask: &[i64]) -> V<'c> {
+        let mask_attr =
+            melior::ir::attribute::DenseI64ArrayAttribute::new(self.context, mask).into();
+        let ty = self.vector_type(mask.len() as u64);
+        self.op("vector.shuffle", &[a, b], &[ty], &[("mask", mask_attr)])[0]
+    }
+    /// `memref.prefetch` for reading into every cache level.
+    pub fn prefetch(&self, memref: V<'c>, indices: &[V<'c>]) {
+        let mut operands = vec![memref];
+        operands.extend_from_slice(indices);
+        let attributes = [
+            (
+                "isWrite",
+                Attribute::parse(self.context, "false").expect("bool"),
+            ),
+            (
+                "localityHint",
+                Attribute::parse(self.context, "3 : i32").expect("i32"),
+            ),
+            (
+                "isDataCache",
+                Attribute::parse(self.context, "true").expect("bool"),
+            ),
+        ];
+        self.op("memref.prefetch", &operands, &[], &attributes);
+    }
     /// `vector.broadcast` of a scalar f32.
     pub fn broadcast(&self, scalar: V<'c>, lanes: u64) -> V<'c> {
         self.op(
@@ -514,6 +541,10 @@ impl<'c> Builder<'c> {
     /// `math.cttz` (count trailing zeros).
     pub fn cttz(&self, a: V<'c>) -> V<'c> {
         self.infer("math.cttz", &[a])
+    }
+    /// `math.ctpop` (count set bits).
+    pub fn ctpop(&self, a: V<'c>) -> V<'c> {
+        self.infer("math.ctpop", &[a])
     }
 
     /// `scf.if` with results of `types`; each branch returns its yields.

@@ -153,7 +153,10 @@ const GRAPH_OPTIONS: &[&str] = &[
     "reuse=0|1 reuse arena memory across dead values (1)",
     "profile=0|1 time each layer through the runtime (0)",
 ];
-const BCR_OPTIONS: &[&str] = &["reorder=0|1 GRIM's BCR reorder of the block work (1)"];
+const BCR_OPTIONS: &[&str] = &[
+    "reorder=0|1 GRIM's BCR reorder of the block work (1)",
+    "uniform=0|1 constant trip counts for weights whose blocks keep equal counts (1)",
+];
 
 fn graph_elements(options: &PassOptions) -> Result<String, PassError> {
     const NAME: &str = "graph-pipeline";
@@ -186,6 +189,9 @@ fn bcr_elements(options: &PassOptions) -> Result<String, PassError> {
     let mut elements = vec!["lower-grim-to-bcr"];
     if reorder {
         elements.push("bcr-reorder");
+    }
+    if flag(options, NAME, "uniform", 1)? {
+        elements.push("bcr-uniform-blocks");
     }
     elements.extend(["bcr-vectorize", "bcr-lre", "bcr-tile"]);
     Ok(elements.join(","))

@@ -62,6 +62,12 @@ pub static PASSES: &[PassInfo] = &[
         create: bcr::reorder::create,
     },
     PassInfo {
+        flag: bcr::uniform_blocks::FLAG,
+        summary: bcr::uniform_blocks::SUMMARY,
+        options: bcr::uniform_blocks::OPTIONS,
+        create: bcr::uniform_blocks::create,
+    },
+    PassInfo {
         flag: bcr::vectorize::FLAG,
         summary: bcr::vectorize::SUMMARY,
         options: bcr::vectorize::OPTIONS,

@@ -10,6 +10,7 @@
 //! - `conv`: convolutions through both kernels and every im2col route,
 //! - `schedule`: what an LR file forces (kernels, blocks, schedules),
 //! - `cli`: grimc's commands and its error contract on bad inputs,
+//! - `uniform`: the walk with constant trip counts against the counted one,
 //! - `graph`: whole models through the graph passes (batch-norm folding,
 //!   epilogue fusion, kernel choice, the memory plan) and IR replay.
 //!
@@ -23,6 +24,7 @@ mod conv;
 mod gemm;
 mod graph;
 mod schedule;
+mod uniform;
 
 use common::write;
 use grim_compiler::driver::{self, Options};

@@ -4,4 +4,5 @@ pub mod lre;
 pub mod parallelize;
 pub mod reorder;
 pub mod tile;
+pub mod uniform_blocks;
 pub mod vectorize;

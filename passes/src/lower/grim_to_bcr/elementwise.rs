@@ -2,7 +2,7 @@
 //! broadcasting), the activations, a standalone `grim.batch_norm` (one that
 //! graph-simplify could not fold), and `grim.transpose`.
 
-use super::{gemm::transpose, key, values::Tensor, Lowering};
+use super::{key, transpose::transpose, values::Tensor, Lowering};
 use crate::{
     builder::{Builder, V},
     op_error, PassError,
@@ -252,7 +252,7 @@ impl<'c> Lowering<'c, '_> {
             activation => self.view(b, activation),
         };
         let target = self.view(b, &output);
-        transpose(b, source, target, rows, cols);
+        transpose(b, source, target, rows, cols, self.lanes);
         self.define(&op, output)
     }
 }

@@ -7,7 +7,7 @@
 //! either: a transposed input is read in place, and a result read only by a
 //! transpose is the accumulator itself.
 
-use super::{key, values::Tensor, Lowering};
+use super::{key, transpose::transpose, values::Tensor, Lowering};
 use crate::{
     builder::{Builder, V},
     op_error, PassError,
@@ -140,7 +140,7 @@ impl<'c> Lowering<'c, '_> {
                 temporaries += 1;
                 let a = self.view(b, input);
                 let at = self.view(b, &transposed_input);
-                transpose(b, a, at, n, k);
+                transpose(b, a, at, n, k, self.lanes);
                 at
             }
         };
@@ -169,7 +169,7 @@ impl<'c> Lowering<'c, '_> {
             None => {
                 let output = self.result(&op, &[n, m])?;
                 let y = self.view(b, &output);
-                transpose(b, ct, y, m, n);
+                transpose(b, ct, y, m, n, self.lanes);
                 self.define(&op, output)
             }
         }
@@ -249,37 +249,5 @@ pub(super) fn apply_activation<'c>(
         let x = b.load(y, &[i]);
         let value = super::elementwise::activate(b, x, &activation);
         b.store(value, y, &[i]);
-    });
-}
-
-/// Rows and columns per tile of [`transpose`].
-const TRANSPOSE_TILE: i64 = 16;
-
-/// `target[j, i] = source[i, j]`, in square tiles: a row-by-row transpose
-/// writes a whole column of cache lines per row, and with a power-of-two
-/// stride they collide in the same cache sets (measured: two thirds of a
-/// 3072x768x128 gemm's time went to its untiled output transpose).
-pub(super) fn transpose<'c>(b: &Builder<'c>, source: V<'c>, target: V<'c>, rows: i64, cols: i64) {
-    let (row_limit, col_limit) = (b.index(rows), b.index(cols));
-    b.for_range(0, rows, TRANSPOSE_TILE, &[], |b, i0, _| {
-        b.for_range(0, cols, TRANSPOSE_TILE, &[], |b, j0, _| {
-            let tile = b.index(TRANSPOSE_TILE);
-            let i_end = b.addi(i0, tile);
-            let i_end = b.minui(i_end, row_limit);
-            let j_end = b.addi(j0, tile);
-            let j_end = b.minui(j_end, col_limit);
-            let one = b.index(1);
-            b.for_loop(j0, j_end, one, &[], |b, j, _| {
-                let one = b.index(1);
-                b.for_loop(i0, i_end, one, &[], |b, i, _| {
-                    let x = b.load(source, &[i, j]);
-                    b.store(x, target, &[j, i]);
-                    vec![]
-                });
-                vec![]
-            });
-            vec![]
-        });
-        vec![]
     });
 }

@@ -20,7 +20,8 @@
 //!   The epilogue: the output starts as bias plus residual, the product
 //!   accumulates into it, then the activation is applied over it.
 //! * Elementwise ops (`elementwise.rs`): `grim.add` (numpy broadcasting),
-//!   the activations, `grim.batch_norm` and `grim.transpose` (16x16 tiles)
+//!   the activations, `grim.batch_norm` and `grim.transpose` (16x16 tiles,
+//!   `transpose.rs`: in registers of the module's `grim.target` lanes)
 //!   become `scf.for` nests.
 //! * Inputs are read in the caller's buffers; a value the function returns
 //!   is computed straight into its output buffer (copied only when it is
@@ -54,6 +55,7 @@ mod elementwise;
 mod gemm;
 mod profile;
 pub mod scratch;
+mod transpose;
 mod values;
 mod weights;
 
@@ -124,12 +126,22 @@ impl Pass for LowerGrimToBcr {
                 functions.push(op.to_raw());
             }
         }
+        // The transposes use the target's vectors; a file without a target
+        // gets scalar ones (bcr-vectorize decides everything else later).
+        let has_target =
+            grim_dialects::attr::string(&module.as_operation(), grim_dialects::abi::TARGET_ATTR)
+                .is_some();
+        let lanes = if has_target {
+            crate::graph::target(module)?.lanes as i64
+        } else {
+            1
+        };
         let mut next_slot = 0;
         let mut profiled = false;
         for raw in functions {
             // SAFETY: collected from the module above; each is erased only after its rewrite.
             let function = unsafe { OperationRef::from_raw(raw) };
-            let mut lowering = Lowering::new(context, self, next_slot);
+            let mut lowering = Lowering::new(context, self, next_slot, lanes);
             lowering.function(module, function)?;
             next_slot = lowering.weights.next_slot;
             profiled |= lowering.profiled;
@@ -207,6 +219,8 @@ struct Lowering<'c, 'p> {
     cancelled: cancel::Cancelled,
     /// Whether any layer is profiled (the runtime's profile calls are then declared).
     profiled: bool,
+    /// The target's f32 lanes (1 without a `grim.target`), for the transposes.
+    lanes: i64,
 }
 
 /// A value's identity across the rewrite.
@@ -215,7 +229,7 @@ fn key(value: Value) -> usize {
 }
 
 impl<'c, 'p> Lowering<'c, 'p> {
-    fn new(context: &'c Context, pass: &'p LowerGrimToBcr, next_slot: i64) -> Self {
+    fn new(context: &'c Context, pass: &'p LowerGrimToBcr, next_slot: i64, lanes: i64) -> Self {
         Lowering {
             context,
             pass,
@@ -226,6 +240,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             returned: HashMap::new(),
             cancelled: cancel::Cancelled::default(),
             profiled: false,
+            lanes,
         }
     }
 

@@ -195,6 +195,7 @@ impl<'c> Lowering<'c, '_> {
                     block_cols,
                     order,
                     layout,
+                    kept: None,
                 };
                 slots.next_slot += bcr::PACKED_SLOTS;
                 let results = b.insert(bcr::packed(self.context, blob, &info, value, b.location));
