@@ -184,6 +184,30 @@ pub fn declare_external<'c>(
     module.body().insert_operation(0, declaration);
 }
 
+/// Whether `function` is a model function still at the tensor level: it
+/// holds grim ops, or returns tensors (a model whose outputs are its inputs,
+/// through Identity or Dropout only, holds no grim op at all).
+pub fn is_model_function(function: &melior::ir::OperationRef) -> bool {
+    use melior::ir::{
+        operation::{OperationLike, WalkOrder, WalkResult},
+        ValueLike,
+    };
+    let mut found = false;
+    function.walk(WalkOrder::PreOrder, |op| {
+        let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+        let returns_tensors = name == "func.return"
+            && op
+                .operands()
+                .any(|v| melior::ir::r#type::RankedTensorType::try_from(v.r#type()).is_ok());
+        if name.starts_with("grim.") || returns_tensors {
+            found = true;
+            return WalkResult::Interrupt;
+        }
+        WalkResult::Advance
+    });
+    found
+}
+
 /// An op's name (`""` if it is not valid UTF-8).
 pub fn op_name(op: &melior::ir::OperationRef) -> String {
     use melior::ir::operation::OperationLike;

@@ -15,7 +15,9 @@
 //! Every external command is printed before it runs; a failure names its step.
 
 mod bench;
+mod conformance;
 mod mca;
+mod venv;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use grim_model::{load_onnx, read_npy, run_reference, write_npy, Tensor};
@@ -59,12 +61,15 @@ commands:
   setup     install the apt packages and the aarch64 Rust target grim needs (only what is missing), then `runtime`
   runtime   build the runtime library for the host and aarch64 into target/grim-runtime/<triple>/
   demo      `setup`, then compile the example BCR-pruned MLP for aarch64, run it under qemu and on the host, check it against the reference
-  test      `setup`, then cargo test --workspace and the lit tests; prints `N passed, M failed`
+  test      `setup`, then cargo test --workspace, the lit tests and the ONNX conformance run; prints `N passed, M failed`
   bench kernels [--quick] [--runs R] [--threads 1,2]
             `runtime`, then time grim's BCR kernels against numpy/OpenBLAS, onnxruntime, scipy CSR and MKL CSR
             on the shapes of xtask/bench/layers.json; writes docs/benchmarks/kernels.{md,json,png}
             (--quick: a smoke test, report in target/bench/quick/)
-  bench mca llvm-mca (cortex-a76, cortex-a55) figures of the aarch64 inner loops; writes docs/benchmarks/mca.{md,json}";
+  bench mca llvm-mca (cortex-a76, cortex-a55) figures of the aarch64 inner loops; writes docs/benchmarks/mca.{md,json}
+  conformance [--bless]
+            the ONNX node tests of every claimed op through `grimc run`, against xtask/conformance/manifest.json
+            (also part of `test`); --bless rewrites the manifest's expected failures and docs/onnx-ops.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         ["demo"] => demo(),
         ["test"] => test(),
         ["bench", rest @ ..] => bench::bench(rest),
+        ["conformance", rest @ ..] => conformance::command(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -816,14 +822,30 @@ fn test() -> Result<()> {
     let (lit_ok, lit_output) = run_streaming("test (lit)", &mut lit)?;
     let (lit_passed, lit_failed) = lit_counts(&lit_output);
 
+    // The ONNX node tests, with the debug grimc built above.
+    let conformance = conformance::suite(&target_dir().join("debug").join("grimc"), false);
+    let conformance_ok = match &conformance {
+        Ok((passed, total)) => {
+            println!(
+                "conformance: {passed} of {total} node test cases pass, as the manifest expects"
+            );
+            true
+        }
+        Err(error) => {
+            println!("{error:#}");
+            false
+        }
+    };
+
     println!(
         "\ncargo test: {cargo_passed} passed, {cargo_failed} failed; lit: {lit_passed} passed, {lit_failed} failed; {:.0} s",
         started.elapsed().as_secs_f32()
     );
+    // The conformance run counts as one test.
     println!(
         "{} passed, {} failed",
-        cargo_passed + lit_passed,
-        cargo_failed + lit_failed
+        cargo_passed + lit_passed + usize::from(conformance_ok),
+        cargo_failed + lit_failed + usize::from(!conformance_ok)
     );
     let mut failed_steps = Vec::new();
     if !cargo_ok {
@@ -831,6 +853,9 @@ fn test() -> Result<()> {
     }
     if !lit_ok {
         failed_steps.push("lit -v lit-tests");
+    }
+    if !conformance_ok {
+        failed_steps.push("conformance");
     }
     if !failed_steps.is_empty() {
         bail!("test: failed: {}", failed_steps.join(", "));

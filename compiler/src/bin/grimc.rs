@@ -83,8 +83,9 @@ enum Command {
     Run {
         #[command(flatten)]
         model: ModelArgs,
-        /// Input .npy files, in the graph's input order.
-        #[arg(long = "input", required = true)]
+        /// Input .npy files, in the graph's input order (one per graph
+        /// input; none for a model without inputs).
+        #[arg(long = "input")]
         inputs: Vec<PathBuf>,
         /// Output .npy files, in the graph's output order.
         #[arg(long = "output", required = true)]

@@ -46,10 +46,13 @@ impl<'c> Layer<'c> {
         let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
         if name == grim::GEMM {
             if !grim::gemm_attrs(op).is_canonical() {
-                return Err(op_error(
-                    op,
-                    "is not in canonical form: run graph-simplify first",
-                ));
+                // graph-simplify folds alpha, beta and the transposes into a constant weight.
+                let message = if weight.is_none() {
+                    "needs a constant weight to fold its alpha, beta and transposes into, but operand #1 is computed at run time"
+                } else {
+                    "is not in canonical form: run graph-simplify first"
+                };
+                return Err(op_error(op, message));
             }
             let (&[n, k], &[m, _]) = (&x[..], &w[..]) else {
                 return Err(op_error(op, "needs a 2-D input and weight"));

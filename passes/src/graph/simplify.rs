@@ -78,30 +78,13 @@ pub fn create(options: &PassOptions) -> Result<Box<dyn Pass>, PassError> {
     }))
 }
 
-/// Whether `function` holds grim ops.
-fn holds_grim_ops(function: &OperationRef) -> bool {
-    let mut found = false;
-    function.walk(melior::ir::operation::WalkOrder::PreOrder, |op| {
-        if op
-            .name()
-            .as_string_ref()
-            .as_str()
-            .is_ok_and(|n| n.starts_with("grim."))
-        {
-            found = true;
-            return melior::ir::operation::WalkResult::Interrupt;
-        }
-        melior::ir::operation::WalkResult::Advance
-    });
-    found
-}
-
 impl Pass for GraphSimplify {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
         let functions: Vec<_> = crate::lower::grim_to_bcr::top_level_ops(module)
             .into_iter()
             .filter(|op| {
-                op.name().as_string_ref().as_str() == Ok("func.func") && holds_grim_ops(op)
+                op.name().as_string_ref().as_str() == Ok("func.func")
+                    && crate::is_model_function(op)
             })
             .map(|op| op.to_raw())
             .collect();

@@ -2,11 +2,10 @@
 //! what `xtask/bench/peers.py` needs to run in it.
 
 use super::{IMPLS, PEER_PACKAGES};
-use crate::{announce, run};
+use crate::venv;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 /// Which peers a failed package takes down.
@@ -24,13 +23,9 @@ fn peers_of_package(package: &str) -> &'static [&'static str] {
 /// Returns the venv's python and, per peer, why it is unavailable.
 pub(super) fn python_env(bench_dir: &Path) -> (Option<PathBuf>, BTreeMap<String, String>) {
     let mut unavailable = BTreeMap::new();
-    let venv = bench_dir.join("venv");
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        if let Err(error) = run(
-            "bench (python venv)",
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
-        ) {
+    let python = match venv::create("bench", &bench_dir.join("venv")) {
+        Ok(python) => python,
+        Err(error) => {
             for (peer, _) in IMPLS.iter().filter(|(k, _)| !k.starts_with("grim")) {
                 unavailable.insert(
                     peer.to_string(),
@@ -39,28 +34,9 @@ pub(super) fn python_env(bench_dir: &Path) -> (Option<PathBuf>, BTreeMap<String,
             }
             return (None, unavailable);
         }
-    }
+    };
     for package in PEER_PACKAGES {
-        let mut install = Command::new(&python);
-        install.args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            package,
-        ]);
-        announce(&install);
-        let failure = match install.output() {
-            Ok(out) if out.status.success() => None,
-            Ok(out) => Some(format!(
-                "pip install {package} failed ({}): {}",
-                out.status,
-                tail(&String::from_utf8_lossy(&out.stderr), 6)
-            )),
-            Err(error) => Some(format!("cannot run pip: {error}")),
-        };
-        if let Some(failure) = failure {
+        if let Err(failure) = venv::pip_install(&python, package) {
             println!("{failure}");
             for peer in peers_of_package(package) {
                 unavailable
@@ -70,11 +46,6 @@ pub(super) fn python_env(bench_dir: &Path) -> (Option<PathBuf>, BTreeMap<String,
         }
     }
     (Some(python), unavailable)
-}
-
-pub(super) fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join(" | ")
 }
 
 /// The wheel's libmkl_rt.so.N (what sparse_dot_mkl must load).

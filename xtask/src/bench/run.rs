@@ -6,11 +6,11 @@ use super::{
     layers::{layers_file, load_layers},
     machine::{fma_peak, git_state, machine_facts, utc_now},
     measure::{grimc_bench, inspect_layer, make_row, mca_models, runs_for, Budget, Row},
-    peers::{mkl_rt, python_env, tail},
+    peers::{mkl_rt, python_env},
     report::{markdown_summary, Report},
     Options, DENSE_PEERS, IMPLS,
 };
-use crate::{build_grimc, heading, rel, repo_root, run_streaming, runtime, target_dir};
+use crate::{build_grimc, heading, rel, repo_root, run_streaming, runtime, target_dir, venv::tail};
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
 use std::{process::Command, time::Instant};

@@ -69,7 +69,7 @@ use grim_dialects::{abi as contract, bcr, grim};
 use melior::{
     ir::{
         block::BlockLike,
-        operation::{OperationLike, OperationRef, WalkOrder, WalkResult},
+        operation::{OperationLike, OperationRef},
         r#type::{FunctionType, IntegerType},
         Module, Type, Value, ValueLike,
     },
@@ -122,7 +122,9 @@ impl Pass for LowerGrimToBcr {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
         let mut functions = Vec::new();
         for op in top_level_ops(module) {
-            if op.name().as_string_ref().as_str() == Ok("func.func") && holds_grim_ops(op) {
+            if op.name().as_string_ref().as_str() == Ok("func.func")
+                && crate::is_model_function(&op)
+            {
                 functions.push(op.to_raw());
             }
         }
@@ -167,23 +169,6 @@ pub fn top_level_ops<'c, 'a>(module: &'a Module<'c>) -> Vec<OperationRef<'c, 'a>
         ops.push(op);
     }
     ops
-}
-
-fn holds_grim_ops(function: OperationRef) -> bool {
-    let mut found = false;
-    function.walk(WalkOrder::PreOrder, |op| {
-        if op
-            .name()
-            .as_string_ref()
-            .as_str()
-            .is_ok_and(|n| n.starts_with("grim."))
-        {
-            found = true;
-            return WalkResult::Interrupt;
-        }
-        WalkResult::Advance
-    });
-    found
 }
 
 /// The grim ops that compute (the layers a profile times; the ops whose
