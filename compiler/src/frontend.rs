@@ -273,10 +273,45 @@ pub fn from_graph<'c>(
                     operands.try_into().map_err(|_| internal("five operands"))?;
                 t.append(grim::batch_norm(context, operands, *epsilon, location))?
             }
-            Op::Add => {
+            Op::Pool(p) => {
+                let x = input(&mut t, 0)?;
+                let attrs = grim::PoolAttrs {
+                    kind: pool_kind(p.kind),
+                    kernel: p.kernel.map(|v| v as i64),
+                    strides: p.strides.map(|v| v as i64),
+                    pads: p.pads.map(|v| v as i64),
+                    dilations: p.dilations.map(|v| v as i64),
+                    count_include_pad: p.count_include_pad,
+                };
+                t.append(grim::pool(context, x, &attrs, result_type, location))?
+            }
+            Op::GlobalPool(kind) => {
+                let x = input(&mut t, 0)?;
+                // The window of the whole [N, C, H, W] image.
+                let shape = grim_dialects::shape::static_shape(x.r#type()).unwrap_or_default();
+                let attrs = grim::PoolAttrs {
+                    kind: pool_kind(*kind),
+                    kernel: [
+                        shape.get(2).copied().unwrap_or(1),
+                        shape.get(3).copied().unwrap_or(1),
+                    ],
+                    strides: [1, 1],
+                    pads: [0; 4],
+                    dilations: [1, 1],
+                    count_include_pad: false,
+                };
+                t.append(grim::pool(context, x, &attrs, result_type, location))?
+            }
+            Op::Add | Op::Sub | Op::Mul | Op::Div => {
                 let a = input(&mut t, 0)?;
                 let b = input(&mut t, 1)?;
-                t.append(grim::add(a, b, result_type, location))?
+                let name = match node.op {
+                    Op::Add => grim::ADD,
+                    Op::Sub => grim::SUB,
+                    Op::Mul => grim::MUL,
+                    _ => grim::DIV,
+                };
+                t.append(grim::binary(name, a, b, result_type, location))?
             }
             Op::Relu
             | Op::Clip { .. }
@@ -349,4 +384,12 @@ pub fn from_mlir<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, Co
     grim_dialects::verify_module(context, &module)
         .map_err(|e| CompileError::Diagnostics(e.to_string()))?;
     Ok(module)
+}
+
+/// The grim dialect's name for a pool's reduction.
+fn pool_kind(kind: grim_model::pool::PoolKind) -> grim::PoolKind {
+    match kind {
+        grim_model::pool::PoolKind::Max => grim::PoolKind::Max,
+        grim_model::pool::PoolKind::Average => grim::PoolKind::Average,
+    }
 }

@@ -48,6 +48,23 @@ irdl.dialect @grim {
     irdl.results(result: %result)
     irdl.attributes { "strides" = %strides, "pads" = %pads, "dilations" = %dilations }
   }
+  // 2-D pooling over NCHW (ONNX MaxPool, AveragePool, and the global ones
+  // with the window of the whole image): `kind` is "max" or "average";
+  // `kernel`, `strides`, `dilations` are [h, w] and `pads` [t, l, b, r];
+  // optional unit `count_include_pad` (average only). The result shape
+  // carries ceil_mode.
+  irdl.operation @pool {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %kind = irdl.base "#builtin.string"
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %pads = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "kind" = %kind, "kernel" = %kernel, "strides" = %strides, "pads" = %pads, "dilations" = %dilations }
+  }
   // ONNX BatchNormalization in inference: per channel (axis 1)
   // y = scale * (x - mean) / sqrt(var + epsilon) + bias.
   irdl.operation @batch_norm {
@@ -64,6 +81,30 @@ irdl.dialect @grim {
   }
   // Elementwise sum with numpy broadcasting.
   irdl.operation @add {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+  }
+  // lhs - rhs elementwise, numpy broadcasting.
+  irdl.operation @sub {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+  }
+  // lhs * rhs elementwise, numpy broadcasting.
+  irdl.operation @mul {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+  }
+  // lhs / rhs elementwise (IEEE division), numpy broadcasting.
+  irdl.operation @div {
     %a = irdl.base "!builtin.tensor"
     %b = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"

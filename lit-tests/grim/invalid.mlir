@@ -177,3 +177,22 @@ func.func @conv_stride(%x: tensor<1x3x8x8xf32>) -> tensor<1x4x8x8xf32> {
   %y = "grim.conv2d"(%x, %w) {strides = array<i64: 0, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32>) -> tensor<1x4x8x8xf32>
   return %y : tensor<1x4x8x8xf32>
 }
+
+// -----
+
+// Checks that grim.pool's result must be what its window gives (2x2,
+// stride 2 over 5x5: 2x2 floored, 3x3 ceiled; never 4x4).
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.pool' op result must be [1, 2, 2, 2] (or [1, 2, 3, 3] with ceil_mode), got [1, 2, 4, 4]
+func.func @pool_wrong_result(%x: tensor<1x2x5x5xf32>) -> tensor<1x2x4x4xf32> {
+  %p = "grim.pool"(%x) {kind = "max", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x5x5xf32>) -> tensor<1x2x4x4xf32>
+  return %p : tensor<1x2x4x4xf32>
+}
+
+// -----
+
+// Checks that grim.pool knows only the max and average reductions.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.pool' op needs 'kind'
+func.func @pool_kind(%x: tensor<1x2x5x5xf32>) -> tensor<1x2x2x2xf32> {
+  %p = "grim.pool"(%x) {kind = "median", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x5x5xf32>) -> tensor<1x2x2x2xf32>
+  return %p : tensor<1x2x2x2xf32>
+}

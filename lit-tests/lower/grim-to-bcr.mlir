@@ -246,3 +246,33 @@ func.func @residual_no_bias(%x: tensor<1x2x3x3xf32>, %r: tensor<1x2x3x3xf32>) ->
   %y = "grim.conv2d"(%x, %w, %r) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<1x2x3x3xf32>, tensor<2x2x1x1xf32>, tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32>
   return %y : tensor<1x2x3x3xf32>
 }
+
+// -----
+
+// Checks that grim.pool becomes a loop nest over the output with the
+// window inside: positions outside the input are skipped (scf.if with the
+// max's identity, -inf), the reduction is arith.maximumf, and an average
+// divides by the positions it counted (with count_include_pad, those
+// inside the padded extent).
+
+// CHECK-LABEL: func.func @pools
+// CHECK: arith.constant 0xFF800000 : f32
+// CHECK: scf.for
+// CHECK: arith.cmpi sge
+// CHECK: arith.cmpi slt
+// CHECK: scf.if
+// CHECK: memref.load
+// CHECK: arith.maximumf
+// CHECK: memref.store
+// CHECK: scf.if
+// CHECK: arith.addf
+// CHECK: arith.select
+// CHECK: arith.divf
+// CHECK: memref.store
+// CHECK-NOT: grim.
+// CHECK: return
+func.func @pools(%x: tensor<1x2x5x5xf32>) -> (tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>) {
+  %p = "grim.pool"(%x) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
+  %a = "grim.pool"(%x) {kind = "average", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, count_include_pad} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
+  return %p, %a : tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>
+}

@@ -39,6 +39,12 @@ pub enum Op {
     MatMul,
     /// Element-wise addition with numpy broadcasting.
     Add,
+    /// Element-wise subtraction with numpy broadcasting.
+    Sub,
+    /// Element-wise multiplication with numpy broadcasting.
+    Mul,
+    /// Element-wise (IEEE) division with numpy broadcasting.
+    Div,
     /// `max(x, 0)`.
     Relu,
     /// 2-D transpose (ONNX Transpose with `perm = [1, 0]`).
@@ -99,6 +105,11 @@ pub enum Op {
         /// Offset.
         beta: f32,
     },
+    /// 2-D pooling over NCHW (ONNX MaxPool, AveragePool).
+    Pool(crate::pool::Pool),
+    /// Pooling over the whole of H x W (ONNX GlobalMaxPool,
+    /// GlobalAveragePool): `[N, C, H, W]` to `[N, C, 1, 1]`.
+    GlobalPool(crate::pool::PoolKind),
     /// The input unchanged (also what inference-mode ONNX `Dropout` loads as).
     /// Kept as a node so the graph mirrors the file; compiler passes remove it.
     Identity,
@@ -114,12 +125,33 @@ impl Op {
         trans_b: true,
     };
 
+    /// The scalar function of a binary elementwise op (`Add`, `Sub`, `Mul`,
+    /// `Div`), which broadcast their operands numpy-style.
+    pub fn binary_fn(&self) -> Option<fn(f32, f32) -> f32> {
+        match self {
+            Op::Add => Some(|a, b| a + b),
+            Op::Sub => Some(|a, b| a - b),
+            Op::Mul => Some(|a, b| a * b),
+            Op::Div => Some(|a, b| a / b),
+            _ => None,
+        }
+    }
+
     /// The ONNX op type name.
     pub fn op_type(&self) -> &'static str {
         match self {
             Op::Gemm { .. } => "Gemm",
             Op::MatMul => "MatMul",
             Op::Add => "Add",
+            Op::Sub => "Sub",
+            Op::Mul => "Mul",
+            Op::Div => "Div",
+            Op::Pool(p) => match p.kind {
+                crate::pool::PoolKind::Max => "MaxPool",
+                crate::pool::PoolKind::Average => "AveragePool",
+            },
+            Op::GlobalPool(crate::pool::PoolKind::Max) => "GlobalMaxPool",
+            Op::GlobalPool(crate::pool::PoolKind::Average) => "GlobalAveragePool",
             Op::Relu => "Relu",
             Op::Transpose => "Transpose",
             Op::Flatten { .. } => "Flatten",
@@ -312,12 +344,17 @@ pub fn node_output_shape(
             }
             Ok(out)
         }
-        Op::Add => {
+        Op::Add | Op::Sub | Op::Mul | Op::Div => {
             expect_arity(label, node, 2, 2)?;
             broadcast_shapes(ins[0], ins[1]).ok_or_else(|| {
                 shape_err(
                     label,
-                    format!("Add cannot broadcast {:?} with {:?}", ins[0], ins[1]),
+                    format!(
+                        "{} cannot broadcast {:?} with {:?}",
+                        node.op.op_type(),
+                        ins[0],
+                        ins[1]
+                    ),
                 )
             })
         }
@@ -387,6 +424,20 @@ pub fn node_output_shape(
         } => {
             expect_arity(label, node, 2, 3)?;
             conv_shape(label, ins, *strides, *pads, *dilations)
+        }
+        Op::Pool(pool) => {
+            expect_arity(label, node, 1, 1)?;
+            pool.output_shape(label, ins[0])
+        }
+        Op::GlobalPool(_) => {
+            expect_arity(label, node, 1, 1)?;
+            match ins[0] {
+                &[n, c, _, _] => Ok(vec![n, c, 1, 1]),
+                x => Err(shape_err(
+                    label,
+                    format!("global pooling needs a 4-D NCHW input, got {x:?}"),
+                )),
+            }
         }
     }
 }

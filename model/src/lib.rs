@@ -24,6 +24,7 @@ pub mod mlp;
 pub mod npy;
 pub mod onnx;
 pub mod panels;
+pub mod pool;
 pub mod reference;
 pub mod resnet;
 pub mod tensor;

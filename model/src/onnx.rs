@@ -472,7 +472,7 @@ impl Attrs<'_> {
         if v.len() != N {
             return Err(self.unsupported(format!(
                 "attribute '{}' must have {N} values ({meaning}), got {} ({v:?}); \
-                 only 2-D convolution is supported",
+                 only 2-D convolution and pooling are supported",
                 a.name,
                 v.len()
             )));
@@ -506,6 +506,23 @@ enum AutoPad {
     SameLower,
 }
 
+impl AutoPad {
+    /// The mode an `auto_pad` attribute names.
+    fn parse(at: &Attrs, a: &AttributeProto) -> Result<AutoPad, ModelError> {
+        Ok(match at.string(a)?.as_str() {
+            "NOTSET" | "" => AutoPad::NotSet,
+            "VALID" => AutoPad::Valid,
+            "SAME_UPPER" => AutoPad::SameUpper,
+            "SAME_LOWER" => AutoPad::SameLower,
+            other => {
+                return Err(at.unsupported(format!(
+                    "auto_pad '{other}' (expected NOTSET, VALID, SAME_UPPER or SAME_LOWER)"
+                )))
+            }
+        })
+    }
+}
+
 /// Reads a `Conv` node's attributes into [`Op::Conv`].
 ///
 /// `x_shape` and `w_shape` are the shapes of the data and weight inputs: the
@@ -536,19 +553,7 @@ fn conv_op(
                     )));
                 }
             }
-            "auto_pad" => {
-                auto_pad = match at.string(a)?.as_str() {
-                    "NOTSET" | "" => AutoPad::NotSet,
-                    "VALID" => AutoPad::Valid,
-                    "SAME_UPPER" => AutoPad::SameUpper,
-                    "SAME_LOWER" => AutoPad::SameLower,
-                    other => {
-                        return Err(at.unsupported(format!(
-                            "auto_pad '{other}' (expected NOTSET, VALID, SAME_UPPER or SAME_LOWER)"
-                        )))
-                    }
-                }
-            }
+            "auto_pad" => auto_pad = AutoPad::parse(at, a)?,
             _ => return Err(at.unknown(a)),
         }
     }
@@ -597,6 +602,62 @@ fn conv_op(
         pads,
         dilations,
     })
+}
+
+/// Reads a `MaxPool`/`AveragePool` node's attributes into [`Op::Pool`]
+/// (`x_shape`: the data input's, for `SAME_*` auto-padding).
+fn pool_op(
+    at: &Attrs,
+    np: &NodeProto,
+    kind: crate::pool::PoolKind,
+    x_shape: &[usize],
+) -> Result<Op, ModelError> {
+    let mut pool = crate::pool::Pool {
+        kind,
+        kernel: [0, 0],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+    };
+    let (mut kernel, mut pads, mut auto_pad) = (None, None, AutoPad::NotSet);
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "kernel_shape" => kernel = Some(at.ints_n(a, 1, "[kh, kw]")?),
+            "strides" => pool.strides = at.ints_n(a, 1, "[stride_h, stride_w]")?,
+            "dilations" => pool.dilations = at.ints_n(a, 1, "[dilation_h, dilation_w]")?,
+            "pads" => pads = Some(at.ints_n(a, 0, "[top, left, bottom, right]")?),
+            "ceil_mode" => pool.ceil_mode = at.int(a)? != 0,
+            "count_include_pad" if kind == crate::pool::PoolKind::Average => {
+                pool.count_include_pad = at.int(a)? != 0
+            }
+            // Only the Indices output reads it, which is refused.
+            "storage_order" if kind == crate::pool::PoolKind::Max => {}
+            "auto_pad" => auto_pad = AutoPad::parse(at, a)?,
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    pool.kernel =
+        kernel.ok_or_else(|| at.unsupported("missing attribute 'kernel_shape'".into()))?;
+    pool.pads = match auto_pad {
+        AutoPad::NotSet => pads.unwrap_or([0; 4]),
+        AutoPad::Valid => [0; 4],
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            let &[_, _, h, w] = x_shape else {
+                return Err(ModelError::Shape {
+                    node: at.label.to_string(),
+                    message: format!("pooling needs a 4-D NCHW input, got {x_shape:?}"),
+                });
+            };
+            let upper = auto_pad == AutoPad::SameUpper;
+            let (kh, kw) = (pool.kernel[0], pool.kernel[1]);
+            let (top, bottom) = same_pads(at, h, kh, pool.strides[0], pool.dilations[0], upper)?;
+            let (left, right) = same_pads(at, w, kw, pool.strides[1], pool.dilations[1], upper)?;
+            [top, left, bottom, right]
+        }
+    };
+    Ok(Op::Pool(pool))
 }
 
 /// `(begin, end)` padding of one axis for `SAME_UPPER`/`SAME_LOWER`: enough
@@ -994,18 +1055,89 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                     trans_b,
                 }
             }
-            "MatMul" | "Add" | "Relu" | "Sigmoid" | "Tanh" | "HardSwish" | "Identity" => {
+            "MatMul" | "Add" | "Sub" | "Mul" | "Div" | "Relu" | "Sigmoid" | "Tanh"
+            | "HardSwish" | "Identity" => {
                 if let Some(a) = np.attribute.first() {
                     return Err(at.unknown(a));
                 }
                 match np.op_type.as_str() {
                     "MatMul" => Op::MatMul,
                     "Add" => Op::Add,
+                    "Sub" => Op::Sub,
+                    "Mul" => Op::Mul,
+                    "Div" => Op::Div,
                     "Relu" => Op::Relu,
                     "Sigmoid" => Op::Sigmoid,
                     "Tanh" => Op::Tanh,
                     "HardSwish" => Op::HardSwish,
                     _ => Op::Identity,
+                }
+            }
+            "MaxPool" | "AveragePool" => {
+                // A MaxPool with its Indices output stops at the one-output check above.
+                let kind = if np.op_type == "MaxPool" {
+                    crate::pool::PoolKind::Max
+                } else {
+                    crate::pool::PoolKind::Average
+                };
+                let x_shape = node_inputs
+                    .first()
+                    .and_then(|x| shapes.get(x))
+                    .cloned()
+                    .unwrap_or_default();
+                pool_op(&at, np, kind, &x_shape)?
+            }
+            "GlobalMaxPool" | "GlobalAveragePool" => {
+                if let Some(a) = np.attribute.first() {
+                    return Err(at.unknown(a));
+                }
+                Op::GlobalPool(if np.op_type == "GlobalMaxPool" {
+                    crate::pool::PoolKind::Max
+                } else {
+                    crate::pool::PoolKind::Average
+                })
+            }
+            "Sum" => {
+                if let Some(a) = np.attribute.first() {
+                    return Err(at.unknown(a));
+                }
+                // A left fold into Adds (the data inputs broadcast alike);
+                // one input is that input.
+                if node_inputs.is_empty() {
+                    return Err(at.unsupported("Sum needs at least one input".into()));
+                }
+                while node_inputs.len() > 2 {
+                    let partial = format!("{out_name}/sum{}", node_inputs.len() - 2);
+                    let rest = node_inputs.split_off(2);
+                    let node = Node {
+                        name: format!("{}/sum{}", np.name, rest.len()),
+                        op: Op::Add,
+                        inputs: std::mem::replace(&mut node_inputs, vec![partial.clone()]),
+                        outputs: vec![partial.clone()],
+                    };
+                    let ins =
+                        node.inputs
+                            .iter()
+                            .map(|name| {
+                                shapes.get(name).map(Vec::as_slice).ok_or_else(|| {
+                                    ModelError::Shape {
+                                        node: label.clone(),
+                                        message: format!(
+                                            "input '{name}' is not defined before this node"
+                                        ),
+                                    }
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                    let shape = node_output_shape(&label, &node, &ins)?;
+                    shapes.insert(partial, shape);
+                    nodes.push(node);
+                    node_inputs.extend(rest);
+                }
+                if node_inputs.len() == 1 {
+                    Op::Identity
+                } else {
+                    Op::Add
                 }
             }
             "LeakyRelu" => {
@@ -1408,12 +1540,32 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
                 vec![]
             }
             Op::BatchNormalization { epsilon } => vec![attr_f("epsilon", *epsilon)],
+            Op::Pool(pool) => {
+                let mut attributes = vec![
+                    attr_ints("kernel_shape", &pool.kernel),
+                    attr_ints("strides", &pool.strides),
+                    attr_ints("pads", &pool.pads),
+                    attr_i("ceil_mode", pool.ceil_mode as i64),
+                ];
+                // AveragePool takes dilations only from opset 19: written when needed.
+                if pool.dilations != [1, 1] {
+                    attributes.push(attr_ints("dilations", &pool.dilations));
+                }
+                if pool.kind == crate::pool::PoolKind::Average {
+                    attributes.push(attr_i("count_include_pad", pool.count_include_pad as i64));
+                }
+                attributes
+            }
+            Op::GlobalPool(_) => vec![],
             Op::LeakyRelu { alpha } => vec![attr_f("alpha", *alpha)],
             Op::HardSigmoid { alpha, beta } => {
                 vec![attr_f("alpha", *alpha), attr_f("beta", *beta)]
             }
             Op::MatMul
             | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
             | Op::Relu
             | Op::Sigmoid
             | Op::Tanh
@@ -1581,13 +1733,10 @@ mod tests {
     fn unsupported_op_and_attribute() {
         let mut m = to_proto(&small_graph());
         let gp = m.graph.as_mut().unwrap();
-        gp.node[2].op_type = "MaxPool".into();
+        gp.node[2].op_type = "Einsum".into();
         let (_d, p) = write(&m);
         let e = load_onnx(&p).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "node '#2' (MaxPool): operator 'MaxPool' is not supported"
-        );
+        assert_eq!(e, "node '#2' (Einsum): operator 'Einsum' is not supported");
 
         let mut m = to_proto(&small_graph());
         m.graph.as_mut().unwrap().node[1]
@@ -2263,6 +2412,110 @@ mod tests {
         assert!(
             e.contains("'bn'") && e.contains("scale [3]") && e.contains("[C] = [2]"),
             "{e}"
+        );
+    }
+
+    /// MaxPool/AveragePool as files have them load with their geometry; a
+    /// missing kernel, a 1-D kernel and the Indices output are errors that
+    /// name the node.
+    #[test]
+    fn pools_load_and_refuse_what_grim_does_not_do() {
+        let model = |edit: &dyn Fn(&mut NodeProto), outputs: &[&str]| {
+            let mut node = node_proto("pool", "AveragePool", &["x"], outputs);
+            node.attribute.push(ints("kernel_shape", &[3, 3]));
+            node.attribute.push(ints("strides", &[2, 2]));
+            node.attribute.push(ints("pads", &[1, 1, 1, 1]));
+            edit(&mut node);
+            let mut m = ModelProto {
+                ir_version: 8,
+                graph: Some(GraphProto {
+                    name: "pool".into(),
+                    node: vec![node],
+                    input: vec![vi_proto("x", &[1, 2, 7, 7])],
+                    output: vec![vi_proto("y", &[1, 2, 4, 4])],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            opset_of(&mut m, 13);
+            load_model(&m)
+        };
+        let g = model(&|_| {}, &["y"]).unwrap();
+        let Op::Pool(pool) = &g.nodes[0].op else {
+            panic!("{:?}", g.nodes[0].op)
+        };
+        assert_eq!(
+            (pool.kernel, pool.strides, pool.pads),
+            ([3, 3], [2, 2], [1; 4])
+        );
+        assert_eq!(g.infer_shapes().unwrap()["y"], [1, 2, 4, 4]);
+        let e = model(&|n| n.attribute.remove(0).name.clear(), &["y"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'pool'") && e.contains("missing attribute 'kernel_shape'"),
+            "{e}"
+        );
+        let e = model(&|n| n.attribute[0] = ints("kernel_shape", &[3]), &["y"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only 2-D convolution and pooling"), "{e}");
+        let e = model(&|n| n.op_type = "MaxPool".into(), &["y", "i"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(MaxPool): expected exactly one output, got 2"),
+            "{e}"
+        );
+    }
+
+    /// ONNX Sum of three inputs (numpy broadcasting, opset 13) loads as a
+    /// left fold of two Adds, a Sum of one input as Identity, and both
+    /// compute what the file means.
+    #[test]
+    fn sum_folds_into_adds() {
+        let sum = |inputs: &[&str]| {
+            let mut m = ModelProto {
+                ir_version: 8,
+                opset_import: vec![],
+                producer_name: "test".into(),
+                graph: Some(GraphProto {
+                    name: "sum".into(),
+                    node: vec![node_proto("total", "Sum", inputs, &["y"])],
+                    initializer: vec![f32_init("c", &[3], &[100.0, 200.0, 300.0])],
+                    input: vec![vi_proto("a", &[2, 3]), vi_proto("b", &[2, 1])],
+                    output: vec![vi_proto("y", &[2, 3])],
+                    value_info: vec![],
+                }),
+            };
+            opset_of(&mut m, 13);
+            load_model(&m).unwrap()
+        };
+        let a = Tensor::new(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let b = Tensor::new(vec![2, 1], vec![10., 20.]).unwrap();
+        let g = sum(&["a", "b", "c"]);
+        let ops: Vec<_> = g.nodes.iter().map(|n| n.op.op_type()).collect();
+        assert_eq!(ops, ["Add", "Add"]);
+        assert_eq!(g.nodes[1].outputs, ["y"]);
+        let y = crate::run_reference(&g, &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(y[0].data, [111., 212., 313., 124., 225., 326.]);
+        let mut m = ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                name: "one".into(),
+                node: vec![node_proto("total", "Sum", &["a"], &["y"])],
+                input: vec![vi_proto("a", &[2, 3])],
+                output: vec![vi_proto("y", &[2, 3])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        opset_of(&mut m, 13);
+        let g = load_model(&m).unwrap();
+        assert_eq!(g.nodes[0].op.op_type(), "Identity");
+        assert_eq!(
+            crate::run_reference(&g, &[a]).unwrap()[0].data,
+            [1., 2., 3., 4., 5., 6.]
         );
     }
 

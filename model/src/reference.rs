@@ -216,7 +216,8 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 data,
             }
         }
-        Op::Add => {
+        Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            let apply = op.binary_fn().expect("a binary op");
             let (a, b) = (ins[0], ins[1]);
             debug_assert_eq!(
                 broadcast_shapes(&a.shape, &b.shape).as_deref(),
@@ -228,11 +229,31 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             );
             let mut data = vec![0.0f32; out_shape.iter().product()];
             for_each_index(&out_shape, |flat, idx| {
-                data[flat] = a.data[dot(idx, &sa)] + b.data[dot(idx, &sb)];
+                data[flat] = apply(a.data[dot(idx, &sa)], b.data[dot(idx, &sb)]);
             });
             Tensor {
                 shape: out_shape,
                 data,
+            }
+        }
+        Op::Pool(pool) => Tensor {
+            data: pool.reference(&ins[0].data, &ins[0].shape, &out_shape),
+            shape: out_shape,
+        },
+        Op::GlobalPool(kind) => {
+            let shape = &ins[0].shape;
+            let pool = crate::pool::Pool {
+                kind: *kind,
+                kernel: [shape[2], shape[3]],
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+                ceil_mode: false,
+                count_include_pad: false,
+            };
+            Tensor {
+                data: pool.reference(&ins[0].data, shape, &out_shape),
+                shape: out_shape,
             }
         }
         Op::Relu => map(ins[0], out_shape, |v| v.max(0.0)),
@@ -474,6 +495,25 @@ mod tests {
             vec![2, 2],
         );
         assert_eq!(run_reference(&g, &[a]).unwrap()[0].data, y[0].data);
+    }
+
+    #[test]
+    fn sub_mul_div_broadcast_in_operand_order() {
+        let (a, b) = (t(&[2, 1], &[10., 20.]), t(&[3], &[1., 2., 4.]));
+        for (op, want) in [
+            (Op::Sub, [9., 8., 6., 19., 18., 16.]),
+            (Op::Mul, [10., 20., 40., 20., 40., 80.]),
+            (Op::Div, [10., 5., 2.5, 20., 10., 5.]),
+        ] {
+            let name = op.op_type();
+            let g = one_node(op, &[("a", vec![2, 1]), ("b", vec![3])], vec![], vec![2, 3]);
+            let y = run_reference(&g, &[a.clone(), b.clone()]).unwrap();
+            assert_eq!(y[0].data, want, "{name}");
+        }
+        // IEEE division: x / 0 is infinite, 0 / 0 is NaN.
+        let g = one_node(Op::Div, &[("a", vec![2]), ("b", vec![1])], vec![], vec![2]);
+        let y = run_reference(&g, &[t(&[2], &[1., 0.]), t(&[1], &[0.])]).unwrap();
+        assert!(y[0].data[0].is_infinite() && y[0].data[1].is_nan());
     }
 
     #[test]

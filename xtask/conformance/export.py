@@ -73,6 +73,8 @@ def main() -> None:
                 "outputs": len(outputs),
                 "output_dtypes": output_dtypes,
                 "baked": baked,
+                "rtol": float(case.rtol),
+                "atol": float(case.atol),
             }
         )
     with open(os.path.join(out_dir, "cases.json"), "w") as f:

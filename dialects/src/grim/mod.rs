@@ -11,11 +11,13 @@
 //! write and [`product`] reads, so no other code counts operands.
 
 mod activation;
+mod pool;
 mod verify;
 
 pub use activation::{
     f32_array, f32_array_attribute, Activation, ACTIVATION_ATTR, ACTIVATION_PARAMS_ATTR,
 };
+pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
 pub use verify::verify;
 
 use crate::attr;
@@ -38,6 +40,24 @@ pub const CONV2D: &str = "grim.conv2d";
 pub const BATCH_NORM: &str = "grim.batch_norm";
 /// `grim.add` — elementwise sum with numpy broadcasting.
 pub const ADD: &str = "grim.add";
+/// `grim.sub` — elementwise difference with numpy broadcasting.
+pub const SUB: &str = "grim.sub";
+/// `grim.mul` — elementwise product with numpy broadcasting.
+pub const MUL: &str = "grim.mul";
+/// `grim.div` — elementwise quotient with numpy broadcasting.
+pub const DIV: &str = "grim.div";
+/// The binary elementwise ops (numpy broadcasting, one result). `grim.add`
+/// alone also fuses into a product's epilogue as its residual.
+pub const BINARY: [&str; 4] = [ADD, SUB, MUL, DIV];
+
+/// Whether the grim op `name` computes its result (rather than viewing or
+/// naming one): the layers a profile times, the ops whose result can be
+/// written straight into an output buffer or the memory plan places.
+pub fn computes(name: &str) -> bool {
+    [GEMM, CONV2D, BATCH_NORM, TRANSPOSE, POOL].contains(&name)
+        || BINARY.contains(&name)
+        || ACTIVATIONS.contains(&name)
+}
 /// `grim.relu` — `max(x, 0)`.
 pub const RELU: &str = "grim.relu";
 /// `grim.clip` — `min(max(x, min), max)`.
@@ -485,8 +505,20 @@ pub fn add<'c>(
     result: Type<'c>,
     location: Location<'c>,
 ) -> Operation<'c> {
+    binary(ADD, lhs, rhs, result, location)
+}
+
+/// Builds the binary elementwise op `name` (one of [`BINARY`]) of `lhs` and `rhs`.
+pub fn binary<'c>(
+    name: &str,
+    lhs: Value<'c, '_>,
+    rhs: Value<'c, '_>,
+    result: Type<'c>,
+    location: Location<'c>,
+) -> Operation<'c> {
+    debug_assert!(BINARY.contains(&name), "{name} is not a binary grim op");
     build(
-        OperationBuilder::new(ADD, location)
+        OperationBuilder::new(name, location)
             .add_operands(&[lhs, rhs])
             .add_results(&[result]),
     )

@@ -227,7 +227,15 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             }
             check_unary(op)?;
         }
-        ADD => {
+        POOL => {
+            let attrs = pool_attrs(op).ok_or(
+                "needs 'kind' (\"max\" or \"average\") and i64 arrays 'kernel', 'strides', 'dilations' [h, w] and 'pads' [t, l, b, r]",
+            )?;
+            let x = operand_shape(op, 0, "input")?;
+            let y = result_shape(op)?;
+            pool::check(&attrs, &x, &y)?;
+        }
+        ADD | SUB | MUL | DIV => {
             let a = operand_shape(op, 0, "lhs")?;
             let b = operand_shape(op, 1, "rhs")?;
             let y = result_shape(op)?;

@@ -81,19 +81,6 @@ fn bytes_of(value: Value) -> u64 {
     shape::static_shape(value.r#type()).map_or(0, |s| 4 * shape::numel(&s) as u64)
 }
 
-/// Whether an op computes its result (rather than viewing or naming one).
-fn computes(name: &str) -> bool {
-    [
-        grim::GEMM,
-        grim::CONV2D,
-        grim::ADD,
-        grim::BATCH_NORM,
-        grim::TRANSPOSE,
-    ]
-    .contains(&name)
-        || grim::ACTIVATIONS.contains(&name)
-}
-
 /// A function's dataflow as a planning problem, with the value and step
 /// of each op (to write the plan back).
 pub struct Dataflow<'c> {
@@ -159,7 +146,7 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
         }
         let never_materialised = cancelled.inputs.contains_key(&result_key)
             || cancelled.results.contains_key(&result_key);
-        let direct_output = computes(&name) && returned_count.get(&result_key) == Some(&1);
+        let direct_output = grim::computes(&name) && returned_count.get(&result_key) == Some(&1);
         let placement = if name == grim::CONSTANT || direct_output || never_materialised {
             Placement::External
         } else if name == grim::RESHAPE || name == grim::IDENTITY {
@@ -369,7 +356,7 @@ fn in_place(
     let mut candidates = Vec::new();
     if grim::ACTIVATIONS.contains(&name) || name == grim::BATCH_NORM {
         candidates.extend(operand(0));
-    } else if name == grim::ADD {
+    } else if grim::BINARY.contains(&name) {
         candidates.extend(operand(0));
         candidates.extend(operand(1));
     } else if grim::PRODUCTS.contains(&name) {

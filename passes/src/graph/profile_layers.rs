@@ -58,7 +58,7 @@ impl Pass for GraphProfileLayers {
             while let Some(op) = next {
                 next = op.next_in_block();
                 let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
-                if !grim_to_bcr::computes(&name) {
+                if !grim_dialects::grim::computes(&name) {
                     continue;
                 }
                 let id = names.len();

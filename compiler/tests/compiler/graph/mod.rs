@@ -5,7 +5,9 @@
 //! reference, the storage of a mask-multiplied BCR gemm, and a graph-level
 //! dump that replays to the same LLVM IR.
 
+mod elementwise;
 mod files;
+mod pool;
 mod random;
 mod resnet;
 

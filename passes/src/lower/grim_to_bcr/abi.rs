@@ -2,7 +2,7 @@
 //! returned values live, the walk over the source ops, and the function
 //! attributes of the ABI (`grim_dialects::abi`).
 
-use super::{computes, key, profile, values::tensor_shape, Lowering, Tensor};
+use super::{key, profile, values::tensor_shape, Lowering, Tensor};
 use crate::{
     builder::{erase, erase_op, Builder, V},
     op_error, PassError,
@@ -186,7 +186,7 @@ impl<'c> Lowering<'c, '_> {
         }
         for (index, operand) in terminator.operands().enumerate() {
             let produced_here = operand.is_operation_result()
-                && computes(
+                && grim_dialects::grim::computes(
                     // SAFETY: the value is an op result, so it has a live owner.
                     unsafe {
                         OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(operand.to_raw()))
@@ -219,11 +219,12 @@ impl<'c> Lowering<'c, '_> {
                 .ok_or_else(|| op_error(&op, "returns an unknown value"))?;
             let target = contract::FIRST_BUFFER_ARG + inputs + index;
             match &tensor {
+                // A constant output (ONNX Constant straight to a graph
+                // output): its blob slot copied out.
                 Tensor::Weight { .. } => {
-                    return Err(op_error(
-                        &op,
-                        "returning a weight directly is not supported",
-                    ))
+                    let shape = tensor.shape().to_vec();
+                    let source = self.read(b, &tensor, &shape);
+                    b.copy(source, self.arguments[target]);
                 }
                 Tensor::Argument { index, .. } if *index == target => {}
                 _ => {

@@ -126,11 +126,14 @@ pub(super) fn loop_nest<'c>(
 }
 
 impl<'c> Lowering<'c, '_> {
-    pub(super) fn add(
+    /// A binary elementwise op (`grim::BINARY`) with numpy broadcasting, as
+    /// a scalar loop nest over the output.
+    pub(super) fn binary(
         &mut self,
         b: &Builder<'c>,
         op: OperationRef<'c, '_>,
     ) -> Result<(), PassError> {
+        let name = crate::op_name(&op);
         let lhs = self.operand(&op, 0)?;
         let rhs = self.operand(&op, 1)?;
         let out_shape = grim::broadcast(lhs.shape(), rhs.shape()).ok_or_else(|| {
@@ -164,8 +167,13 @@ impl<'c> Lowering<'c, '_> {
             };
             let x = b.load(a, &pick(&lhs_shape));
             let z = b.load(c, &pick(&rhs_shape));
-            let sum = b.addf(x, z);
-            b.store(sum, y, ivs);
+            let value = match name.as_str() {
+                grim::SUB => b.subf(x, z),
+                grim::MUL => b.mulf(x, z),
+                grim::DIV => b.divf(x, z),
+                _ => b.addf(x, z),
+            };
+            b.store(value, y, ivs);
         });
         self.define(&op, output)
     }

@@ -53,6 +53,7 @@ pub mod cancel;
 mod conv;
 mod elementwise;
 mod gemm;
+mod pool;
 mod profile;
 pub mod scratch;
 mod transpose;
@@ -171,20 +172,6 @@ pub fn top_level_ops<'c, 'a>(module: &'a Module<'c>) -> Vec<OperationRef<'c, 'a>
     ops
 }
 
-/// The grim ops that compute (the layers a profile times; the ops whose
-/// result can be written straight into an output buffer).
-pub fn computes(op_name: &str) -> bool {
-    [
-        grim::GEMM,
-        grim::CONV2D,
-        grim::ADD,
-        grim::BATCH_NORM,
-        grim::TRANSPOSE,
-    ]
-    .contains(&op_name)
-        || grim::ACTIVATIONS.contains(&op_name)
-}
-
 /// The state of lowering one function.
 struct Lowering<'c, 'p> {
     context: &'c Context,
@@ -279,7 +266,8 @@ impl<'c, 'p> Lowering<'c, 'p> {
             }
             grim::GEMM => self.gemm(b, op),
             grim::CONV2D => self.conv2d(b, op),
-            grim::ADD => self.add(b, op),
+            name if grim::BINARY.contains(&name) => self.binary(b, op),
+            grim::POOL => self.pool(b, op),
             grim::BATCH_NORM => self.batch_norm(b, op),
             grim::TRANSPOSE => self.transpose_op(b, op),
             grim::RESHAPE | grim::IDENTITY => {

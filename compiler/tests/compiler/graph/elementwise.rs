@@ -1,0 +1,53 @@
+//! The binary elementwise ops (Add, Sub, Mul, Div with numpy broadcasting)
+//! after a BCR gemm, compiled for the host and for aarch64 (qemu), against
+//! the reference.
+
+use crate::common::*;
+use grim_model::{run_reference, BlockSize, Node, Op, Tensor, ValueInfo};
+
+/// `y = ((fc(x) - c) * s) / d + x2` with `c [8]`, `d [1, 8]` constants
+/// (d away from zero), `s [4, 1]` and `x2 [4, 8]` graph inputs: each
+/// operand broadcast differently, operand order mattering for Sub and Div.
+#[test]
+fn sub_mul_div_after_a_gemm_match_the_reference_on_host_and_aarch64() {
+    let mut graph = gemm_graph(8, 16, 4, BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 3, true);
+    graph.outputs[0].name = "out".into();
+    graph
+        .initializers
+        .insert("c".into(), lcg_input(vec![8], 21));
+    let d: Vec<f32> = (0..8).map(|i| 0.5 + i as f32 * 0.25).collect();
+    graph
+        .initializers
+        .insert("d".into(), Tensor::new(vec![1, 8], d).unwrap());
+    graph.inputs.push(ValueInfo {
+        name: "s".into(),
+        shape: vec![4, 1],
+    });
+    graph.inputs.push(ValueInfo {
+        name: "x2".into(),
+        shape: vec![4, 8],
+    });
+    for (name, op, inputs, output) in [
+        ("sub", Op::Sub, ["y", "c"], "t1"),
+        ("mul", Op::Mul, ["t1", "s"], "t2"),
+        ("div", Op::Div, ["t2", "d"], "t3"),
+        ("add", Op::Add, ["t3", "x2"], "out"),
+    ] {
+        graph.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.into()],
+        });
+    }
+    let inputs = [
+        lcg_input(vec![4, 16], 1),
+        lcg_input(vec![4, 1], 2),
+        lcg_input(vec![4, 8], 3),
+    ];
+    let expected = run_reference(&graph, &inputs).unwrap();
+    for target in ["host", "aarch64-linux-gnu"] {
+        let actual = compile_and_run(&graph, target, (4, 8), true, 2, &inputs);
+        assert_close(&actual, &expected);
+    }
+}
