@@ -1,5 +1,7 @@
 //! Unit tests of ONNX import and export.
 
+use super::export::{attr_f, attr_i, f32_tensor_proto, vi_proto};
+use super::proto::tensor_shape_proto::dimension;
 use super::*;
 
 fn small_graph() -> Graph {

@@ -1,0 +1,141 @@
+//! Decoding initializers and value infos: the element types and shapes grim handles.
+
+use std::path::Path;
+
+use crate::error::ModelError;
+use crate::tensor::{checked_numel, Tensor};
+
+use super::data_type;
+use super::proto::tensor_shape_proto::dimension;
+use super::proto::type_proto;
+use super::proto::*;
+
+/// A decoded constant: the only element types grim uses (BOOL only for
+/// flags such as Dropout's `training_mode`).
+pub(super) enum Const {
+    F32(Tensor),
+    I64(Vec<usize>, Vec<i64>),
+    Bool(Vec<usize>, Vec<bool>),
+}
+
+pub(super) fn model_err(path: &Path, message: String) -> ModelError {
+    ModelError::OnnxModel {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Decodes a tensor; errors are messages for the caller to place.
+pub(super) fn decode_tensor(t: &TensorProto) -> Result<Const, String> {
+    let mut shape = Vec::with_capacity(t.dims.len());
+    for &d in &t.dims {
+        shape.push(
+            usize::try_from(d).map_err(|_| format!("negative dimension {d} in {:?}", t.dims))?,
+        );
+    }
+    let n = checked_numel(&shape).ok_or_else(|| format!("dims {:?} are too large", t.dims))?;
+    let raw = |width: usize| -> Result<Option<&[u8]>, String> {
+        if t.raw_data.is_empty() {
+            return Ok(None);
+        }
+        if Some(t.raw_data.len()) != n.checked_mul(width) {
+            return Err(format!(
+                "raw_data has {} bytes, dims {:?} need {}",
+                t.raw_data.len(),
+                t.dims,
+                n.saturating_mul(width)
+            ));
+        }
+        Ok(Some(&t.raw_data))
+    };
+    let count_err = |have: usize| {
+        format!(
+            "has {have} values but dims {:?} need {n} (external data is not supported)",
+            t.dims
+        )
+    };
+    match t.data_type {
+        data_type::FLOAT => {
+            let data: Vec<f32> = match raw(4)? {
+                Some(b) => b
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                None => t.float_data.clone(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::F32(Tensor { shape, data }))
+        }
+        data_type::INT64 => {
+            let data: Vec<i64> = match raw(8)? {
+                Some(b) => b
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+                None => t.int64_data.clone(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::I64(shape, data))
+        }
+        data_type::BOOL => {
+            let data: Vec<bool> = match raw(1)? {
+                Some(b) => b.iter().map(|&v| v != 0).collect(),
+                None => t.int32_data.iter().map(|&v| v != 0).collect(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::Bool(shape, data))
+        }
+        other => Err(format!(
+            "element type {} ({other}) is not supported (grim handles FLOAT, INT64 shapes and \
+             BOOL flags)",
+            data_type::name(other)
+        )),
+    }
+}
+
+/// The static f32 shape of a graph input/output, `Ok(None)` if the type or
+/// shape is absent (allowed for outputs, which are then inferred).
+pub(super) fn value_shape(vi: &ValueInfoProto, what: &str) -> Result<Option<Vec<usize>>, String> {
+    let Some(tp) = &vi.r#type else {
+        return Ok(None);
+    };
+    let Some(type_proto::Value::TensorType(tt)) = &tp.value else {
+        return Err(format!("{what} '{}' is not a tensor", vi.name));
+    };
+    if tt.elem_type != data_type::FLOAT && tt.elem_type != 0 {
+        return Err(format!(
+            "{what} '{}' has element type {}; grim supports FLOAT only",
+            vi.name,
+            data_type::name(tt.elem_type)
+        ));
+    }
+    let Some(shape) = &tt.shape else {
+        return Ok(None);
+    };
+    let mut dims = Vec::with_capacity(shape.dim.len());
+    for (i, d) in shape.dim.iter().enumerate() {
+        match &d.value {
+            Some(dimension::Value::DimValue(v)) if *v >= 0 => dims.push(*v as usize),
+            Some(dimension::Value::DimParam(p)) => {
+                return Err(format!(
+                    "{what} '{}' has dynamic dimension '{p}' at index {i}; grim needs static shapes",
+                    vi.name
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{what} '{}' has no static size at dimension {i} ({other:?}); grim needs static shapes",
+                    vi.name
+                ))
+            }
+        }
+    }
+    Ok(Some(dims))
+}
+

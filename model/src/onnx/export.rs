@@ -1,0 +1,296 @@
+//! Writing a [`Graph`] as ONNX (the zoo and test models).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use prost::Message;
+
+use crate::error::ModelError;
+use crate::fsutil::write_atomic;
+use crate::graph::{Graph, Op};
+use crate::tensor::Tensor;
+
+use super::proto::tensor_shape_proto::{dimension, Dimension};
+use super::proto::type_proto;
+use super::proto::*;
+use super::{attr_type, data_type};
+
+fn tensor_type(shape: &[usize]) -> Option<TypeProto> {
+    Some(TypeProto {
+        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+            elem_type: data_type::FLOAT,
+            shape: Some(TensorShapeProto {
+                dim: shape
+                    .iter()
+                    .map(|&d| Dimension {
+                        value: Some(dimension::Value::DimValue(d as i64)),
+                    })
+                    .collect(),
+            }),
+        })),
+    })
+}
+
+pub(super) fn vi_proto(name: &str, shape: &[usize]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: tensor_type(shape),
+    }
+}
+
+pub(super) fn attr_f(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        f,
+        r#type: attr_type::FLOAT,
+        ..Default::default()
+    }
+}
+
+pub(super) fn attr_i(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: attr_type::INT,
+        ..Default::default()
+    }
+}
+
+fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ints: v.iter().map(|&x| x as i64).collect(),
+        r#type: attr_type::INTS,
+        ..Default::default()
+    }
+}
+
+/// `base`, or `base_1`, `base_2`, ... if taken; the result is marked taken.
+fn unique_name(used: &mut BTreeSet<String>, base: String) -> String {
+    let mut name = base.clone();
+    let mut k = 1;
+    while used.contains(&name) {
+        name = format!("{base}_{k}");
+        k += 1;
+    }
+    used.insert(name.clone());
+    name
+}
+
+/// An f32 initializer in `raw_data`, as onnx itself writes them.
+pub(super) fn f32_tensor_proto(name: &str, t: &Tensor) -> TensorProto {
+    TensorProto {
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: data_type::FLOAT,
+        name: name.to_string(),
+        raw_data: t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Converts a graph to an ONNX model (IR version 8, opset 17).
+///
+/// Same as [`to_proto_with_opset`] with opset 17.
+pub fn to_proto(graph: &Graph) -> ModelProto {
+    to_proto_with_opset(graph, 17)
+}
+
+/// Converts a graph to an ONNX model (IR version 8) importing the default
+/// domain at `opset`.
+///
+/// Reshape targets become INT64 initializers named `<output>_shape` (made
+/// unique if taken). Clip is written in its attribute form (`min`/`max`)
+/// before opset 11 and from 11 on with scalar f32 initializers
+/// `<output>_min`/`<output>_max` (made unique likewise) as inputs 2 and 3,
+/// an absent bound leaving its input out. Every other op has one form,
+/// written whatever `opset` says, so an opset older than an op (HardSwish
+/// needs 14) gives a model other tools reject. Intermediate values get
+/// `value_info` when shapes infer; the graph is otherwise written as given,
+/// so invalid graphs can be saved to test the loader.
+pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
+    let mut used: BTreeSet<String> = graph.initializers.keys().cloned().collect();
+    used.extend(graph.inputs.iter().map(|v| v.name.clone()));
+    for n in &graph.nodes {
+        used.extend(n.outputs.iter().cloned());
+    }
+    let mut initializer: Vec<TensorProto> = graph
+        .initializers
+        .iter()
+        .map(|(name, t)| f32_tensor_proto(name, t))
+        .collect();
+    let mut node = Vec::with_capacity(graph.nodes.len());
+    for n in &graph.nodes {
+        let mut inputs = n.inputs.clone();
+        let attribute = match &n.op {
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => vec![
+                attr_f("alpha", *alpha),
+                attr_f("beta", *beta),
+                attr_i("transA", *trans_a as i64),
+                attr_i("transB", *trans_b as i64),
+            ],
+            Op::Flatten { axis } => vec![attr_i("axis", *axis)],
+            Op::Reshape { shape } => {
+                let base = format!(
+                    "{}_shape",
+                    n.outputs.first().map_or("reshape", |s| s.as_str())
+                );
+                let name = unique_name(&mut used, base);
+                initializer.push(TensorProto {
+                    dims: vec![shape.len() as i64],
+                    data_type: data_type::INT64,
+                    name: name.clone(),
+                    raw_data: shape.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ..Default::default()
+                });
+                inputs.push(name);
+                vec![]
+            }
+            Op::Conv {
+                strides,
+                pads,
+                dilations,
+            } => {
+                let mut attrs = vec![
+                    attr_ints("strides", strides),
+                    attr_ints("pads", pads),
+                    attr_ints("dilations", dilations),
+                ];
+                // Optional in ONNX, but some consumers want it; written only
+                // when the weight is known, as the loader checks it against W.
+                if let Some(w) = n.inputs.get(1).and_then(|w| graph.initializers.get(w)) {
+                    if let [_, _, kh, kw] = w.shape[..] {
+                        attrs.push(attr_ints("kernel_shape", &[kh, kw]));
+                    }
+                }
+                attrs
+            }
+            Op::Clip { min, max } if opset < 11 => {
+                let bounds = [("min", min), ("max", max)];
+                bounds
+                    .into_iter()
+                    .filter_map(|(name, v)| v.map(|v| attr_f(name, v)))
+                    .collect()
+            }
+            Op::Clip { min, max } => {
+                let out = n.outputs.first().map_or("clip", |s| s.as_str());
+                for (suffix, bound) in [("min", min), ("max", max)] {
+                    match bound {
+                        Some(v) => {
+                            let name = unique_name(&mut used, format!("{out}_{suffix}"));
+                            let scalar = Tensor {
+                                shape: vec![],
+                                data: vec![*v],
+                            };
+                            initializer.push(f32_tensor_proto(&name, &scalar));
+                            inputs.push(name);
+                        }
+                        // Holds min's place when only max is given.
+                        None => inputs.push(String::new()),
+                    }
+                }
+                while inputs.len() > n.inputs.len() && inputs.last().is_some_and(|s| s.is_empty()) {
+                    inputs.pop();
+                }
+                vec![]
+            }
+            Op::BatchNormalization { epsilon } => vec![attr_f("epsilon", *epsilon)],
+            Op::Pool(pool) => {
+                let mut attributes = vec![
+                    attr_ints("kernel_shape", &pool.kernel),
+                    attr_ints("strides", &pool.strides),
+                    attr_ints("pads", &pool.pads),
+                    attr_i("ceil_mode", pool.ceil_mode as i64),
+                ];
+                // AveragePool takes dilations only from opset 19: written when needed.
+                if pool.dilations != [1, 1] {
+                    attributes.push(attr_ints("dilations", &pool.dilations));
+                }
+                if pool.kind == crate::pool::PoolKind::Average {
+                    attributes.push(attr_i("count_include_pad", pool.count_include_pad as i64));
+                }
+                attributes
+            }
+            Op::GlobalPool(_) => vec![],
+            Op::LeakyRelu { alpha } => vec![attr_f("alpha", *alpha)],
+            Op::HardSigmoid { alpha, beta } => {
+                vec![attr_f("alpha", *alpha), attr_f("beta", *beta)]
+            }
+            Op::MatMul
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Relu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::HardSwish
+            | Op::Identity => vec![],
+            Op::Transpose => vec![AttributeProto {
+                name: "perm".into(),
+                ints: vec![1, 0],
+                r#type: attr_type::INTS,
+                ..Default::default()
+            }],
+        };
+        node.push(NodeProto {
+            input: inputs,
+            output: n.outputs.clone(),
+            name: n.name.clone(),
+            op_type: n.op.op_type().to_string(),
+            attribute,
+            domain: String::new(),
+        });
+    }
+    let outputs: BTreeSet<&str> = graph.outputs.iter().map(|o| o.name.as_str()).collect();
+    let value_info = match graph.infer_shapes() {
+        Ok(shapes) => graph
+            .nodes
+            .iter()
+            .flat_map(|n| n.outputs.iter())
+            .filter(|o| !outputs.contains(o.as_str()))
+            .filter_map(|o| shapes.get(o).map(|s| vi_proto(o, s)))
+            .collect(),
+        Err(_) => vec![],
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        producer_name: "grim".into(),
+        graph: Some(GraphProto {
+            node,
+            name: graph.name.clone(),
+            initializer,
+            input: graph
+                .inputs
+                .iter()
+                .map(|v| vi_proto(&v.name, &v.shape))
+                .collect(),
+            output: graph
+                .outputs
+                .iter()
+                .map(|v| vi_proto(&v.name, &v.shape))
+                .collect(),
+            value_info,
+        }),
+    }
+}
+
+/// Writes `graph` as an ONNX file, atomically.
+pub fn save_onnx(graph: &Graph, path: &Path) -> Result<(), ModelError> {
+    write_atomic(path, &to_proto(graph).encode_to_vec())
+}
+
+/// Writes `graph` as an ONNX file importing `opset`, atomically (see
+/// [`to_proto_with_opset`] for what the opset changes).
+pub fn save_onnx_with_opset(graph: &Graph, path: &Path, opset: i64) -> Result<(), ModelError> {
+    write_atomic(path, &to_proto_with_opset(graph, opset).encode_to_vec())
+}
+

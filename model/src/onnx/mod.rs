@@ -1,0 +1,551 @@
+//! ONNX import and export for the supported subset.
+//!
+//! The protobuf messages are declared by hand with `prost` derives (only the
+//! fields grim reads or writes; prost skips the others while decoding), so the
+//! build needs no `protoc`. Field numbers follow `onnx/onnx.proto`. ONNX is
+//! proto2: repeated scalars without `[packed = true]` (dims, ints, floats) are
+//! written unpacked, as onnx itself does; the decoder accepts both encodings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use prost::Message;
+
+use crate::error::ModelError;
+use crate::graph::{node_output_shape, Graph, Node, Op, ValueInfo};
+use crate::tensor::Tensor;
+
+mod attrs;
+mod decode;
+mod export;
+mod ops;
+pub mod proto;
+
+pub use export::{save_onnx, save_onnx_with_opset, to_proto, to_proto_with_opset};
+use attrs::Attrs;
+use decode::{decode_tensor, model_err, value_shape, Const};
+use ops::*;
+
+/// `TensorProto.DataType` values grim handles.
+pub mod data_type {
+    /// float32.
+    pub const FLOAT: i32 = 1;
+    /// int64.
+    pub const INT64: i32 = 7;
+    /// bool (one byte per value in `raw_data`).
+    pub const BOOL: i32 = 9;
+
+    /// The ONNX name of a data type, for error messages.
+    pub fn name(t: i32) -> &'static str {
+        match t {
+            0 => "UNDEFINED",
+            1 => "FLOAT",
+            2 => "UINT8",
+            3 => "INT8",
+            4 => "UINT16",
+            5 => "INT16",
+            6 => "INT32",
+            7 => "INT64",
+            8 => "STRING",
+            9 => "BOOL",
+            10 => "FLOAT16",
+            11 => "DOUBLE",
+            12 => "UINT32",
+            13 => "UINT64",
+            16 => "BFLOAT16",
+            _ => "unknown",
+        }
+    }
+}
+
+/// `AttributeProto.AttributeType` values grim handles.
+pub mod attr_type {
+    /// Type not set (old models): inferred from the filled field.
+    pub const UNDEFINED: i32 = 0;
+    /// `f`.
+    pub const FLOAT: i32 = 1;
+    /// `i`.
+    pub const INT: i32 = 2;
+    /// `s`.
+    pub const STRING: i32 = 3;
+    /// `t`.
+    pub const TENSOR: i32 = 4;
+    /// `ints`.
+    pub const INTS: i32 = 7;
+}
+
+use proto::*;
+
+/// Reads and converts an ONNX model.
+///
+/// Errors name the file, and for node-level problems the node (its name, or
+/// `#index`), its op type and what is unsupported or missing.
+pub fn load_onnx(path: &Path) -> Result<Graph, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| ModelError::OnnxDecode {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    from_proto(&model, path)
+}
+
+/// Converts a decoded model; `path` is only used in error messages.
+pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> {
+    let g = model.graph.as_ref().ok_or_else(|| {
+        model_err(
+            path,
+            "the model has no graph (is this an ONNX file?)".to_string(),
+        )
+    })?;
+    for os in &model.opset_import {
+        if !(os.domain.is_empty() || os.domain == "ai.onnx") {
+            return Err(model_err(
+                path,
+                format!("operator set domain '{}' is not supported", os.domain),
+            ));
+        }
+    }
+    let opset = default_opset(model);
+
+    let mut floats: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut ints: BTreeMap<String, (Vec<usize>, Vec<i64>)> = BTreeMap::new();
+    let mut bools: BTreeMap<String, (Vec<usize>, Vec<bool>)> = BTreeMap::new();
+    for t in &g.initializer {
+        match decode_tensor(t)
+            .map_err(|m| model_err(path, format!("initializer '{}': {m}", t.name)))?
+        {
+            Const::F32(x) => {
+                floats.insert(t.name.clone(), x);
+            }
+            Const::I64(s, v) => {
+                ints.insert(t.name.clone(), (s, v));
+            }
+            Const::Bool(s, v) => {
+                bools.insert(t.name.clone(), (s, v));
+            }
+        }
+    }
+
+    let mut inputs = Vec::new();
+    for vi in &g.input {
+        if floats.contains_key(&vi.name)
+            || ints.contains_key(&vi.name)
+            || bools.contains_key(&vi.name)
+        {
+            continue;
+        }
+        let shape = value_shape(vi, "graph input")
+            .map_err(|m| model_err(path, m))?
+            .ok_or_else(|| {
+                model_err(
+                    path,
+                    format!("graph input '{}' has no static tensor shape", vi.name),
+                )
+            })?;
+        inputs.push(ValueInfo {
+            name: vi.name.clone(),
+            shape,
+        });
+    }
+
+    // Shapes as nodes are converted: Conv resolves SAME padding from its
+    // input's shape.
+    let mut shapes: BTreeMap<String, Vec<usize>> = floats
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    shapes.extend(inputs.iter().map(|v| (v.name.clone(), v.shape.clone())));
+    // Everything the file reads: a Dropout mask may only be dropped if
+    // nothing does.
+    let read: BTreeSet<&str> = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter())
+        .chain(g.output.iter().map(|o| &o.name))
+        .map(String::as_str)
+        .collect();
+    // Constants folded into a node's op (Clip bounds, Dropout's ratio): they
+    // are dropped from the initializers unless something else still reads
+    // them, so a loaded graph holds no dead weights.
+    let mut folded: BTreeSet<String> = BTreeSet::new();
+    let mut nodes = Vec::new();
+
+    for (index, np) in g.node.iter().enumerate() {
+        let label = if np.name.is_empty() {
+            format!("#{index}")
+        } else {
+            np.name.clone()
+        };
+        let at = Attrs {
+            label: &label,
+            op_type: &np.op_type,
+        };
+        if !(np.domain.is_empty() || np.domain == "ai.onnx") {
+            return Err(at.unsupported(format!("operator domain '{}' is not supported", np.domain)));
+        }
+        let mut node_inputs: Vec<String> = np.input.clone();
+        // An empty name marks an omitted optional input (Gemm's C, Conv's B)
+        // or output.
+        while node_inputs.last().is_some_and(|s| s.is_empty()) {
+            node_inputs.pop();
+        }
+        // Clip and Dropout fold their optional inputs into the op, and may
+        // omit one before a present one (Clip without min but with max).
+        let folds_inputs = matches!(np.op_type.as_str(), "Clip" | "Dropout");
+        if !folds_inputs && node_inputs.iter().any(|s| s.is_empty()) {
+            return Err(at.unsupported("an omitted (empty) input before a present one".into()));
+        }
+        let mut outputs: &[String] = &np.output;
+        while outputs.last().is_some_and(|s| s.is_empty()) {
+            outputs = &outputs[..outputs.len() - 1];
+        }
+        match (np.op_type.as_str(), outputs) {
+            ("BatchNormalization", [_, _, ..]) => {
+                return Err(at.unsupported(format!(
+                    "{} outputs: the training-mode outputs (running or saved mean and \
+                     variance) are not supported, only inference with one output",
+                    outputs.len()
+                )))
+            }
+            ("Dropout", [_, mask]) if read.contains(mask.as_str()) => {
+                return Err(at.unsupported(format!(
+                    "the mask output '{mask}' is used (by a node or as a graph output); only \
+                     inference-mode Dropout, whose mask nothing reads, is supported"
+                )))
+            }
+            ("Dropout", [_, _]) | (_, [_]) => {}
+            _ => {
+                return Err(at.unsupported(format!(
+                    "expected exactly one output, got {}",
+                    outputs.len()
+                )))
+            }
+        }
+        if outputs[0].is_empty() {
+            return Err(at.unsupported("the first output has an empty name".into()));
+        }
+        let out_name = outputs[0].clone();
+
+        let op = match np.op_type.as_str() {
+            "Gemm" => {
+                let (mut alpha, mut beta, mut trans_a, mut trans_b) = (1.0, 1.0, false, false);
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        "beta" => beta = at.float(a)?,
+                        "transA" => trans_a = at.bool01(a)?,
+                        "transB" => trans_b = at.bool01(a)?,
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::Gemm {
+                    alpha,
+                    beta,
+                    trans_a,
+                    trans_b,
+                }
+            }
+            "MatMul" | "Add" | "Sub" | "Mul" | "Div" | "Relu" | "Sigmoid" | "Tanh"
+            | "HardSwish" | "Identity" => {
+                if let Some(a) = np.attribute.first() {
+                    return Err(at.unknown(a));
+                }
+                match np.op_type.as_str() {
+                    "MatMul" => Op::MatMul,
+                    "Add" => Op::Add,
+                    "Sub" => Op::Sub,
+                    "Mul" => Op::Mul,
+                    "Div" => Op::Div,
+                    "Relu" => Op::Relu,
+                    "Sigmoid" => Op::Sigmoid,
+                    "Tanh" => Op::Tanh,
+                    "HardSwish" => Op::HardSwish,
+                    _ => Op::Identity,
+                }
+            }
+            "MaxPool" | "AveragePool" => {
+                // A MaxPool with its Indices output stops at the one-output check above.
+                let kind = if np.op_type == "MaxPool" {
+                    crate::pool::PoolKind::Max
+                } else {
+                    crate::pool::PoolKind::Average
+                };
+                let x_shape = node_inputs
+                    .first()
+                    .and_then(|x| shapes.get(x))
+                    .cloned()
+                    .unwrap_or_default();
+                pool_op(&at, np, kind, &x_shape)?
+            }
+            "GlobalMaxPool" | "GlobalAveragePool" => {
+                if let Some(a) = np.attribute.first() {
+                    return Err(at.unknown(a));
+                }
+                Op::GlobalPool(if np.op_type == "GlobalMaxPool" {
+                    crate::pool::PoolKind::Max
+                } else {
+                    crate::pool::PoolKind::Average
+                })
+            }
+            "Sum" => {
+                if let Some(a) = np.attribute.first() {
+                    return Err(at.unknown(a));
+                }
+                // A left fold into Adds (the data inputs broadcast alike);
+                // one input is that input.
+                if node_inputs.is_empty() {
+                    return Err(at.unsupported("Sum needs at least one input".into()));
+                }
+                while node_inputs.len() > 2 {
+                    let partial = format!("{out_name}/sum{}", node_inputs.len() - 2);
+                    let rest = node_inputs.split_off(2);
+                    let node = Node {
+                        name: format!("{}/sum{}", np.name, rest.len()),
+                        op: Op::Add,
+                        inputs: std::mem::replace(&mut node_inputs, vec![partial.clone()]),
+                        outputs: vec![partial.clone()],
+                    };
+                    let ins =
+                        node.inputs
+                            .iter()
+                            .map(|name| {
+                                shapes.get(name).map(Vec::as_slice).ok_or_else(|| {
+                                    ModelError::Shape {
+                                        node: label.clone(),
+                                        message: format!(
+                                            "input '{name}' is not defined before this node"
+                                        ),
+                                    }
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                    let shape = node_output_shape(&label, &node, &ins)?;
+                    shapes.insert(partial, shape);
+                    nodes.push(node);
+                    node_inputs.extend(rest);
+                }
+                if node_inputs.len() == 1 {
+                    Op::Identity
+                } else {
+                    Op::Add
+                }
+            }
+            "LeakyRelu" => {
+                let mut alpha = 0.01;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::LeakyRelu { alpha }
+            }
+            "HardSigmoid" => {
+                let (mut alpha, mut beta) = (0.2, 0.5);
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        "beta" => beta = at.float(a)?,
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::HardSigmoid { alpha, beta }
+            }
+            "BatchNormalization" => batch_norm_op(&at, np, opset)?,
+            "Clip" => {
+                let op = clip_op(&at, np, opset, &node_inputs, &floats)?;
+                if opset >= 11 {
+                    folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
+                }
+                op
+            }
+            "Dropout" => {
+                dropout_check(&at, np, &node_inputs, &floats, &ints, &bools)?;
+                folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
+                Op::Identity
+            }
+            "Transpose" => {
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        // Only the 2-D swap; the default perm reverses the axes, which is the same.
+                        "perm" if a.ints == [1, 0] => {}
+                        "perm" => {
+                            return Err(at.unsupported(format!(
+                                "perm {:?} (only [1, 0] on 2-D inputs)",
+                                a.ints
+                            )))
+                        }
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::Transpose
+            }
+            "Flatten" => {
+                let mut axis = 1;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "axis" => axis = at.int(a)?,
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                Op::Flatten { axis }
+            }
+            "Reshape" => {
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        // allowzero=1 gives 0 a different meaning; only the
+                        // default is modelled, so reject the other value.
+                        "allowzero" if at.int(a)? == 0 => {}
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                if node_inputs.len() != 2 {
+                    return Err(at.unsupported(format!(
+                        "expected 2 inputs (data, shape), got {}",
+                        node_inputs.len()
+                    )));
+                }
+                let shape_name = node_inputs.pop().unwrap_or_default();
+                let shape = match ints.get(&shape_name) {
+                    Some((dims, v)) if dims.len() == 1 => v.clone(),
+                    _ => {
+                        return Err(at.unsupported(format!(
+                            "shape input '{shape_name}' must be a constant 1-D INT64 tensor \
+                             (initializer or Constant)"
+                        )))
+                    }
+                };
+                Op::Reshape { shape }
+            }
+            "Conv" => {
+                if !(2..=3).contains(&node_inputs.len()) {
+                    return Err(at.unsupported(format!(
+                        "expected 2 or 3 inputs (X, W, optional B), got {}",
+                        node_inputs.len()
+                    )));
+                }
+                // Later stages compile (prune, pack) the weight, so like
+                // the Gemm/MatMul weight in the compiler it must be known
+                // at compile time.
+                let w_name = &node_inputs[1];
+                let w_shape = match floats.get(w_name) {
+                    Some(w) => w.shape.as_slice(),
+                    None => {
+                        return Err(at.unsupported(format!(
+                            "weight W '{w_name}' must be a constant initializer \
+                                 (or Constant); convolution with a runtime weight is not supported"
+                        )))
+                    }
+                };
+                let x_name = &node_inputs[0];
+                let x_shape = shapes.get(x_name).ok_or_else(|| ModelError::Shape {
+                    node: label.clone(),
+                    message: format!("input '{x_name}' is not defined before this node"),
+                })?;
+                conv_op(&at, np, x_shape, w_shape)?
+            }
+            "Constant" => {
+                let mut value = None;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "value" => {
+                            at.check_type(a, attr_type::TENSOR, "a tensor")?;
+                            let t = a.t.as_ref().ok_or_else(|| {
+                                at.unsupported("attribute 'value' has no tensor".into())
+                            })?;
+                            value = Some(
+                                decode_tensor(t)
+                                    .map_err(|m| at.unsupported(format!("value: {m}")))?,
+                            );
+                        }
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                match value {
+                    Some(Const::F32(t)) => {
+                        shapes.insert(out_name.clone(), t.shape.clone());
+                        floats.insert(out_name, t);
+                    }
+                    Some(Const::I64(s, v)) => {
+                        ints.insert(out_name, (s, v));
+                    }
+                    Some(Const::Bool(s, v)) => {
+                        bools.insert(out_name, (s, v));
+                    }
+                    None => return Err(at.unsupported("missing attribute 'value'".into())),
+                }
+                continue;
+            }
+            other => {
+                return Err(at.unsupported(format!("operator '{other}' is not supported")));
+            }
+        };
+        if node_inputs.first().is_some_and(|s| s.is_empty()) {
+            return Err(at.unsupported("the data input is omitted (empty name)".into()));
+        }
+        let node = Node {
+            name: np.name.clone(),
+            op,
+            inputs: node_inputs,
+            outputs: vec![out_name.clone()],
+        };
+        let mut ins: Vec<&[usize]> = Vec::new();
+        for name in &node.inputs {
+            ins.push(shapes.get(name).ok_or_else(|| ModelError::Shape {
+                node: label.clone(),
+                message: format!(
+                    "input '{name}' is not defined before this node \
+                     (unknown value, non-float constant, or nodes not topologically sorted)"
+                ),
+            })?);
+        }
+        let out_shape = node_output_shape(&label, &node, &ins)?;
+        shapes.insert(out_name, out_shape);
+        nodes.push(node);
+    }
+
+    let mut outputs = Vec::new();
+    for vi in &g.output {
+        let declared = value_shape(vi, "graph output").map_err(|m| model_err(path, m))?;
+        let shape = match (declared, shapes.get(&vi.name)) {
+            (Some(d), _) => d,
+            (None, Some(s)) => s.clone(),
+            (None, None) => {
+                return Err(model_err(
+                    path,
+                    format!("graph output '{}' is never computed", vi.name),
+                ))
+            }
+        };
+        outputs.push(ValueInfo {
+            name: vi.name.clone(),
+            shape,
+        });
+    }
+
+    let still_read: BTreeSet<&str> = nodes
+        .iter()
+        .flat_map(|n| n.inputs.iter())
+        .chain(outputs.iter().map(|o| &o.name))
+        .map(String::as_str)
+        .collect();
+    for name in &folded {
+        if !still_read.contains(name.as_str()) {
+            floats.remove(name);
+        }
+    }
+
+    let graph = Graph {
+        name: g.name.clone(),
+        inputs,
+        outputs,
+        nodes,
+        initializers: floats,
+    };
+    graph.validate()?;
+    Ok(graph)
+}
+
+#[cfg(test)]
+mod tests;
+

@@ -1,0 +1,375 @@
+//! The per-op readers of the importer: attributes and constant inputs
+//! checked and turned into an [`Op`].
+
+use std::collections::BTreeMap;
+
+use crate::error::ModelError;
+use crate::graph::Op;
+use crate::tensor::Tensor;
+
+use super::proto::*;
+use super::attrs::{Attrs, AutoPad};
+
+/// Reads a `Conv` node's attributes into [`Op::Conv`].
+///
+/// `x_shape` and `w_shape` are the shapes of the data and weight inputs: the
+/// weight's spatial dims check `kernel_shape`, and `SAME_*` auto-padding is
+/// resolved to explicit pads here, so the graph only ever holds explicit pads.
+pub(super) fn conv_op(
+    at: &Attrs,
+    np: &NodeProto,
+    x_shape: &[usize],
+    w_shape: &[usize],
+) -> Result<Op, ModelError> {
+    let mut strides = [1, 1];
+    let mut pads = None;
+    let mut dilations = [1, 1];
+    let mut kernel_shape = None;
+    let mut auto_pad = AutoPad::NotSet;
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "strides" => strides = at.ints_n(a, 1, "[stride_h, stride_w]")?,
+            "dilations" => dilations = at.ints_n(a, 1, "[dilation_h, dilation_w]")?,
+            "pads" => pads = Some(at.ints_n(a, 0, "[top, left, bottom, right]")?),
+            "kernel_shape" => kernel_shape = Some(at.ints(a)?.to_vec()),
+            "group" => {
+                let g = at.int(a)?;
+                if g != 1 {
+                    return Err(at.unsupported(format!(
+                        "group = {g}: group != 1 (grouped or depthwise convolution) is not supported"
+                    )));
+                }
+            }
+            "auto_pad" => auto_pad = AutoPad::parse(at, a)?,
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    // A non-4-D weight is left to shape inference, which says what it needs.
+    if let (Some(ks), [_, _, kh, kw]) = (&kernel_shape, w_shape) {
+        if ks.len() != 2 || ks[0] != *kh as i64 || ks[1] != *kw as i64 {
+            return Err(at.unsupported(format!(
+                "kernel_shape {ks:?} does not match the spatial dims [{kh}, {kw}] of weight {w_shape:?}"
+            )));
+        }
+    } else if let Some(ks) = &kernel_shape {
+        if ks.len() != 2 {
+            return Err(at.unsupported(format!(
+                "kernel_shape {ks:?} must have 2 values; only 2-D convolution is supported"
+            )));
+        }
+    }
+    let pads = match auto_pad {
+        AutoPad::NotSet => pads.unwrap_or([0; 4]),
+        _ if pads.is_some_and(|p| p != [0; 4]) => {
+            return Err(at.unsupported(
+                "explicit non-zero pads together with auto_pad (ONNX allows pads only with \
+                 auto_pad NOTSET)"
+                    .into(),
+            ))
+        }
+        AutoPad::Valid => [0; 4],
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            let (&[_, _, h, w], &[_, _, kh, kw]) = (x_shape, w_shape) else {
+                return Err(ModelError::Shape {
+                    node: at.label.to_string(),
+                    message: format!(
+                        "Conv needs a 4-D NCHW input X and a 4-D weight W, got X {x_shape:?} \
+                         and W {w_shape:?}"
+                    ),
+                });
+            };
+            let upper = auto_pad == AutoPad::SameUpper;
+            let (top, bottom) = same_pads(at, h, kh, strides[0], dilations[0], upper)?;
+            let (left, right) = same_pads(at, w, kw, strides[1], dilations[1], upper)?;
+            [top, left, bottom, right]
+        }
+    };
+    Ok(Op::Conv {
+        strides,
+        pads,
+        dilations,
+    })
+}
+
+/// Reads a `MaxPool`/`AveragePool` node's attributes into [`Op::Pool`]
+/// (`x_shape`: the data input's, for `SAME_*` auto-padding).
+pub(super) fn pool_op(
+    at: &Attrs,
+    np: &NodeProto,
+    kind: crate::pool::PoolKind,
+    x_shape: &[usize],
+) -> Result<Op, ModelError> {
+    let mut pool = crate::pool::Pool {
+        kind,
+        kernel: [0, 0],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+    };
+    let (mut kernel, mut pads, mut auto_pad) = (None, None, AutoPad::NotSet);
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "kernel_shape" => kernel = Some(at.ints_n(a, 1, "[kh, kw]")?),
+            "strides" => pool.strides = at.ints_n(a, 1, "[stride_h, stride_w]")?,
+            "dilations" => pool.dilations = at.ints_n(a, 1, "[dilation_h, dilation_w]")?,
+            "pads" => pads = Some(at.ints_n(a, 0, "[top, left, bottom, right]")?),
+            "ceil_mode" => pool.ceil_mode = at.int(a)? != 0,
+            "count_include_pad" if kind == crate::pool::PoolKind::Average => {
+                pool.count_include_pad = at.int(a)? != 0
+            }
+            // Only the Indices output reads it, which is refused.
+            "storage_order" if kind == crate::pool::PoolKind::Max => {}
+            "auto_pad" => auto_pad = AutoPad::parse(at, a)?,
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    pool.kernel =
+        kernel.ok_or_else(|| at.unsupported("missing attribute 'kernel_shape'".into()))?;
+    pool.pads = match auto_pad {
+        AutoPad::NotSet => pads.unwrap_or([0; 4]),
+        AutoPad::Valid => [0; 4],
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            let &[_, _, h, w] = x_shape else {
+                return Err(ModelError::Shape {
+                    node: at.label.to_string(),
+                    message: format!("pooling needs a 4-D NCHW input, got {x_shape:?}"),
+                });
+            };
+            let upper = auto_pad == AutoPad::SameUpper;
+            let (kh, kw) = (pool.kernel[0], pool.kernel[1]);
+            let (top, bottom) = same_pads(at, h, kh, pool.strides[0], pool.dilations[0], upper)?;
+            let (left, right) = same_pads(at, w, kw, pool.strides[1], pool.dilations[1], upper)?;
+            [top, left, bottom, right]
+        }
+    };
+    Ok(Op::Pool(pool))
+}
+
+/// `(begin, end)` padding of one axis for `SAME_UPPER`/`SAME_LOWER`: enough
+/// that the output has `ceil(input / stride)` positions, the odd unit going to
+/// the end (upper) or the beginning (lower), as the ONNX spec defines it.
+pub(super) fn same_pads(
+    at: &Attrs,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    upper: bool,
+) -> Result<(usize, usize), ModelError> {
+    let out = input.div_ceil(stride);
+    let needed = kernel
+        .checked_sub(1)
+        .and_then(|k| k.checked_mul(dilation))
+        .and_then(|span| span.checked_add(1))
+        .and_then(|span| out.saturating_sub(1).checked_mul(stride)?.checked_add(span))
+        .ok_or_else(|| {
+            at.unsupported(format!(
+                "auto_pad SAME: kernel {kernel} with dilation {dilation} and stride {stride} \
+                 on input {input} is empty or overflows"
+            ))
+        })?
+        .saturating_sub(input);
+    let begin = if upper {
+        needed / 2
+    } else {
+        needed - needed / 2
+    };
+    Ok((begin, needed - begin))
+}
+
+/// The model's default-domain (`""` or `"ai.onnx"`) opset version: the
+/// forms of Clip and BatchNormalization depend on it. A model that imports
+/// none is treated as opset 1; several imports take the highest.
+pub(super) fn default_opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .filter(|os| os.domain.is_empty() || os.domain == "ai.onnx")
+        .map(|os| os.version)
+        .max()
+        .unwrap_or(1)
+}
+
+/// Reads an inference-mode `BatchNormalization` node's attributes.
+pub(super) fn batch_norm_op(at: &Attrs, np: &NodeProto, opset: i64) -> Result<Op, ModelError> {
+    let mut epsilon = 1e-5;
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "epsilon" => epsilon = at.float(a)?,
+            // The running statistics' update rate matters only in training.
+            "momentum" => {
+                at.float(a)?;
+            }
+            // Removed in opset 9, where statistics are always per channel.
+            "spatial" if opset <= 8 => {
+                let v = at.int(a)?;
+                if v != 1 {
+                    return Err(at.unsupported(format!(
+                        "attribute 'spatial' = {v}: only spatial = 1 (one mean and variance per \
+                         channel) is supported"
+                    )));
+                }
+            }
+            "training_mode" => {
+                let v = at.int(a)?;
+                if v != 0 {
+                    return Err(at.unsupported(format!(
+                        "attribute 'training_mode' = {v}: only inference (training_mode = 0) \
+                         is supported"
+                    )));
+                }
+            }
+            "is_test" | "consumed_inputs" => {
+                return Err(at.unsupported(format!(
+                    "attribute '{}' belongs to BatchNormalization before opset 7, which is not \
+                     supported (the model imports opset {opset}); re-export with opset 7 or later",
+                    a.name
+                )))
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    Ok(Op::BatchNormalization { epsilon })
+}
+
+/// Reads a `Clip` node: bounds from attributes before opset 11, from the
+/// constant inputs 2 (min) and 3 (max) from opset 11 on. `inputs` are the
+/// node's inputs with trailing empty names removed; an empty name is an
+/// absent bound.
+pub(super) fn clip_op(
+    at: &Attrs,
+    np: &NodeProto,
+    opset: i64,
+    inputs: &[String],
+    floats: &BTreeMap<String, Tensor>,
+) -> Result<Op, ModelError> {
+    let (mut min, mut max) = (None, None);
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "min" if opset < 11 => min = Some(at.float(a)?),
+            "max" if opset < 11 => max = Some(at.float(a)?),
+            "min" | "max" => {
+                return Err(at.unsupported(format!(
+                    "attribute '{}' is the Clip form before opset 11, but the model imports \
+                     opset {opset}, where the bounds are inputs 2 and 3",
+                    a.name
+                )))
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    if opset < 11 {
+        if inputs.len() != 1 {
+            return Err(at.unsupported(format!(
+                "expected 1 input before opset 11 (the bounds are attributes), got {}",
+                inputs.len()
+            )));
+        }
+        return Ok(Op::Clip { min, max });
+    }
+    if inputs.len() > 3 {
+        return Err(at.unsupported(format!(
+            "expected 1 to 3 inputs (input, min, max), got {}",
+            inputs.len()
+        )));
+    }
+    for (bound, (what, name)) in [&mut min, &mut max]
+        .into_iter()
+        .zip(["min", "max"].into_iter().zip(inputs.iter().skip(1)))
+    {
+        if !name.is_empty() {
+            *bound = Some(const_scalar(at, floats, what, name)?);
+        }
+    }
+    Ok(Op::Clip { min, max })
+}
+
+/// The value of the f32 scalar constant (shape `[]` or `[1]`) `name`, which
+/// is input `what` of the node.
+pub(super) fn const_scalar(
+    at: &Attrs,
+    floats: &BTreeMap<String, Tensor>,
+    what: &str,
+    name: &str,
+) -> Result<f32, ModelError> {
+    match floats.get(name) {
+        Some(t) if t.shape.len() <= 1 && t.data.len() == 1 => Ok(t.data[0]),
+        Some(t) => Err(at.unsupported(format!(
+            "{what} input '{name}' must be a scalar (shape [] or [1]), got shape {:?}",
+            t.shape
+        ))),
+        None => Err(at.unsupported(format!(
+            "{what} input '{name}' must be a constant f32 scalar (initializer or Constant); a \
+             bound computed at run time is not supported"
+        ))),
+    }
+}
+
+/// Checks that a `Dropout` node is the inference-mode identity: any `ratio`
+/// (attribute or constant input) and `seed`, and a `training_mode` input
+/// that is absent or a constant false.
+pub(super) fn dropout_check(
+    at: &Attrs,
+    np: &NodeProto,
+    inputs: &[String],
+    floats: &BTreeMap<String, Tensor>,
+    ints: &BTreeMap<String, (Vec<usize>, Vec<i64>)>,
+    bools: &BTreeMap<String, (Vec<usize>, Vec<bool>)>,
+) -> Result<(), ModelError> {
+    for a in &np.attribute {
+        match a.name.as_str() {
+            // Inference scales nothing and draws nothing.
+            "ratio" => {
+                at.float(a)?;
+            }
+            "seed" => {
+                at.int(a)?;
+            }
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    if inputs.len() > 3 {
+        return Err(at.unsupported(format!(
+            "expected 1 to 3 inputs (data, ratio, training_mode), got {}",
+            inputs.len()
+        )));
+    }
+    if let Some(ratio) = inputs.get(1).filter(|s| !s.is_empty()) {
+        if !floats.contains_key(ratio) {
+            return Err(at.unsupported(format!(
+                "ratio input '{ratio}' must be a constant (initializer or Constant)"
+            )));
+        }
+    }
+    if let Some(mode) = inputs.get(2).filter(|s| !s.is_empty()) {
+        let values: Option<Vec<bool>> = bools.get(mode).map(|(_, v)| v.clone()).or_else(|| {
+            ints.get(mode)
+                .map(|(_, v)| v.iter().map(|&x| x != 0).collect())
+        });
+        match values.as_deref() {
+            Some([false]) => {}
+            Some([true]) => {
+                return Err(at.unsupported(format!(
+                    "training_mode input '{mode}' is true: Dropout in training mode is not \
+                     supported"
+                )))
+            }
+            Some(v) => {
+                return Err(at.unsupported(format!(
+                    "training_mode input '{mode}' must be a scalar, got {} values",
+                    v.len()
+                )))
+            }
+            None => {
+                return Err(at.unsupported(format!(
+                    "training_mode input '{mode}' must be a constant false (initializer or \
+                     Constant); a training mode chosen at run time is not supported"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
