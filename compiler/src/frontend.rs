@@ -302,14 +302,16 @@ pub fn from_graph<'c>(
                 };
                 t.append(grim::pool(context, x, &attrs, result_type, location))?
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => {
                 let a = input(&mut t, 0)?;
                 let b = input(&mut t, 1)?;
                 let name = match node.op {
                     Op::Add => grim::ADD,
                     Op::Sub => grim::SUB,
                     Op::Mul => grim::MUL,
-                    _ => grim::DIV,
+                    Op::Div => grim::DIV,
+                    Op::Max => grim::MAX,
+                    _ => grim::MIN,
                 };
                 t.append(grim::binary(name, a, b, result_type, location))?
             }

@@ -111,6 +111,22 @@ irdl.dialect @grim {
     irdl.operands(lhs: %a, rhs: %b)
     irdl.results(result: %result)
   }
+  // max(lhs, rhs) elementwise (NaN if either is NaN), numpy broadcasting.
+  irdl.operation @max {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+  }
+  // min(lhs, rhs) elementwise (NaN if either is NaN), numpy broadcasting.
+  irdl.operation @min {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+  }
   // max(x, 0) elementwise.
   irdl.operation @relu {
     %x = irdl.base "!builtin.tensor"

@@ -108,13 +108,17 @@ func.func @activations(%x: tensor<1x2x3x3xf32>) -> tensor<1x2x3x3xf32> {
 // CHECK-LABEL: func.func @binary_and_pool
 // CHECK: %[[D:.*]] = "grim.sub"(%{{.*}}, %{{.*}}) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
 // CHECK: %[[M:.*]] = "grim.mul"(%[[D]], %{{.*}})
-// CHECK: %[[Q:.*]] = "grim.div"(%[[M]], %{{.*}})
+// CHECK: %[[Q0:.*]] = "grim.div"(%[[M]], %{{.*}})
+// CHECK: %[[Q1:.*]] = "grim.max"(%[[Q0]], %{{.*}})
+// CHECK: %[[Q:.*]] = "grim.min"(%[[Q1]], %{{.*}})
 // CHECK: "grim.pool"(%[[Q]]) {dilations = array<i64: 1, 1>, kernel = array<i64: 2, 2>, kind = "max", pads = array<i64: 0, 0, 0, 0>, strides = array<i64: 2, 2>} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
 // CHECK: "grim.pool"(%[[Q]]) {count_include_pad, dilations = array<i64: 1, 1>, kernel = array<i64: 3, 3>, kind = "average", pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 2, 2>} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
 func.func @binary_and_pool(%x: tensor<1x2x5x5xf32>, %c: tensor<2x1x1xf32>) -> (tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>) {
   %d = "grim.sub"(%x, %c) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
   %m = "grim.mul"(%d, %c) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
-  %q = "grim.div"(%m, %c) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
+  %q0 = "grim.div"(%m, %c) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
+  %q1 = "grim.max"(%q0, %c) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
+  %q = "grim.min"(%q1, %c) : (tensor<1x2x5x5xf32>, tensor<2x1x1xf32>) -> tensor<1x2x5x5xf32>
   %p = "grim.pool"(%q) {kind = "max", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
   %a = "grim.pool"(%q) {kind = "average", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, count_include_pad} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
   return %p, %a : tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>

@@ -276,3 +276,25 @@ func.func @pools(%x: tensor<1x2x5x5xf32>) -> (tensor<1x2x3x3xf32>, tensor<1x2x3x
   %a = "grim.pool"(%x) {kind = "average", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, count_include_pad} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
   return %p, %a : tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>
 }
+
+// -----
+
+// grim.max and grim.min (ONNX Max/Min, and a Clip whose bounds arrive at run
+// time) are loop nests over the result with the NaN-propagating
+// arith.maximumf / arith.minimumf, the scalar bound read at index 0.
+
+// CHECK-LABEL: func.func @runtime_clip
+// CHECK: scf.for
+// CHECK: memref.load %{{.*}}[%[[ZERO:.*]], %[[ZERO]]] : memref<1x1xf32>
+// CHECK: arith.maximumf
+// CHECK: memref.store
+// CHECK: scf.for
+// CHECK: arith.minimumf
+// CHECK: memref.store
+// CHECK-NOT: grim.
+// CHECK: return
+func.func @runtime_clip(%x: tensor<2x3xf32>, %lo: tensor<1xf32>, %hi: tensor<1xf32>) -> tensor<2x3xf32> {
+  %a = "grim.max"(%x, %lo) : (tensor<2x3xf32>, tensor<1xf32>) -> tensor<2x3xf32>
+  %b = "grim.min"(%a, %hi) : (tensor<2x3xf32>, tensor<1xf32>) -> tensor<2x3xf32>
+  return %b : tensor<2x3xf32>
+}

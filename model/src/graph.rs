@@ -45,6 +45,12 @@ pub enum Op {
     Mul,
     /// Element-wise (IEEE) division with numpy broadcasting.
     Div,
+    /// Element-wise maximum with numpy broadcasting (NaN if either is NaN).
+    /// ONNX `Max` of more inputs is a left fold of these; a `Clip` with a
+    /// lower bound computed at run time is one.
+    Max,
+    /// Element-wise minimum with numpy broadcasting (NaN if either is NaN).
+    Min,
     /// `max(x, 0)`.
     Relu,
     /// 2-D transpose (ONNX Transpose with `perm = [1, 0]`).
@@ -126,13 +132,16 @@ impl Op {
     };
 
     /// The scalar function of a binary elementwise op (`Add`, `Sub`, `Mul`,
-    /// `Div`), which broadcast their operands numpy-style.
+    /// `Div`, `Max`, `Min`), which broadcast their operands numpy-style.
     pub fn binary_fn(&self) -> Option<fn(f32, f32) -> f32> {
         match self {
             Op::Add => Some(|a, b| a + b),
             Op::Sub => Some(|a, b| a - b),
             Op::Mul => Some(|a, b| a * b),
             Op::Div => Some(|a, b| a / b),
+            // NaN propagates, as numpy's maximum and MLIR's maximumf do.
+            Op::Max => Some(|a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }),
+            Op::Min => Some(|a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) }),
             _ => None,
         }
     }
@@ -146,6 +155,8 @@ impl Op {
             Op::Sub => "Sub",
             Op::Mul => "Mul",
             Op::Div => "Div",
+            Op::Max => "Max",
+            Op::Min => "Min",
             Op::Pool(p) => match p.kind {
                 crate::pool::PoolKind::Max => "MaxPool",
                 crate::pool::PoolKind::Average => "AveragePool",
@@ -344,7 +355,7 @@ pub fn node_output_shape(
             }
             Ok(out)
         }
-        Op::Add | Op::Sub | Op::Mul | Op::Div => {
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => {
             expect_arity(label, node, 2, 2)?;
             broadcast_shapes(ins[0], ins[1]).ok_or_else(|| {
                 shape_err(

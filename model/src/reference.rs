@@ -216,7 +216,7 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 data,
             }
         }
-        Op::Add | Op::Sub | Op::Mul | Op::Div => {
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => {
             let apply = op.binary_fn().expect("a binary op");
             let (a, b) = (ins[0], ins[1]);
             debug_assert_eq!(

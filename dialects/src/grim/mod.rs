@@ -46,9 +46,13 @@ pub const SUB: &str = "grim.sub";
 pub const MUL: &str = "grim.mul";
 /// `grim.div` — elementwise quotient with numpy broadcasting.
 pub const DIV: &str = "grim.div";
+/// `grim.max` — elementwise maximum (NaN-propagating) with numpy broadcasting.
+pub const MAX: &str = "grim.max";
+/// `grim.min` — elementwise minimum (NaN-propagating) with numpy broadcasting.
+pub const MIN: &str = "grim.min";
 /// The binary elementwise ops (numpy broadcasting, one result). `grim.add`
 /// alone also fuses into a product's epilogue as its residual.
-pub const BINARY: [&str; 4] = [ADD, SUB, MUL, DIV];
+pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 
 /// Whether the grim op `name` computes its result (rather than viewing or
 /// naming one): the layers a profile times, the ops whose result can be

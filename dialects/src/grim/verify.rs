@@ -235,7 +235,7 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let y = result_shape(op)?;
             pool::check(&attrs, &x, &y)?;
         }
-        ADD | SUB | MUL | DIV => {
+        ADD | SUB | MUL | DIV | MAX | MIN => {
             let a = operand_shape(op, 0, "lhs")?;
             let b = operand_shape(op, 1, "rhs")?;
             let y = result_shape(op)?;

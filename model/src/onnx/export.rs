@@ -225,6 +225,8 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
             | Op::Sub
             | Op::Mul
             | Op::Div
+            | Op::Max
+            | Op::Min
             | Op::Relu
             | Op::Sigmoid
             | Op::Tanh

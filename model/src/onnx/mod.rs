@@ -76,6 +76,29 @@ pub mod attr_type {
 
 use proto::*;
 
+/// Appends `node`, whose inputs must be defined, and records its output's shape.
+fn push_node(
+    nodes: &mut Vec<Node>,
+    shapes: &mut BTreeMap<String, Vec<usize>>,
+    label: &str,
+    node: Node,
+) -> Result<(), ModelError> {
+    let mut ins: Vec<&[usize]> = Vec::new();
+    for name in &node.inputs {
+        ins.push(shapes.get(name).ok_or_else(|| ModelError::Shape {
+            node: label.to_string(),
+            message: format!(
+                "input '{name}' is not defined before this node \
+                 (unknown value, non-float constant, or nodes not topologically sorted)"
+            ),
+        })?);
+    }
+    let out_shape = node_output_shape(label, &node, &ins)?;
+    shapes.insert(node.outputs[0].clone(), out_shape);
+    nodes.push(node);
+    Ok(())
+}
+
 /// Reads and converts an ONNX model.
 ///
 /// Errors name the file, and for node-level problems the node (its name, or
@@ -287,47 +310,37 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                     crate::pool::PoolKind::Average
                 })
             }
-            "Sum" => {
+            "Sum" | "Max" | "Min" => {
                 if let Some(a) = np.attribute.first() {
                     return Err(at.unknown(a));
                 }
-                // A left fold into Adds (the data inputs broadcast alike);
+                let op = match np.op_type.as_str() {
+                    "Sum" => Op::Add,
+                    "Max" => Op::Max,
+                    _ => Op::Min,
+                };
+                // A left fold into binary ops (the inputs broadcast alike);
                 // one input is that input.
                 if node_inputs.is_empty() {
-                    return Err(at.unsupported("Sum needs at least one input".into()));
+                    return Err(at.unsupported(format!("{} needs at least one input", np.op_type)));
                 }
+                let step = op.op_type().to_lowercase();
                 while node_inputs.len() > 2 {
-                    let partial = format!("{out_name}/sum{}", node_inputs.len() - 2);
+                    let partial = format!("{out_name}/{step}{}", node_inputs.len() - 2);
                     let rest = node_inputs.split_off(2);
                     let node = Node {
-                        name: format!("{}/sum{}", np.name, rest.len()),
-                        op: Op::Add,
+                        name: format!("{}/{step}{}", np.name, rest.len()),
+                        op: op.clone(),
                         inputs: std::mem::replace(&mut node_inputs, vec![partial.clone()]),
-                        outputs: vec![partial.clone()],
+                        outputs: vec![partial],
                     };
-                    let ins =
-                        node.inputs
-                            .iter()
-                            .map(|name| {
-                                shapes.get(name).map(Vec::as_slice).ok_or_else(|| {
-                                    ModelError::Shape {
-                                        node: label.clone(),
-                                        message: format!(
-                                            "input '{name}' is not defined before this node"
-                                        ),
-                                    }
-                                })
-                            })
-                            .collect::<Result<Vec<_>, _>>()?;
-                    let shape = node_output_shape(&label, &node, &ins)?;
-                    shapes.insert(partial, shape);
-                    nodes.push(node);
+                    push_node(&mut nodes, &mut shapes, &label, node)?;
                     node_inputs.extend(rest);
                 }
                 if node_inputs.len() == 1 {
                     Op::Identity
                 } else {
-                    Op::Add
+                    op
                 }
             }
             "LeakyRelu" => {
@@ -353,14 +366,35 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
             }
             "BatchNormalization" => batch_norm_op(&at, np, opset)?,
             "Clip" => {
-                let op = clip_op(&at, np, opset, &node_inputs, &floats)?;
+                let clip = clip_op(&at, np, opset, &node_inputs, &floats, &shapes)?;
                 if opset >= 11 {
-                    folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
+                    folded.extend(
+                        node_inputs
+                            .drain(1..)
+                            .filter(|s| !s.is_empty() && floats.contains_key(s)),
+                    );
                 }
+                // Bounds given at run time become Max (the lower) and Min
+                // (the upper) on the data, in the order min(max(x, lo), hi)
+                // needs (a lower bound above the upper gives the upper).
+                let (leading, (op, bound)) = clip.parts();
+                for (index, (op, bound)) in (1..).zip(leading) {
+                    let partial = format!("{out_name}/clip{index}");
+                    let data = std::mem::replace(&mut node_inputs[0], partial.clone());
+                    let node = Node {
+                        name: format!("{}/clip{index}", np.name),
+                        op,
+                        inputs: std::iter::once(data).chain(bound).collect(),
+                        outputs: vec![partial],
+                    };
+                    push_node(&mut nodes, &mut shapes, &label, node)?;
+                }
+                node_inputs.truncate(1);
+                node_inputs.extend(bound);
                 op
             }
             "Dropout" => {
-                dropout_check(&at, np, &node_inputs, &floats, &ints, &bools)?;
+                dropout_check(&at, np, &node_inputs, &floats, &shapes, &ints, &bools)?;
                 folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
                 Op::Identity
             }
@@ -483,25 +517,17 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         if node_inputs.first().is_some_and(|s| s.is_empty()) {
             return Err(at.unsupported("the data input is omitted (empty name)".into()));
         }
-        let node = Node {
-            name: np.name.clone(),
-            op,
-            inputs: node_inputs,
-            outputs: vec![out_name.clone()],
-        };
-        let mut ins: Vec<&[usize]> = Vec::new();
-        for name in &node.inputs {
-            ins.push(shapes.get(name).ok_or_else(|| ModelError::Shape {
-                node: label.clone(),
-                message: format!(
-                    "input '{name}' is not defined before this node \
-                     (unknown value, non-float constant, or nodes not topologically sorted)"
-                ),
-            })?);
-        }
-        let out_shape = node_output_shape(&label, &node, &ins)?;
-        shapes.insert(out_name, out_shape);
-        nodes.push(node);
+        push_node(
+            &mut nodes,
+            &mut shapes,
+            &label,
+            Node {
+                name: np.name.clone(),
+                op,
+                inputs: node_inputs,
+                outputs: vec![out_name],
+            },
+        )?;
     }
 
     let mut outputs = Vec::new();

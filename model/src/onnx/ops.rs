@@ -234,22 +234,82 @@ pub(super) fn batch_norm_op(at: &Attrs, np: &NodeProto, opset: i64) -> Result<Op
     Ok(Op::BatchNormalization { epsilon })
 }
 
+/// A Clip's bounds, each absent, a constant, or a value computed at run time.
+pub(super) struct ClipBounds {
+    min: Bound,
+    max: Bound,
+}
+
+enum Bound {
+    Absent,
+    Constant(f32),
+    Runtime(String),
+}
+
+impl ClipBounds {
+    /// The ops that compute the Clip, in order, each with its second input
+    /// if any: all but the last, and the last. Constant bounds stay one
+    /// `Clip`; a runtime lower bound is `Max(x, min)` and a runtime upper
+    /// bound `Min(x, max)`, lower first, as `min(max(x, lo), hi)` orders
+    /// them (a lower bound above the upper gives the upper, as ONNX says).
+    pub(super) fn parts(self) -> (Vec<(Op, Option<String>)>, (Op, Option<String>)) {
+        let mut parts: Vec<(Op, Option<String>)> = Vec::new();
+        match self.min {
+            Bound::Runtime(name) => parts.push((Op::Max, Some(name))),
+            Bound::Constant(v) => parts.push((
+                Op::Clip {
+                    min: Some(v),
+                    max: None,
+                },
+                None,
+            )),
+            Bound::Absent => {}
+        }
+        match self.max {
+            Bound::Runtime(name) => parts.push((Op::Min, Some(name))),
+            Bound::Constant(v) => match parts.last_mut() {
+                Some((Op::Clip { max, .. }, _)) => *max = Some(v),
+                _ => parts.push((
+                    Op::Clip {
+                        min: None,
+                        max: Some(v),
+                    },
+                    None,
+                )),
+            },
+            Bound::Absent => {}
+        }
+        let last = parts.pop().unwrap_or((
+            Op::Clip {
+                min: None,
+                max: None,
+            },
+            None,
+        ));
+        (parts, last)
+    }
+}
+
 /// Reads a `Clip` node: bounds from attributes before opset 11, from the
-/// constant inputs 2 (min) and 3 (max) from opset 11 on. `inputs` are the
-/// node's inputs with trailing empty names removed; an empty name is an
-/// absent bound.
+/// optional inputs 2 (min) and 3 (max) from opset 11 on, each a constant
+/// or a scalar computed at run time. `inputs` are the node's inputs with
+/// trailing empty names removed; an empty name is an absent bound.
 pub(super) fn clip_op(
     at: &Attrs,
     np: &NodeProto,
     opset: i64,
     inputs: &[String],
     floats: &BTreeMap<String, Tensor>,
-) -> Result<Op, ModelError> {
-    let (mut min, mut max) = (None, None);
+    shapes: &BTreeMap<String, Vec<usize>>,
+) -> Result<ClipBounds, ModelError> {
+    let mut bounds = ClipBounds {
+        min: Bound::Absent,
+        max: Bound::Absent,
+    };
     for a in &np.attribute {
         match a.name.as_str() {
-            "min" if opset < 11 => min = Some(at.float(a)?),
-            "max" if opset < 11 => max = Some(at.float(a)?),
+            "min" if opset < 11 => bounds.min = Bound::Constant(at.float(a)?),
+            "max" if opset < 11 => bounds.max = Bound::Constant(at.float(a)?),
             "min" | "max" => {
                 return Err(at.unsupported(format!(
                     "attribute '{}' is the Clip form before opset 11, but the model imports \
@@ -267,7 +327,7 @@ pub(super) fn clip_op(
                 inputs.len()
             )));
         }
-        return Ok(Op::Clip { min, max });
+        return Ok(bounds);
     }
     if inputs.len() > 3 {
         return Err(at.unsupported(format!(
@@ -275,15 +335,34 @@ pub(super) fn clip_op(
             inputs.len()
         )));
     }
-    for (bound, (what, name)) in [&mut min, &mut max]
+    for (bound, (what, name)) in [&mut bounds.min, &mut bounds.max]
         .into_iter()
         .zip(["min", "max"].into_iter().zip(inputs.iter().skip(1)))
     {
-        if !name.is_empty() {
-            *bound = Some(const_scalar(at, floats, what, name)?);
+        if name.is_empty() {
+            continue;
         }
+        if floats.contains_key(name) {
+            *bound = Bound::Constant(const_scalar(at, floats, what, name)?);
+            continue;
+        }
+        *bound = match shapes.get(name) {
+            Some(shape) if shape.len() <= 1 && shape.iter().product::<usize>() == 1 => {
+                Bound::Runtime(name.clone())
+            }
+            Some(shape) => {
+                return Err(at.unsupported(format!(
+                    "{what} input '{name}' must be a scalar (shape [] or [1]), got shape {shape:?}"
+                )))
+            }
+            None => {
+                return Err(at.unsupported(format!(
+                    "{what} input '{name}' is not defined before this node (or is not f32)"
+                )))
+            }
+        };
     }
-    Ok(Op::Clip { min, max })
+    Ok(bounds)
 }
 
 /// The value of the f32 scalar constant (shape `[]` or `[1]`) `name`, which
@@ -308,13 +387,14 @@ pub(super) fn const_scalar(
 }
 
 /// Checks that a `Dropout` node is the inference-mode identity: any `ratio`
-/// (attribute or constant input) and `seed`, and a `training_mode` input
+/// (attribute, constant or runtime input) and `seed`, and a `training_mode` input
 /// that is absent or a constant false.
 pub(super) fn dropout_check(
     at: &Attrs,
     np: &NodeProto,
     inputs: &[String],
     floats: &BTreeMap<String, Tensor>,
+    shapes: &BTreeMap<String, Vec<usize>>,
     ints: &BTreeMap<String, (Vec<usize>, Vec<i64>)>,
     bools: &BTreeMap<String, (Vec<usize>, Vec<bool>)>,
 ) -> Result<(), ModelError> {
@@ -336,10 +416,12 @@ pub(super) fn dropout_check(
             inputs.len()
         )));
     }
+    // The ratio, constant or computed at run time, scales nothing in
+    // inference; it must still be a value the graph defines.
     if let Some(ratio) = inputs.get(1).filter(|s| !s.is_empty()) {
-        if !floats.contains_key(ratio) {
+        if !floats.contains_key(ratio) && !shapes.contains_key(ratio) {
             return Err(at.unsupported(format!(
-                "ratio input '{ratio}' must be a constant (initializer or Constant)"
+                "ratio input '{ratio}' is not defined before this node (or is not f32)"
             )));
         }
     }

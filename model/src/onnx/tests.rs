@@ -959,14 +959,30 @@ fn clip_bounds_are_folded_constants() {
         assert!(e.starts_with("node 'clip' (Clip): "), "{e}");
         e
     };
-    // A bound computed at run time (here a graph input) is not constant.
-    let e = err(&clip_model(Some("lo"), |g| {
+    // A lower bound computed at run time (here a graph input) is a Max
+    // before the constant upper bound's Clip.
+    let g = load_model(&clip_model(Some("lo"), |g| {
         g.input.push(vi_proto("lo", &[]))
-    }));
-    assert!(
-        e.contains("min input 'lo' must be a constant f32 scalar"),
-        "{e}"
+    }))
+    .unwrap();
+    let ops: Vec<_> = g.nodes.iter().map(|n| n.op.clone()).collect();
+    assert_eq!(
+        ops[..2],
+        [
+            Op::Max,
+            Op::Clip {
+                min: None,
+                max: Some(6.0)
+            }
+        ]
     );
+    assert_eq!(g.nodes[0].inputs, ["x", "lo"]);
+    assert_eq!(g.nodes[1].inputs, [g.nodes[0].outputs[0].as_str()]);
+    assert_eq!(g.nodes[1].outputs, ["y1"]);
+    let e = err(&clip_model(Some("lo"), |g| {
+        g.input.push(vi_proto("lo", &[2]))
+    }));
+    assert!(e.contains("min input 'lo' must be a scalar") && e.contains("[2]"), "{e}");
     let e = err(&clip_model(Some("lo"), |g| {
         g.initializer.push(f32_init("lo", &[2], &[0.0, 1.0]));
     }));
@@ -991,6 +1007,54 @@ fn clip_bounds_are_folded_constants() {
     opset_of(&mut m, 10);
     let e = err(&m);
     assert!(e.contains("expected 1 input before opset 11"), "{e}");
+}
+
+/// Both bounds at run time: `Min(Max(x, lo), hi)`, so a lower bound above
+/// the upper one gives the upper one, as ONNX's Clip does.
+#[test]
+fn clip_runtime_bounds_keep_the_onnx_order() {
+    let m = clip_model(Some("lo"), |g| {
+        g.initializer.clear();
+        g.input.push(vi_proto("lo", &[]));
+        g.input.push(vi_proto("hi", &[1]));
+    });
+    let g = load_model(&m).unwrap();
+    let ops: Vec<_> = g.nodes.iter().map(|n| n.op.op_type()).collect();
+    assert_eq!(ops, ["Max", "Min", "Add"]);
+    let x = Tensor::new(vec![4], vec![-3.0, 0.5, 5.0, f32::NAN]).unwrap();
+    let scalar = |v: f32, shape: Vec<usize>| Tensor::new(shape, vec![v]).unwrap();
+    let y = crate::run_reference(&g, &[x.clone(), scalar(0.0, vec![]), scalar(4.0, vec![1])])
+        .unwrap();
+    // y = clip(x, 0, 4) + hi
+    assert_eq!(y[0].data[..3], [4.0, 4.5, 8.0]);
+    assert!(y[0].data[3].is_nan());
+    let y = crate::run_reference(&g, &[x, scalar(5.0, vec![]), scalar(1.0, vec![1])]).unwrap();
+    assert_eq!(y[0].data[..3], [2.0, 2.0, 2.0]);
+}
+
+/// ONNX Max and Min of three inputs fold left like Sum, broadcasting.
+#[test]
+fn max_and_min_fold_left() {
+    for (op, expected) in [("Max", [10.0, 10.0, 300.0]), ("Min", [-1.0, -20.0, 3.0])] {
+        let mut m = ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                name: "m".into(),
+                node: vec![node_proto("m", op, &["a", "b", "c"], &["y"])],
+                initializer: vec![f32_init("c", &[3], &[-1.0, 5.0, 300.0])],
+                input: vec![vi_proto("a", &[3]), vi_proto("b", &[1])],
+                output: vec![vi_proto("y", &[3])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        opset_of(&mut m, 13);
+        let g = load_model(&m).unwrap();
+        assert_eq!(g.nodes.len(), 2, "{op}");
+        let a = Tensor::new(vec![3], vec![0.0, -20.0, 3.0]).unwrap();
+        let b = Tensor::new(vec![1], vec![10.0]).unwrap();
+        assert_eq!(crate::run_reference(&g, &[a, b]).unwrap()[0].data, expected, "{op}");
+    }
 }
 
 #[test]
@@ -1108,10 +1172,11 @@ fn dropout_loads_as_identity() {
         e.contains("training_mode input 'tm' must be a constant false"),
         "{e}"
     );
-    let e = err(&dropout_model(&["x", "r"], &["y"], |g| {
-        g.input.push(vi_proto("r", &[]));
-    }));
-    assert!(e.contains("ratio input 'r' must be a constant"), "{e}");
+    // A ratio computed at run time scales nothing in inference either.
+    let m = dropout_model(&["x", "r"], &["y"], |g| g.input.push(vi_proto("r", &[])));
+    assert_eq!(load_model(&m).unwrap().nodes[0].op, Op::Identity);
+    let e = err(&dropout_model(&["x", "r"], &["y"], |_| {}));
+    assert!(e.contains("ratio input 'r' is not defined before this node"), "{e}");
     // A mask that something reads cannot be dropped.
     let e = err(&dropout_model(&["x"], &["y", "mask"], |g| {
         g.node.push(node_proto("use", "Relu", &["mask"], &["z"]));

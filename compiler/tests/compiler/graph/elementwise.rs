@@ -1,11 +1,11 @@
-//! The binary elementwise ops (Add, Sub, Mul, Div with numpy broadcasting)
+//! The binary elementwise ops (Add, Sub, Mul, Div, Max, Min with numpy broadcasting)
 //! after a BCR gemm, compiled for the host and for aarch64 (qemu), against
 //! the reference.
 
 use crate::common::*;
 use grim_model::{run_reference, BlockSize, Node, Op, Tensor, ValueInfo};
 
-/// `y = ((fc(x) - c) * s) / d + x2` with `c [8]`, `d [1, 8]` constants
+/// `y = min(max(((fc(x) - c) * s) / d + x2, lo), hi)` with `c [8]`, `d [1, 8]` constants
 /// (d away from zero), `s [4, 1]` and `x2 [4, 8]` graph inputs: each
 /// operand broadcast differently, operand order mattering for Sub and Div.
 #[test]
@@ -31,7 +31,10 @@ fn sub_mul_div_after_a_gemm_match_the_reference_on_host_and_aarch64() {
         ("sub", Op::Sub, ["y", "c"], "t1"),
         ("mul", Op::Mul, ["t1", "s"], "t2"),
         ("div", Op::Div, ["t2", "d"], "t3"),
-        ("add", Op::Add, ["t3", "x2"], "out"),
+        ("add", Op::Add, ["t3", "x2"], "t4"),
+        // A Clip with bounds given at run time, as it loads.
+        ("lower", Op::Max, ["t4", "lo"], "t5"),
+        ("upper", Op::Min, ["t5", "hi"], "out"),
     ] {
         graph.nodes.push(Node {
             name: name.into(),
@@ -40,12 +43,23 @@ fn sub_mul_div_after_a_gemm_match_the_reference_on_host_and_aarch64() {
             outputs: vec![output.into()],
         });
     }
+    for name in ["lo", "hi"] {
+        graph.inputs.push(ValueInfo {
+            name: name.into(),
+            shape: vec![],
+        });
+    }
     let inputs = [
         lcg_input(vec![4, 16], 1),
         lcg_input(vec![4, 1], 2),
         lcg_input(vec![4, 8], 3),
+        Tensor::new(vec![], vec![-0.5]).unwrap(),
+        Tensor::new(vec![], vec![0.75]).unwrap(),
     ];
     let expected = run_reference(&graph, &inputs).unwrap();
+    // Both bounds bite somewhere, so dropping either op would show.
+    let clipped = |v: f32| expected[0].data.iter().filter(|x| **x == v).count();
+    assert!(clipped(-0.5) > 0 && clipped(0.75) > 0, "{:?}", expected[0].data);
     for target in ["host", "aarch64-linux-gnu"] {
         let actual = compile_and_run(&graph, target, (4, 8), true, 2, &inputs);
         assert_close(&actual, &expected);

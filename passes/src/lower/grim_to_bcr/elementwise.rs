@@ -171,6 +171,8 @@ impl<'c> Lowering<'c, '_> {
                 grim::SUB => b.subf(x, z),
                 grim::MUL => b.mulf(x, z),
                 grim::DIV => b.divf(x, z),
+                grim::MAX => b.maximumf(x, z),
+                grim::MIN => b.minimumf(x, z),
                 _ => b.addf(x, z),
             };
             b.store(value, y, ivs);
