@@ -27,6 +27,8 @@ pub struct Product {
     pub reason: String,
     /// A conv's im2col route.
     pub im2col: Option<String>,
+    /// `[M, K]` of the product's weight matrix (its GEMM view).
+    pub matrix: [usize; 2],
 }
 
 /// The `estimates` dictionary of a product.
@@ -150,6 +152,7 @@ pub fn products(module: &Module) -> Vec<Product> {
             kernel,
             estimates,
             im2col: grim_dialects::attr::string(&op, grim::IM2COL_ATTR),
+            matrix: grim_passes::graph::layer::Layer::of(&op).map_or([0, 0], |l| [l.m, l.k]),
         });
         WalkResult::Advance
     });
@@ -243,7 +246,7 @@ pub fn rows(products: &[Product], layers: &[PackedLayer]) -> Vec<Row> {
                     l.layout.clone(),
                 ),
                 None => (
-                    [0, 0],
+                    p.matrix,
                     grim_model::BcrcStats::default(),
                     "dense".to_string(),
                     "-".to_string(),

@@ -39,6 +39,18 @@ irdl.dialect @bcr {
     irdl.results(result: %result)
     irdl.attributes { "name" = %name, "slot" = %slot, "value" = %value }
   }
+  // A weight computed at run time packed into row panels for `bcr.gemm`:
+  // writes W = source [M, K] (or its transpose with unit `transposed`,
+  // source [K, M]) times f32 `scale` (default 1) into `buffer`, a scratch
+  // of at least (M + 15) * K floats, in panels of `panel_rows` (<= 16, set
+  // by bcr-lre as on bcr.dense), and returns it.
+  irdl.operation @pack_panels {
+    %source = irdl.base "!builtin.memref"
+    %buffer = irdl.base "!builtin.memref"
+    %result = irdl.base "!builtin.memref"
+    irdl.operands(source: %source, buffer: %buffer)
+    irdl.results(result: %result)
+  }
   // C[M,N] += W[M,K] * X[K,N], W in BCRC (GEMM-shaped work).
   irdl.operation @spmm {
     %strips = irdl.base "!builtin.memref"

@@ -169,6 +169,25 @@ func.func @gemm_panels(%blob: memref<?xi8>, %x: memref<32x4xf32>, %c: memref<16x
 
 // -----
 
+// Checks that a runtime weight's panels may not be taller than the padding
+// its scratch holds.
+// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'bcr.pack_panels' op panel_rows must be 1..=16 (the padding its scratch holds), got 32
+func.func @pack_panels_too_tall(%source: memref<40x8xf32>, %buffer: memref<?xf32>) {
+  %w = "bcr.pack_panels"(%source, %buffer) {panel_rows = 32 : i64} : (memref<40x8xf32>, memref<?xf32>) -> memref<?xf32>
+  return
+}
+
+// -----
+
+// Checks that bcr.pack_panels needs a 2-D source.
+// CHECK: invalid.mlir:[[@LINE+2]]:8: error: 'bcr.pack_panels' op source must be a static 2-D f32 memref, got memref<40xf32>
+func.func @pack_panels_source(%source: memref<40xf32>, %buffer: memref<?xf32>) {
+  %w = "bcr.pack_panels"(%source, %buffer) : (memref<40xf32>, memref<?xf32>) -> memref<?xf32>
+  return
+}
+
+// -----
+
 // Checks that bcr.gemm refuses mismatched input and output shapes.
 // CHECK: invalid.mlir:[[@LINE+2]]:3: error: 'bcr.gemm' op bcr.gemm needs input [K, N] and output [M, N], or [K] and [M], got [32, 4] and [16]
 func.func @gemm_shapes(%w: memref<?xf32>, %x: memref<32x4xf32>, %c: memref<16xf32>) {

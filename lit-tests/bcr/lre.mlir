@@ -82,3 +82,18 @@ func.func @narrowed(%s: memref<?xi32>, %b: memref<?xi16>, %m: memref<?xi8>, %v: 
   "bcr.spmm"(%s, %b, %m, %v, %x, %c) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 4 : i64, registers = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<64x64xf32>, memref<64x64xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that a runtime weight's bcr.pack_panels gets the dense tile's
+// panel height, as a bcr.dense does (8 lanes, 16 registers: 4 rows), and
+// that a forced taller tile is capped at the 16 rows its scratch pads for.
+
+// CHECK-LABEL: func.func @runtime_panels
+// CHECK: "bcr.pack_panels"(%{{.*}}, %{{.*}}) {panel_rows = 4 : i64}
+// CHECK: "bcr.gemm"({{.*}}) {register_tile = 4 : i64, vector_width = 8 : i64, vectors = 3 : i64}
+func.func @runtime_panels(%source: memref<40x32xf32>, %buffer: memref<?xf32>, %x: memref<32x64xf32>, %c: memref<40x64xf32>) {
+  %w = "bcr.pack_panels"(%source, %buffer) : (memref<40x32xf32>, memref<?xf32>) -> memref<?xf32>
+  "bcr.gemm"(%w, %x, %c) {vector_width = 8 : i64} : (memref<?xf32>, memref<32x64xf32>, memref<40x64xf32>) -> ()
+  return
+}

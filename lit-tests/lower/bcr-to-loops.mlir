@@ -268,3 +268,32 @@ func.func @spmm_counted(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<1
   "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %c) {block_rows = 4 : i64, block_cols = 8 : i64, vector_width = 8 : i64, register_tile = 2 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x16xf32>, memref<16x16xf32>) -> ()
   return
 }
+
+// -----
+
+// Checks that bcr.pack_panels writes a runtime weight (here the transpose
+// of a [K=3, M=5] source, times 0.5) into panels of 4 rows, row r of W at
+// (r / 4 * K + k) * 4 + r % 4, in a parallel loop over W's rows, then
+// zeroes the 3 padding rows of the last panel; the bcr.gemm reads the
+// buffer itself.
+
+// CHECK-LABEL: func.func @pack_runtime_weight
+// CHECK-SAME: (%[[SRC:.*]]: memref<3x5xf32>, %[[BUF:.*]]: memref<?xf32>
+// CHECK: scf.for %[[ROW:.*]] = %{{.*}} to %c5
+// CHECK: scf.for %[[K:.*]] =
+// CHECK: %[[V:.*]] = memref.load %[[SRC]][%[[K]], %[[ROW]]] : memref<3x5xf32>
+// CHECK: %[[S:.*]] = arith.mulf %[[V]], %{{.*}} : f32
+// CHECK: arith.divui %[[ROW]], %c4
+// CHECK: arith.remui %[[ROW]], %c4
+// CHECK: memref.store %[[S]], %[[BUF]]
+// CHECK: } {grim.parallel}
+// CHECK: scf.for %{{.*}} = %c5{{.*}} to %c8
+// CHECK: memref.store %cst{{.*}}, %[[BUF]]
+// CHECK-NOT: bcr.pack_panels
+// CHECK: scf.for
+// CHECK: memref.load %[[BUF]]
+func.func @pack_runtime_weight(%source: memref<3x5xf32>, %buffer: memref<?xf32>, %x: memref<3x2xf32>, %c: memref<5x2xf32>) {
+  %w = "bcr.pack_panels"(%source, %buffer) {transposed, scale = 5.000000e-01 : f32, panel_rows = 4 : i64} : (memref<3x5xf32>, memref<?xf32>) -> memref<?xf32>
+  "bcr.gemm"(%w, %x, %c) {register_tile = 4 : i64} : (memref<?xf32>, memref<3x2xf32>, memref<5x2xf32>) -> ()
+  return
+}

@@ -298,3 +298,25 @@ func.func @runtime_clip(%x: tensor<2x3xf32>, %lo: tensor<1xf32>, %hi: tensor<1xf
   %b = "grim.min"(%a, %hi) : (tensor<2x3xf32>, tensor<1xf32>) -> tensor<2x3xf32>
   return %b : tensor<2x3xf32>
 }
+
+// -----
+
+// A gemm whose weight is a function argument keeps its ONNX attributes:
+// B [K=4, M=3] (no trans_b) is packed transposed and scaled by alpha into
+// its first temporary (bcr.pack_panels), trans_a reads A [K, N] in place
+// (no input transpose), the accumulator starts from beta * C broadcast
+// along N, and the dense bcr.gemm multiplies the packed panels.
+
+// CHECK-LABEL: func.func @runtime_weight_gemm
+// CHECK: %[[PANELS:.*]] = "bcr.pack_panels"(%{{.*}}, %{{.*}}) {scale = 7.500000e-01 : f32, transposed} : (memref<4x3xf32>, memref<?xf32>) -> memref<?xf32>
+// CHECK: scf.for
+// CHECK: arith.mulf %{{.*}}, %{{.*}} : f32
+// CHECK: memref.store
+// CHECK: } {grim.parallel}
+// CHECK: "bcr.gemm"(%[[PANELS]], %arg3, %{{.*}}) : (memref<?xf32>, memref<4x2xf32>, memref<3x2xf32>) -> ()
+// CHECK-NOT: grim.
+// CHECK: return
+func.func @runtime_weight_gemm(%a: tensor<4x2xf32>, %b: tensor<4x3xf32>, %c: tensor<1x3xf32>) -> tensor<2x3xf32> {
+  %y = "grim.gemm"(%a, %b, %c) {alpha = 7.500000e-01 : f32, beta = -2.000000e+00 : f32, trans_a, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<4x2xf32>, tensor<4x3xf32>, tensor<1x3xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}

@@ -19,9 +19,10 @@ func.func @malformed() {
 
 // Checks that a pass failure points at the op it could not lower.
 
-// CHECK: errors.mlir:[[@LINE+2]]:8: error: 'grim.gemm' op needs a constant weight (operand #1); products of two activations are not supported
-func.func @activation_weight(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor<2x3xf32> {
-  %y = "grim.gemm"(%x, %w) {trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+// CHECK: errors.mlir:[[@LINE+3]]:8: error: 'grim.gemm' op is not in canonical form: run graph-simplify first
+func.func @scaled_constant_weight(%x: tensor<2x4xf32>) -> tensor<2x3xf32> {
+  %w = "grim.constant"() {value = dense<1.000000e+00> : tensor<3x4xf32>} : () -> tensor<3x4xf32>
+  %y = "grim.gemm"(%x, %w) {alpha = 2.000000e+00 : f32, trans_b, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
 // CHECK-NOT: func.func

@@ -458,18 +458,19 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                         node_inputs.len()
                     )));
                 }
-                // Later stages compile (prune, pack) the weight, so like
-                // the Gemm/MatMul weight in the compiler it must be known
-                // at compile time.
+                // A weight given at run time (a graph input) runs the dense
+                // kernel; only a constant one can be pruned and packed.
                 let w_name = &node_inputs[1];
                 let w_shape = match floats.get(w_name) {
                     Some(w) => w.shape.as_slice(),
-                    None => {
-                        return Err(at.unsupported(format!(
-                            "weight W '{w_name}' must be a constant initializer \
-                                 (or Constant); convolution with a runtime weight is not supported"
-                        )))
-                    }
+                    None => shapes.get(w_name).map(Vec::as_slice).ok_or_else(|| {
+                        ModelError::Shape {
+                            node: label.clone(),
+                            message: format!(
+                                "weight W '{w_name}' is not defined before this node (or is not f32)"
+                            ),
+                        }
+                    })?,
                 };
                 let x_name = &node_inputs[0];
                 let x_shape = shapes.get(x_name).ok_or_else(|| ModelError::Shape {

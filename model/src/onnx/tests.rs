@@ -318,16 +318,28 @@ fn conv_attribute_errors_name_the_node() {
     assert!(e.ends_with("unsupported attribute 'foo'"), "{e}");
     let e = err(&|n| n.input.truncate(1));
     assert!(e.contains("expected 2 or 3 inputs"), "{e}");
-    // The weight must be a compile-time constant.
-    let mut m = to_proto(&conv_graph(false));
+    // A weight given at run time loads as a graph input of the conv, and
+    // the reference reads it like a constant.
+    let constant = conv_graph(false);
+    let mut m = to_proto(&constant);
     let gp = m.graph.as_mut().unwrap();
     gp.initializer.retain(|t| t.name != "w");
     gp.input.push(vi_proto("w", &[5, 3, 3, 2]));
     let (_d, p) = write(&m);
-    let e = load_onnx(&p).unwrap_err().to_string();
-    assert!(
-        e.starts_with("node 'conv' (Conv): weight W 'w' must be a constant initializer"),
-        "{e}"
+    let g = load_onnx(&p).unwrap();
+    assert!(!g.initializers.contains_key("w"));
+    assert_eq!(g.inputs.last().map(|v| v.name.as_str()), Some("w"));
+    let x = Tensor::new(
+        constant.inputs[0].shape.clone(),
+        (0..constant.inputs[0].shape.iter().product::<usize>())
+            .map(|i| (i % 7) as f32 - 3.0)
+            .collect(),
+    )
+    .unwrap();
+    let w = constant.initializers["w"].clone();
+    assert_eq!(
+        crate::run_reference(&g, &[x.clone(), w]).unwrap(),
+        crate::run_reference(&constant, &[x]).unwrap()
     );
     // Shape errors found at load name the node too (kernel wider than the
     // padded input: W 8+0+1 = 9 < dilation 2 * (6-1) + 1 = 11).

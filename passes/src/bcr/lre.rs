@@ -27,7 +27,9 @@
 //! vectors of rows. The pass also sets `panel_rows` on the product's
 //! `bcr.dense` weight to the tile's rows, which fixes how the weight is
 //! stored (row panels, docs/lr-and-bcrc.md); a weight shared by two
-//! products keeps the panel height the first one chose.
+//! products keeps the panel height the first one chose. A weight packed at
+//! run time (`bcr.pack_panels`) gets the same, capped at
+//! `PACK_PANELS_MAX_ROWS`, the padding its scratch holds.
 //!
 //! The register count is the product's `registers` (the target's, set by
 //! bcr-vectorize), else guessed from the lanes (16 for 8 lanes, else 32).
@@ -159,7 +161,7 @@ impl BcrLre {
             return;
         };
         let n = shape::static_shape(product.c.r#type()).and_then(|s| s.get(1).copied());
-        let weights = bcr::defining_dense(product.w);
+        let weights = bcr::defining_panels(product.w);
         // A weight shared with a product handled before keeps its panels.
         let panels = weights
             .filter(|w| w.has_attribute(bcr::PANEL_ROWS_ATTR))
@@ -175,7 +177,11 @@ impl BcrLre {
             ..*self
         };
         let m = shape::static_shape(product.c.r#type()).map_or(1, |s| s[0]);
-        let (register_tile, vectors) = chooser.choose_dense(product.vector_width, n, m);
+        let (mut register_tile, vectors) = chooser.choose_dense(product.vector_width, n, m);
+        // A weight packed at run time has scratch for panels this tall at most.
+        if weights.is_some_and(|w| crate::op_name(&w) == bcr::PACK_PANELS) {
+            register_tile = register_tile.min(bcr::PACK_PANELS_MAX_ROWS);
+        }
         bcr::set_int(op, context, bcr::REGISTER_TILE_ATTR, register_tile);
         if !op.has_attribute(bcr::VECTORS_ATTR) {
             bcr::set_int(op, context, bcr::VECTORS_ATTR, vectors);

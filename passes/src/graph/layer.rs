@@ -1,4 +1,5 @@
-//! A product (`grim.gemm` in canonical form, `grim.conv2d`) as the cost
+//! A product (`grim.gemm` in canonical form, or with any attributes when
+//! its weight is computed at run time; `grim.conv2d`) as the cost
 //! model and the memory plan see it: its matrix sizes, its image geometry,
 //! its constant weight.
 
@@ -45,18 +46,18 @@ impl<'c> Layer<'c> {
             .filter(|v| weights::is_weight(*v));
         let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
         if name == grim::GEMM {
-            if !grim::gemm_attrs(op).is_canonical() {
+            let attrs = grim::gemm_attrs(op);
+            if weight.is_some() && !attrs.is_canonical() {
                 // graph-simplify folds alpha, beta and the transposes into a constant weight.
-                let message = if weight.is_none() {
-                    "needs a constant weight to fold its alpha, beta and transposes into, but operand #1 is computed at run time"
-                } else {
-                    "is not in canonical form: run graph-simplify first"
-                };
-                return Err(op_error(op, message));
+                return Err(op_error(op, "is not in canonical form: run graph-simplify first"));
             }
-            let (&[n, k], &[m, _]) = (&x[..], &w[..]) else {
+            // A runtime weight's gemm keeps its ONNX attributes: A is [K, N]
+            // with trans_a, B is [K, M] without trans_b.
+            let (&[x0, x1], &[w0, w1]) = (&x[..], &w[..]) else {
                 return Err(op_error(op, "needs a 2-D input and weight"));
             };
+            let (n, k) = if attrs.trans_a { (x1, x0) } else { (x0, x1) };
+            let m = if attrs.trans_b { w0 } else { w1 };
             return Ok(Layer {
                 m,
                 k,

@@ -10,6 +10,7 @@ mod files;
 mod pool;
 mod random;
 mod resnet;
+mod runtime_weights;
 
 use grim_model::{save_onnx, Graph};
 use std::path::{Path, PathBuf};

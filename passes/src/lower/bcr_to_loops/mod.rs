@@ -30,6 +30,8 @@
 //!   image's patches copied in on the way: implicit im2col), and the
 //!   `register_tile` x `vectors` register tile over each block; for a
 //!   vector, the panel's sums in registers over all of K.
+//! * `bcr.pack_panels`: a runtime weight written into row panels by a
+//!   parallel loop over its rows, the last panel's padding zeroed (pack.rs).
 //! * `bcr.im2col`: a parallel loop over patch rows, each a walk over output
 //!   rows with bounds computed once per row (lower/im2col.rs).
 //!
@@ -45,6 +47,7 @@
 // register tile by spmm and the dense GEMM.
 mod dense_gemm;
 mod masks;
+mod pack;
 mod packing;
 mod panel;
 mod register_tile;
@@ -97,6 +100,7 @@ impl Pass for LowerBcrToLoops {
                 bcr::SPMV,
                 bcr::GEMM,
                 bcr::IM2COL,
+                bcr::PACK_PANELS,
             ]
             .contains(&name.as_str())
             {
@@ -131,6 +135,12 @@ impl Pass for LowerBcrToLoops {
                     let ty = result.r#type();
                     let view = slots::slot_view(&b, blob, slot, ty, shape::static_shape(ty));
                     replace_all_uses(result.into(), view);
+                }
+                bcr::PACK_PANELS => {
+                    let pack = bcr::pack_panels_of(&op)
+                        .ok_or_else(|| op_error(&op, "needs a 2-D source and a buffer"))?;
+                    let panels = pack::pack_panels(&b, &pack).map_err(|e| op_error(&op, e))?;
+                    replace_all_uses(op.result(0).map_err(|e| op_error(&op, e))?.into(), panels);
                 }
                 bcr::IM2COL => {
                     let patch = bcr::im2col_of(&op)

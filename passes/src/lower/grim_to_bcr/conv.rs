@@ -14,11 +14,15 @@
 //!   multiply an explicit patch matrix that `bcr.im2col` writes to scratch.
 //!   graph-choose-kernel records the route (`im2col`); this follows it.
 //!
+//! A weight computed at run time is packed into row panels first
+//! (`bcr.pack_panels`) and runs the dense kernel; its bias may be computed
+//! at run time too.
+//!
 //! The epilogue: each output image starts as bias plus its residual image,
 //! the product accumulates into it, then the activation is applied over it.
 
 use super::{
-    gemm::{apply_activation, init_rows, Epilogue},
+    gemm::{apply_activation, init_rows, Bias, Epilogue},
     values::Tensor,
     weights::Weights,
     Lowering,
@@ -52,19 +56,10 @@ impl<'c> Lowering<'c, '_> {
         let operands = grim::product(&op)
             .ok_or_else(|| op_error(&op, "needs (input, weight, bias?, residual?)"))?;
         let input = self.buffer(&op, 0)?;
-        let Tensor::Weight {
-            name: weight,
-            shape: weight_shape,
-            value,
-        } = self.value(&op, operands.weight, 1)?
-        else {
-            return Err(op_error(&op, "needs a constant weight (operand #1)"));
-        };
+        let weight = self.value(&op, operands.weight, 1)?;
+        let weight_shape = weight.shape().to_vec();
         let bias = match operands.bias {
-            Some(bias) => match self.value(&op, bias, 2)? {
-                Tensor::Weight { name, value, .. } => Some((name, value)),
-                _ => return Err(op_error(&op, "needs a constant bias (operand #2)")),
-            },
+            Some(bias) => Some(self.value(&op, bias, 2)?),
             None => None,
         };
         // The residual is operand #2 without a bias, #3 with one.
@@ -84,9 +79,17 @@ impl<'c> Lowering<'c, '_> {
             .output(h, w, kh, kw)
             .ok_or_else(|| op_error(&op, "has a kernel that does not fit its input"))?;
         let (k, n) = (channels * kh * kw, ho * wo);
-        let weights = self.weights(b, &op, &weight, value, m, k, false)?;
-        let blob = self.blob();
-        let bias_view = bias.map(|(name, value)| self.weights.dense(b, blob, &name, value, &[m]));
+        // A weight computed at run time is packed into the first temporary.
+        let (weights, first_temporary) = match weight {
+            Tensor::Weight { name, value, .. } => {
+                (self.weights(b, &op, &name, value, m, k, false)?, 0)
+            }
+            runtime => (self.runtime_panels(b, &op, &runtime, false, 1.0)?, 1),
+        };
+        let bias_view = match bias {
+            Some(bias) => Some(self.read(b, &bias, &[m])),
+            None => None,
+        };
         let output = self.result(&op, &[images, m, ho, wo])?;
         let pointwise = attrs.is_pointwise(kh, kw);
         let patch = bcr::Im2col {
@@ -107,11 +110,13 @@ impl<'c> Lowering<'c, '_> {
                 (Weights::Dense(_), _) | (Weights::Bcr(_), true) => ConvInput::Implicit(None),
                 (Weights::Bcr(_), false) => ConvInput::Implicit(Some(self.temporary(
                     &op,
-                    0,
+                    first_temporary,
                     &[channels, padded[0], padded[1]],
                 )?)),
             },
-            Some(Im2col::Explicit) => ConvInput::Patches(self.temporary(&op, 0, &[k, n])?),
+            Some(Im2col::Explicit) => {
+                ConvInput::Patches(self.temporary(&op, first_temporary, &[k, n])?)
+            }
             other => {
                 return Err(op_error(
                     &op,
@@ -125,7 +130,7 @@ impl<'c> Lowering<'c, '_> {
                 .as_ref()
                 .map(|r| (self.image_view(b, r, image, &[m, n]), false));
             let epilogue = Epilogue {
-                bias: bias_view,
+                bias: bias_view.map(Bias::Row),
                 residual: residual_view,
                 activation,
             };

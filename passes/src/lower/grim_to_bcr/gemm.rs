@@ -25,11 +25,61 @@ enum Activations<'c> {
 /// The epilogue of a product: added at initialisation (bias, residual),
 /// applied after the product (activation).
 pub(super) struct Epilogue<'c> {
-    pub(super) bias: Option<V<'c>>,
+    pub(super) bias: Option<Bias<'c>>,
     /// The residual and whether it is read transposed (`[N, M]` into an
     /// `[M, N]` accumulator).
     pub(super) residual: Option<(V<'c>, bool)>,
     pub(super) activation: Option<Activation>,
+}
+
+/// What a product's output starts from before the residual.
+pub(super) enum Bias<'c> {
+    /// One value per output row (`[M]`): the canonical bias.
+    Row(V<'c>),
+    /// A gemm's `beta * C` with C (flat) broadcast to the `[N, M]` output:
+    /// element `(n, m)` of C is `c[n * strides[0] + m * strides[1]]`. Only
+    /// a gemm whose weight is computed at run time keeps a C that
+    /// graph-simplify could not fold into a row bias.
+    Broadcast {
+        c: V<'c>,
+        strides: [i64; 2],
+        beta: f32,
+    },
+}
+
+impl<'c> Bias<'c> {
+    /// `beta * C` for an output `[n, m]`, C of `shape` (rank <= 2,
+    /// unidirectionally broadcastable to it, as the verifier checks).
+    pub(super) fn broadcast(c: V<'c>, shape: &[i64], n: i64, m: i64, beta: f32) -> Bias<'c> {
+        let padded: Vec<i64> = std::iter::repeat_n(1, 2usize.saturating_sub(shape.len()))
+            .chain(shape.iter().copied())
+            .collect();
+        let (cn, cm) = (padded[0], padded[1]);
+        // A broadcast dim (1 in C) stays at index 0; n and m only check it.
+        debug_assert!((cn == 1 || cn == n) && (cm == 1 || cm == m));
+        let strides = [if cn == 1 { 0 } else { cm }, if cm == 1 { 0 } else { 1 }];
+        Bias::Broadcast { c, strides, beta }
+    }
+
+    /// The start value of output row `row` (an index of M), column
+    /// `column` (an index of N).
+    fn load(&self, b: &Builder<'c>, row: V<'c>, column: V<'c>) -> V<'c> {
+        match self {
+            Bias::Row(bias) => b.load(*bias, &[row]),
+            Bias::Broadcast { c, strides, beta } => {
+                let at = b.addi(
+                    b.muli(column, b.index(strides[0])),
+                    b.muli(row, b.index(strides[1])),
+                );
+                let value = b.load(*c, &[at]);
+                if *beta == 1.0 {
+                    value
+                } else {
+                    b.mulf(value, b.f32(*beta as f64))
+                }
+            }
+        }
+    }
 }
 
 impl<'c> Lowering<'c, '_> {
@@ -41,7 +91,9 @@ impl<'c> Lowering<'c, '_> {
         let attrs = grim::gemm_attrs(&op);
         let operands = grim::product(&op)
             .ok_or_else(|| op_error(&op, "needs (input, weight, bias?, residual?)"))?;
-        if !attrs.is_canonical() {
+        let weight = self.value(&op, operands.weight, 1)?;
+        let constant = matches!(weight, Tensor::Weight { .. });
+        if constant && !attrs.is_canonical() {
             return Err(op_error(
                 &op,
                 format!(
@@ -51,49 +103,52 @@ impl<'c> Lowering<'c, '_> {
                 ),
             ));
         }
-        // The [K, N] operand, when the input is a cancelled transpose of it.
-        let input = match self.cancelled.inputs.get(&key(operands.input)) {
-            Some(source) => Activations::Columns(
-                self.values
-                    .get(source)
-                    .cloned()
-                    .ok_or_else(|| op_error(&op, "transposed input is not available"))?,
-            ),
-            None => Activations::Rows(self.buffer(&op, 0)?),
-        };
-        let Tensor::Weight {
-            name: weight,
-            shape: weight_shape,
-            value,
-        } = self.value(&op, operands.weight, 1)?
-        else {
-            return Err(op_error(
-                &op,
-                "needs a constant weight (operand #1); products of two activations are not supported",
-            ));
+        // The [K, N] operand: A itself with trans_a (a runtime weight's
+        // gemm keeps its attributes), or the source of a cancelled transpose.
+        let input = if attrs.trans_a {
+            Activations::Columns(self.buffer(&op, 0)?)
+        } else {
+            match self.cancelled.inputs.get(&key(operands.input)) {
+                Some(source) => Activations::Columns(
+                    self.values
+                        .get(source)
+                        .cloned()
+                        .ok_or_else(|| op_error(&op, "transposed input is not available"))?,
+                ),
+                None => Activations::Rows(self.buffer(&op, 0)?),
+            }
         };
         let (n, k) = match &input {
             Activations::Rows(t) => (t.shape()[0], t.shape()[1]),
             Activations::Columns(t) => (t.shape()[1], t.shape()[0]),
         };
-        let m = weight_shape[0];
-        if weight_shape[1] != k {
+        let weight_shape = weight.shape().to_vec();
+        // W is [M, K] with trans_b (the canonical layout), else B is [K, M].
+        let (m, weight_k) = if attrs.trans_b {
+            (weight_shape[0], weight_shape[1])
+        } else {
+            (weight_shape[1], weight_shape[0])
+        };
+        if weight_k != k {
             return Err(op_error(
                 &op,
                 format!("weight is {weight_shape:?} but the input has {k} columns"),
             ));
         }
         let bias = match operands.bias {
-            Some(bias) => match self.value(&op, bias, 2)? {
-                Tensor::Weight { name, value, shape } if shape == [m] => Some((name, value)),
-                Tensor::Weight { shape, .. } => {
+            Some(bias) => {
+                let c = self.value(&op, bias, 2)?;
+                if constant && c.shape() != [m] {
                     return Err(op_error(
                         &op,
-                        format!("bias must be [{m}] in canonical form, got {shape:?}: run graph-simplify first"),
-                    ))
+                        format!(
+                            "bias must be [{m}] in canonical form, got {:?}: run graph-simplify first",
+                            c.shape()
+                        ),
+                    ));
                 }
-                _ => return Err(op_error(&op, "needs a constant bias (operand #2)")),
-            },
+                Some(c)
+            }
             None => None,
         };
         let residual = match operands.residual {
@@ -101,9 +156,19 @@ impl<'c> Lowering<'c, '_> {
             None => None,
         };
         let activation = Activation::of_epilogue(&op).map_err(|e| op_error(&op, e))?;
-        let weights = self.weights(b, &op, &weight, value, m, k, n == 1)?;
-        let blob = self.blob();
-        let bias_view = bias.map(|(name, value)| self.weights.dense(b, blob, &name, value, &[m]));
+        let mut temporaries = 0;
+        let weights = match weight {
+            Tensor::Weight { name, value, .. } => self.weights(b, &op, &name, value, m, k, n == 1)?,
+            runtime => {
+                temporaries += 1;
+                self.runtime_panels(b, &op, &runtime, !attrs.trans_b, attrs.alpha)?
+            }
+        };
+        let bias_view = match bias {
+            Some(c) if constant => Some(Bias::Row(self.read(b, &c, &[m]))),
+            Some(c) => Some(Bias::broadcast(self.flat_read(b, &c), c.shape(), n, m, attrs.beta)),
+            None => None,
+        };
         // A result read only by a transpose: accumulate straight into the
         // transpose's result (cancel.rs).
         let result_key = key(op.result(0).map_err(|e| op_error(&op, e))?.into());
@@ -114,7 +179,6 @@ impl<'c> Lowering<'c, '_> {
             }
             None => None,
         };
-        let mut temporaries = 0;
         if n == 1 {
             let output = self.result(&op, &[n, m])?;
             // With one row, [1, K] and [K, 1] are the same bytes.
@@ -176,17 +240,17 @@ impl<'c> Lowering<'c, '_> {
     }
 }
 
-/// `y[m] = bias[m] + residual[m]` (each optional, zero without both; a
+/// `y[m] = bias + residual[m]` (each optional, zero without both; a row
 /// bias alone is one copy).
 fn init_vector<'c>(b: &Builder<'c>, y: V<'c>, epilogue: &Epilogue<'c>, m: i64) {
-    if let (Some(bias), None) = (epilogue.bias, epilogue.residual) {
-        b.copy(bias, y);
+    if let (Some(Bias::Row(bias)), None) = (&epilogue.bias, epilogue.residual) {
+        b.copy(*bias, y);
         return;
     }
     let zero = b.f32(0.0);
     b.for_range(0, m, 1, &[], |b, i, _| {
-        let mut value = match epilogue.bias {
-            Some(bias) => b.load(bias, &[i]),
+        let mut value = match &epilogue.bias {
+            Some(bias) => bias.load(b, i, b.index(0)),
             None => zero,
         };
         if let Some((residual, _)) = epilogue.residual {
@@ -209,11 +273,15 @@ pub(super) fn init_rows<'c>(b: &Builder<'c>, y: V<'c>, epilogue: &Epilogue<'c>, 
     let zero = b.f32(0.0);
     let (first_row, rows, one) = (b.index(0), b.index(m), b.index(1));
     b.for_loop_with(first_row, rows, one, &[], &parallel, |b, row, _| {
-        let value = match epilogue.bias {
-            Some(bias) => b.load(bias, &[row]),
-            None => zero,
+        let row_value = match &epilogue.bias {
+            Some(Bias::Row(bias)) => b.load(*bias, &[row]),
+            _ => zero,
         };
         b.for_range(0, n, 1, &[], |b, column, _| {
+            let value = match &epilogue.bias {
+                Some(bias @ Bias::Broadcast { .. }) => bias.load(b, row, column),
+                _ => row_value,
+            };
             let value = match epilogue.residual {
                 Some((residual, transposed)) => {
                     let indices = if transposed {

@@ -9,7 +9,11 @@
 //!   kernel, `bcr.dense` in row panels; any other constant use (bias, add
 //!   operand, batch-norm parameters) becomes `bcr.dense`. Each carries the
 //!   weight's `value` attribute, from which the blob is packed after this
-//!   level. Slots are numbered in first-use order.
+//!   level. Slots are numbered in first-use order. A product's weight
+//!   computed at run time (a graph input) becomes a `bcr.pack_panels` into
+//!   the product's first temporary, read by the dense `bcr.gemm`; its gemm
+//!   keeps every ONNX attribute (`alpha` scales the packing, `trans_a`
+//!   reads A in place, `beta * C` broadcasts into the accumulator).
 //! * Every other tensor value lives in the scratch arena at a 64-byte
 //!   aligned offset (`reshape` and `identity` alias their input's bytes).
 //! * Products (`gemm.rs`, `conv.rs`): `grim.gemm` (canonical form only)
@@ -30,8 +34,9 @@
 //! What it does not do: choose kernels, block sizes or fusion (graph
 //! passes do: a product's `kernel`, `block_rows`/`block_cols` attributes
 //! win over the `block` option), or reuse scratch across dead values. A
-//! `grim.gemm` that graph-simplify has not made canonical (transposed or
-//! scaled operands, a broadcast C) is an error naming the op.
+//! `grim.gemm` with a constant weight that graph-simplify has not made
+//! canonical (transposed or scaled operands, a broadcast C) is an error
+//! naming the op.
 //!
 //! Products come out scalar (no `vector_width`): `bcr-vectorize` picks the
 //! lanes.
@@ -232,17 +237,21 @@ impl<'c, 'p> Lowering<'c, 'p> {
         index: usize,
         shape: &[i64],
     ) -> Result<Tensor<'c>, PassError> {
+        Ok(Tensor::Buffer {
+            offset: self.temporary_offset(op, index)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// The arena byte offset of temporary `index` of `op`.
+    fn temporary_offset(&self, op: &OperationRef, index: usize) -> Result<i64, PassError> {
         let offsets =
             grim_dialects::attr::i64_array(op, scratch::TEMPORARIES_ATTR).unwrap_or_default();
-        let offset = *offsets.get(index).ok_or_else(|| {
+        offsets.get(index).copied().ok_or_else(|| {
             op_error(
                 op,
                 format!("has no arena offset for its temporary #{index}: run graph-plan-memory before {FLAG}"),
             )
-        })?;
-        Ok(Tensor::Buffer {
-            offset,
-            shape: shape.to_vec(),
         })
     }
 

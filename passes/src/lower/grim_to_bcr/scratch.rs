@@ -3,7 +3,10 @@
 //! lowering and by graph-plan-memory alike (so the plan places exactly the
 //! buffers the code uses).
 //!
-//! * a gemm with `N > 1` rows: the `[K, N]` transposed input (unless a
+//! * a product whose weight is computed at run time: its row panels
+//!   (`bcr.pack_panels_floats`), first;
+//! * a gemm with `N > 1` rows: the `[K, N]` transposed input (not with
+//!   `trans_a`, whose input is `[K, N]`) (unless a
 //!   transpose before it cancels) and the `[M, N]` accumulator (unless a
 //!   transpose after it takes the accumulator as its result);
 //! * a conv on the BCR kernels that reads its image in place and pads: the
@@ -13,12 +16,11 @@
 use super::{cancel::Cancelled, key};
 use crate::{graph::layer::Layer, op_error, PassError};
 use grim_dialects::{
+    bcr,
     grim::{self, Im2col},
-    shape,
 };
 use melior::ir::{
     operation::{OperationLike, OperationRef},
-    ValueLike,
 };
 
 /// Attribute of an op: the byte offset of its result in the arena (set by
@@ -45,17 +47,26 @@ pub fn conv_route(op: &OperationRef, layer: &Layer) -> Option<Im2col> {
 /// The temporaries of `op`, as tensor shapes.
 pub fn temporaries(op: &OperationRef, cancelled: &Cancelled) -> Result<Vec<Vec<i64>>, PassError> {
     let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+    // A product whose weight is computed at run time packs it first.
+    let runtime_panels = |layer: &Layer| -> Vec<Vec<i64>> {
+        match layer.weight {
+            Some(_) => Vec::new(),
+            None => vec![vec![bcr::pack_panels_floats(
+                layer.m as i64,
+                layer.k as i64,
+            )]],
+        }
+    };
     if name == grim::GEMM {
         let product = grim::product(op).ok_or_else(|| op_error(op, "has malformed operands"))?;
-        let weight = shape::static_shape(product.weight.r#type())
-            .ok_or_else(|| op_error(op, "needs static shapes"))?;
+        let layer = Layer::of(op)?;
         let result = op.result(0).map_err(|e| op_error(op, e))?;
-        let output = shape::static_shape(result.r#type())
-            .ok_or_else(|| op_error(op, "needs static shapes"))?;
-        let (n, m, k) = (output[0], weight[0], weight[1]);
-        let mut shapes = Vec::new();
+        let (n, m, k) = (layer.n as i64, layer.m as i64, layer.k as i64);
+        let mut shapes = runtime_panels(&layer);
         if n > 1 {
-            if !cancelled.inputs.contains_key(&key(product.input)) {
+            // With trans_a the input already is [K, N].
+            if !grim::gemm_attrs(op).trans_a && !cancelled.inputs.contains_key(&key(product.input))
+            {
                 shapes.push(vec![k, n]);
             }
             if !cancelled.results.contains_key(&key(result.into())) {
@@ -68,8 +79,10 @@ pub fn temporaries(op: &OperationRef, cancelled: &Cancelled) -> Result<Vec<Vec<i
         let layer = Layer::of(op)?;
         let geometry = layer.conv.ok_or_else(|| op_error(op, "has no geometry"))?;
         let bcr = grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref()
-            != Some(grim::KERNEL_DENSE);
-        return Ok(match conv_route(op, &layer) {
+            != Some(grim::KERNEL_DENSE)
+            && layer.weight.is_some();
+        let mut shapes = runtime_panels(&layer);
+        shapes.extend(match conv_route(op, &layer) {
             Some(Im2col::Explicit) => vec![vec![layer.k as i64, layer.n as i64]],
             Some(Im2col::Implicit) if bcr && geometry.pads != [0; 4] => vec![vec![
                 geometry.channels as i64,
@@ -78,6 +91,7 @@ pub fn temporaries(op: &OperationRef, cancelled: &Cancelled) -> Result<Vec<Vec<i
             ]],
             _ => Vec::new(),
         });
+        return Ok(shapes);
     }
     Ok(Vec::new())
 }

@@ -187,6 +187,19 @@ impl<'c> Lowering<'c, '_> {
         self.view(b, &tensor.reshaped(vec![shape::numel(tensor.shape())]))
     }
 
+    /// `floats` of the arena at byte `offset` as `memref<?xf32>` (what row
+    /// panels are).
+    pub(super) fn dynamic_view(&self, b: &Builder<'c>, offset: i64, floats: i64) -> V<'c> {
+        let ty = b.memref_type(&[i64::MIN], b.f32_type());
+        b.view(self.scratch(), b.index(offset), &[b.index(floats)], ty)
+    }
+
+    /// An operand (activation or constant) read flat, as `memref<Nxf32>`.
+    pub(super) fn flat_read(&mut self, b: &Builder<'c>, tensor: &Tensor<'c>) -> V<'c> {
+        let numel = shape::numel(tensor.shape());
+        self.read(b, tensor, &[numel])
+    }
+
     /// Reads an operand as a memref of `shape`: a view of an activation or
     /// a dense weight from the blob.
     pub(super) fn read(&mut self, b: &Builder<'c>, tensor: &Tensor<'c>, shape: &[i64]) -> V<'c> {

@@ -223,6 +223,29 @@ impl<'c> Lowering<'c, '_> {
         ))
     }
 
+    /// The row panels of a product's weight computed at run time
+    /// (`bcr.pack_panels` into the product's first temporary): `W` is the
+    /// tensor read as `[M, K]` (a conv's `[M, C, kh, kw]` is one), or with
+    /// `transposed` the tensor is `[K, M]`; `scale` multiplies every value.
+    pub(super) fn runtime_panels(
+        &mut self,
+        b: &Builder<'c>,
+        op: &OperationRef<'c, '_>,
+        weight: &super::values::Tensor<'c>,
+        transposed: bool,
+        scale: f32,
+    ) -> Result<Weights<'c>, PassError> {
+        let shape = weight.shape();
+        let (rows, cols) = (shape[0], shape[1..].iter().product::<i64>());
+        let (m, k) = if transposed { (cols, rows) } else { (rows, cols) };
+        let floats = bcr::pack_panels_floats(m, k);
+        let offset = self.temporary_offset(op, 0)?;
+        let source = self.read(b, weight, &[rows, cols]);
+        let panels = self.dynamic_view(b, offset, floats);
+        let pack = bcr::pack_panels(self.context, source, panels, transposed, scale, b.location);
+        Ok(Weights::Dense(b.value(pack)))
+    }
+
     /// A per-layer schedule on the product (from the LR file: lanes,
     /// register tile, N tile, threads) becomes the bcr product's, which
     /// bcr-vectorize, bcr-lre and bcr-tile then keep.
@@ -239,7 +262,7 @@ impl<'c> Lowering<'c, '_> {
         // A dense product's register tile is its weight's panel height: set
         // both, or, for a weight another product already fixed, take its.
         let given = grim_dialects::attr::int(&product, bcr::REGISTER_TILE_ATTR);
-        let weights = product.operand(0).ok().and_then(bcr::defining_dense);
+        let weights = product.operand(0).ok().and_then(bcr::defining_panels);
         if let (Some(rows), Some(weights), true) = (
             given,
             weights,

@@ -9,6 +9,13 @@
 //! attributes, so each loop transformation is a pass that rewrites
 //! attributes or ops.
 
+mod pack;
+
+pub use pack::{
+    pack_panels, pack_panels_floats, pack_panels_of, PackPanels, PACK_PANELS,
+    PACK_PANELS_MAX_ROWS, SCALE_ATTR, TRANSPOSED_ATTR,
+};
+
 use crate::{attr, shape};
 use melior::ir::attribute::AttributeLike;
 use melior::{
@@ -312,8 +319,10 @@ pub fn dense_product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Dens
     })
 }
 
-/// The `bcr.dense` that defines `value`, if any.
-pub fn defining_dense<'c, 'a>(value: Value<'c, 'a>) -> Option<melior::ir::OperationRef<'c, 'a>> {
+/// The op that defines the row panels `value` of a `bcr.gemm`: a
+/// `bcr.dense` (a constant weight) or a `bcr.pack_panels` (a runtime one);
+/// both carry `panel_rows`.
+pub fn defining_panels<'c, 'a>(value: Value<'c, 'a>) -> Option<melior::ir::OperationRef<'c, 'a>> {
     if !value.is_operation_result() {
         return None;
     }
@@ -321,7 +330,9 @@ pub fn defining_dense<'c, 'a>(value: Value<'c, 'a>) -> Option<melior::ir::Operat
     let op = unsafe {
         melior::ir::OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(value.to_raw()))
     };
-    (op.name().as_string_ref().as_str().ok()? == DENSE).then_some(op)
+    [DENSE, PACK_PANELS]
+        .contains(&op.name().as_string_ref().as_str().ok()?)
+        .then_some(op)
 }
 
 /// Rows per panel of a `bcr.dense` in row panels (1 when not set yet).
@@ -741,6 +752,7 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             }
             check_im2col(&geometry, &x, out[0], out[1])?;
         }
+        PACK_PANELS => pack::verify(op)?,
         GEMM => {
             let product =
                 dense_product(op).ok_or("needs three operands (weights, input, output)")?;
@@ -791,8 +803,10 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                     product.tile_m, product.register_tile
                 ));
             }
-            if let Some(weights) = defining_dense(product.w) {
-                if attr::string(&weights, LAYOUT_ATTR).as_deref() != Some(LAYOUT_ROW_PANELS) {
+            if let Some(weights) = defining_panels(product.w) {
+                if weights.name().as_string_ref().as_str() == Ok(DENSE)
+                    && attr::string(&weights, LAYOUT_ATTR).as_deref() != Some(LAYOUT_ROW_PANELS)
+                {
                     return Err("weights must be a bcr.dense with layout \"row_panels\"".into());
                 }
                 if panel_rows(&weights) != product.register_tile {
