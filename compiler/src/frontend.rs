@@ -201,17 +201,22 @@ pub fn from_graph<'c>(
                     location,
                 ))?
             }
+            // Batched, or a 1-D right operand: numpy matmul as it is.
+            Op::MatMul if shapes.get(&node.inputs[1]).is_none_or(|b| b.len() != 2) => {
+                let a = input(&mut t, 0)?;
+                let b = input(&mut t, 1)?;
+                t.append(grim::matmul(a, b, result_type, location))?
+            }
             Op::MatMul => {
                 let a_shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
                 let b_shape = shapes.get(&node.inputs[1]).cloned().unwrap_or_default();
-                if b_shape.len() != 2 || !(a_shape.len() == 2 || a_shape.len() == 1) {
-                    return Err(unsupported(&label, op_type, format!("only [N, K] x [K, M] (or [K] x [K, M]) is supported, got {a_shape:?} x {b_shape:?}")));
-                }
+                // Any rows times a 2-D matrix is a gemm over the rows
+                // (flattened), so a constant matrix can be BCR.
                 let (k, m) = (b_shape[0], b_shape[1]);
-                let rows = if a_shape.len() == 1 { 1 } else { a_shape[0] };
+                let rows = a_shape[..a_shape.len().saturating_sub(1)].iter().product::<usize>();
                 let mut a = input(&mut t, 0)?;
-                if a_shape.len() == 1 {
-                    a = t.append(grim::reshape(a, tensor_type(context, &[1, k]), location))?;
+                if a_shape.len() != 2 {
+                    a = t.append(grim::reshape(a, tensor_type(context, &[rows, k]), location))?;
                 }
                 let operands = Product {
                     input: a,
@@ -227,7 +232,7 @@ pub fn from_graph<'c>(
                     tensor_type(context, &[rows, m]),
                     location,
                 ))?;
-                if a_shape.len() == 1 {
+                if a_shape.len() != 2 {
                     t.append(grim::reshape(out, result_type, location))?
                 } else {
                     out
@@ -338,9 +343,20 @@ pub fn from_graph<'c>(
                 let x = input(&mut t, 0)?;
                 t.append(grim::identity(x, location))?
             }
-            Op::Transpose => {
+            // The 2-D swap is the transpose gemms absorb; no permutation at
+            // all is the input itself.
+            Op::Transpose { perm } if perm[..] == [1, 0] => {
                 let x = input(&mut t, 0)?;
                 t.append(grim::transpose(x, result_type, location))?
+            }
+            Op::Transpose { perm } if perm.iter().enumerate().all(|(i, p)| i == *p) => {
+                let x = input(&mut t, 0)?;
+                t.append(grim::identity(x, location))?
+            }
+            Op::Transpose { perm } => {
+                let x = input(&mut t, 0)?;
+                let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+                t.append(grim::permute(context, x, &perm, result_type, location))?
             }
             Op::Flatten { .. } | Op::Reshape { .. } => {
                 let x = input(&mut t, 0)?;

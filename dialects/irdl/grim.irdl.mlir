@@ -134,6 +134,26 @@ irdl.dialect @grim {
     irdl.operands(input: %x)
     irdl.results(result: %result)
   }
+  // numpy matmul of two tensors of any rank (batch dims broadcast, a 1-D
+  // operand promoted and its dim dropped): ONNX MatMul where no operand is
+  // a 2-D matrix a gemm takes as its weight.
+  irdl.operation @matmul {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+  }
+  // ONNX Transpose of any rank: output dim i is input dim perm[i]
+  // (`perm`: array<i64>). The 2-D swap is grim.transpose.
+  irdl.operation @permute {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %perm = irdl.base "#builtin.dense_array"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "perm" = %perm }
+  }
   // min(max(x, min), max); either bound (`min`, `max`: f32) may be absent.
   irdl.operation @clip {
     %x = irdl.base "!builtin.tensor"

@@ -67,6 +67,42 @@ func.func @add_broadcast(%a: tensor<4x3xf32>, %b: tensor<4xf32>) -> tensor<4x3xf
 
 // -----
 
+// Checks that grim.permute's perm must be a permutation of the input's dims.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.permute' op perm [0, 0, 1] is not a permutation of the 3 dims of [2, 3, 4]
+func.func @permute_not_a_permutation(%a: tensor<2x3x4xf32>) -> tensor<2x2x3xf32> {
+  %y = "grim.permute"(%a) {perm = array<i64: 0, 0, 1>} : (tensor<2x3x4xf32>) -> tensor<2x2x3xf32>
+  return %y : tensor<2x2x3xf32>
+}
+
+// -----
+
+// Checks that grim.permute's result has the permuted dims.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.permute' op result must be [4, 2, 3], got [2, 4, 3]
+func.func @permute_result(%a: tensor<2x3x4xf32>) -> tensor<2x4x3xf32> {
+  %y = "grim.permute"(%a) {perm = array<i64: 2, 0, 1>} : (tensor<2x3x4xf32>) -> tensor<2x4x3xf32>
+  return %y : tensor<2x4x3xf32>
+}
+
+// -----
+
+// Checks that grim.matmul's batch dims must broadcast.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.matmul' op MatMul batch dims of [2, 3, 4] and [5, 4, 2] do not broadcast
+func.func @matmul_batch(%a: tensor<2x3x4xf32>, %b: tensor<5x4x2xf32>) -> tensor<2x3x2xf32> {
+  %y = "grim.matmul"(%a, %b) : (tensor<2x3x4xf32>, tensor<5x4x2xf32>) -> tensor<2x3x2xf32>
+  return %y : tensor<2x3x2xf32>
+}
+
+// -----
+
+// Checks that grim.matmul's result drops the dim a 1-D operand added.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.matmul' op result must be [5, 2], got [5, 1, 2]
+func.func @matmul_vector(%v: tensor<4xf32>, %b: tensor<5x4x2xf32>) -> tensor<5x1x2xf32> {
+  %y = "grim.matmul"(%v, %b) : (tensor<4xf32>, tensor<5x4x2xf32>) -> tensor<5x1x2xf32>
+  return %y : tensor<5x1x2xf32>
+}
+
+// -----
+
 // Checks that grim.transpose must swap the two dimensions.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.transpose' op transpose of [4, 3] must be 2-D and give [3, 4], got [4, 3]
 func.func @transpose_shape(%a: tensor<4x3xf32>) -> tensor<4x3xf32> {

@@ -123,3 +123,17 @@ func.func @binary_and_pool(%x: tensor<1x2x5x5xf32>, %c: tensor<2x1x1xf32>) -> (t
   %a = "grim.pool"(%q) {kind = "average", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, count_include_pad} : (tensor<1x2x5x5xf32>) -> tensor<1x2x3x3xf32>
   return %p, %a : tensor<1x2x3x3xf32>, tensor<1x2x3x3xf32>
 }
+
+// -----
+
+// Checks that grim.permute keeps its perm and grim.matmul its broadcast
+// operands through a print-parse round trip.
+
+// CHECK-LABEL: func.func @permute_and_matmul
+// CHECK: %[[P:.*]] = "grim.permute"(%{{.*}}) {perm = array<i64: 0, 2, 1>} : (tensor<2x3x4xf32>) -> tensor<2x4x3xf32>
+// CHECK: "grim.matmul"(%[[P]], %{{.*}}) : (tensor<2x4x3xf32>, tensor<3x5xf32>) -> tensor<2x4x5xf32>
+func.func @permute_and_matmul(%x: tensor<2x3x4xf32>, %w: tensor<3x5xf32>) -> tensor<2x4x5xf32> {
+  %p = "grim.permute"(%x) {perm = array<i64: 0, 2, 1>} : (tensor<2x3x4xf32>) -> tensor<2x4x3xf32>
+  %y = "grim.matmul"(%p, %w) : (tensor<2x4x3xf32>, tensor<3x5xf32>) -> tensor<2x4x5xf32>
+  return %y : tensor<2x4x5xf32>
+}

@@ -320,3 +320,31 @@ func.func @runtime_weight_gemm(%a: tensor<4x2xf32>, %b: tensor<4x3xf32>, %c: ten
   %y = "grim.gemm"(%a, %b, %c) {alpha = 7.500000e-01 : f32, beta = -2.000000e+00 : f32, trans_a, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<4x2xf32>, tensor<4x3xf32>, tensor<1x3xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
+
+// -----
+
+// grim.permute reads each output element at the permuted input index
+// (output dim d is input dim perm[d]); grim.matmul broadcasts the batch
+// dim of its [1, 3, 2] operand (index 0) and sums over K in a register.
+
+// CHECK-LABEL: func.func @permute_then_matmul
+// CHECK: scf.for %[[A:.*]] =
+// CHECK: scf.for %[[B:.*]] =
+// CHECK: scf.for %[[C:.*]] =
+// CHECK: memref.load %arg3[%[[A]], %[[C]], %[[B]]] : memref<2x2x3xf32>
+// CHECK: memref.store
+// CHECK: scf.for %[[N:.*]] =
+// CHECK: scf.for %[[I:.*]] =
+// CHECK: scf.for %[[J:.*]] =
+// CHECK: scf.for %[[K:.*]] = {{.*}} iter_args
+// CHECK: memref.load %{{.*}}[%[[N]], %[[I]], %[[K]]] : memref<2x3x2xf32>
+// CHECK: memref.load %arg4[%{{.*}}, %[[K]], %[[J]]] : memref<1x2x4xf32>
+// CHECK: math.fma
+// CHECK: memref.store %{{.*}}, %arg5[%[[N]], %[[I]], %[[J]]]
+// CHECK-NOT: grim.
+// CHECK: return
+func.func @permute_then_matmul(%x: tensor<2x2x3xf32>, %w: tensor<1x2x4xf32>) -> tensor<2x3x4xf32> {
+  %p = "grim.permute"(%x) {perm = array<i64: 0, 2, 1>} : (tensor<2x2x3xf32>) -> tensor<2x3x2xf32>
+  %y = "grim.matmul"(%p, %w) : (tensor<2x3x2xf32>, tensor<1x2x4xf32>) -> tensor<2x3x4xf32>
+  return %y : tensor<2x3x4xf32>
+}

@@ -35,7 +35,8 @@ pub enum Op {
         /// Transpose `B` first (the usual layout of FC weights: out x in).
         trans_b: bool,
     },
-    /// Matrix product of a 2-D (or 1-D) and a 2-D (or 1-D) operand.
+    /// numpy's matmul: of any ranks, the dims before the last two
+    /// broadcast ([`MatMulShape`]).
     MatMul,
     /// Element-wise addition with numpy broadcasting.
     Add,
@@ -53,8 +54,12 @@ pub enum Op {
     Min,
     /// `max(x, 0)`.
     Relu,
-    /// 2-D transpose (ONNX Transpose with `perm = [1, 0]`).
-    Transpose,
+    /// ONNX Transpose: output dim `i` is input dim `perm[i]` (the default,
+    /// reversing the dims, is resolved at load time).
+    Transpose {
+        /// A permutation of the input's dims.
+        perm: Vec<usize>,
+    },
     /// Collapses dims `[..axis)` and `[axis..]` into a 2-D tensor.
     Flatten {
         /// Split point; negative counts from the end.
@@ -164,7 +169,7 @@ impl Op {
             Op::GlobalPool(crate::pool::PoolKind::Max) => "GlobalMaxPool",
             Op::GlobalPool(crate::pool::PoolKind::Average) => "GlobalAveragePool",
             Op::Relu => "Relu",
-            Op::Transpose => "Transpose",
+            Op::Transpose { .. } => "Transpose",
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
             Op::Conv { .. } => "Conv",
@@ -214,6 +219,63 @@ pub fn node_label(node: &Node, index: usize) -> String {
         format!("#{index}")
     } else {
         node.name.clone()
+    }
+}
+
+/// The shapes of an ONNX (numpy) MatMul: a 1-D `a` is `[1, K]` and a 1-D
+/// `b` is `[K, 1]` for the product, the added dim dropped from the result;
+/// the dims before the last two broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatMulShape {
+    /// `a` as multiplied (rank >= 2).
+    pub a: Vec<usize>,
+    /// `b` as multiplied (rank >= 2).
+    pub b: Vec<usize>,
+    /// The broadcast batch dims, then `[N, M]`.
+    pub full: Vec<usize>,
+    /// Rows of each product.
+    pub n: usize,
+    /// The reduced dim.
+    pub k: usize,
+    /// Columns of each product.
+    pub m: usize,
+    /// The ONNX result shape (`full` without the dims a 1-D operand added).
+    pub out: Vec<usize>,
+}
+
+impl MatMulShape {
+    /// The shapes of `a x b`, or why they do not multiply.
+    pub fn of(a: &[usize], b: &[usize]) -> Result<MatMulShape, String> {
+        if a.is_empty() || b.is_empty() {
+            return Err(format!("MatMul needs operands of rank >= 1, got {a:?} and {b:?}"));
+        }
+        let a2 = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
+        let b2 = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+        let (n, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+        let (kb, m) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+        if k != kb {
+            return Err(format!("MatMul inner dimensions differ: {a:?} x {b:?}"));
+        }
+        let batch = broadcast_shapes(&a2[..a2.len() - 2], &b2[..b2.len() - 2])
+            .ok_or_else(|| format!("MatMul batch dims of {a:?} and {b:?} do not broadcast"))?;
+        let mut full = batch.clone();
+        full.extend([n, m]);
+        let mut out = batch;
+        if a.len() > 1 {
+            out.push(n);
+        }
+        if b.len() > 1 {
+            out.push(m);
+        }
+        Ok(MatMulShape {
+            a: a2,
+            b: b2,
+            full,
+            n,
+            k,
+            m,
+            out,
+        })
     }
 }
 
@@ -334,26 +396,9 @@ pub fn node_output_shape(
         }
         Op::MatMul => {
             expect_arity(label, node, 2, 2)?;
-            let (a, b) = (ins[0], ins[1]);
-            let (ka, kb, out) = match (a.len(), b.len()) {
-                (2, 2) => (a[1], b[0], vec![a[0], b[1]]),
-                (1, 2) => (a[0], b[0], vec![b[1]]),
-                (2, 1) => (a[1], b[0], vec![a[0]]),
-                (1, 1) => (a[0], b[0], vec![]),
-                _ => {
-                    return Err(shape_err(
-                        label,
-                        format!("MatMul supports only 1-D/2-D operands, got {a:?} and {b:?}"),
-                    ))
-                }
-            };
-            if ka != kb {
-                return Err(shape_err(
-                    label,
-                    format!("MatMul inner dimensions differ: {a:?} x {b:?}"),
-                ));
-            }
-            Ok(out)
+            MatMulShape::of(ins[0], ins[1])
+                .map(|s| s.out)
+                .map_err(|message| shape_err(label, message))
         }
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => {
             expect_arity(label, node, 2, 2)?;
@@ -401,15 +446,21 @@ pub fn node_output_shape(
             }
             Ok(x.to_vec())
         }
-        Op::Transpose => {
+        Op::Transpose { perm } => {
             expect_arity(label, node, 1, 1)?;
-            match ins[0] {
-                [rows, cols] => Ok(vec![*cols, *rows]),
-                other => Err(shape_err(
+            let x = ins[0];
+            let mut seen = vec![false; x.len()];
+            let valid = perm.len() == x.len()
+                && perm
+                    .iter()
+                    .all(|&p| p < x.len() && !std::mem::replace(&mut seen[p], true));
+            if !valid {
+                return Err(shape_err(
                     label,
-                    format!("Transpose supports 2-D inputs only, got {other:?}"),
-                )),
+                    format!("Transpose perm {perm:?} is not a permutation of the {} dims of {x:?}", x.len()),
+                ));
             }
+            Ok(perm.iter().map(|&p| x[p]).collect())
         }
         Op::Flatten { axis } => {
             expect_arity(label, node, 1, 1)?;

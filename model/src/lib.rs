@@ -36,7 +36,7 @@ pub use bcrc::{
 pub use cnn::demo_cnn;
 pub use error::ModelError;
 pub use fsutil::write_atomic;
-pub use graph::{Graph, Node, Op, ValueInfo};
+pub use graph::{Graph, MatMulShape, Node, Op, ValueInfo};
 pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
 pub use mlp::{conv_layer, demo_mlp, kn_gemm, linear_layer, mlp};
 pub use npy::{read_npy, write_npy};

@@ -149,9 +149,9 @@ pub fn kn_gemm(name: &str, m: usize, k: usize, n: usize, w: Vec<f32>) -> Result<
             shape: vec![m, n],
         }],
         nodes: vec![
-            node("xt", Op::Transpose, &["x"], "a"),
+            node("xt", Op::Transpose { perm: vec![1, 0] }, &["x"], "a"),
             node("fc", Op::LINEAR, &["a", "fc.weight"], "b"),
-            node("yt", Op::Transpose, &["b"], "y"),
+            node("yt", Op::Transpose { perm: vec![1, 0] }, &["b"], "y"),
         ],
         initializers: BTreeMap::from([("fc.weight".to_string(), Tensor::new(vec![m, k], w)?)]),
     })

@@ -147,8 +147,9 @@ impl HeaderParser<'_> {
     }
 }
 
-/// Parses a header dict; returns the shape of a `<f4` C-order array.
-fn parse_header(text: &[u8]) -> Result<Vec<usize>, String> {
+/// Parses a header dict; returns the shape of a `<f4` array and whether it
+/// is stored in Fortran (column-major) order.
+fn parse_header(text: &[u8]) -> Result<(Vec<usize>, bool), String> {
     let entries = HeaderParser { s: text, pos: 0 }.dict()?;
     let (mut descr, mut fortran, mut shape) = (None, None, None);
     for (k, v) in entries {
@@ -168,13 +169,11 @@ fn parse_header(text: &[u8]) -> Result<Vec<usize>, String> {
             "dtype '{descr}' is not supported (grim reads little-endian float32, '<f4')"
         ));
     }
-    if fortran.ok_or("header: missing 'fortran_order'")? {
-        return Err("fortran_order is True; only C-order arrays are supported".into());
-    }
-    shape.ok_or_else(|| "header: missing 'shape'".into())
+    let fortran = fortran.ok_or("header: missing 'fortran_order'")?;
+    Ok((shape.ok_or("header: missing 'shape'")?, fortran))
 }
 
-/// Reads a little-endian f32 C-order `.npy` file (format version 1.0, 2.0 or 3.0).
+/// Reads a little-endian f32 `.npy` file (C or Fortran order; format version 1.0, 2.0 or 3.0).
 pub fn read_npy(path: &Path) -> Result<Tensor, ModelError> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
     decode_npy(&bytes).map_err(|m| npy_err(path, m))
@@ -201,7 +200,7 @@ fn decode_npy(bytes: &[u8]) -> Result<Tensor, String> {
     let header = bytes
         .get(hstart..hstart + hlen)
         .ok_or_else(|| format!("truncated header: expected {hlen} header bytes"))?;
-    let shape = parse_header(header)?;
+    let (shape, fortran) = parse_header(header)?;
     let n = checked_numel(&shape).ok_or_else(|| format!("shape {shape:?} is too large"))?;
     let data = &bytes[hstart + hlen..];
     let want = n
@@ -219,11 +218,38 @@ fn decode_npy(bytes: &[u8]) -> Result<Tensor, String> {
             data.len() - want
         ));
     }
-    let data = data
+    let data: Vec<f32> = data
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    let data = if fortran {
+        from_fortran_order(&data, &shape)
+    } else {
+        data
+    };
     Ok(Tensor { shape, data })
+}
+
+/// Row-major data from column-major `data` of `shape` (numpy writes a
+/// transposed view with `fortran_order: True`).
+fn from_fortran_order(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    let mut strides = vec![1; shape.len()];
+    for d in 1..shape.len() {
+        strides[d] = strides[d - 1] * shape[d - 1];
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let mut index = vec![0; shape.len()];
+    for _ in 0..data.len() {
+        out.push(data[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
 }
 
 /// Encodes a tensor as `.npy` bytes (version 1.0, or 2.0 for huge headers).
@@ -327,6 +353,15 @@ mod tests {
             &[7.],
         );
         assert_eq!(decode_npy(&b).unwrap().data, vec![7.]);
+        // Fortran order: numpy's np.save(np.arange(6.).reshape(2, 3).T) is
+        // the [3, 2] array [[0, 3], [1, 4], [2, 5]] stored as 0..6.
+        let b = with_header(
+            1,
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 2), }\n",
+            &[0., 1., 2., 3., 4., 5.],
+        );
+        let t = decode_npy(&b).unwrap();
+        assert_eq!((t.shape, t.data), (vec![3, 2], vec![0., 3., 1., 4., 2., 5.]));
     }
 
     #[test]
@@ -336,8 +371,6 @@ mod tests {
         };
         let e = decode_npy(&with_header(1, &h("<f8", "False"), &[0.; 4])).unwrap_err();
         assert!(e.contains("'<f8'"), "{e}");
-        let e = decode_npy(&with_header(1, &h("<f4", "True"), &[0.; 2])).unwrap_err();
-        assert!(e.contains("fortran_order"), "{e}");
         let e = decode_npy(&with_header(1, &h("<f4", "False"), &[0.; 1])).unwrap_err();
         assert!(
             e.contains("truncated") && e.contains("8") && e.contains("found 4"),

@@ -192,25 +192,34 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             }
         }
         Op::MatMul => {
-            // Promote 1-D operands to 2-D as numpy does, then drop the added dim
-            // (out_shape already has the right rank).
+            // Over the full (promoted, batch-broadcast) shape; the result has
+            // the same elements in the same order.
             let (a, b) = (ins[0], ins[1]);
-            let (n, k) = if a.shape.len() == 2 {
-                (a.shape[0], a.shape[1])
-            } else {
-                (1, a.shape[0])
-            };
-            let m = if b.shape.len() == 2 { b.shape[1] } else { 1 };
-            let mut data = vec![0.0f32; n * m];
-            for i in 0..n {
-                for j in 0..m {
-                    let mut acc = 0.0f64;
-                    for kk in 0..k {
-                        acc += a.data[i * k + kk] as f64 * b.data[kk * m + j] as f64;
-                    }
-                    data[i * m + j] = acc as f32;
+            let s = crate::graph::MatMulShape::of(&a.shape, &b.shape)
+                .expect("shapes checked when the graph was built");
+            let rank = s.full.len();
+            let (sa, sb) = (
+                broadcast_strides(&s.a, rank),
+                broadcast_strides(&s.b, rank),
+            );
+            // The k step within each operand: a's last dim, b's rows of M.
+            let (ka, kb) = (1, s.m);
+            let mut data = vec![0.0f32; s.full.iter().product()];
+            let mut ia = vec![0; rank];
+            let mut ib = vec![0; rank];
+            for_each_index(&s.full, |flat, idx| {
+                // a at [batch.., i, 0], b at [batch.., 0, j].
+                ia.copy_from_slice(idx);
+                ib.copy_from_slice(idx);
+                ia[rank - 1] = 0;
+                ib[rank - 2] = 0;
+                let (a0, b0) = (dot(&ia, &sa), dot(&ib, &sb));
+                let mut acc = 0.0f64;
+                for kk in 0..s.k {
+                    acc += a.data[a0 + kk * ka] as f64 * b.data[b0 + kk * kb] as f64;
                 }
-            }
+                data[flat] = acc as f32;
+            });
             Tensor {
                 shape: out_shape,
                 data,
@@ -285,14 +294,14 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             data: ins[0].data.clone(),
         },
         Op::BatchNormalization { epsilon } => batch_norm(ins, out_shape, *epsilon),
-        Op::Transpose => {
-            let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
-            let mut data = vec![0.0f32; rows * cols];
-            for r in 0..rows {
-                for c in 0..cols {
-                    data[c * rows + r] = ins[0].data[r * cols + c];
-                }
-            }
+        Op::Transpose { perm } => {
+            // Output index i reads input index j with j[perm[d]] = i[d].
+            let strides = strides(&ins[0].shape);
+            let permuted: Vec<usize> = perm.iter().map(|&p| strides[p]).collect();
+            let mut data = vec![0.0f32; out_shape.iter().product()];
+            for_each_index(&out_shape, |flat, idx| {
+                data[flat] = ins[0].data[dot(idx, &permuted)];
+            });
             Tensor {
                 shape: out_shape,
                 data,

@@ -11,12 +11,16 @@
 //! write and [`product`] reads, so no other code counts operands.
 
 mod activation;
+mod matmul;
+mod permute;
 mod pool;
 mod verify;
 
 pub use activation::{
     f32_array, f32_array_attribute, Activation, ACTIVATION_ATTR, ACTIVATION_PARAMS_ATTR,
 };
+pub use matmul::{matmul, matmul_shape, MATMUL};
+pub use permute::{permutation, permute, PERMUTE, PERM_ATTR};
 pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
 pub use verify::verify;
 
@@ -58,7 +62,7 @@ pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 /// naming one): the layers a profile times, the ops whose result can be
 /// written straight into an output buffer or the memory plan places.
 pub fn computes(name: &str) -> bool {
-    [GEMM, CONV2D, BATCH_NORM, TRANSPOSE, POOL].contains(&name)
+    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL].contains(&name)
         || BINARY.contains(&name)
         || ACTIVATIONS.contains(&name)
 }

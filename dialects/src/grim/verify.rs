@@ -227,6 +227,18 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             }
             check_unary(op)?;
         }
+        MATMUL => {
+            let a = operand_shape(op, 0, "lhs")?;
+            let b = operand_shape(op, 1, "rhs")?;
+            let y = result_shape(op)?;
+            matmul::check(&a, &b, &y)?;
+        }
+        PERMUTE => {
+            let perm = permutation(op).ok_or("needs 'perm' (array<i64>)")?;
+            let x = operand_shape(op, 0, "input")?;
+            let y = result_shape(op)?;
+            permute::check(&perm, &x, &y)?;
+        }
         POOL => {
             let attrs = pool_attrs(op).ok_or(
                 "needs 'kind' (\"max\" or \"average\") and i64 arrays 'kernel', 'strides', 'dilations' [h, w] and 'pads' [t, l, b, r]",

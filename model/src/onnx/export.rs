@@ -232,9 +232,9 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
             | Op::Tanh
             | Op::HardSwish
             | Op::Identity => vec![],
-            Op::Transpose => vec![AttributeProto {
+            Op::Transpose { perm } => vec![AttributeProto {
                 name: "perm".into(),
-                ints: vec![1, 0],
+                ints: perm.iter().map(|&p| p as i64).collect(),
                 r#type: attr_type::INTS,
                 ..Default::default()
             }],

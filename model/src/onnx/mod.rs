@@ -399,20 +399,25 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                 Op::Identity
             }
             "Transpose" => {
+                let rank = node_inputs
+                    .first()
+                    .and_then(|x| shapes.get(x))
+                    .map_or(0, Vec::len);
+                // The default reverses the dims; shape inference checks a given one.
+                let mut perm: Vec<usize> = (0..rank).rev().collect();
                 for a in &np.attribute {
                     match a.name.as_str() {
-                        // Only the 2-D swap; the default perm reverses the axes, which is the same.
-                        "perm" if a.ints == [1, 0] => {}
                         "perm" => {
-                            return Err(at.unsupported(format!(
-                                "perm {:?} (only [1, 0] on 2-D inputs)",
-                                a.ints
-                            )))
+                            perm = at
+                                .ints(a)?
+                                .iter()
+                                .map(|&p| usize::try_from(p).unwrap_or(usize::MAX))
+                                .collect()
                         }
                         _ => return Err(at.unknown(a)),
                     }
                 }
-                Op::Transpose
+                Op::Transpose { perm }
             }
             "Flatten" => {
                 let mut axis = 1;

@@ -1257,3 +1257,51 @@ fn activation_defaults_and_attributes() {
         "{e}"
     );
 }
+
+/// Transpose: the default perm reverses the dims; a perm that is not a
+/// permutation is a shape error naming the node.
+#[test]
+fn transpose_perm_default_and_errors() {
+    let transpose = |perm: Option<Vec<i64>>| {
+        let mut node = node_proto("t", "Transpose", &["x"], &["y"]);
+        if let Some(perm) = perm {
+            node.attribute.push(AttributeProto {
+                name: "perm".into(),
+                r#type: attr_type::INTS,
+                ints: perm,
+                ..Default::default()
+            });
+        }
+        let mut m = ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                name: "t".into(),
+                node: vec![node],
+                input: vec![vi_proto("x", &[2, 3, 4])],
+                output: vec![],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        opset_of(&mut m, 13);
+        load_model(&m)
+    };
+    let g = transpose(None).unwrap();
+    assert_eq!(g.nodes[0].op, Op::Transpose { perm: vec![2, 1, 0] });
+    let g = transpose(Some(vec![1, 2, 0])).unwrap();
+    let x = Tensor::new(vec![2, 3, 4], (0..24).map(|i| i as f32).collect()).unwrap();
+    g.validate().unwrap();
+    let mut g = g;
+    g.outputs = vec![ValueInfo {
+        name: "y".into(),
+        shape: vec![3, 4, 2],
+    }];
+    let y = crate::run_reference(&g, &[x]).unwrap();
+    // y[i, j, k] = x[k, i, j]: y[0, 1, 1] = x[1, 0, 1] = 13.
+    assert_eq!(y[0].shape, [3, 4, 2]);
+    assert_eq!(y[0].data[(0 * 4 + 1) * 2 + 1], 13.0);
+    for bad in [vec![0, 0, 1], vec![0, 1], vec![0, 1, 3], vec![0, 1, -1]] {
+        let e = transpose(Some(bad.clone())).unwrap_err().to_string();
+        assert!(e.contains("node 't'") && e.contains("not a permutation"), "{bad:?}: {e}");
+    }
+}

@@ -122,3 +122,48 @@ fn inspect_says_a_runtime_weight_stays_dense() {
     let reason = layer["reason"].as_str().unwrap_or("");
     assert!(reason.contains("the weight is not a constant"), "{report}");
 }
+
+/// Attention-shaped: `q [2, 3, 4] x permute(k [2, 5, 4], [0, 2, 1])` (two
+/// activations, batched), then a 3-D activation times a constant 2-D
+/// matrix (a gemm over the flattened rows, pruned so it may run BCR) and a
+/// 1-D vector, on the host and on aarch64, against the reference.
+#[test]
+fn batched_matmul_and_permute_match_the_reference_on_host_and_aarch64() {
+    let mut graph = Graph {
+        name: "attention".into(),
+        inputs: vec![input("q", &[2, 3, 4]), input("k", &[2, 5, 4]), input("v", &[8])],
+        outputs: vec![input("y", &[2, 3])],
+        nodes: Vec::new(),
+        initializers: Default::default(),
+    };
+    // Every other column pair of w zero, as pruning by mask multiplication leaves it.
+    let w: Vec<f32> = lcg_input(vec![5, 8], 9)
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if (i / 2) % 2 == 1 { -0.0 * v.signum() } else { *v })
+        .collect();
+    graph
+        .initializers
+        .insert("w".into(), Tensor::new(vec![5, 8], w).unwrap());
+    for (name, op, inputs, output) in [
+        ("kt", Op::Transpose { perm: vec![0, 2, 1] }, vec!["k"], "kt"),
+        ("scores", Op::MatMul, vec!["q", "kt"], "s"),
+        ("project", Op::MatMul, vec!["s", "w"], "p"),
+        ("reduce", Op::MatMul, vec!["p", "v"], "y"),
+    ] {
+        graph.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.into()],
+        });
+    }
+    let inputs = data(&graph);
+    let expected = run_reference(&graph, &inputs).unwrap();
+    assert_eq!(expected[0].shape, [2, 3]);
+    for target in ["host", "aarch64-linux-gnu"] {
+        let actual = compile_and_run(&graph, target, (4, 8), true, 2, &inputs);
+        assert_close(&actual, &expected);
+    }
+}

@@ -26,7 +26,8 @@
 //! * Elementwise ops (`elementwise.rs`): `grim.add` (numpy broadcasting),
 //!   the activations, `grim.batch_norm` and `grim.transpose` (16x16 tiles,
 //!   `transpose.rs`: in registers of the module's `grim.target` lanes)
-//!   become `scf.for` nests.
+//!   become `scf.for` nests, as do `grim.permute` (`permute.rs`) and
+//!   `grim.matmul` (`matmul.rs`: a dot product per result element).
 //! * Inputs are read in the caller's buffers; a value the function returns
 //!   is computed straight into its output buffer (copied only when it is
 //!   also an input, an alias, or returned twice).
@@ -58,6 +59,8 @@ pub mod cancel;
 mod conv;
 mod elementwise;
 mod gemm;
+mod matmul;
+mod permute;
 mod pool;
 mod profile;
 pub mod scratch;
@@ -279,6 +282,8 @@ impl<'c, 'p> Lowering<'c, 'p> {
             grim::POOL => self.pool(b, op),
             grim::BATCH_NORM => self.batch_norm(b, op),
             grim::TRANSPOSE => self.transpose_op(b, op),
+            grim::PERMUTE => self.permute(b, op),
+            grim::MATMUL => self.matmul(b, op),
             grim::RESHAPE | grim::IDENTITY => {
                 let shape =
                     values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
