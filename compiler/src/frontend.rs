@@ -242,6 +242,7 @@ pub fn from_graph<'c>(
                 strides,
                 pads,
                 dilations,
+                group,
             } => {
                 let x = input(&mut t, 0)?;
                 let w = input(&mut t, 1)?;
@@ -253,6 +254,7 @@ pub fn from_graph<'c>(
                     strides: strides.map(|v| v as i64),
                     pads: pads.map(|v| v as i64),
                     dilations: dilations.map(|v| v as i64),
+                    group: *group as i64,
                 };
                 let operands = Product {
                     input: x,

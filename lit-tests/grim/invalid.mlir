@@ -103,6 +103,15 @@ func.func @matmul_vector(%v: tensor<4xf32>, %b: tensor<5x4x2xf32>) -> tensor<5x1
 
 // -----
 
+// Checks that a grouped conv's weight has C / group input channels.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.conv2d' op input has 8 channels but the weight expects 16 (4 per group of 4)
+func.func @grouped_conv_channels(%x: tensor<1x8x5x5xf32>, %w: tensor<8x4x3x3xf32>) -> tensor<1x8x3x3xf32> {
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 4 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x5x5xf32>, tensor<8x4x3x3xf32>) -> tensor<1x8x3x3xf32>
+  return %y : tensor<1x8x3x3xf32>
+}
+
+// -----
+
 // Checks that grim.transpose must swap the two dimensions.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.transpose' op transpose of [4, 3] must be 2-D and give [3, 4], got [4, 3]
 func.func @transpose_shape(%a: tensor<4x3xf32>) -> tensor<4x3xf32> {

@@ -348,3 +348,40 @@ func.func @permute_then_matmul(%x: tensor<2x2x3xf32>, %w: tensor<1x2x4xf32>) -> 
   %y = "grim.matmul"(%p, %w) : (tensor<2x3x2xf32>, tensor<1x2x4xf32>) -> tensor<2x3x4xf32>
   return %y : tensor<2x3x4xf32>
 }
+
+// -----
+
+// A depthwise conv (group = C) is a direct convolution: a parallel loop
+// over output channels, each reading its group's one input channel; the
+// output row splits into a left border (pads 1) that checks each tap's
+// column and an interior that checks only the kernel row (no right
+// padding, so no right border), and the fused clip is
+// applied as each value is stored. No bcr product, no scratch.
+
+// CHECK-LABEL: func.func @depthwise
+// CHECK-NOT: bcr.gemm
+// CHECK: scf.for %{{.*}} = %c0 to %c1 step
+// CHECK: scf.for %[[CH:.*]] = %{{.*}} to %c4 step
+// CHECK: arith.divui %[[CH]]
+// CHECK: scf.for %[[OH:.*]] =
+// CHECK: scf.for {{.*}} = %c0{{.*}} to %c1
+// CHECK: scf.if
+// CHECK: scf.if
+// CHECK: math.fma
+// CHECK: arith.maximumf
+// CHECK: arith.minimumf
+// CHECK: memref.store
+// CHECK: scf.for {{.*}} = %c1{{.*}} to %c5
+// CHECK: scf.if
+// CHECK-NOT: scf.if
+// CHECK: math.fma
+// CHECK: arith.maximumf
+// CHECK-NOT: scf.for
+// CHECK: } {grim.parallel}
+// CHECK-NOT: bcr.
+// CHECK: return
+func.func @depthwise(%x: tensor<1x4x6x6xf32>) -> tensor<1x4x5x5xf32> {
+  %w = "grim.constant"() {value = dense<1.000000e+00> : tensor<4x1x3x3xf32>} : () -> tensor<4x1x3x3xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 0, 0>, dilations = array<i64: 1, 1>, group = 4 : i64, activation = "clip", activation_params = array<f32: 0.0, 6.0>, kernel = "dense", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x4x6x6xf32>, tensor<4x1x3x3xf32>) -> tensor<1x4x5x5xf32>
+  return %y : tensor<1x4x5x5xf32>
+}

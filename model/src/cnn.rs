@@ -65,6 +65,7 @@ fn cnn(seed: u64) -> Result<Graph, ModelError> {
                 strides: [stride; 2],
                 pads: [pad; 4],
                 dilations: [1, 1],
+                group: 1,
             },
             inputs: vec![cur, wn, bn],
             outputs: vec![conv_out.clone()],

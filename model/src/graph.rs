@@ -73,7 +73,9 @@ pub enum Op {
         shape: Vec<i64>,
     },
     /// 2-D convolution over NCHW input `[N, C, H, W]` with weight
-    /// `[M, C, kh, kw]` (group 1) and optional bias `[M]`: output `[N, M, Ho, Wo]`.
+    /// `[M, C / group, kh, kw]` and optional bias `[M]`: output
+    /// `[N, M, Ho, Wo]`. With `group` G, output channels `[g M/G, (g+1) M/G)`
+    /// read input channels `[g C/G, (g+1) C/G)`; depthwise is G = C.
     Conv {
         /// `[stride_h, stride_w]`.
         strides: [usize; 2],
@@ -81,6 +83,8 @@ pub enum Op {
         pads: [usize; 4],
         /// `[dilation_h, dilation_w]`.
         dilations: [usize; 2],
+        /// Groups (1 for a plain conv).
+        group: usize,
     },
     /// Inference-mode batch normalization over axis 1 of `X` (rank >= 2):
     /// `y = scale * (x - mean) / sqrt(var + epsilon) + B`, with inputs
@@ -483,9 +487,10 @@ pub fn node_output_shape(
             strides,
             pads,
             dilations,
+            group,
         } => {
             expect_arity(label, node, 2, 3)?;
-            conv_shape(label, ins, *strides, *pads, *dilations)
+            conv_shape(label, ins, *strides, *pads, *dilations, *group)
         }
         Op::Pool(pool) => {
             expect_arity(label, node, 1, 1)?;
@@ -511,6 +516,7 @@ fn conv_shape(
     strides: [usize; 2],
     pads: [usize; 4],
     dilations: [usize; 2],
+    group: usize,
 ) -> Result<Vec<usize>, ModelError> {
     let (x, w) = (ins[0], ins[1]);
     let (&[n, c, h, wi], &[m, wc, kh, kw]) = (x, w) else {
@@ -519,12 +525,19 @@ fn conv_shape(
             format!("Conv needs a 4-D NCHW input X and a 4-D weight W, got X {x:?} and W {w:?}"),
         ));
     };
-    if wc != c {
+    if group == 0 || c % group != 0 || m % group != 0 {
+        return Err(shape_err(
+            label,
+            format!("Conv group {group} must divide both C={c} of X {x:?} and M={m} of W {w:?}"),
+        ));
+    }
+    if wc * group != c {
         return Err(shape_err(
             label,
             format!(
-                "Conv channels differ: X {x:?} has C={c} but W {w:?} has C={wc} \
-                 (only group = 1 is supported)"
+                "Conv channels differ: X {x:?} has C={c}, so W {w:?} needs C/group = {} \
+                 input channels (group {group}), not {wc}",
+                c / group
             ),
         ));
     }

@@ -255,6 +255,7 @@ pub fn conv_layer(
                 strides,
                 pads,
                 dilations,
+                group: 1,
             },
             inputs,
             outputs: vec!["y".into()],

@@ -316,7 +316,8 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             strides,
             pads,
             dilations,
-        } => conv(ins, out_shape, *strides, *pads, *dilations),
+            group,
+        } => conv(ins, out_shape, *strides, *pads, *dilations, *group),
     }
 }
 
@@ -361,9 +362,12 @@ fn conv(
     [sh, sw]: [usize; 2],
     [top, left, _, _]: [usize; 4],
     [dh, dw]: [usize; 2],
+    group: usize,
 ) -> Tensor {
     let (x, w) = (ins[0], ins[1]);
     let (c, h, wi) = (x.shape[1], x.shape[2], x.shape[3]);
+    // Each output channel reads its group's slice of the input channels.
+    let per_group = (w.shape[1], out_shape[1] / group);
     let (kh, kw) = (w.shape[2], w.shape[3]);
     let (n, m, ho, wo) = (out_shape[0], out_shape[1], out_shape[2], out_shape[3]);
     let mut data = vec![0.0f32; n * m * ho * wo];
@@ -374,11 +378,13 @@ fn conv(
     for b in 0..n {
         for o in 0..m {
             acc.fill(0.0);
-            for ch in 0..c {
+            let first = o / per_group.1 * per_group.0;
+            for wc in 0..per_group.0 {
+                let ch = first + wc;
                 let plane = &x.data[(b * c + ch) * h * wi..][..h * wi];
                 for i in 0..kh {
                     for j in 0..kw {
-                        let tap = w.data[((o * c + ch) * kh + i) * kw + j] as f64;
+                        let tap = w.data[((o * per_group.0 + wc) * kh + i) * kw + j] as f64;
                         for oh in 0..ho {
                             // Row in padded coordinates; unsigned, so the
                             // top padding is the `< top` case.

@@ -280,6 +280,7 @@ impl Builder<'_> {
             strides: [1, 1],
             pads: [1; 4],
             dilations: [1, 1],
+            group: 1,
         };
         let out = format!("{conv_node}_output_0");
         let h = self.push(&conv_node, op, &[input, &w_name], out)?;

@@ -412,6 +412,7 @@ pub fn im2col_of<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Im2col> 
             strides: [sh, sw],
             pads: [pt, pl, pb, pr],
             dilations: [dh, dw],
+            group: 1,
         },
     })
 }

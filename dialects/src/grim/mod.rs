@@ -339,6 +339,9 @@ pub fn gemm<'c>(
     )
 }
 
+/// Optional attribute of `grim.conv2d`: its groups (ONNX Conv `group`).
+pub const GROUP_ATTR: &str = "group";
+
 /// Geometry of a `grim.conv2d` (ONNX Conv attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConvAttrs {
@@ -348,6 +351,9 @@ pub struct ConvAttrs {
     pub pads: [i64; 4],
     /// `[dilation_h, dilation_w]`.
     pub dilations: [i64; 2],
+    /// Groups (attribute `group`, absent = 1): output channels
+    /// `[g M/G, (g+1) M/G)` read input channels `[g C/G, (g+1) C/G)`.
+    pub group: i64,
 }
 
 impl ConvAttrs {
@@ -382,7 +388,7 @@ impl ConvAttrs {
     /// A 1x1 kernel with stride 1 and no padding reads its input as the
     /// `[C, H * W]` matrix it already is: no im2col at all.
     pub fn is_pointwise(&self, kh: i64, kw: i64) -> bool {
-        kh == 1 && kw == 1 && self.strides == [1, 1] && self.pads == [0; 4]
+        kh == 1 && kw == 1 && self.strides == [1, 1] && self.pads == [0; 4] && self.group == 1
     }
 }
 
@@ -400,11 +406,14 @@ pub fn conv2d<'c>(
         context,
         CONV2D,
         operands,
-        vec![
+        [
             attr::named_i64_array(context, "strides", &conv.strides),
             attr::named_i64_array(context, "pads", &conv.pads),
             attr::named_i64_array(context, "dilations", &conv.dilations),
-        ],
+        ]
+        .into_iter()
+        .chain((conv.group != 1).then(|| attr::named_i64(context, GROUP_ATTR, conv.group)))
+        .collect(),
         activation,
         result,
         location,
@@ -418,6 +427,10 @@ pub fn conv_attrs<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<ConvAtt
         strides: attr::i64_array(op, "strides")?.try_into().ok()?,
         pads: attr::i64_array(op, "pads")?.try_into().ok()?,
         dilations: attr::i64_array(op, "dilations")?.try_into().ok()?,
+        group: match op.attribute(GROUP_ATTR) {
+            Ok(_) => attr::int(op, GROUP_ATTR)?,
+            Err(_) => 1,
+        },
     })
 }
 

@@ -150,10 +150,19 @@ fn check_conv<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             "input [N, C, H, W] and weight [M, C, kh, kw] must be 4-D, got {x:?} and {w:?}"
         ));
     }
-    if x[1] != w[1] {
+    let group = attrs.group;
+    if group < 1 || x[1] % group != 0 || w[0] % group != 0 {
         return Err(format!(
-            "input has {} channels but the weight expects {}",
-            x[1], w[1]
+            "group {group} must divide the input's {} and the weight's {} channels",
+            x[1], w[0]
+        ));
+    }
+    if x[1] != w[1] * group {
+        return Err(format!(
+            "input has {} channels but the weight expects {} ({} per group of {group})",
+            x[1],
+            w[1] * group,
+            w[1]
         ));
     }
     let (ho, wo) = attrs.output(x[2], x[3], w[2], w[3]).ok_or_else(|| {

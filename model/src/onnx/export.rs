@@ -154,12 +154,16 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
                 strides,
                 pads,
                 dilations,
+                group,
             } => {
                 let mut attrs = vec![
                     attr_ints("strides", strides),
                     attr_ints("pads", pads),
                     attr_ints("dilations", dilations),
                 ];
+                if *group != 1 {
+                    attrs.push(attr_i("group", *group as i64));
+                }
                 // Optional in ONNX, but some consumers want it; written only
                 // when the weight is known, as the loader checks it against W.
                 if let Some(w) = n.inputs.get(1).and_then(|w| graph.initializers.get(w)) {

@@ -25,6 +25,7 @@ pub(super) fn conv_op(
     let mut pads = None;
     let mut dilations = [1, 1];
     let mut kernel_shape = None;
+    let mut group = 1;
     let mut auto_pad = AutoPad::NotSet;
     for a in &np.attribute {
         match a.name.as_str() {
@@ -34,11 +35,10 @@ pub(super) fn conv_op(
             "kernel_shape" => kernel_shape = Some(at.ints(a)?.to_vec()),
             "group" => {
                 let g = at.int(a)?;
-                if g != 1 {
-                    return Err(at.unsupported(format!(
-                        "group = {g}: group != 1 (grouped or depthwise convolution) is not supported"
-                    )));
-                }
+                group = usize::try_from(g)
+                    .ok()
+                    .filter(|g| *g >= 1)
+                    .ok_or_else(|| at.unsupported(format!("group = {g} must be at least 1")))?;
             }
             "auto_pad" => auto_pad = AutoPad::parse(at, a)?,
             _ => return Err(at.unknown(a)),
@@ -88,6 +88,7 @@ pub(super) fn conv_op(
         strides,
         pads,
         dilations,
+        group,
     })
 }
 

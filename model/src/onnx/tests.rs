@@ -217,6 +217,7 @@ fn conv_round_trip() {
                 strides: [2, 1],
                 pads: [1, 0, 2, 1],
                 dilations: [1, 2],
+                group: 1,
             }
         );
         // ONNX attribute names and order, as onnxruntime reads them.
@@ -279,8 +280,12 @@ fn conv_attribute_errors_name_the_node() {
         assert!(e.starts_with("node 'conv' (Conv): "), "{e}");
         e
     };
-    let e = err(&|n| set_attr(n, attr_i("group", 2)));
-    assert!(e.contains("group = 2") && e.contains("group != 1 "), "{e}");
+    let e = load_edited_conv(&|n: &mut NodeProto| set_attr(n, attr_i("group", 2)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("node 'conv': shape error: Conv group 2 must divide both C=3"), "{e}");
+    let e = err(&|n| set_attr(n, attr_i("group", 0)));
+    assert!(e.contains("group = 0 must be at least 1"), "{e}");
     let e = err(&|n| set_attr(n, ints("strides", &[1, 1, 1])));
     assert!(
         e.contains("'strides' must have 2 values") && e.contains("[1, 1, 1]"),
@@ -381,7 +386,8 @@ fn conv_defaults_and_auto_pad() {
         Op::Conv {
             strides: [1, 1],
             pads: [0; 4],
-            dilations: [1, 1]
+            dilations: [1, 1],
+            group: 1,
         }
     );
     assert_eq!(g.outputs[0].shape, vec![2, 5, 7, 7]);

@@ -192,6 +192,7 @@ fn conv_by_hand() {
             strides,
             pads,
             dilations,
+            group: 1,
         };
         // run_reference does not check the declared output shape; the
         // assertions below do.
@@ -470,4 +471,49 @@ fn input_errors_name_the_input() {
     );
     let e = run_reference(&g, &[]).unwrap_err().to_string();
     assert!(e.contains("1 inputs (x)"), "{e}");
+}
+
+/// A grouped conv is its groups' convs side by side: group 2 over 4 input
+/// channels and 6 output channels equals two plain convs on the halves,
+/// and depthwise (group = C) one 1-channel conv per channel.
+#[test]
+fn grouped_conv_is_its_groups_side_by_side() {
+    let conv = |group: usize| Op::Conv {
+        strides: [2, 1],
+        pads: [1, 0, 1, 2],
+        dilations: [1, 2],
+        group,
+    };
+    let values = |n: usize, seed: f32| -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 * 0.61 + seed).sin() * 3.0).round()).collect()
+    };
+    for (c, m, group) in [(4, 6, 2), (3, 3, 3), (3, 6, 3)] {
+        let (h, w, k) = (6, 7, 3);
+        let x = t(&[1, c, h, w], &values(c * h * w, 0.3));
+        let wt = t(&[m, c / group, k, k], &values(m * c / group * k * k, 1.1));
+        let b = t(&[m], &values(m, 2.0));
+        let g = one_node(
+            conv(group),
+            &[("x", vec![1, c, h, w])],
+            vec![("w", wt.clone()), ("b", b.clone())],
+            vec![1, m, 3, 3],
+        );
+        let y = run_reference(&g, std::slice::from_ref(&x)).unwrap();
+        let (cg, mg) = (c / group, m / group);
+        for gi in 0..group {
+            let slice = |data: &[f32], from: usize, len: usize| data[from..from + len].to_vec();
+            let xg = t(&[1, cg, h, w], &slice(&x.data, gi * cg * h * w, cg * h * w));
+            let wg = t(&[mg, cg, k, k], &slice(&wt.data, gi * mg * cg * k * k, mg * cg * k * k));
+            let bg = t(&[mg], &slice(&b.data, gi * mg, mg));
+            let plain = one_node(
+                conv(1),
+                &[("x", vec![1, cg, h, w])],
+                vec![("w", wg), ("b", bg)],
+                vec![1, mg, 3, 3],
+            );
+            let yg = run_reference(&plain, &[xg]).unwrap();
+            let plane = y[0].shape[2] * y[0].shape[3];
+            assert_eq!(y[0].data[gi * mg * plane..][..mg * plane], yg[0].data[..], "{c} {m} {group}");
+        }
+    }
 }

@@ -16,7 +16,8 @@
 //! attributes on the product) or the `block` option fixes it. A kernel the
 //! LR file fixed (`kernel`) is kept; its estimates are still recorded. A
 //! product whose weight is not a constant runs the dense kernel (BCR needs
-//! the weight's values to pack it), which `kernel_reason` says.
+//! the weight's values to pack it), and a grouped conv (depthwise
+//! included) the direct kernel, which `kernel_reason` says.
 //!
 //! What it does not do: prune (weights are packed as they are), or pick a
 //! schedule (the bcr passes do). This replaces a fixed stored-fraction
@@ -57,6 +58,9 @@ pub const OPTIONS: &[&str] = &[
     "block=RxC fix the block of products the LR file leaves open (the cost model chooses)",
     "kernel=dense|bcr fix the kernel of products the LR file leaves open (the cost model chooses)",
 ];
+
+/// Why a grouped conv runs the direct kernel.
+pub const GROUPED: &str = "a grouped (depthwise) conv runs the direct kernel: a group's matrix (M/group rows, C/group*kh*kw columns) is too small for BCR blocks";
 
 /// Why a product with a non-constant weight runs the dense kernel.
 pub const NOT_CONSTANT: &str =
@@ -132,6 +136,17 @@ impl GraphChooseKernel {
         let string = |value: &str| -> Attribute<'c> { StringAttribute::new(context, value).into() };
         let from_lr = grim_dialects::attr::string(op, grim::KERNEL_ATTR);
         let fixed = from_lr.clone().or(self.kernel.map(String::from));
+        if layer.group > 1 {
+            if from_lr.as_deref() == Some(grim::KERNEL_BCR) {
+                return Err(op_error(
+                    &view,
+                    format!("is asked for the BCR kernel, but {GROUPED}"),
+                ));
+            }
+            op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_DENSE));
+            op.set_attribute(grim::KERNEL_REASON_ATTR, string(GROUPED));
+            return Ok(());
+        }
         let Some(weight) = layer.weight else {
             // The kernel option applies where it can; an LR file asking for
             // BCR on a weight that is not a constant is an error.

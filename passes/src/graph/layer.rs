@@ -28,6 +28,8 @@ pub struct Layer<'c> {
     pub conv: Option<ConvGeometry>,
     /// The weight's values attribute, when the weight is a constant.
     pub weight: Option<Attribute<'c>>,
+    /// A conv's groups (1 for a gemm and a plain conv).
+    pub group: usize,
 }
 
 impl<'c> Layer<'c> {
@@ -65,10 +67,11 @@ impl<'c> Layer<'c> {
                 images: 1,
                 conv: None,
                 weight,
+                group: 1,
             });
         }
         let attrs = grim::conv_attrs(op).ok_or_else(|| op_error(op, "has malformed geometry"))?;
-        let (&[images, channels, h, wi], &[m, _, kh, kw]) = (&x[..], &w[..]) else {
+        let (&[images, channels, h, wi], &[m, per_group, kh, kw]) = (&x[..], &w[..]) else {
             return Err(op_error(op, "needs a 4-D input and weight"));
         };
         let (ho, wo) = attrs
@@ -84,11 +87,12 @@ impl<'c> Layer<'c> {
         };
         Ok(Layer {
             m,
-            k: channels * kh * kw,
+            k: per_group * kh * kw,
             n: (ho * wo) as usize,
             images,
             conv: Some(geometry),
             weight,
+            group: attrs.group as usize,
         })
     }
 
@@ -101,9 +105,10 @@ impl<'c> Layer<'c> {
     }
 
     /// How a conv's image reaches the product on the BCR kernels (`bcr`)
-    /// or the dense kernel; `None` for a gemm.
+    /// or the dense kernel; `None` for a gemm and a grouped conv (the
+    /// direct kernel reads the image itself).
     pub fn im2col(&self, bcr: bool) -> Option<Im2col> {
-        let geometry = self.conv?;
+        let geometry = self.conv.filter(|_| self.group == 1)?;
         Some(if geometry.is_pointwise() {
             Im2col::Pointwise
         } else if !bcr || geometry.bcr_reads_in_place() {

@@ -7,6 +7,7 @@
 
 mod elementwise;
 mod files;
+mod grouped;
 mod pool;
 mod random;
 mod resnet;

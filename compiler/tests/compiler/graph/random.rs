@@ -232,6 +232,7 @@ impl Builder {
                     strides: [1, 1],
                     pads,
                     dilations: [1, 1],
+                    group: 1,
                 };
                 let out = self.push(&name, op, inputs);
                 let ho = h + pads[0] + pads[2] - kernel + 1;

@@ -83,6 +83,7 @@ fn runtime_conv_matches_the_reference_on_host_and_aarch64() {
             strides,
             pads,
             dilations: [1, 1],
+            group: 1,
         };
         let graph = one_node(
             op,

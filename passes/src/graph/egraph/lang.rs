@@ -251,13 +251,20 @@ impl fmt::Display for Leaf {
                 "gemm:{}:{}:{}:{}",
                 g.alpha.0, g.beta.0, g.trans_a as u8, g.trans_b as u8
             ),
-            Leaf::Conv(c) => write!(
-                f,
-                "conv:{}:{}:{}",
-                join(&c.strides),
-                join(&c.pads),
-                join(&c.dilations)
-            ),
+            Leaf::Conv(c) => {
+                write!(
+                    f,
+                    "conv:{}:{}:{}",
+                    join(&c.strides),
+                    join(&c.pads),
+                    join(&c.dilations)
+                )?;
+                // Groups only when grouped, so plain convs print as before.
+                if c.group != 1 {
+                    write!(f, ":{}", c.group)?;
+                }
+                Ok(())
+            }
             Leaf::Shape(s) => write!(f, "shape:{}", join(s)),
             Leaf::F32(b) => write!(f, "f32:{}", b.0),
         }
@@ -322,8 +329,10 @@ impl FromStr for Leaf {
             }
             "conv" => {
                 let parts: Vec<&str> = rest.split(':').collect();
-                let [strides, pads, dilations] = parts[..] else {
-                    return Err(format!("not a conv leaf: '{text}'"));
+                let (strides, pads, dilations, group) = match parts[..] {
+                    [s, p, d] => (s, p, d, 1),
+                    [s, p, d, g] => (s, p, d, g.parse().map_err(|_| format!("bad group in '{text}'"))?),
+                    _ => return Err(format!("not a conv leaf: '{text}'")),
                 };
                 let fixed = |v: Vec<i64>, n: usize| {
                     if v.len() == n {
@@ -341,6 +350,7 @@ impl FromStr for Leaf {
                     strides: [s[0], s[1]],
                     pads: [p[0], p[1], p[2], p[3]],
                     dilations: [d[0], d[1]],
+                    group,
                 }))
             }
             _ => Err(format!("not a leaf: '{text}'")),
@@ -369,6 +379,13 @@ mod tests {
                 strides: [2, 1],
                 pads: [1, 0, 1, 0],
                 dilations: [1, 1],
+                group: 1,
+            }),
+            Leaf::Conv(ConvAttrs {
+                strides: [1, 1],
+                pads: [1; 4],
+                dilations: [1, 1],
+                group: 32,
             }),
             Leaf::Shape(vec![1, 64]),
             Leaf::Shape(vec![]),

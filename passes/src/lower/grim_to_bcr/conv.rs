@@ -53,6 +53,9 @@ impl<'c> Lowering<'c, '_> {
     ) -> Result<(), PassError> {
         let attrs = grim::conv_attrs(&op)
             .ok_or_else(|| op_error(&op, "has malformed strides, pads or dilations"))?;
+        if attrs.group > 1 {
+            return self.grouped_conv(b, op, &attrs);
+        }
         let operands = grim::product(&op)
             .ok_or_else(|| op_error(&op, "needs (input, weight, bias?, residual?)"))?;
         let input = self.buffer(&op, 0)?;
@@ -161,6 +164,7 @@ impl<'c> Lowering<'c, '_> {
                             strides: [1, 1],
                             pads: attrs.pads,
                             dilations: [1, 1],
+                            group: 1,
                         },
                     };
                     b.insert(bcr::im2col(self.context, x, rows, &pad, b.location));

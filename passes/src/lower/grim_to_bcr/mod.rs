@@ -57,6 +57,7 @@
 mod abi;
 pub mod cancel;
 mod conv;
+mod grouped_conv;
 mod elementwise;
 mod gemm;
 mod matmul;

@@ -11,7 +11,8 @@
 //!   transpose after it takes the accumulator as its result);
 //! * a conv on the BCR kernels that reads its image in place and pads: the
 //!   zero-padded image `[C, H + pt + pb, W + pl + pr]`;
-//! * a conv through an explicit patch matrix: `[C*kh*kw, Ho*Wo]`.
+//! * a conv through an explicit patch matrix: `[C*kh*kw, Ho*Wo]`;
+//! * a grouped conv: nothing (its direct kernel reads the image itself).
 
 use super::{cancel::Cancelled, key};
 use crate::{graph::layer::Layer, op_error, PassError};
@@ -77,6 +78,10 @@ pub fn temporaries(op: &OperationRef, cancelled: &Cancelled) -> Result<Vec<Vec<i
     }
     if name == grim::CONV2D {
         let layer = Layer::of(op)?;
+        // The direct kernel of a grouped conv needs no scratch.
+        if layer.group > 1 {
+            return Ok(Vec::new());
+        }
         let geometry = layer.conv.ok_or_else(|| op_error(op, "has no geometry"))?;
         let bcr = grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref()
             != Some(grim::KERNEL_DENSE)
