@@ -18,6 +18,7 @@ use crate::tensor::Tensor;
 mod attrs;
 mod decode;
 mod export;
+mod fold;
 mod ops;
 pub mod proto;
 
@@ -187,9 +188,10 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         .chain(g.output.iter().map(|o| &o.name))
         .map(String::as_str)
         .collect();
-    // Constants folded into a node's op (Clip bounds, Dropout's ratio): they
-    // are dropped from the initializers unless something else still reads
-    // them, so a loaded graph holds no dead weights.
+    // Constants folded into a node's op (Clip bounds, Dropout's ratio) or
+    // into a constant (fold.rs): they are dropped from the initializers
+    // unless a graph op still reads them, so a loaded graph holds no dead
+    // weights.
     let mut folded: BTreeSet<String> = BTreeSet::new();
     let mut nodes = Vec::new();
 
@@ -249,6 +251,26 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         }
         let out_name = outputs[0].clone();
 
+        let constants = fold::Constants {
+            floats: &floats,
+            ints: &ints,
+            shapes: &shapes,
+        };
+        if let Some(value) = fold::fold(&at, np, &node_inputs, opset, &constants)? {
+            // Its inputs and itself stay initializers only if a graph op reads them.
+            folded.extend(node_inputs.iter().cloned());
+            folded.insert(out_name.clone());
+            match value {
+                fold::Folded::Floats(t) => {
+                    shapes.insert(out_name.clone(), t.shape.clone());
+                    floats.insert(out_name, t);
+                }
+                fold::Folded::Ints(s, v) => {
+                    ints.insert(out_name, (s, v));
+                }
+            }
+            continue;
+        }
         let op = match np.op_type.as_str() {
             "Gemm" => {
                 let (mut alpha, mut beta, mut trans_a, mut trans_b) = (1.0, 1.0, false, false);
@@ -418,6 +440,23 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                     }
                 }
                 Op::Transpose { perm }
+            }
+            "Squeeze" | "Unsqueeze" => {
+                // Of a value computed at run time (constants were folded):
+                // the same elements in a new shape.
+                let axes = fold::axes(&at, np, &node_inputs, opset, &constants)?;
+                let x_shape = shapes.get(&node_inputs[0]).cloned().ok_or_else(|| {
+                    ModelError::Shape {
+                        node: label.clone(),
+                        message: format!("input '{}' is not defined before this node", node_inputs[0]),
+                    }
+                })?;
+                let out =
+                    fold::squeeze_shape(&at, &x_shape, axes.as_deref(), np.op_type == "Squeeze")?;
+                folded.extend(node_inputs.drain(1..));
+                Op::Reshape {
+                    shape: out.iter().map(|&d| d as i64).collect(),
+                }
             }
             "Flatten" => {
                 let mut axis = 1;

@@ -1311,3 +1311,141 @@ fn transpose_perm_default_and_errors() {
         assert!(e.contains("node 't'") && e.contains("not a permutation"), "{bad:?}: {e}");
     }
 }
+
+/// PyTorch's `x.view(x.size(0), -1)`: Shape -> Gather -> Unsqueeze ->
+/// Concat -> Reshape, folded at import into one Reshape; and an old
+/// converter's weight made by ConstantOfShape, then Cast, Slice, Squeeze.
+#[test]
+fn shape_chains_and_constant_of_shape_fold_at_import() {
+    let int_init = |name: &str, dims: &[i64], values: &[i64]| TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: data_type::INT64,
+        int64_data: values.to_vec(),
+        ..Default::default()
+    };
+    let with_int = |mut n: NodeProto, name: &str, value: i64| {
+        n.attribute.push(attr_i(name, value));
+        n
+    };
+    let mut fill = node_proto("fill", "ConstantOfShape", &["wshape"], &["w0"]);
+    fill.attribute.push(AttributeProto {
+        name: "value".into(),
+        r#type: attr_type::TENSOR,
+        t: Some(f32_init("", &[1], &[0.5])),
+        ..Default::default()
+    });
+    let mut m = ModelProto {
+        ir_version: 8,
+        graph: Some(GraphProto {
+            name: "view".into(),
+            node: vec![
+                node_proto("shape", "Shape", &["x"], &["s"]),
+                with_int(node_proto("gather", "Gather", &["s", "zero"], &["n"]), "axis", 0),
+                node_proto("unsq", "Unsqueeze", &["n", "axes0"], &["n1"]),
+                with_int(node_proto("cat", "Concat", &["n1", "minus1"], &["target"]), "axis", 0),
+                node_proto("view", "Reshape", &["x", "target"], &["flat"]),
+                fill,
+                // [1, 12, 5] -> slice the first 6 of 12 -> squeeze to [6, 5]
+                node_proto("slice", "Slice", &["w0", "starts", "ends", "axes1"], &["w1"]),
+                node_proto("squeeze", "Squeeze", &["w1", "axes0"], &["w"]),
+                with_int(node_proto("cast", "Cast", &["w"], &["wf"]), "to", 1),
+                node_proto("fc", "Gemm", &["flat", "wf"], &["y"]),
+            ],
+            initializer: vec![
+                int_init("zero", &[], &[0]),
+                int_init("axes0", &[1], &[0]),
+                int_init("minus1", &[1], &[-1]),
+                int_init("wshape", &[3], &[1, 12, 5]),
+                int_init("starts", &[1], &[0]),
+                int_init("ends", &[1], &[6]),
+                int_init("axes1", &[1], &[1]),
+            ],
+            input: vec![vi_proto("x", &[2, 3, 2])],
+            output: vec![vi_proto("y", &[2, 5])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    opset_of(&mut m, 13);
+    let g = load_model(&m).unwrap();
+    let ops: Vec<_> = g.nodes.iter().map(|n| n.op.op_type()).collect();
+    assert_eq!(ops, ["Reshape", "Gemm"]);
+    assert_eq!(g.nodes[0].op, Op::Reshape { shape: vec![2, -1] });
+    // Only the folded weight remains, [6, 5] of 0.5.
+    assert_eq!(g.initializers.keys().collect::<Vec<_>>(), ["wf"]);
+    assert_eq!(g.initializers["wf"].shape, [6, 5]);
+    assert!(g.initializers["wf"].data.iter().all(|v| *v == 0.5));
+    let x = Tensor::new(vec![2, 3, 2], (0..12).map(|i| i as f32).collect()).unwrap();
+    let y = crate::run_reference(&g, &[x]).unwrap();
+    // Row 0 sums 0..6 = 15, times 0.5.
+    assert_eq!(y[0].data[0], 7.5);
+
+    // Gather of an activation is not folded and says so.
+    let mut bad = m.clone();
+    bad.graph.as_mut().unwrap().node[1].input[0] = "x".into();
+    let e = load_model(&bad).unwrap_err().to_string();
+    assert!(e.contains("node 'gather' (Gather)") && e.contains("computed at run time"), "{e}");
+}
+
+/// Squeeze and Unsqueeze of activations are reshapes, in both forms.
+#[test]
+fn squeeze_and_unsqueeze_of_activations_are_reshapes() {
+    for opset in [11, 13] {
+        let mut squeeze = node_proto("sq", "Squeeze", &["x"], &["a"]);
+        let mut unsqueeze = node_proto("unsq", "Unsqueeze", &["a"], &["y"]);
+        let mut initializer = vec![];
+        if opset < 13 {
+            squeeze.attribute.push(AttributeProto {
+                name: "axes".into(),
+                r#type: attr_type::INTS,
+                ints: vec![-1],
+                ..Default::default()
+            });
+            unsqueeze.attribute.push(AttributeProto {
+                name: "axes".into(),
+                r#type: attr_type::INTS,
+                ints: vec![0, 2],
+                ..Default::default()
+            });
+        } else {
+            squeeze.input.push("sq_axes".into());
+            unsqueeze.input.push("unsq_axes".into());
+            initializer.push(TensorProto {
+                name: "sq_axes".into(),
+                dims: vec![1],
+                data_type: data_type::INT64,
+                int64_data: vec![-1],
+                ..Default::default()
+            });
+            initializer.push(TensorProto {
+                name: "unsq_axes".into(),
+                dims: vec![2],
+                data_type: data_type::INT64,
+                int64_data: vec![0, 2],
+                ..Default::default()
+            });
+        }
+        let mut m = ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                name: "sq".into(),
+                node: vec![squeeze, unsqueeze],
+                initializer,
+                input: vec![vi_proto("x", &[3, 4, 1])],
+                output: vec![],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        opset_of(&mut m, opset);
+        let g = load_model(&m).unwrap();
+        let ops: Vec<_> = g.nodes.iter().map(|n| n.op.clone()).collect();
+        assert_eq!(
+            ops,
+            [Op::Reshape { shape: vec![3, 4] }, Op::Reshape { shape: vec![1, 3, 1, 4] }],
+            "opset {opset}"
+        );
+        assert!(g.initializers.is_empty());
+    }
+}
