@@ -360,6 +360,17 @@ pub fn from_graph<'c>(
                 let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
                 t.append(grim::permute(context, x, &perm, result_type, location))?
             }
+            Op::Softmax { axis, axis_end } => {
+                let x = input(&mut t, 0)?;
+                t.append(grim::softmax(
+                    context,
+                    x,
+                    *axis as i64,
+                    *axis_end as i64,
+                    result_type,
+                    location,
+                ))?
+            }
             Op::Flatten { .. } | Op::Reshape { .. } => {
                 let x = input(&mut t, 0)?;
                 t.append(grim::reshape(x, result_type, location))?

@@ -144,6 +144,17 @@ irdl.dialect @grim {
     irdl.operands(lhs: %a, rhs: %b)
     irdl.results(result: %result)
   }
+  // exp(x) / sum(exp(x)) over dims [axis, axis_end) (i64 attributes): ONNX
+  // Softmax, one dim from opset 13, every dim from axis on before.
+  irdl.operation @softmax {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %axis = irdl.base "#builtin.integer"
+    %axis_end = irdl.base "#builtin.integer"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "axis" = %axis, "axis_end" = %axis_end }
+  }
   // ONNX Transpose of any rank: output dim i is input dim perm[i]
   // (`perm`: array<i64>). The 2-D swap is grim.transpose.
   irdl.operation @permute {

@@ -112,6 +112,15 @@ func.func @grouped_conv_channels(%x: tensor<1x8x5x5xf32>, %w: tensor<8x4x3x3xf32
 
 // -----
 
+// Checks that grim.softmax reduces a span of its input's dims.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.softmax' op reduces dims 2..4, which must be a non-empty span of the 3 dims of [2, 3, 4]
+func.func @softmax_span(%a: tensor<2x3x4xf32>) -> tensor<2x3x4xf32> {
+  %y = "grim.softmax"(%a) {axis = 2 : i64, axis_end = 4 : i64} : (tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+  return %y : tensor<2x3x4xf32>
+}
+
+// -----
+
 // Checks that grim.transpose must swap the two dimensions.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.transpose' op transpose of [4, 3] must be 2-D and give [3, 4], got [4, 3]
 func.func @transpose_shape(%a: tensor<4x3xf32>) -> tensor<4x3xf32> {

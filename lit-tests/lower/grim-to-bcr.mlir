@@ -385,3 +385,30 @@ func.func @depthwise(%x: tensor<1x4x6x6xf32>) -> tensor<1x4x5x5xf32> {
   %y = "grim.conv2d"(%x, %w) {strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 0, 0>, dilations = array<i64: 1, 1>, group = 4 : i64, activation = "clip", activation_params = array<f32: 0.0, 6.0>, kernel = "dense", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x4x6x6xf32>, tensor<4x1x3x3xf32>) -> tensor<1x4x5x5xf32>
   return %y : tensor<1x4x5x5xf32>
 }
+
+// -----
+
+// grim.softmax over dim 1 of [2, 5, 3] walks [outer = 2, reduce = 5,
+// inner = 3]: per (outer, inner) the maximum, the sum of exp(x - max) in
+// a register, then each exp(x - max) / sum.
+
+// CHECK-LABEL: func.func @softmax
+// CHECK: scf.for %[[O:.*]] = %{{.*}} to %c2
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %c3
+// CHECK: arith.constant 0xFF800000 : f32
+// CHECK: scf.for {{.*}} to %c5 {{.*}} iter_args
+// CHECK: arith.maximumf
+// CHECK: scf.for {{.*}} to %c5{{.*}} iter_args
+// CHECK: arith.subf
+// CHECK: math.exp
+// CHECK: arith.addf
+// CHECK: scf.for {{.*}} to %c5{{.*}} step
+// CHECK: math.exp
+// CHECK: arith.divf
+// CHECK: memref.store %{{.*}}, %{{.*}}[%[[O]], %{{.*}}, %[[I]]]
+// CHECK-NOT: grim.
+// CHECK: return
+func.func @softmax(%x: tensor<2x5x3xf32>) -> tensor<2x5x3xf32> {
+  %y = "grim.softmax"(%x) {axis = 1 : i64, axis_end = 2 : i64} : (tensor<2x5x3xf32>) -> tensor<2x5x3xf32>
+  return %y : tensor<2x5x3xf32>
+}

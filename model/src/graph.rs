@@ -125,6 +125,15 @@ pub enum Op {
     /// Pooling over the whole of H x W (ONNX GlobalMaxPool,
     /// GlobalAveragePool): `[N, C, H, W]` to `[N, C, 1, 1]`.
     GlobalPool(crate::pool::PoolKind),
+    /// `exp(x) / sum(exp(x))` over dims `[axis, axis_end)` (ONNX Softmax:
+    /// from opset 13 the one dim `axis`; before, every dim from `axis` on,
+    /// as the input coerced to 2-D).
+    Softmax {
+        /// First reduced dim (non-negative).
+        axis: usize,
+        /// One past the last reduced dim.
+        axis_end: usize,
+    },
     /// The input unchanged (also what inference-mode ONNX `Dropout` loads as).
     /// Kept as a node so the graph mirrors the file; compiler passes remove it.
     Identity,
@@ -184,6 +193,7 @@ impl Op {
             Op::HardSwish => "HardSwish",
             Op::LeakyRelu { .. } => "LeakyRelu",
             Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::Softmax { .. } => "Softmax",
             Op::Identity => "Identity",
         }
     }
@@ -427,6 +437,16 @@ pub fn node_output_shape(
         | Op::HardSigmoid { .. }
         | Op::Identity => {
             expect_arity(label, node, 1, 1)?;
+            Ok(ins[0].to_vec())
+        }
+        Op::Softmax { axis, axis_end } => {
+            expect_arity(label, node, 1, 1)?;
+            if !(axis < axis_end && *axis_end <= ins[0].len()) {
+                return Err(shape_err(
+                    label,
+                    format!("Softmax over dims {axis}..{axis_end} of {:?}", ins[0]),
+                ));
+            }
             Ok(ins[0].to_vec())
         }
         Op::BatchNormalization { .. } => {

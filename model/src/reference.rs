@@ -289,6 +289,27 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
         Op::HardSigmoid { alpha, beta } => map(ins[0], out_shape, |v| {
             (*alpha as f64 * v as f64 + *beta as f64).clamp(0.0, 1.0) as f32
         }),
+        Op::Softmax { axis, axis_end } => {
+            let x = ins[0];
+            let outer: usize = x.shape[..*axis].iter().product();
+            let reduce: usize = x.shape[*axis..*axis_end].iter().product();
+            let inner: usize = x.shape[*axis_end..].iter().product();
+            let mut data = vec![0.0f32; x.data.len()];
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |r: usize| (o * reduce + r) * inner + i;
+                    let max = (0..reduce).map(|r| x.data[at(r)]).fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f64 = (0..reduce).map(|r| ((x.data[at(r)] - max) as f64).exp()).sum();
+                    for r in 0..reduce {
+                        data[at(r)] = (((x.data[at(r)] - max) as f64).exp() / sum) as f32;
+                    }
+                }
+            }
+            Tensor {
+                shape: out_shape,
+                data,
+            }
+        }
         Op::Identity => Tensor {
             shape: out_shape,
             data: ins[0].data.clone(),

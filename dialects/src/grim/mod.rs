@@ -14,6 +14,7 @@ mod activation;
 mod matmul;
 mod permute;
 mod pool;
+mod softmax;
 mod verify;
 
 pub use activation::{
@@ -22,6 +23,7 @@ pub use activation::{
 pub use matmul::{matmul, matmul_shape, MATMUL};
 pub use permute::{permutation, permute, PERMUTE, PERM_ATTR};
 pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
+pub use softmax::{softmax, softmax_span, SOFTMAX};
 pub use verify::verify;
 
 use crate::attr;
@@ -62,7 +64,7 @@ pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 /// naming one): the layers a profile times, the ops whose result can be
 /// written straight into an output buffer or the memory plan places.
 pub fn computes(name: &str) -> bool {
-    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL].contains(&name)
+    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX].contains(&name)
         || BINARY.contains(&name)
         || ACTIVATIONS.contains(&name)
 }

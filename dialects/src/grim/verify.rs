@@ -242,6 +242,12 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let y = result_shape(op)?;
             matmul::check(&a, &b, &y)?;
         }
+        SOFTMAX => {
+            let span = softmax_span(op).ok_or("needs i64 'axis' and 'axis_end'")?;
+            let x = operand_shape(op, 0, "input")?;
+            let y = result_shape(op)?;
+            softmax::check(span, &x, &y)?;
+        }
         PERMUTE => {
             let perm = permutation(op).ok_or("needs 'perm' (array<i64>)")?;
             let x = operand_shape(op, 0, "input")?;

@@ -119,7 +119,15 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
         .map(|(name, t)| f32_tensor_proto(name, t))
         .collect();
     let mut node = Vec::with_capacity(graph.nodes.len());
+    let shapes = graph.infer_shapes().unwrap_or_default();
     for n in &graph.nodes {
+        if let Op::Softmax { axis, axis_end } = n.op {
+            let shape = n.inputs.first().and_then(|x| shapes.get(x));
+            if let Some(nodes) = softmax_nodes(n, axis, axis_end, shape, opset, &mut used, &mut initializer) {
+                node.extend(nodes);
+                continue;
+            }
+        }
         let mut inputs = n.inputs.clone();
         let attribute = match &n.op {
             Op::Gemm {
@@ -221,6 +229,8 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
             }
             Op::GlobalPool(_) => vec![],
             Op::LeakyRelu { alpha } => vec![attr_f("alpha", *alpha)],
+            // A span the opset reads directly (softmax_nodes writes the others).
+            Op::Softmax { axis, .. } => vec![attr_i("axis", *axis as i64)],
             Op::HardSigmoid { alpha, beta } => {
                 vec![attr_f("alpha", *alpha), attr_f("beta", *beta)]
             }
@@ -287,6 +297,82 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
             value_info,
         }),
     }
+}
+
+/// The nodes of a Softmax over dims `[axis, end)` of `shape` that `opset`
+/// cannot read from one Softmax (before 13 Softmax reduces every dim from
+/// its axis, from 13 only its axis): the span moved last by a Transpose,
+/// flattened into one dim from opset 13, the Softmax, then the layout
+/// restored. `None` when one Softmax says it (or the shape is unknown,
+/// which only an invalid graph has).
+fn softmax_nodes(
+    n: &crate::graph::Node,
+    axis: usize,
+    end: usize,
+    shape: Option<&Vec<usize>>,
+    opset: i64,
+    used: &mut BTreeSet<String>,
+    initializer: &mut Vec<TensorProto>,
+) -> Option<Vec<NodeProto>> {
+    let shape = shape?;
+    let rank = shape.len();
+    if (opset >= 13 && end == axis + 1) || (opset < 13 && end == rank) {
+        return None;
+    }
+    let out = n.outputs.first()?.clone();
+    let mut fresh = |what: &str| unique_name(used, format!("{out}/{what}"));
+    let node = |op: &str, inputs: Vec<String>, output: String, attribute: Vec<AttributeProto>| NodeProto {
+        input: inputs,
+        output: vec![output],
+        name: format!("{}/{}", n.name, op.to_lowercase()),
+        op_type: op.into(),
+        attribute,
+        domain: String::new(),
+    };
+    let ints = |name: &str, v: &[usize]| AttributeProto {
+        name: name.into(),
+        ints: v.iter().map(|&p| p as i64).collect(),
+        r#type: attr_type::INTS,
+        ..Default::default()
+    };
+    let mut nodes = Vec::new();
+    let mut current = n.inputs.first()?.clone();
+    // Move the span last.
+    let perm: Vec<usize> = (0..axis).chain(end..rank).chain(axis..end).collect();
+    let moved = perm != (0..rank).collect::<Vec<_>>();
+    if moved {
+        let t = fresh("span_last");
+        nodes.push(node("Transpose", vec![current], t.clone(), vec![ints("perm", &perm)]));
+        current = t;
+    }
+    let first = rank - (end - axis);
+    let moved_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let softmax_out = if moved { fresh("softmax") } else { out.clone() };
+    if opset >= 13 && end > axis + 1 {
+        let flat = fresh("flat");
+        nodes.push(node("Flatten", vec![current], flat.clone(), vec![attr_i("axis", first as i64)]));
+        let reduced = fresh("reduced");
+        nodes.push(node("Softmax", vec![flat], reduced.clone(), vec![attr_i("axis", 1)]));
+        let shape_name = fresh("shape");
+        initializer.push(TensorProto {
+            dims: vec![rank as i64],
+            data_type: data_type::INT64,
+            name: shape_name.clone(),
+            raw_data: moved_shape.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        nodes.push(node("Reshape", vec![reduced, shape_name], softmax_out.clone(), vec![]));
+    } else {
+        nodes.push(node("Softmax", vec![current], softmax_out.clone(), vec![attr_i("axis", first as i64)]));
+    }
+    if moved {
+        let mut back = vec![0; rank];
+        for (i, &p) in perm.iter().enumerate() {
+            back[p] = i;
+        }
+        nodes.push(node("Transpose", vec![softmax_out], out, vec![ints("perm", &back)]));
+    }
+    Some(nodes)
 }
 
 /// Writes `graph` as an ONNX file, atomically.

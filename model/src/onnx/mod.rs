@@ -365,6 +365,28 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                     op
                 }
             }
+            "Softmax" => {
+                let rank = node_inputs
+                    .first()
+                    .and_then(|x| shapes.get(x))
+                    .map_or(0, Vec::len) as i64;
+                // The default axis moved from 1 to -1 with the 13 semantics.
+                let mut axis = if opset < 13 { 1 } else { -1 };
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "axis" => axis = at.int(a)?,
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                if axis < -rank || axis >= rank {
+                    return Err(at.unsupported(format!(
+                        "axis {axis} is out of range for an input of rank {rank}"
+                    )));
+                }
+                let axis = ((axis + rank) % rank) as usize;
+                let axis_end = if opset < 13 { rank as usize } else { axis + 1 };
+                Op::Softmax { axis, axis_end }
+            }
             "LeakyRelu" => {
                 let mut alpha = 0.01;
                 for a in &np.attribute {

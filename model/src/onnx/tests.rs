@@ -1449,3 +1449,56 @@ fn squeeze_and_unsqueeze_of_activations_are_reshapes() {
         assert!(g.initializers.is_empty());
     }
 }
+
+/// Softmax: opset 13 reduces its axis, earlier opsets every dim from it;
+/// a graph's span survives a write at either kind of opset (spans the
+/// opset cannot say in one node are written as Transpose/Flatten chains).
+#[test]
+fn softmax_spans_load_and_round_trip_at_both_semantics() {
+    let x = Tensor::new(vec![2, 3, 4], (0..24).map(|i| (i as f32 * 0.7).sin() * 3.0).collect())
+        .unwrap();
+    for (axis, axis_end) in [(1, 2), (1, 3), (0, 1), (2, 3), (0, 3)] {
+        let g = Graph {
+            name: "softmax".into(),
+            inputs: vec![ValueInfo {
+                name: "x".into(),
+                shape: vec![2, 3, 4],
+            }],
+            outputs: vec![ValueInfo {
+                name: "y".into(),
+                shape: vec![2, 3, 4],
+            }],
+            nodes: vec![node("sm", Op::Softmax { axis, axis_end }, &["x"], "y")],
+            initializers: BTreeMap::new(),
+        };
+        let want = crate::run_reference(&g, std::slice::from_ref(&x)).unwrap();
+        // Every slice over the span sums to one.
+        let span: usize = [2, 3, 4][axis..axis_end].iter().product();
+        let total: f32 = want[0].data.iter().sum();
+        assert!((total - (24 / span) as f32).abs() < 1e-4, "{axis}..{axis_end}: {total}");
+        for opset in [11, 17] {
+            let (_d, p) = write(&to_proto_with_opset(&g, opset));
+            let back = load_onnx(&p).unwrap();
+            let got = crate::run_reference(&back, std::slice::from_ref(&x)).unwrap();
+            for (a, b) in got[0].data.iter().zip(&want[0].data) {
+                assert!((a - b).abs() < 1e-6, "{axis}..{axis_end} at opset {opset}: {a} vs {b}");
+            }
+        }
+    }
+    // The default axis: 1 before opset 13 (all trailing dims), -1 from 13.
+    let mut m = ModelProto {
+        ir_version: 8,
+        graph: Some(GraphProto {
+            name: "d".into(),
+            node: vec![node_proto("sm", "Softmax", &["x"], &["y"])],
+            input: vec![vi_proto("x", &[2, 3, 4])],
+            output: vec![vi_proto("y", &[2, 3, 4])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    opset_of(&mut m, 11);
+    assert_eq!(load_model(&m).unwrap().nodes[0].op, Op::Softmax { axis: 1, axis_end: 3 });
+    opset_of(&mut m, 13);
+    assert_eq!(load_model(&m).unwrap().nodes[0].op, Op::Softmax { axis: 2, axis_end: 3 });
+}

@@ -65,3 +65,58 @@ fn sub_mul_div_after_a_gemm_match_the_reference_on_host_and_aarch64() {
         assert_close(&actual, &expected);
     }
 }
+
+/// A classifier's head: `softmax(fc(x))` over the classes (opset 13), and
+/// over every dim from 1 of a 3-D tensor (the pre-13 reading), with large
+/// logits so that an unshifted exp would overflow.
+#[test]
+fn softmax_matches_the_reference_on_host_and_aarch64() {
+    let mut graph = gemm_graph(8, 16, 4, BlockSize::new(4, 8).unwrap(), 0.5, 0.5, 3, true);
+    graph.outputs[0].name = "p".into();
+    graph.nodes.push(Node {
+        name: "scale".into(),
+        op: Op::Mul,
+        inputs: vec!["y".into(), "big".into()],
+        outputs: vec!["logits".into()],
+    });
+    graph
+        .initializers
+        .insert("big".into(), Tensor::new(vec![1], vec![60.0]).unwrap());
+    graph.nodes.push(Node {
+        name: "softmax".into(),
+        op: Op::Softmax { axis: 1, axis_end: 2 },
+        inputs: vec!["logits".into()],
+        outputs: vec!["p".into()],
+    });
+    let inputs = [lcg_input(vec![4, 16], 1)];
+    let expected = run_reference(&graph, &inputs).unwrap();
+    assert!(expected[0].data.iter().all(|v| v.is_finite()));
+    for target in ["host", "aarch64-linux-gnu"] {
+        let actual = compile_and_run(&graph, target, (4, 8), true, 2, &inputs);
+        assert_close(&actual, &expected);
+    }
+    let legacy = grim_model::Graph {
+        name: "legacy".into(),
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![2, 3, 5],
+        }],
+        outputs: vec![ValueInfo {
+            name: "p".into(),
+            shape: vec![2, 3, 5],
+        }],
+        nodes: vec![Node {
+            name: "softmax".into(),
+            op: Op::Softmax { axis: 1, axis_end: 3 },
+            inputs: vec!["x".into()],
+            outputs: vec!["p".into()],
+        }],
+        initializers: Default::default(),
+    };
+    let inputs = [lcg_input(vec![2, 3, 5], 2)];
+    let expected = run_reference(&legacy, &inputs).unwrap();
+    for target in ["host", "aarch64-linux-gnu"] {
+        let actual = compile_and_run(&legacy, target, (4, 8), true, 1, &inputs);
+        assert_close(&actual, &expected);
+    }
+}

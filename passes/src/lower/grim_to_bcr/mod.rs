@@ -27,7 +27,8 @@
 //!   the activations, `grim.batch_norm` and `grim.transpose` (16x16 tiles,
 //!   `transpose.rs`: in registers of the module's `grim.target` lanes)
 //!   become `scf.for` nests, as do `grim.permute` (`permute.rs`) and
-//!   `grim.matmul` (`matmul.rs`: a dot product per result element).
+//!   `grim.matmul` (`matmul.rs`: a dot product per result element) and
+//!   `grim.softmax` (`softmax.rs`).
 //! * Inputs are read in the caller's buffers; a value the function returns
 //!   is computed straight into its output buffer (copied only when it is
 //!   also an input, an alias, or returned twice).
@@ -65,6 +66,7 @@ mod permute;
 mod pool;
 mod profile;
 pub mod scratch;
+mod softmax;
 mod transpose;
 mod values;
 mod weights;
@@ -285,6 +287,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             grim::TRANSPOSE => self.transpose_op(b, op),
             grim::PERMUTE => self.permute(b, op),
             grim::MATMUL => self.matmul(b, op),
+            grim::SOFTMAX => self.softmax(b, op),
             grim::RESHAPE | grim::IDENTITY => {
                 let shape =
                     values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
