@@ -360,6 +360,24 @@ pub fn from_graph<'c>(
                 let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
                 t.append(grim::permute(context, x, &perm, result_type, location))?
             }
+            Op::Concat { axis } => {
+                // A left fold: each step joins the next input.
+                let mut joined = input(&mut t, 0)?;
+                let mut shape = shapes.get(&node.inputs[0]).cloned().unwrap_or_default();
+                for (i, name) in node.inputs.iter().enumerate().skip(1) {
+                    let next = input(&mut t, i)?;
+                    let add = shapes.get(name).map_or(0, |s| s[*axis]);
+                    shape[*axis] += add;
+                    let ty = if i + 1 == node.inputs.len() {
+                        result_type
+                    } else {
+                        tensor_type(context, &shape)
+                    };
+                    joined =
+                        t.append(grim::concat(context, joined, next, *axis as i64, ty, location))?;
+                }
+                joined
+            }
             Op::Softmax { axis, axis_end } => {
                 let x = input(&mut t, 0)?;
                 t.append(grim::softmax(

@@ -144,6 +144,17 @@ irdl.dialect @grim {
     irdl.operands(lhs: %a, rhs: %b)
     irdl.results(result: %result)
   }
+  // lhs then rhs along `axis` (i64), equal in every other dim: ONNX Concat
+  // of more inputs is a left fold (a variadic group would force one type).
+  irdl.operation @concat {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %axis = irdl.base "#builtin.integer"
+    irdl.operands(lhs: %a, rhs: %b)
+    irdl.results(result: %result)
+    irdl.attributes { "axis" = %axis }
+  }
   // exp(x) / sum(exp(x)) over dims [axis, axis_end) (i64 attributes): ONNX
   // Softmax, one dim from opset 13, every dim from axis on before.
   irdl.operation @softmax {

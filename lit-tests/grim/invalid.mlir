@@ -121,6 +121,15 @@ func.func @softmax_span(%a: tensor<2x3x4xf32>) -> tensor<2x3x4xf32> {
 
 // -----
 
+// Checks that grim.concat's operands agree off the axis.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.concat' op cannot join [2, 3] and [3, 3] along axis 1
+func.func @concat_shapes(%a: tensor<2x3xf32>, %b: tensor<3x3xf32>) -> tensor<2x6xf32> {
+  %y = "grim.concat"(%a, %b) {axis = 1 : i64} : (tensor<2x3xf32>, tensor<3x3xf32>) -> tensor<2x6xf32>
+  return %y : tensor<2x6xf32>
+}
+
+// -----
+
 // Checks that grim.transpose must swap the two dimensions.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.transpose' op transpose of [4, 3] must be 2-D and give [3, 4], got [4, 3]
 func.func @transpose_shape(%a: tensor<4x3xf32>) -> tensor<4x3xf32> {

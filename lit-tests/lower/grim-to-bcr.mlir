@@ -412,3 +412,25 @@ func.func @softmax(%x: tensor<2x5x3xf32>) -> tensor<2x5x3xf32> {
   %y = "grim.softmax"(%x) {axis = 1 : i64, axis_end = 2 : i64} : (tensor<2x5x3xf32>) -> tensor<2x5x3xf32>
   return %y : tensor<2x5x3xf32>
 }
+
+// -----
+
+// grim.concat along dim 1 copies each operand into its rows of the result
+// viewed as [outer, 3 + 2, inner]: lhs at rows 0..3, rhs offset by 3.
+
+// CHECK-LABEL: func.func @concat
+// CHECK: scf.for %[[O:.*]] = %{{.*}} to %c2
+// CHECK: scf.for %[[R:.*]] = %{{.*}} to %c3
+// CHECK: scf.for %[[I:.*]] = %{{.*}} to %c4
+// CHECK: %[[ROW0:.*]] = arith.addi %[[R]], %c0
+// CHECK: memref.store %{{.*}}, %arg5[%[[O]], %[[ROW0]], %[[I]]] : memref<2x5x4xf32>
+// CHECK: scf.for %[[O2:.*]] = %{{.*}} to %c2
+// CHECK: scf.for %[[R2:.*]] = %{{.*}} to %c2
+// CHECK: scf.for %[[I2:.*]] = %{{.*}} to %c4
+// CHECK: %[[ROW:.*]] = arith.addi %[[R2]], %c3
+// CHECK: memref.store %{{.*}}, %arg5[%[[O2]], %[[ROW]], %[[I2]]]
+// CHECK: return
+func.func @concat(%a: tensor<2x3x4xf32>, %b: tensor<2x2x4xf32>) -> tensor<2x5x4xf32> {
+  %y = "grim.concat"(%a, %b) {axis = 1 : i64} : (tensor<2x3x4xf32>, tensor<2x2x4xf32>) -> tensor<2x5x4xf32>
+  return %y : tensor<2x5x4xf32>
+}

@@ -134,6 +134,11 @@ pub enum Op {
         /// One past the last reduced dim.
         axis_end: usize,
     },
+    /// The inputs joined along `axis` (equal in every other dim).
+    Concat {
+        /// The joined dim (non-negative).
+        axis: usize,
+    },
     /// The input unchanged (also what inference-mode ONNX `Dropout` loads as).
     /// Kept as a node so the graph mirrors the file; compiler passes remove it.
     Identity,
@@ -194,6 +199,7 @@ impl Op {
             Op::LeakyRelu { .. } => "LeakyRelu",
             Op::HardSigmoid { .. } => "HardSigmoid",
             Op::Softmax { .. } => "Softmax",
+            Op::Concat { .. } => "Concat",
             Op::Identity => "Identity",
         }
     }
@@ -438,6 +444,24 @@ pub fn node_output_shape(
         | Op::Identity => {
             expect_arity(label, node, 1, 1)?;
             Ok(ins[0].to_vec())
+        }
+        Op::Concat { axis } => {
+            expect_arity(label, node, 1, usize::MAX)?;
+            let first = ins[0];
+            let joins = ins.iter().all(|s| {
+                s.len() == first.len()
+                    && *axis < s.len()
+                    && s.iter().zip(first.iter()).enumerate().all(|(d, (a, b))| d == *axis || a == b)
+            });
+            if !joins {
+                return Err(shape_err(
+                    label,
+                    format!("Concat cannot join {ins:?} along axis {axis}"),
+                ));
+            }
+            let mut out = first.to_vec();
+            out[*axis] = ins.iter().map(|s| s[*axis]).sum();
+            Ok(out)
         }
         Op::Softmax { axis, axis_end } => {
             expect_arity(label, node, 1, 1)?;

@@ -310,6 +310,21 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 data,
             }
         }
+        Op::Concat { axis } => {
+            // Per outer index, each input's block of its dims from `axis` on.
+            let outer: usize = out_shape[..*axis].iter().product();
+            let mut data = Vec::with_capacity(out_shape.iter().product());
+            for o in 0..outer {
+                for x in ins {
+                    let block: usize = x.shape[*axis..].iter().product();
+                    data.extend_from_slice(&x.data[o * block..(o + 1) * block]);
+                }
+            }
+            Tensor {
+                shape: out_shape,
+                data,
+            }
+        }
         Op::Identity => Tensor {
             shape: out_shape,
             data: ins[0].data.clone(),

@@ -11,6 +11,7 @@
 //! write and [`product`] reads, so no other code counts operands.
 
 mod activation;
+mod concat;
 mod matmul;
 mod permute;
 mod pool;
@@ -20,6 +21,7 @@ mod verify;
 pub use activation::{
     f32_array, f32_array_attribute, Activation, ACTIVATION_ATTR, ACTIVATION_PARAMS_ATTR,
 };
+pub use concat::{concat, concat_axis, CONCAT};
 pub use matmul::{matmul, matmul_shape, MATMUL};
 pub use permute::{permutation, permute, PERMUTE, PERM_ATTR};
 pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
@@ -64,7 +66,7 @@ pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 /// naming one): the layers a profile times, the ops whose result can be
 /// written straight into an output buffer or the memory plan places.
 pub fn computes(name: &str) -> bool {
-    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX].contains(&name)
+    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT].contains(&name)
         || BINARY.contains(&name)
         || ACTIVATIONS.contains(&name)
 }

@@ -242,6 +242,13 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let y = result_shape(op)?;
             matmul::check(&a, &b, &y)?;
         }
+        CONCAT => {
+            let axis = concat_axis(op).ok_or("needs an i64 'axis'")?;
+            let a = operand_shape(op, 0, "lhs")?;
+            let b = operand_shape(op, 1, "rhs")?;
+            let y = result_shape(op)?;
+            concat::check(axis, &a, &b, &y)?;
+        }
         SOFTMAX => {
             let span = softmax_span(op).ok_or("needs i64 'axis' and 'axis_end'")?;
             let x = operand_shape(op, 0, "input")?;

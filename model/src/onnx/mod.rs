@@ -365,6 +365,29 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
                     op
                 }
             }
+            "Concat" => {
+                // Constants were folded (fold.rs); this joins activations.
+                let rank = node_inputs
+                    .first()
+                    .and_then(|x| shapes.get(x))
+                    .map_or(0, Vec::len) as i64;
+                let mut axis = None;
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "axis" => axis = Some(at.int(a)?),
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                let axis = axis.ok_or_else(|| at.unsupported("missing attribute 'axis'".into()))?;
+                if axis < -rank || axis >= rank {
+                    return Err(at.unsupported(format!(
+                        "axis {axis} is out of range for inputs of rank {rank}"
+                    )));
+                }
+                Op::Concat {
+                    axis: ((axis + rank) % rank) as usize,
+                }
+            }
             "Softmax" => {
                 let rank = node_inputs
                     .first()

@@ -139,3 +139,64 @@ fn inspect_says_a_grouped_conv_runs_the_direct_kernel() {
     // The weight matrix of one group: 8 rows, 1 * 3 * 3 columns.
     assert_eq!(layer["shape"], serde_json::json!([8, 9]), "{report}");
 }
+
+/// Inception's join: three branches of different widths (a conv, a
+/// depthwise conv and a max pool) concatenated along the channels, then
+/// a channel shuffle (Reshape to 5-D, Transpose, Reshape) as ShuffleNet
+/// does, on the host and on aarch64.
+#[test]
+fn concat_of_branches_and_channel_shuffle_match_the_reference() {
+    let (c, h, w) = (4, 6, 6);
+    let mut graph = Graph {
+        name: "join".into(),
+        inputs: vec![ValueInfo {
+            name: "x".into(),
+            shape: vec![1, c, h, w],
+        }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            shape: vec![1, 12, h, w],
+        }],
+        nodes: Vec::new(),
+        initializers: Default::default(),
+    };
+    graph.initializers.insert("w1".into(), lcg_input(vec![4, c, 1, 1], 21));
+    graph.initializers.insert("w2".into(), lcg_input(vec![c, 1, 3, 3], 22));
+    let conv = |pads, group| Op::Conv {
+        strides: [1, 1],
+        pads,
+        dilations: [1, 1],
+        group,
+    };
+    let pool = grim_model::pool::Pool {
+        kind: grim_model::pool::PoolKind::Max,
+        kernel: [3, 3],
+        strides: [1, 1],
+        pads: [1; 4],
+        dilations: [1, 1],
+        ceil_mode: false,
+        count_include_pad: false,
+    };
+    for (name, op, inputs, output) in [
+        ("b1", conv([0; 4], 1), vec!["x", "w1"], "t1"),
+        ("b2", conv([1; 4], 4), vec!["x", "w2"], "t2"),
+        ("b3", Op::Pool(pool), vec!["x"], "t3"),
+        ("join", Op::Concat { axis: 1 }, vec!["t1", "t2", "t3"], "j"),
+        ("split", Op::Reshape { shape: vec![1, 3, 4, h as i64, w as i64] }, vec!["j"], "s"),
+        ("shuffle", Op::Transpose { perm: vec![0, 2, 1, 3, 4] }, vec!["s"], "u"),
+        ("merge", Op::Reshape { shape: vec![1, 12, h as i64, w as i64] }, vec!["u"], "y"),
+    ] {
+        graph.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![output.into()],
+        });
+    }
+    let inputs = [lcg_input(vec![1, c, h, w], 23)];
+    let expected = run_reference(&graph, &inputs).unwrap();
+    for target in ["host", "aarch64-linux-gnu"] {
+        let actual = compile_and_run(&graph, target, (4, 8), true, 2, &inputs);
+        assert_close(&actual, &expected);
+    }
+}

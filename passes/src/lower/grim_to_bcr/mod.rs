@@ -28,7 +28,8 @@
 //!   `transpose.rs`: in registers of the module's `grim.target` lanes)
 //!   become `scf.for` nests, as do `grim.permute` (`permute.rs`) and
 //!   `grim.matmul` (`matmul.rs`: a dot product per result element) and
-//!   `grim.softmax` (`softmax.rs`).
+//!   `grim.softmax` (`softmax.rs`); `grim.concat` copies its operands into
+//!   the result's slices (`concat.rs`).
 //! * Inputs are read in the caller's buffers; a value the function returns
 //!   is computed straight into its output buffer (copied only when it is
 //!   also an input, an alias, or returned twice).
@@ -57,6 +58,7 @@
 
 mod abi;
 pub mod cancel;
+mod concat;
 mod conv;
 mod grouped_conv;
 mod elementwise;
@@ -288,6 +290,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             grim::PERMUTE => self.permute(b, op),
             grim::MATMUL => self.matmul(b, op),
             grim::SOFTMAX => self.softmax(b, op),
+            grim::CONCAT => self.concat(b, op),
             grim::RESHAPE | grim::IDENTITY => {
                 let shape =
                     values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
