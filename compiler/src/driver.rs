@@ -56,6 +56,9 @@ pub struct Options {
     pub profile: bool,
     /// Print weights in full in the MLIR stages (a whole, replayable model).
     pub print_weights: bool,
+    /// Shapes of graph inputs by name, fixing their free dimensions
+    /// (`--input-shape NAME=1x3x224x224`; ONNX models only).
+    pub input_shapes: std::collections::BTreeMap<String, Vec<usize>>,
 }
 
 impl Options {
@@ -68,6 +71,7 @@ impl Options {
             block: None,
             kernel: None,
             lr: None,
+            input_shapes: Default::default(),
             reorder: true,
             uniform_blocks: true,
             reuse: true,
@@ -128,6 +132,8 @@ pub struct Compiled {
     pub stages: Vec<(Level, String)>,
     /// Generated code.
     pub artifacts: Artifacts,
+    /// The loader's notes for the user (`<file>: note: ...`).
+    pub notes: Vec<String>,
 }
 
 /// A C identifier from a file stem. A level file's suffix is not part of
@@ -163,8 +169,13 @@ pub fn c_name(path: &Path) -> String {
     name
 }
 
-/// Loads a model into a grim module (its weights part of it).
-pub fn load<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, CompileError> {
+/// Loads a model into a grim module (its weights part of it), with the
+/// loader's notes for the user (a free batch dimension taken as 1).
+pub fn load<'c>(
+    context: &'c Context,
+    path: &Path,
+    input_shapes: &std::collections::BTreeMap<String, Vec<usize>>,
+) -> Result<(Module<'c>, Vec<String>), CompileError> {
     if !path.exists() {
         return Err(CompileError::Usage(format!(
             "{}: error: no such file",
@@ -172,17 +183,29 @@ pub fn load<'c>(context: &'c Context, path: &Path) -> Result<Module<'c>, Compile
         )));
     }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("mlir") => frontend::from_mlir(context, path),
+        Some("mlir") if !input_shapes.is_empty() => Err(CompileError::Usage(format!(
+            "{}: error: --input-shape applies to ONNX models; a .mlir module has static shapes",
+            path.display()
+        ))),
+        Some("mlir") => Ok((frontend::from_mlir(context, path)?, Vec::new())),
         Some("onnx") => {
             // Loader errors name the node; say which file it is in.
-            let graph = grim_model::load_onnx(path).map_err(|error| match error {
+            let options = grim_model::LoadOptions {
+                input_shapes: input_shapes.clone(),
+            };
+            let loaded = grim_model::load_onnx_with(path, &options).map_err(|error| match error {
                 error @ (grim_model::ModelError::Unsupported { .. }
                 | grim_model::ModelError::Shape { .. }) => {
                     CompileError::Usage(format!("{}: error: {error}", path.display()))
                 }
                 error => CompileError::Model(error),
             })?;
-            frontend::from_graph(context, graph, path)
+            let notes = loaded
+                .notes
+                .into_iter()
+                .map(|note| format!("{}: note: {note}", path.display()))
+                .collect();
+            Ok((frontend::from_graph(context, loaded.graph, path)?, notes))
         }
         _ => Err(CompileError::Usage(format!(
             "{}: error: unknown model format (expected .onnx or .mlir)",
@@ -330,6 +353,8 @@ pub struct Lowered {
     pub memory: Memory,
     /// The products at the graph level, for `grimc inspect`.
     pub products: Vec<crate::inspect::Product>,
+    /// The loader's notes for the user (`<file>: note: ...`).
+    pub notes: Vec<String>,
 }
 
 /// States the target on the module (`grim.target`, the cost model's text
@@ -352,7 +377,7 @@ fn lower_in<'c>(
     stop: Level,
 ) -> Result<(Module<'c>, Lowered), CompileError> {
     let target = TargetSpec::new(&options.target, options.cpu.as_deref())?;
-    let mut module = load(context, &options.model)?;
+    let (mut module, notes) = load(context, &options.model, &options.input_shapes)?;
     let start =
         pipeline::level_of(&module).map_err(|e| CompileError::Diagnostics(e.to_string()))?;
     if start > Level::Graph {
@@ -416,6 +441,7 @@ fn lower_in<'c>(
             stages,
             memory: memory_figures,
             products,
+            notes,
         },
     ))
 }
@@ -444,6 +470,7 @@ pub fn compile(
             interface,
             blob,
             stages,
+            notes,
             ..
         },
     ) = lower_in(&context, options, Level::Llvm)?;
@@ -460,6 +487,7 @@ pub fn compile(
         blob,
         stages,
         artifacts,
+        notes,
     })
 }
 

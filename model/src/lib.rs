@@ -40,7 +40,7 @@ pub use graph::{Graph, MatMulShape, Node, Op, ValueInfo};
 pub use lr::{LrFile, LrLayer, Schedule, Sparsity};
 pub use mlp::{conv_layer, demo_mlp, kn_gemm, linear_layer, mlp};
 pub use npy::{read_npy, write_npy};
-pub use onnx::{load_onnx, save_onnx};
+pub use onnx::{load_onnx, load_onnx_with, save_onnx, LoadOptions, Loaded};
 pub use onnx::{save_onnx_with_opset, to_proto_with_opset};
 pub use panels::row_panels;
 pub use reference::run_reference;

@@ -48,6 +48,10 @@ struct ModelArgs {
     /// checking the memory plan).
     #[arg(long)]
     no_memory_reuse: bool,
+    /// The shape of a graph input, fixing its free dimensions (repeatable):
+    /// NAME=1x3x224x224. A free batch dimension is otherwise taken as 1.
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    input_shape: Vec<String>,
 }
 
 /// `--compile-to`: a level name.
@@ -192,7 +196,35 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
     options.reorder = !model.no_reorder;
     options.print_weights = model.print_weights;
     options.reuse = !model.no_memory_reuse;
+    for text in &model.input_shape {
+        let (name, dims) = parse_input_shape(text)?;
+        if options.input_shapes.insert(name.clone(), dims).is_some() {
+            bail!("--input-shape gives '{name}' twice");
+        }
+    }
     Ok(options)
+}
+
+/// `NAME=1x3x224x224`: a graph input's name and its dims (each >= 1).
+fn parse_input_shape(text: &str) -> Result<(String, Vec<usize>)> {
+    let usage = || format!("--input-shape must be NAME=DxDx... (e.g. input=1x3x224x224), got '{text}'");
+    let (name, dims) = text.rsplit_once('=').with_context(usage)?;
+    if name.is_empty() {
+        bail!(usage());
+    }
+    let dims = dims
+        .split('x')
+        .map(|d| d.parse::<usize>().ok().filter(|d| *d >= 1))
+        .collect::<Option<Vec<_>>>()
+        .with_context(usage)?;
+    Ok((name.to_string(), dims))
+}
+
+/// Prints the loader's notes (a free batch dimension taken as 1, ...).
+fn print_notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("{note}");
+    }
 }
 
 /// Per-layer mean milliseconds per run, from the runner's `layer_ms:` lines
@@ -345,6 +377,7 @@ fn run(cli: Cli) -> Result<()> {
             options.name = name;
             let embed = !kinds.iter().any(|k| k == "weights");
             let compiled = driver::compile(&options, embed, false)?;
+            print_notes(&compiled.notes);
             std::fs::create_dir_all(&output)
                 .with_context(|| format!("{}: cannot create directory", output.display()))?;
             let file = |suffix: &str| output.join(format!("{}.{suffix}", compiled.interface.name));
@@ -409,6 +442,7 @@ fn run(cli: Cli) -> Result<()> {
             let options = options(&model, &target)?;
             let given = read_inputs(&inputs)?;
             let compiled = driver::compile(&options, true, true)?;
+            print_notes(&compiled.notes);
             if inputs.len() != compiled.interface.inputs.len() {
                 bail!(
                     "the model has {} inputs, {} --input given",
@@ -438,6 +472,7 @@ fn run(cli: Cli) -> Result<()> {
             let options = options(&model, "host")?;
             // The packing is decided at the bcr level; no code is generated.
             let lowered = driver::lower(&options, Level::Bcr)?;
+            print_notes(&lowered.notes);
             let report = inspect::Report {
                 layers: inspect::rows(&lowered.products, &lowered.blob.layers),
                 memory: lowered.memory,
@@ -467,6 +502,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 Level::LlvmIr | Level::Asm => {
                     let compiled = driver::compile(&options, true, false)?;
+                    print_notes(&compiled.notes);
                     if level == Level::LlvmIr {
                         print!("{}", compiled.artifacts.llvm_ir);
                     } else {
@@ -475,6 +511,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 _ => {
                     let lowered = driver::lower(&options, level)?;
+                    print_notes(&lowered.notes);
                     let (_, text) = lowered
                         .stages
                         .iter()
@@ -505,6 +542,7 @@ fn run(cli: Cli) -> Result<()> {
             options.profile = per_layer;
             let given = read_inputs(&inputs)?;
             let compiled = driver::compile(&options, true, true)?;
+            print_notes(&compiled.notes);
             let tensors = model_inputs(&compiled.interface.inputs, given)?;
             // The runner warms up once, then times R runs; it prints timing for R > 1 only.
             let (_, stdout) = run_compiled(&compiled, &tensors, threads, runs.max(2))?;

@@ -187,3 +187,77 @@ fn bench_prints_json_with_latency_figures() {
     // fc3 (10x512, dense) does far less work than fc1 and fc2 (512-wide).
     assert!(times[2] < times[0] && times[2] < times[1], "{value}");
 }
+
+/// A dynamic batch as PyTorch's `dynamic_axes` writes it: every command
+/// that reads the model takes it as 1 with a note, `--input-shape` fixes
+/// it (the compiled model then runs that batch), and a wrong or unknown
+/// `--input-shape` is an error naming the input.
+#[test]
+fn input_shape_fixes_a_dynamic_batch() {
+    use grim_model::onnx::proto::{tensor_shape_proto::dimension, type_proto};
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut proto = grim_model::onnx::to_proto(&grim_model::demo_mlp(1));
+    if let Some(g) = proto.graph.as_mut() {
+        for vi in g.input.iter_mut().chain(g.output.iter_mut()) {
+            if let Some(type_proto::Value::TensorType(t)) =
+                vi.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
+                t.shape.as_mut().unwrap().dim[0].value =
+                    Some(dimension::Value::DimParam("batch".into()));
+            }
+        }
+    }
+    let model = dir.join("dynamic.onnx");
+    write(&model, &prost::Message::encode_to_vec(&proto));
+    let model = model.to_str().unwrap();
+    let input_name = proto.graph.as_ref().unwrap().input[0].name.clone();
+    let features = grim_model::demo_mlp(1).inputs[0].shape[1];
+
+    let (code, err) = grimc(&["inspect", model]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("dynamic.onnx: note:") && err.contains("free batch dimension 'batch'; taken as 1"),
+        "{err}"
+    );
+
+    let x = grim_model::Tensor::new(
+        vec![3, features],
+        (0..3 * features).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect(),
+    )
+    .unwrap();
+    let x_path = dir.join("x.npy");
+    grim_model::write_npy(&x_path, &x).unwrap();
+    let y_path = dir.join("y.npy");
+    let shape = format!("{input_name}=3x{features}");
+    let (code, err) = grimc(&[
+        "run",
+        model,
+        "--input-shape",
+        &shape,
+        "--input",
+        x_path.to_str().unwrap(),
+        "--output",
+        y_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("note:"), "{err}");
+    let y = grim_model::read_npy(&y_path).unwrap();
+    let mut fixed = grim_model::demo_mlp(1);
+    fixed.inputs[0].shape[0] = 3;
+    fixed.outputs[0].shape[0] = 3;
+    let expected = grim_model::run_reference(&fixed, &[x]).unwrap();
+    assert_close(&[y], &expected);
+
+    for (flag, says) in [
+        (format!("{input_name}=3x{}", features + 1), "does not match the declared shape"),
+        ("nosuch=1x4".to_string(), "'nosuch', which is not a graph input"),
+        (format!("{input_name}=3xq"), "--input-shape must be NAME=DxDx..."),
+    ] {
+        let out = dir.join("never.o");
+        let (code, err) = grimc(&["compile", model, "--input-shape", &flag, "-o", out.to_str().unwrap()]);
+        assert_eq!(code, 1, "{flag}: {err}");
+        assert!(err.contains(says), "{flag}: {err}");
+        assert!(!out.exists());
+    }
+}

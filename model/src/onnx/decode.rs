@@ -101,7 +101,16 @@ pub(super) fn decode_tensor(t: &TensorProto) -> Result<Const, String> {
 
 /// The static f32 shape of a graph input/output, `Ok(None)` if the type or
 /// shape is absent (allowed for outputs, which are then inferred).
-pub(super) fn value_shape(vi: &ValueInfoProto, what: &str) -> Result<Option<Vec<usize>>, String> {
+/// One dim of a value's declared shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Dim {
+    Static(usize),
+    /// A free dimension: its `dim_param` name, or `None` when unnamed.
+    Free(Option<String>),
+}
+
+/// The declared dims of a float tensor value (`None`: no shape given).
+pub(super) fn value_dims(vi: &ValueInfoProto, what: &str) -> Result<Option<Vec<Dim>>, String> {
     let Some(tp) = &vi.r#type else {
         return Ok(None);
     };
@@ -118,24 +127,107 @@ pub(super) fn value_shape(vi: &ValueInfoProto, what: &str) -> Result<Option<Vec<
     let Some(shape) = &tt.shape else {
         return Ok(None);
     };
-    let mut dims = Vec::with_capacity(shape.dim.len());
-    for (i, d) in shape.dim.iter().enumerate() {
-        match &d.value {
-            Some(dimension::Value::DimValue(v)) if *v >= 0 => dims.push(*v as usize),
-            Some(dimension::Value::DimParam(p)) => {
-                return Err(format!(
-                    "{what} '{}' has dynamic dimension '{p}' at index {i}; grim needs static shapes",
-                    vi.name
-                ))
+    Ok(Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(dimension::Value::DimValue(v)) if *v >= 0 => Dim::Static(*v as usize),
+                Some(dimension::Value::DimParam(p)) if !p.is_empty() => Dim::Free(Some(p.clone())),
+                _ => Dim::Free(None),
+            })
+            .collect(),
+    ))
+}
+
+/// The shape of graph input `vi`: `given` (from `--input-shape`) if any,
+/// checked against the declared dims; else the declared dims with a free
+/// leading (batch) dim taken as 1, which `notes` records. Any other free
+/// dim is an error that says how to fix it.
+pub(super) fn input_shape(
+    vi: &ValueInfoProto,
+    given: Option<&Vec<usize>>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<usize>, String> {
+    let name = &vi.name;
+    let dims = value_dims(vi, "graph input")?;
+    let fix = |dims: &[Dim]| {
+        let example: Vec<String> = dims
+            .iter()
+            .map(|d| match d {
+                Dim::Static(v) => v.to_string(),
+                Dim::Free(_) => "N".into(),
+            })
+            .collect();
+        format!("give its shape with --input-shape {name}={}", example.join("x"))
+    };
+    let Some(dims) = dims else {
+        return given.cloned().ok_or_else(|| {
+            format!("graph input '{name}' has no shape; give it with --input-shape {name}=DxDx...")
+        });
+    };
+    if let Some(given) = given {
+        let agrees = given.len() == dims.len()
+            && dims.iter().zip(given).all(|(d, g)| match d {
+                Dim::Static(v) => v == g,
+                Dim::Free(_) => true,
+            });
+        if !agrees {
+            return Err(format!(
+                "--input-shape {name}={} does not match the declared shape {}",
+                given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                describe(&dims)
+            ));
+        }
+        return Ok(given.clone());
+    }
+    let mut shape = Vec::with_capacity(dims.len());
+    for (i, d) in dims.iter().enumerate() {
+        match d {
+            Dim::Static(v) => shape.push(*v),
+            Dim::Free(label) if i == 0 => {
+                notes.push(format!(
+                    "graph input '{name}' has the free batch dimension {}; taken as 1 ({})",
+                    label.as_deref().map_or("(unnamed)".to_string(), |l| format!("'{l}'")),
+                    fix(&dims)
+                ));
+                shape.push(1);
             }
-            other => {
+            Dim::Free(label) => {
                 return Err(format!(
-                    "{what} '{}' has no static size at dimension {i} ({other:?}); grim needs static shapes",
-                    vi.name
+                    "graph input '{name}' has dynamic dimension {} at index {i}; grim compiles \
+                     for static shapes: {}",
+                    label.as_deref().map_or("(unnamed)".to_string(), |l| format!("'{l}'")),
+                    fix(&dims)
                 ))
             }
         }
     }
-    Ok(Some(dims))
+    Ok(shape)
 }
 
+/// A declared shape as text: `[1, 3, 'h', ?]`.
+fn describe(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Static(v) => v.to_string(),
+            Dim::Free(Some(l)) => format!("'{l}'"),
+            Dim::Free(None) => "?".into(),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The declared shape of a graph output when every dim is static (a free
+/// dim leaves the shape to inference).
+pub(super) fn output_shape(vi: &ValueInfoProto) -> Result<Option<Vec<usize>>, String> {
+    Ok(value_dims(vi, "graph output")?.and_then(|dims| {
+        dims.iter()
+            .map(|d| match d {
+                Dim::Static(v) => Some(*v),
+                Dim::Free(_) => None,
+            })
+            .collect()
+    }))
+}

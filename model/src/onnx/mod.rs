@@ -24,7 +24,7 @@ pub mod proto;
 
 pub use export::{save_onnx, save_onnx_with_opset, to_proto, to_proto_with_opset};
 use attrs::Attrs;
-use decode::{decode_tensor, model_err, value_shape, Const};
+use decode::{decode_tensor, input_shape, model_err, output_shape, Const};
 use ops::*;
 
 /// `TensorProto.DataType` values grim handles.
@@ -100,21 +100,53 @@ fn push_node(
     Ok(())
 }
 
+/// How a model is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Shapes for graph inputs by name (`--input-shape NAME=1x3x224x224`),
+    /// fixing their free dimensions as onnxruntime and tract let users do.
+    pub input_shapes: BTreeMap<String, Vec<usize>>,
+}
+
+/// A loaded model and what the loader decided on the user's behalf.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The graph.
+    pub graph: Graph,
+    /// Notes for the user (a free batch dimension taken as 1, ...).
+    pub notes: Vec<String>,
+}
+
 /// Reads and converts an ONNX model.
 ///
 /// Errors name the file, and for node-level problems the node (its name, or
 /// `#index`), its op type and what is unsupported or missing.
 pub fn load_onnx(path: &Path) -> Result<Graph, ModelError> {
+    load_onnx_with(path, &LoadOptions::default()).map(|loaded| loaded.graph)
+}
+
+/// [`load_onnx`] with input shapes, returning the loader's notes too.
+pub fn load_onnx_with(path: &Path, options: &LoadOptions) -> Result<Loaded, ModelError> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
     let model = ModelProto::decode(bytes.as_slice()).map_err(|e| ModelError::OnnxDecode {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    from_proto(&model, path)
+    from_proto_with(&model, path, options)
 }
 
 /// Converts a decoded model; `path` is only used in error messages.
 pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> {
+    from_proto_with(model, path, &LoadOptions::default()).map(|loaded| loaded.graph)
+}
+
+/// [`from_proto`] with input shapes, returning the loader's notes too.
+pub fn from_proto_with(
+    model: &ModelProto,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<Loaded, ModelError> {
+    let mut notes = Vec::new();
     let g = model.graph.as_ref().ok_or_else(|| {
         model_err(
             path,
@@ -150,6 +182,25 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         }
     }
 
+    let runtime_inputs: Vec<&str> = g
+        .input
+        .iter()
+        .map(|vi| vi.name.as_str())
+        .filter(|n| !floats.contains_key(*n) && !ints.contains_key(*n) && !bools.contains_key(*n))
+        .collect();
+    if let Some(unknown) = options
+        .input_shapes
+        .keys()
+        .find(|name| !runtime_inputs.contains(&name.as_str()))
+    {
+        return Err(model_err(
+            path,
+            format!(
+                "--input-shape names '{unknown}', which is not a graph input (inputs: {})",
+                runtime_inputs.join(", ")
+            ),
+        ));
+    }
     let mut inputs = Vec::new();
     for vi in &g.input {
         if floats.contains_key(&vi.name)
@@ -158,14 +209,8 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         {
             continue;
         }
-        let shape = value_shape(vi, "graph input")
-            .map_err(|m| model_err(path, m))?
-            .ok_or_else(|| {
-                model_err(
-                    path,
-                    format!("graph input '{}' has no static tensor shape", vi.name),
-                )
-            })?;
+        let shape = input_shape(vi, options.input_shapes.get(&vi.name), &mut notes)
+            .map_err(|m| model_err(path, m))?;
         inputs.push(ValueInfo {
             name: vi.name.clone(),
             shape,
@@ -622,7 +667,7 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
 
     let mut outputs = Vec::new();
     for vi in &g.output {
-        let declared = value_shape(vi, "graph output").map_err(|m| model_err(path, m))?;
+        let declared = output_shape(vi).map_err(|m| model_err(path, m))?;
         let shape = match (declared, shapes.get(&vi.name)) {
             (Some(d), _) => d,
             (None, Some(s)) => s.clone(),
@@ -659,7 +704,7 @@ pub fn from_proto(model: &ModelProto, path: &Path) -> Result<Graph, ModelError> 
         initializers: floats,
     };
     graph.validate()?;
-    Ok(graph)
+    Ok(Loaded { graph, notes })
 }
 
 #[cfg(test)]

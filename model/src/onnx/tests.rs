@@ -123,19 +123,48 @@ fn unsupported_op_and_attribute() {
 
 #[test]
 fn types_and_dynamic_dims_rejected() {
+    // A free batch dim (as PyTorch's dynamic_axes writes it, on the input
+    // and the output) is taken as 1 with a note, or fixed by --input-shape.
+    let free = |m: &mut ModelProto, output: bool, index: usize, name: &str| {
+        let g = m.graph.as_mut().unwrap();
+        let vi = if output { &mut g.output[0] } else { &mut g.input[0] };
+        if let Some(type_proto::Value::TensorType(t)) = &mut vi.r#type.as_mut().unwrap().value {
+            t.shape.as_mut().unwrap().dim[index].value =
+                Some(dimension::Value::DimParam(name.into()));
+        }
+    };
     let mut m = to_proto(&small_graph());
-    if let Some(type_proto::Value::TensorType(t)) = &mut m.graph.as_mut().unwrap().input[0]
-        .r#type
-        .as_mut()
-        .unwrap()
-        .value
-    {
-        t.shape.as_mut().unwrap().dim[0].value = Some(dimension::Value::DimParam("N".into()));
-    }
+    free(&mut m, false, 0, "batch");
+    free(&mut m, true, 0, "batch");
+    let (_d, p) = write(&m);
+    let loaded = load_onnx_with(&p, &LoadOptions::default()).unwrap();
+    assert_eq!(loaded.graph.inputs[0].shape, [1, 3, 2]);
+    // The output's free dim is inferred: [2, 3, 2] gives 8 values, [1, 3, 2] 4.
+    assert_eq!(loaded.graph.outputs[0].shape, [4]);
+    assert!(
+        loaded.notes[0].contains("'x'")
+            && loaded.notes[0].contains("free batch dimension 'batch'")
+            && loaded.notes[0].contains("--input-shape x=Nx3x2"),
+        "{:?}",
+        loaded.notes
+    );
+    let shapes = |pairs: &[(&str, &[usize])]| LoadOptions {
+        input_shapes: pairs.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect(),
+    };
+    let loaded = load_onnx_with(&p, &shapes(&[("x", &[2, 3, 2])])).unwrap();
+    assert_eq!(loaded.graph.outputs[0].shape, [8]);
+    assert!(loaded.notes.is_empty());
+    let e = load_onnx_with(&p, &shapes(&[("x", &[2, 3, 3])])).unwrap_err().to_string();
+    assert!(e.contains("--input-shape x=2x3x3 does not match the declared shape ['batch', 3, 2]"), "{e}");
+    let e = load_onnx_with(&p, &shapes(&[("input", &[2, 3, 2])])).unwrap_err().to_string();
+    assert!(e.contains("'input', which is not a graph input (inputs: x)"), "{e}");
+    // A free dim that is not the batch is an error saying how to fix it.
+    let mut m = to_proto(&small_graph());
+    free(&mut m, false, 1, "features");
     let (_d, p) = write(&m);
     let e = load_onnx(&p).unwrap_err().to_string();
     assert!(
-        e.contains("'x'") && e.contains("dynamic dimension 'N'"),
+        e.contains("'x'") && e.contains("dynamic dimension 'features'") && e.contains("--input-shape x=2xNx2"),
         "{e}"
     );
 
