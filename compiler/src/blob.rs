@@ -188,10 +188,17 @@ pub fn build(module: &Module) -> Result<Blob, CompileError> {
                 if grim_dialects::attr::string(&op, bcr::LAYOUT_ATTR).as_deref()
                     == Some(bcr::LAYOUT_ROW_PANELS)
                 {
-                    // A conv's [M, C, kh, kw] weight is the matrix [M, C*kh*kw].
-                    let (rows, cols) = match shape.split_first() {
-                        Some((&rows, rest)) if slot >= 0 && !rest.is_empty() => {
-                            (rows as usize, rest.iter().product::<i64>() as usize)
+                    // The matrix is `rows` x the rest, row-major: a conv's
+                    // [M, C, kh, kw] is [M, C*kh*kw], a reshaped constant
+                    // [1, 1, M, K] is [M, K]. Files without `rows` (written
+                    // before it existed) have rows = the first dim.
+                    let numel = shape.iter().product::<i64>();
+                    let rows = grim_dialects::attr::int(&op, "rows")
+                        .or_else(|| shape.first().copied())
+                        .unwrap_or(0);
+                    let (rows, cols) = match (rows, slot) {
+                        (rows, slot) if rows > 0 && slot >= 0 && numel % rows == 0 => {
+                            (rows as usize, (numel / rows) as usize)
                         }
                         _ => {
                             return Err(CompileError::Internal(format!(

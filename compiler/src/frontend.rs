@@ -360,6 +360,21 @@ pub fn from_graph<'c>(
                 let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
                 t.append(grim::permute(context, x, &perm, result_type, location))?
             }
+            Op::Lrn {
+                alpha,
+                beta,
+                bias,
+                size,
+            } => {
+                let x = input(&mut t, 0)?;
+                let attrs = grim::LrnAttrs {
+                    alpha: *alpha,
+                    beta: *beta,
+                    bias: *bias,
+                    size: *size as i64,
+                };
+                t.append(grim::lrn(context, x, &attrs, result_type, location))?
+            }
             Op::Concat { axis } => {
                 // A left fold: each step joins the next input.
                 let mut joined = input(&mut t, 0)?;

@@ -144,6 +144,19 @@ irdl.dialect @grim {
     irdl.operands(lhs: %a, rhs: %b)
     irdl.results(result: %result)
   }
+  // ONNX LRN across channels: x / (bias + alpha / size * sum of x^2 over
+  // channels [c - (size-1)/2, c + size/2])^beta.
+  irdl.operation @lrn {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %alpha = irdl.base "#builtin.float"
+    %beta = irdl.base "#builtin.float"
+    %bias = irdl.base "#builtin.float"
+    %size = irdl.base "#builtin.integer"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "alpha" = %alpha, "beta" = %beta, "bias" = %bias, "size" = %size }
+  }
   // lhs then rhs along `axis` (i64), equal in every other dim: ONNX Concat
   // of more inputs is a left fold (a variadic group would force one type).
   irdl.operation @concat {

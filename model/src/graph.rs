@@ -134,6 +134,19 @@ pub enum Op {
         /// One past the last reduced dim.
         axis_end: usize,
     },
+    /// Local response normalization across channels (axis 1):
+    /// `x / (bias + alpha / size * sum of x^2 over the window)^beta`, the
+    /// window channels `[c - (size-1)/2, c + size/2]` (ONNX LRN).
+    Lrn {
+        /// Scale of the sum.
+        alpha: f32,
+        /// Exponent.
+        beta: f32,
+        /// Offset.
+        bias: f32,
+        /// Channels in the window.
+        size: usize,
+    },
     /// The inputs joined along `axis` (equal in every other dim).
     Concat {
         /// The joined dim (non-negative).
@@ -200,6 +213,7 @@ impl Op {
             Op::HardSigmoid { .. } => "HardSigmoid",
             Op::Softmax { .. } => "Softmax",
             Op::Concat { .. } => "Concat",
+            Op::Lrn { .. } => "LRN",
             Op::Identity => "Identity",
         }
     }
@@ -443,6 +457,16 @@ pub fn node_output_shape(
         | Op::HardSigmoid { .. }
         | Op::Identity => {
             expect_arity(label, node, 1, 1)?;
+            Ok(ins[0].to_vec())
+        }
+        Op::Lrn { size, .. } => {
+            expect_arity(label, node, 1, 1)?;
+            if ins[0].len() < 3 || *size == 0 {
+                return Err(shape_err(
+                    label,
+                    format!("LRN needs an input [N, C, ...] of rank >= 3 and size >= 1, got {:?} and size {size}", ins[0]),
+                ));
+            }
             Ok(ins[0].to_vec())
         }
         Op::Concat { axis } => {

@@ -310,6 +310,34 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 data,
             }
         }
+        Op::Lrn {
+            alpha,
+            beta,
+            bias,
+            size,
+        } => {
+            let x = ins[0];
+            let (n, c) = (x.shape[0], x.shape[1]);
+            let inner: usize = x.shape[2..].iter().product();
+            let (before, after) = ((size - 1) / 2, size / 2);
+            let mut data = vec![0.0f32; x.data.len()];
+            for b in 0..n {
+                for ch in 0..c {
+                    for i in 0..inner {
+                        let at = |k: usize| (b * c + k) * inner + i;
+                        let window = ch.saturating_sub(before)..(ch + after + 1).min(c);
+                        let sum: f64 = window.map(|k| (x.data[at(k)] as f64).powi(2)).sum();
+                        let scale = (*bias as f64 + *alpha as f64 / *size as f64 * sum)
+                            .powf(*beta as f64);
+                        data[at(ch)] = (x.data[at(ch)] as f64 / scale) as f32;
+                    }
+                }
+            }
+            Tensor {
+                shape: out_shape,
+                data,
+            }
+        }
         Op::Concat { axis } => {
             // Per outer index, each input's block of its dims from `axis` on.
             let outer: usize = out_shape[..*axis].iter().product();

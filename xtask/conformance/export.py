@@ -1,4 +1,6 @@
-"""Exports the ONNX project's node tests for the ops grim claims.
+"""Exports the ONNX project's node tests for the ops grim claims, and the
+onnx package's light models whose ops it claims (with random weights,
+against onnxruntime).
 
 Usage: python export.py MANIFEST.json OUT_DIR
 
@@ -77,11 +79,105 @@ def main() -> None:
                 "atol": float(case.atol),
             }
         )
+    described.extend(light_models(claimed, out_dir))
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
         json.dump(
             {"onnx": onnx.__version__, "cases": described}, f, indent=1, sort_keys=True
         )
     print(f"exported {len(described)} node test cases for {len(claimed)} ops (onnx {onnx.__version__})")
+
+
+def light_models(claimed: set, out_dir: str) -> list:
+    """The onnx package's light models (AlexNet, ResNet-50, VGG-19, ...:
+    opset 9 graphs, initializers listed as inputs) whose ops grim claims.
+
+    Their weights are made by ConstantOfShape, one value per tensor, which
+    hides any indexing mistake (every output channel computes the same), and
+    their shipped expected outputs come from onnx's ReferenceEvaluator, whose
+    LRN sums over the batch dim instead of the channels. So each weight is
+    replaced by seeded random values (He-scaled by its fan-in, 1-D tensors
+    in [0.5, 1.5] so variances stay positive) and the expected output is
+    onnxruntime's; the input is arange(n)/n, as the ONNX backend runner
+    feeds these models."""
+    import onnxruntime
+    from onnx.backend.test.case.model import collect_testcases
+
+    root = os.path.dirname(os.path.dirname(onnx.__file__))
+    described = []
+    for case in collect_testcases():
+        if case.kind != "real" or not case.url:
+            continue
+        path = os.path.join(root, case.url)
+        if not os.path.exists(path):
+            continue
+        model = onnx.load(path)
+        ops = sorted({node.op_type for node in model.graph.node})
+        if not set(ops) <= claimed:
+            continue
+        randomize_weights(model, seed=len(described))
+        case_dir = os.path.join(out_dir, case.name)
+        os.makedirs(case_dir, exist_ok=True)
+        model_path = os.path.join(case_dir, "model.onnx")
+        onnx.save(model, model_path)
+        initializers = {t.name for t in model.graph.initializer}
+        inputs = [i for i in model.graph.input if i.name not in initializers]
+        feeds = {}
+        for i, value_info in enumerate(inputs):
+            shape = tuple(
+                d.dim_value if d.HasField("dim_value") else 1
+                for d in value_info.type.tensor_type.shape.dim
+            )
+            n = int(np.prod(shape))
+            array = (np.arange(n).reshape(shape) / n).astype(np.float32)
+            feeds[value_info.name] = array
+            np.save(os.path.join(case_dir, f"input_{i}.npy"), array)
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = onnxruntime.InferenceSession(
+            model_path, options, providers=["CPUExecutionProvider"]
+        )
+        outputs = session.run(None, feeds)
+        for i, array in enumerate(outputs):
+            np.save(os.path.join(case_dir, f"output_{i}.npy"), array)
+        opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+        described.append(
+            {
+                "name": case.name,
+                "ops": ops,
+                "opset": opsets.get("ai.onnx", 0),
+                "inputs": len(inputs),
+                "outputs": len(outputs),
+                "output_dtypes": [str(a.dtype) for a in outputs],
+                "baked": [],
+                "rtol": 1e-3,
+                "atol": 1e-5,
+            }
+        )
+    return described
+
+
+def randomize_weights(model: onnx.ModelProto, seed: int) -> None:
+    """Replaces each ConstantOfShape that makes a float weight from a
+    constant shape by a seeded random initializer of that shape."""
+    rng = np.random.default_rng(seed)
+    graph = model.graph
+    shapes = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in shapes:
+            shape = tuple(int(d) for d in shapes[node.input[0]])
+            if len(shape) >= 2:
+                fan_in = int(np.prod(shape[1:]))
+                values = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+            else:
+                values = rng.uniform(0.5, 1.5, shape)
+            graph.initializer.append(
+                numpy_helper.from_array(values.astype(np.float32), node.output[0])
+            )
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,9 @@ struct Expected {
 struct Manifest {
     /// The onnx package version whose node tests these are.
     onnx: String,
+    /// The onnxruntime version that computes the light models' expected
+    /// outputs (export.py says why not onnx's own).
+    onnxruntime: String,
     /// The ops grim claims: every node test using only these runs.
     ops: Vec<String>,
     /// Cases expected to fail, by name.
@@ -213,7 +216,11 @@ pub fn suite(grimc: &Path, bless: bool) -> Result<(usize, usize)> {
     ));
     let dir = target_dir().join("conformance");
     let python = venv::create("conformance", &dir.join("venv"))?;
-    for package in [format!("onnx=={}", manifest.onnx), "numpy".to_string()] {
+    for package in [
+        format!("onnx=={}", manifest.onnx),
+        format!("onnxruntime=={}", manifest.onnxruntime),
+        "numpy".to_string(),
+    ] {
         venv::pip_install(&python, &package).map_err(|e| anyhow!("conformance: {e}"))?;
     }
     let cases_dir = dir.join("cases");

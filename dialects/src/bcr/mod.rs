@@ -242,15 +242,17 @@ pub fn dense<'c>(
         .expect("bcr.dense matches its IRDL declaration")
 }
 
-/// Builds `bcr.dense(blob) {name, slot, layout = "row_panels"}`: a weight
-/// matrix for `bcr.gemm`, `memref<?xf32>` because its padded length depends
-/// on the panel height that `bcr-lre` chooses later.
+/// Builds `bcr.dense(blob) {name, slot, layout = "row_panels", rows}`: a
+/// weight matrix of `rows` rows (its value read row-major, whatever shape
+/// the constant has) for `bcr.gemm`, `memref<?xf32>` because its padded
+/// length depends on the panel height that `bcr-lre` chooses later.
 pub fn dense_panels<'c>(
     context: &'c Context,
     blob: Value<'c, '_>,
     name: &str,
     slot: i64,
     value: Attribute<'c>,
+    rows: i64,
     location: Location<'c>,
 ) -> Operation<'c> {
     OperationBuilder::new(DENSE, location)
@@ -260,6 +262,7 @@ pub fn dense_panels<'c>(
             attr::named_str(context, "name", name),
             attr::named_i64(context, "slot", slot),
             attr::named_str(context, LAYOUT_ATTR, LAYOUT_ROW_PANELS),
+            attr::named_i64(context, "rows", rows),
         ])
         .add_results(&[dynamic_memref(Type::float32(context))])
         .build()

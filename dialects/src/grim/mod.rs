@@ -12,6 +12,7 @@
 
 mod activation;
 mod concat;
+mod lrn;
 mod matmul;
 mod permute;
 mod pool;
@@ -22,6 +23,7 @@ pub use activation::{
     f32_array, f32_array_attribute, Activation, ACTIVATION_ATTR, ACTIVATION_PARAMS_ATTR,
 };
 pub use concat::{concat, concat_axis, CONCAT};
+pub use lrn::{lrn, lrn_attrs, LrnAttrs, LRN};
 pub use matmul::{matmul, matmul_shape, MATMUL};
 pub use permute::{permutation, permute, PERMUTE, PERM_ATTR};
 pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
@@ -66,7 +68,7 @@ pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 /// naming one): the layers a profile times, the ops whose result can be
 /// written straight into an output buffer or the memory plan places.
 pub fn computes(name: &str) -> bool {
-    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT].contains(&name)
+    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT, LRN].contains(&name)
         || BINARY.contains(&name)
         || ACTIVATIONS.contains(&name)
 }
@@ -572,14 +574,24 @@ pub fn transpose<'c>(
     unary(TRANSPOSE, input, result, location)
 }
 
-/// The `grim.constant` that defines `value`, if one does.
+/// The `grim.constant` that defines `value`, directly or through
+/// `grim.reshape`s and `grim.identity`s (which alias its bytes: an old
+/// converter's `Reshape` of a weight is that weight), if one does.
 pub fn defining_constant<'c, 'a>(value: Value<'c, 'a>) -> Option<OperationRef<'c, 'a>> {
-    if !value.is_operation_result() {
-        return None;
+    let mut value = value;
+    loop {
+        if !value.is_operation_result() {
+            return None;
+        }
+        // SAFETY: the value is an op result, so it has an owner, alive with the op.
+        let owner =
+            unsafe { OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(value.to_raw())) };
+        match owner.name().as_string_ref().as_str() {
+            Ok(CONSTANT) => return Some(owner),
+            Ok(RESHAPE | IDENTITY) => value = owner.operand(0).ok()?,
+            _ => return None,
+        }
     }
-    // SAFETY: the value is an op result, so it has an owner, alive with the op.
-    let owner = unsafe { OperationRef::from_raw(mlir_sys::mlirOpResultGetOwner(value.to_raw())) };
-    (owner.name().as_string_ref().as_str() == Ok(CONSTANT)).then_some(owner)
 }
 
 /// The name of a `grim.constant` (its `name` attribute), if it has one.

@@ -232,6 +232,17 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
             // A span the opset reads directly (softmax_nodes writes the others).
             Op::Softmax { axis, .. } => vec![attr_i("axis", *axis as i64)],
             Op::Concat { axis } => vec![attr_i("axis", *axis as i64)],
+            Op::Lrn {
+                alpha,
+                beta,
+                bias,
+                size,
+            } => vec![
+                attr_f("alpha", *alpha),
+                attr_f("beta", *beta),
+                attr_f("bias", *bias),
+                attr_i("size", *size as i64),
+            ],
             Op::HardSigmoid { alpha, beta } => {
                 vec![attr_f("alpha", *alpha), attr_f("beta", *beta)]
             }

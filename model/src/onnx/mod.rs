@@ -410,6 +410,30 @@ pub fn from_proto_with(
                     op
                 }
             }
+            "LRN" => {
+                let (mut alpha, mut beta, mut bias, mut size) = (1e-4, 0.75, 1.0, None);
+                for a in &np.attribute {
+                    match a.name.as_str() {
+                        "alpha" => alpha = at.float(a)?,
+                        "beta" => beta = at.float(a)?,
+                        "bias" => bias = at.float(a)?,
+                        "size" => {
+                            let s = at.int(a)?;
+                            size = Some(usize::try_from(s).ok().filter(|s| *s >= 1).ok_or_else(
+                                || at.unsupported(format!("size {s} must be at least 1")),
+                            )?);
+                        }
+                        _ => return Err(at.unknown(a)),
+                    }
+                }
+                let size = size.ok_or_else(|| at.unsupported("missing attribute 'size'".into()))?;
+                Op::Lrn {
+                    alpha,
+                    beta,
+                    bias,
+                    size,
+                }
+            }
             "Concat" => {
                 // Constants were folded (fold.rs); this joins activations.
                 let rank = node_inputs

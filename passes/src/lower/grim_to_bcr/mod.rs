@@ -29,7 +29,8 @@
 //!   become `scf.for` nests, as do `grim.permute` (`permute.rs`) and
 //!   `grim.matmul` (`matmul.rs`: a dot product per result element) and
 //!   `grim.softmax` (`softmax.rs`); `grim.concat` copies its operands into
-//!   the result's slices (`concat.rs`).
+//!   the result's slices (`concat.rs`); `grim.lrn` sums each element's
+//!   channel window (`lrn.rs`).
 //! * Inputs are read in the caller's buffers; a value the function returns
 //!   is computed straight into its output buffer (copied only when it is
 //!   also an input, an alias, or returned twice).
@@ -61,6 +62,7 @@ pub mod cancel;
 mod concat;
 mod conv;
 mod grouped_conv;
+mod lrn;
 mod elementwise;
 mod gemm;
 mod matmul;
@@ -291,6 +293,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             grim::MATMUL => self.matmul(b, op),
             grim::SOFTMAX => self.softmax(b, op),
             grim::CONCAT => self.concat(b, op),
+            grim::LRN => self.lrn(b, op),
             grim::RESHAPE | grim::IDENTITY => {
                 let shape =
                     values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;

@@ -138,6 +138,7 @@ impl<'c> Lowering<'c, '_> {
                     name,
                     slots.next_slot,
                     value,
+                    m,
                     b.location,
                 ));
                 slots.next_slot += 1;
