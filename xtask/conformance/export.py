@@ -69,6 +69,7 @@ def main() -> None:
         described.append(
             {
                 "name": case.name,
+                "kind": "node",
                 "ops": ops,
                 "opset": opsets.get("ai.onnx", 0),
                 "inputs": len(kept_values),
@@ -143,6 +144,7 @@ def light_models(claimed: set, out_dir: str) -> list:
         described.append(
             {
                 "name": case.name,
+                "kind": "model",
                 "ops": ops,
                 "opset": opsets.get("ai.onnx", 0),
                 "inputs": len(inputs),
