@@ -167,9 +167,9 @@ func.func @kn_layout(%x: tensor<32x6xf32>) -> tensor<16x6xf32> {
 // CHECK-LABEL: func.func @dense
 // CHECK-SAME: grim.num_slots = 2 : i64
 // CHECK-NOT: bcr.packed
-// CHECK: %[[W:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 0 : i64, value = dense<{{.*}}> : tensor<16x32xf32>} : (memref<?xi8>) -> memref<?xf32>
+// CHECK: %[[W:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", rows = 16 : i64, slot = 0 : i64, value = dense<{{.*}}> : tensor<16x32xf32>} : (memref<?xi8>) -> memref<?xf32>
 // CHECK: "bcr.gemm"(%[[W]], %{{.*}}, %{{.*}}) {vector_width = 4 : i64} : (memref<?xf32>, memref<32x6xf32>, memref<16x6xf32>) -> ()
-// CHECK: %[[V:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", slot = 1 : i64, value = dense<{{.*}}> : tensor<16x32xf32>}
+// CHECK: %[[V:.*]] = "bcr.dense"(%{{.*}}) {layout = "row_panels", name = "w", rows = 16 : i64, slot = 1 : i64, value = dense<{{.*}}> : tensor<16x32xf32>}
 // CHECK: "bcr.gemm"(%[[V]], %{{.*}}, %{{.*}}) : (memref<?xf32>, memref<32xf32>, memref<16xf32>) -> ()
 // CHECK-NOT: grim.
 func.func @dense(%x: tensor<32x6xf32>, %v: tensor<1x32xf32>) -> (tensor<16x6xf32>, tensor<1x16xf32>) {
