@@ -193,13 +193,14 @@ pub fn load<'c>(
             let options = grim_model::LoadOptions {
                 input_shapes: input_shapes.clone(),
             };
-            let loaded = grim_model::load_onnx_with(path, &options).map_err(|error| match error {
-                error @ (grim_model::ModelError::Unsupported { .. }
-                | grim_model::ModelError::Shape { .. }) => {
-                    CompileError::Usage(format!("{}: error: {error}", path.display()))
-                }
-                error => CompileError::Model(error),
-            })?;
+            let loaded =
+                grim_model::load_onnx_with(path, &options).map_err(|error| match error {
+                    error @ (grim_model::ModelError::Unsupported { .. }
+                    | grim_model::ModelError::Shape { .. }) => {
+                        CompileError::Usage(format!("{}: error: {error}", path.display()))
+                    }
+                    error => CompileError::Model(error),
+                })?;
             let notes = loaded
                 .notes
                 .into_iter()

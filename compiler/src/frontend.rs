@@ -213,7 +213,9 @@ pub fn from_graph<'c>(
                 // Any rows times a 2-D matrix is a gemm over the rows
                 // (flattened), so a constant matrix can be BCR.
                 let (k, m) = (b_shape[0], b_shape[1]);
-                let rows = a_shape[..a_shape.len().saturating_sub(1)].iter().product::<usize>();
+                let rows = a_shape[..a_shape.len().saturating_sub(1)]
+                    .iter()
+                    .product::<usize>();
                 let mut a = input(&mut t, 0)?;
                 if a_shape.len() != 2 {
                     a = t.append(grim::reshape(a, tensor_type(context, &[rows, k]), location))?;
@@ -388,8 +390,14 @@ pub fn from_graph<'c>(
                     } else {
                         tensor_type(context, &shape)
                     };
-                    joined =
-                        t.append(grim::concat(context, joined, next, *axis as i64, ty, location))?;
+                    joined = t.append(grim::concat(
+                        context,
+                        joined,
+                        next,
+                        *axis as i64,
+                        ty,
+                        location,
+                    ))?;
                 }
                 joined
             }

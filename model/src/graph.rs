@@ -176,8 +176,20 @@ impl Op {
             Op::Mul => Some(|a, b| a * b),
             Op::Div => Some(|a, b| a / b),
             // NaN propagates, as numpy's maximum and MLIR's maximumf do.
-            Op::Max => Some(|a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) }),
-            Op::Min => Some(|a, b| if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) }),
+            Op::Max => Some(|a, b| {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.max(b)
+                }
+            }),
+            Op::Min => Some(|a, b| {
+                if a.is_nan() || b.is_nan() {
+                    f32::NAN
+                } else {
+                    a.min(b)
+                }
+            }),
             _ => None,
         }
     }
@@ -281,10 +293,20 @@ impl MatMulShape {
     /// The shapes of `a x b`, or why they do not multiply.
     pub fn of(a: &[usize], b: &[usize]) -> Result<MatMulShape, String> {
         if a.is_empty() || b.is_empty() {
-            return Err(format!("MatMul needs operands of rank >= 1, got {a:?} and {b:?}"));
+            return Err(format!(
+                "MatMul needs operands of rank >= 1, got {a:?} and {b:?}"
+            ));
         }
-        let a2 = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
-        let b2 = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+        let a2 = if a.len() == 1 {
+            vec![1, a[0]]
+        } else {
+            a.to_vec()
+        };
+        let b2 = if b.len() == 1 {
+            vec![b[0], 1]
+        } else {
+            b.to_vec()
+        };
         let (n, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
         let (kb, m) = (b2[b2.len() - 2], b2[b2.len() - 1]);
         if k != kb {
@@ -475,7 +497,10 @@ pub fn node_output_shape(
             let joins = ins.iter().all(|s| {
                 s.len() == first.len()
                     && *axis < s.len()
-                    && s.iter().zip(first.iter()).enumerate().all(|(d, (a, b))| d == *axis || a == b)
+                    && s.iter()
+                        .zip(first.iter())
+                        .enumerate()
+                        .all(|(d, (a, b))| d == *axis || a == b)
             });
             if !joins {
                 return Err(shape_err(
@@ -529,7 +554,10 @@ pub fn node_output_shape(
             if !valid {
                 return Err(shape_err(
                     label,
-                    format!("Transpose perm {perm:?} is not a permutation of the {} dims of {x:?}", x.len()),
+                    format!(
+                        "Transpose perm {perm:?} is not a permutation of the {} dims of {x:?}",
+                        x.len()
+                    ),
                 ));
             }
             Ok(perm.iter().map(|&p| x[p]).collect())

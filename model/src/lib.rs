@@ -28,6 +28,7 @@ pub mod pool;
 pub mod reference;
 pub mod resnet;
 pub mod tensor;
+pub mod zoo;
 
 pub use bcrc::{
     bcr_project, mask_multiplied_bcr_weight, random_bcr_weight, Bcrc, BcrcStats, BlockSize,
@@ -46,3 +47,4 @@ pub use panels::row_panels;
 pub use reference::run_reference;
 pub use resnet::{residual_stack, try_residual_stack, BcrPrune, ResidualStack};
 pub use tensor::Tensor;
+pub use zoo::{zoo_model, Architecture, ZooModel};

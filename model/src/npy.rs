@@ -240,7 +240,13 @@ fn from_fortran_order(data: &[f32], shape: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(data.len());
     let mut index = vec![0; shape.len()];
     for _ in 0..data.len() {
-        out.push(data[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        out.push(
+            data[index
+                .iter()
+                .zip(&strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>()],
+        );
         for d in (0..shape.len()).rev() {
             index[d] += 1;
             if index[d] < shape[d] {
@@ -361,7 +367,10 @@ mod tests {
             &[0., 1., 2., 3., 4., 5.],
         );
         let t = decode_npy(&b).unwrap();
-        assert_eq!((t.shape, t.data), (vec![3, 2], vec![0., 3., 1., 4., 2., 5.]));
+        assert_eq!(
+            (t.shape, t.data),
+            (vec![3, 2], vec![0., 3., 1., 4., 2., 5.])
+        );
     }
 
     #[test]

@@ -198,10 +198,7 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             let s = crate::graph::MatMulShape::of(&a.shape, &b.shape)
                 .expect("shapes checked when the graph was built");
             let rank = s.full.len();
-            let (sa, sb) = (
-                broadcast_strides(&s.a, rank),
-                broadcast_strides(&s.b, rank),
-            );
+            let (sa, sb) = (broadcast_strides(&s.a, rank), broadcast_strides(&s.b, rank));
             // The k step within each operand: a's last dim, b's rows of M.
             let (ka, kb) = (1, s.m);
             let mut data = vec![0.0f32; s.full.iter().product()];
@@ -298,8 +295,12 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
             for o in 0..outer {
                 for i in 0..inner {
                     let at = |r: usize| (o * reduce + r) * inner + i;
-                    let max = (0..reduce).map(|r| x.data[at(r)]).fold(f32::NEG_INFINITY, f32::max);
-                    let sum: f64 = (0..reduce).map(|r| ((x.data[at(r)] - max) as f64).exp()).sum();
+                    let max = (0..reduce)
+                        .map(|r| x.data[at(r)])
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    let sum: f64 = (0..reduce)
+                        .map(|r| ((x.data[at(r)] - max) as f64).exp())
+                        .sum();
                     for r in 0..reduce {
                         data[at(r)] = (((x.data[at(r)] - max) as f64).exp() / sum) as f32;
                     }
@@ -327,8 +328,8 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                         let at = |k: usize| (b * c + k) * inner + i;
                         let window = ch.saturating_sub(before)..(ch + after + 1).min(c);
                         let sum: f64 = window.map(|k| (x.data[at(k)] as f64).powi(2)).sum();
-                        let scale = (*bias as f64 + *alpha as f64 / *size as f64 * sum)
-                            .powf(*beta as f64);
+                        let scale =
+                            (*bias as f64 + *alpha as f64 / *size as f64 * sum).powf(*beta as f64);
                         data[at(ch)] = (x.data[at(ch)] as f64 / scale) as f32;
                     }
                 }

@@ -26,31 +26,12 @@
 //! mean and (population) variance of its input there, as a trained network's
 //! statistics would be. Activations then stay O(1) through the whole stack.
 
-use std::collections::BTreeMap;
-
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
-use crate::bcrc::{random_bcr_weight, BlockSize};
+use crate::bcrc::BlockSize;
 use crate::error::ModelError;
-use crate::graph::{Graph, Node, Op, ValueInfo};
-use crate::reference::run_reference;
-use crate::tensor::Tensor;
+use crate::graph::{Graph, Op};
+use crate::zoo::builder::{Builder, Conv};
 
-/// Mixed into the seed of the calibration input, so that it does not shift
-/// with the number of weights drawn before it.
-const CALIBRATION_SALT: u64 = 0x6361_6c69_6272_6174;
-
-/// BCR pruning of the non-stem convs (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BcrPrune {
-    /// Block shape in the GEMM view `[M, C*3*3]` of the weight.
-    pub block: BlockSize,
-    /// Fraction of each block's rows kept, rounded up (in (0, 1]).
-    pub row_keep: f64,
-    /// Fraction of each block's columns kept, rounded up (in (0, 1]).
-    pub col_keep: f64,
-}
+pub use crate::zoo::BcrPrune;
 
 /// What [`residual_stack`] generates.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,241 +97,60 @@ pub fn try_residual_stack(spec: &ResidualStack) -> Result<Graph, ModelError> {
         });
     }
     if let Some(p) = &spec.prune {
-        BlockSize::new(p.block.rows, p.block.cols)?;
-        for (what, keep) in [("row_keep", p.row_keep), ("col_keep", p.col_keep)] {
-            if !(keep > 0.0 && keep <= 1.0) {
-                return Err(ModelError::Bcr {
-                    message: format!("{what} must be in (0, 1], got {keep}"),
-                });
-            }
-        }
+        p.validate()?;
     }
     let cal_side = spec.size.min(16);
-    let mut b = Builder {
-        spec,
-        rng: StdRng::seed_from_u64(spec.seed),
-        nodes: Vec::new(),
-        initializers: BTreeMap::new(),
-        calibration: BTreeMap::new(),
-    };
-    b.calibration.insert(
-        "input".into(),
-        Tensor::fixed_seed(vec![1, 3, cal_side, cal_side], spec.seed ^ CALIBRATION_SALT),
-    );
-    let last_relu = |node: &str, is_last: bool| {
-        if is_last {
-            "output".to_string()
-        } else {
-            format!("{node}_output_0")
-        }
+    let mut b = Builder::new(spec.seed, spec.prune, Some(vec![1, 3, cal_side, cal_side]));
+    let c = spec.channels;
+    let conv_bn = |b: &mut Builder,
+                   module: &str,
+                   params: &str,
+                   names: [&str; 2],
+                   input: &str,
+                   cin: usize,
+                   pruned: bool| {
+        let h = b.conv(Conv {
+            module: &format!("{module}/{}", names[0]),
+            params: &format!("{params}.{}", names[0]),
+            input,
+            channels: [cin, c],
+            kernel: 3,
+            stride: 1,
+            group: 1,
+            bias: false,
+            pruned,
+        })?;
+        b.batch_norm(
+            &format!("{module}/{}", names[1]),
+            &format!("{params}.{}", names[1]),
+            &h,
+            c,
+        )
     };
 
-    let h = b.conv_bn("/stem", "stem", "conv", "bn", "input", 3, false)?;
-    let relu = "/stem/relu/Relu";
-    let mut cur = b.push(relu, Op::Relu, &[&h], last_relu(relu, spec.blocks == 0))?;
+    let h = conv_bn(&mut b, "/stem", "stem", ["conv", "bn"], "input", 3, false)?;
+    let mut cur = b.push("/stem/relu/Relu", Op::Relu, &[&h])?;
     for i in 0..spec.blocks {
         let (module, params) = (format!("/layer1/layer1.{i}"), format!("layer1.{i}"));
         let pruned = spec.prune.is_some();
-        let h = b.conv_bn(
-            &module,
-            &params,
-            "conv1",
-            "bn1",
-            &cur,
-            spec.channels,
-            pruned,
-        )?;
-        let relu = format!("{module}/relu/Relu");
-        let h = b.push(&relu, Op::Relu, &[&h], format!("{relu}_output_0"))?;
-        let h = b.conv_bn(&module, &params, "conv2", "bn2", &h, spec.channels, pruned)?;
-        let add = format!("{module}/Add");
-        let h = b.push(&add, Op::Add, &[&h, &cur], format!("{add}_output_0"))?;
-        let relu = format!("{module}/relu_1/Relu");
-        cur = b.push(
-            &relu,
-            Op::Relu,
-            &[&h],
-            last_relu(&relu, i + 1 == spec.blocks),
-        )?;
+        let h = conv_bn(&mut b, &module, &params, ["conv1", "bn1"], &cur, c, pruned)?;
+        let h = b.push(&format!("{module}/relu/Relu"), Op::Relu, &[&h])?;
+        let h = conv_bn(&mut b, &module, &params, ["conv2", "bn2"], &h, c, pruned)?;
+        let h = b.push(&format!("{module}/Add"), Op::Add, &[&h, &cur])?;
+        cur = b.push(&format!("{module}/relu_1/Relu"), Op::Relu, &[&h])?;
     }
 
-    let (n, c, s) = (spec.batch, spec.channels, spec.size);
-    let graph = Graph {
-        name: "residual_stack".into(),
-        inputs: vec![ValueInfo {
-            name: "input".into(),
-            shape: vec![n, 3, s, s],
-        }],
-        outputs: vec![ValueInfo {
-            name: cur,
-            shape: vec![n, c, s, s],
-        }],
-        nodes: b.nodes,
-        initializers: b.initializers,
-    };
-    graph.validate()?;
-    Ok(graph)
-}
-
-/// The graph under construction and the calibration activation of every
-/// value computed so far.
-struct Builder<'a> {
-    spec: &'a ResidualStack,
-    rng: StdRng,
-    nodes: Vec<Node>,
-    initializers: BTreeMap<String, Tensor>,
-    calibration: BTreeMap<String, Tensor>,
-}
-
-impl Builder<'_> {
-    /// Appends node `name` computing `op` of `inputs` (values or
-    /// initializers) into `output`, runs it on the calibration activations
-    /// of its inputs, and returns `output`.
-    fn push(
-        &mut self,
-        name: &str,
-        op: Op,
-        inputs: &[&str],
-        output: String,
-    ) -> Result<String, ModelError> {
-        let node = Node {
-            name: name.to_string(),
-            op,
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
-            outputs: vec![output.clone()],
-        };
-        let mut one = Graph {
-            name: name.to_string(),
-            outputs: vec![ValueInfo {
-                name: output.clone(),
-                shape: vec![],
-            }],
-            ..Graph::default()
-        };
-        let mut values = Vec::new();
-        for &input in inputs {
-            if let Some(w) = self.initializers.get(input) {
-                one.initializers.insert(input.to_string(), w.clone());
-            } else if !one.inputs.iter().any(|v| v.name == input) {
-                let t = self
-                    .calibration
-                    .get(input)
-                    .ok_or_else(|| ModelError::Shape {
-                        node: name.to_string(),
-                        message: format!("input '{input}' is not defined before this node"),
-                    })?;
-                one.inputs.push(ValueInfo {
-                    name: input.to_string(),
-                    shape: t.shape.clone(),
-                });
-                values.push(t.clone());
-            }
-        }
-        one.nodes.push(node.clone());
-        let out = run_reference(&one, &values)?.remove(0);
-        self.calibration.insert(output.clone(), out);
-        self.nodes.push(node);
-        Ok(output)
-    }
-
-    /// Appends `{module}/{conv}/Conv` (3x3, pad 1, no bias) on `input` with
-    /// `cin` input channels, then `{module}/{bn}/BatchNormalization` with
-    /// its running statistics calibrated on the conv's output; weights are
-    /// named `{params}.{conv}.weight`, `{params}.{bn}.running_mean`, ...
-    /// Returns the batch norm's output.
-    #[allow(clippy::too_many_arguments)]
-    fn conv_bn(
-        &mut self,
-        module: &str,
-        params: &str,
-        conv: &str,
-        bn: &str,
-        input: &str,
-        cin: usize,
-        pruned: bool,
-    ) -> Result<String, ModelError> {
-        let m = self.spec.channels;
-        let k = cin * 3 * 3;
-        let w_name = format!("{params}.{conv}.weight");
-        let w = self.he_weight(m, k, pruned);
-        self.initializers
-            .insert(w_name.clone(), Tensor::new(vec![m, cin, 3, 3], w)?);
-        let conv_node = format!("{module}/{conv}/Conv");
-        let op = Op::Conv {
-            strides: [1, 1],
-            pads: [1; 4],
-            dilations: [1, 1],
-            group: 1,
-        };
-        let out = format!("{conv_node}_output_0");
-        let h = self.push(&conv_node, op, &[input, &w_name], out)?;
-
-        let (mean, var) = channel_moments(&self.calibration[&h]);
-        let gamma: Vec<f32> = (0..m).map(|_| self.rng.gen_range(0.5f32..=1.5)).collect();
-        let beta: Vec<f32> = (0..m).map(|_| self.rng.gen_range(-0.2f32..=0.2)).collect();
-        let names =
-            ["weight", "bias", "running_mean", "running_var"].map(|p| format!("{params}.{bn}.{p}"));
-        for (name, v) in names.iter().zip([gamma, beta, mean, var]) {
-            self.initializers
-                .insert(name.clone(), Tensor::new(vec![m], v)?);
-        }
-        let bn_node = format!("{module}/{bn}/BatchNormalization");
-        let out = format!("{bn_node}_output_0");
-        let inputs = [h.as_str(), &names[0], &names[1], &names[2], &names[3]];
-        self.push(
-            &bn_node,
-            Op::BatchNormalization { epsilon: 1e-5 },
-            &inputs,
-            out,
-        )
-    }
-
-    /// A row-major `[m, k]` conv weight, uniform in `[-a, a]` with
-    /// `a = sqrt(6 / k)` (variance `2 / k`, He), never exactly zero so that
-    /// only pruning makes zeros; with `pruned`, multiplied by a BCR mask.
-    fn he_weight(&mut self, m: usize, k: usize, pruned: bool) -> Vec<f32> {
-        let a = (6.0 / k as f64).sqrt() as f32;
-        let mut w: Vec<f32> = (0..m * k)
-            .map(|_| loop {
-                let v = self.rng.gen_range(-a..=a);
-                if v != 0.0 {
-                    break v;
-                }
-            })
-            .collect();
-        if let (true, Some(p)) = (pruned, &self.spec.prune) {
-            // Only the pattern of random_bcr_weight is used: its nonzeros
-            // are the kept positions.
-            let pattern = random_bcr_weight(m, k, p.block, p.row_keep, p.col_keep, self.rng.gen());
-            for (v, kept) in w.iter_mut().zip(pattern) {
-                *v *= if kept != 0.0 { 1.0 } else { 0.0 };
-            }
-        }
-        w
-    }
-}
-
-/// Per-channel (axis 1) mean and population variance of an NCHW tensor,
-/// accumulated in f64.
-fn channel_moments(t: &Tensor) -> (Vec<f32>, Vec<f32>) {
-    let (n, c) = (t.shape[0], t.shape[1]);
-    let inner: usize = t.shape[2..].iter().product();
-    let count = (n * inner) as f64;
-    let mut mean = vec![0.0f64; c];
-    let mut var = vec![0.0f64; c];
-    for (ch, (mu, sigma2)) in mean.iter_mut().zip(&mut var).enumerate() {
-        let values = || (0..n).flat_map(move |b| t.data[(b * c + ch) * inner..][..inner].iter());
-        *mu = values().map(|&v| v as f64).sum::<f64>() / count;
-        *sigma2 = values().map(|&v| (v as f64 - *mu).powi(2)).sum::<f64>() / count;
-    }
-    let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
-    (f32s(mean), f32s(var))
+    let (n, s) = (spec.batch, spec.size);
+    b.finish("residual_stack", vec![n, 3, s, s], &cur, vec![n, c, s, s])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bcrc::stored_values;
+    use crate::reference::run_reference;
+    use crate::tensor::Tensor;
+    use crate::zoo::builder::TEST_CALIBRATION_SALT as CALIBRATION_SALT;
 
     /// A pruned stack small enough for debug-build tests: 16 channels make
     /// the GEMM view [16, 144], a whole number of 8x16 blocks.

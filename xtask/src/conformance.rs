@@ -203,6 +203,30 @@ pub fn command(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The python of the conformance venv, with the onnx and onnxruntime
+/// versions the manifest pins (installed if missing). The zoo check uses
+/// it too, so both compare against the same onnxruntime.
+pub fn venv_python() -> Result<PathBuf> {
+    let path = repo_root().join(MANIFEST);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a conformance manifest", path.display()))?;
+    python(&manifest)
+}
+
+fn python(manifest: &Manifest) -> Result<PathBuf> {
+    let dir = target_dir().join("conformance");
+    let python = venv::create("conformance", &dir.join("venv"))?;
+    for package in [
+        format!("onnx=={}", manifest.onnx),
+        format!("onnxruntime=={}", manifest.onnxruntime),
+        "numpy".to_string(),
+    ] {
+        venv::pip_install(&python, &package).map_err(|e| anyhow!("conformance: {e}"))?;
+    }
+    Ok(python)
+}
+
 /// Exports and runs the cases with `grimc`; checks them (or, with `bless`,
 /// rewrites the manifest's failures and the op table). Returns (passed, total).
 pub fn suite(grimc: &Path, bless: bool) -> Result<(usize, usize)> {
@@ -218,14 +242,7 @@ pub fn suite(grimc: &Path, bless: bool) -> Result<(usize, usize)> {
         manifest.onnx
     ));
     let dir = target_dir().join("conformance");
-    let python = venv::create("conformance", &dir.join("venv"))?;
-    for package in [
-        format!("onnx=={}", manifest.onnx),
-        format!("onnxruntime=={}", manifest.onnxruntime),
-        "numpy".to_string(),
-    ] {
-        venv::pip_install(&python, &package).map_err(|e| anyhow!("conformance: {e}"))?;
-    }
+    let python = python(&manifest)?;
     let cases_dir = dir.join("cases");
     if cases_dir.exists() {
         std::fs::remove_dir_all(&cases_dir)?;

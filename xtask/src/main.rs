@@ -18,6 +18,7 @@ mod bench;
 mod conformance;
 mod mca;
 mod venv;
+mod zoo;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use grim_model::{load_onnx, read_npy, run_reference, write_npy, Tensor};
@@ -61,7 +62,7 @@ commands:
   setup     install the apt packages and the aarch64 Rust target grim needs (only what is missing), then `runtime`
   runtime   build the runtime library for the host and aarch64 into target/grim-runtime/<triple>/
   demo      `setup`, then compile the example BCR-pruned MLP for aarch64, run it under qemu and on the host, check it against the reference
-  test      `setup`, then cargo test --workspace, the lit tests and the ONNX conformance run; prints `N passed, M failed`
+  test      `setup`, then cargo test --workspace, the lit tests, the ONNX conformance run and the zoo check; prints `N passed, M failed`
   bench kernels [--quick] [--runs R] [--threads 1,2]
             `runtime`, then time grim's BCR kernels against numpy/OpenBLAS, onnxruntime, scipy CSR and MKL CSR
             on the shapes of xtask/bench/layers.json; writes docs/benchmarks/kernels.{md,json,png}
@@ -69,7 +70,9 @@ commands:
   bench mca llvm-mca (cortex-a76, cortex-a55) figures of the aarch64 inner loops; writes docs/benchmarks/mca.{md,json}
   conformance [--bless]
             the ONNX node tests of every claimed op through `grimc run`, against xtask/conformance/manifest.json
-            (also part of `test`); --bless rewrites the manifest's expected failures and docs/onnx-ops.md";
+            (also part of `test`); --bless rewrites the manifest's expected failures and docs/onnx-ops.md
+  zoo       the model zoo (ResNet-18/50, VGG-16, MobileNet-V2; dense and BCR-pruned) at 64x64 through `grimc run`
+            on the host (and two under qemu-aarch64) against onnxruntime (also part of `test`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         ["test"] => test(),
         ["bench", rest @ ..] => bench::bench(rest),
         ["conformance", rest @ ..] => conformance::command(rest),
+        ["zoo", rest @ ..] => zoo::command(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -837,15 +841,25 @@ fn test() -> Result<()> {
         }
     };
 
+    // The zoo models against onnxruntime, with the same grimc.
+    let zoo = zoo::suite(&target_dir().join("debug").join("grimc"));
+    let (zoo_passed, zoo_failed) = match &zoo {
+        Ok(passed) => (*passed, 0),
+        Err(error) => {
+            println!("{error:#}");
+            (0, 1)
+        }
+    };
+
     println!(
-        "\ncargo test: {cargo_passed} passed, {cargo_failed} failed; lit: {lit_passed} passed, {lit_failed} failed; {:.0} s",
+        "\ncargo test: {cargo_passed} passed, {cargo_failed} failed; lit: {lit_passed} passed, {lit_failed} failed; zoo: {zoo_passed} passed; {:.0} s",
         started.elapsed().as_secs_f32()
     );
-    // The conformance run counts as one test.
+    // The conformance run counts as one test, each zoo check as one.
     println!(
         "{} passed, {} failed",
-        cargo_passed + lit_passed + usize::from(conformance_ok),
-        cargo_failed + lit_failed + usize::from(!conformance_ok)
+        cargo_passed + lit_passed + usize::from(conformance_ok) + zoo_passed,
+        cargo_failed + lit_failed + usize::from(!conformance_ok) + zoo_failed
     );
     let mut failed_steps = Vec::new();
     if !cargo_ok {
@@ -856,6 +870,9 @@ fn test() -> Result<()> {
     }
     if !conformance_ok {
         failed_steps.push("conformance");
+    }
+    if zoo.is_err() {
+        failed_steps.push("zoo");
     }
     if !failed_steps.is_empty() {
         bail!("test: failed: {}", failed_steps.join(", "));

@@ -149,14 +149,16 @@ enum Command {
         per_layer: bool,
     },
     /// Write a built-in BCR-pruned example model as ONNX (no download): the
-    /// MLP, a small CNN, or a ResNet stage (--model mlp|cnn|resnet-stage).
+    /// MLP, a small CNN, a ResNet stage, or a zoo network (resnet18,
+    /// resnet50, vgg16, mobilenetv2) as PyTorch exports torchvision's.
     Example {
         /// Random seed of the weights.
         #[arg(long, default_value_t = 7)]
         seed: u64,
-        /// Which model: mlp, cnn, or resnet-stage (a stem conv and basic
+        /// Which model: mlp, cnn, resnet-stage (a stem conv and basic
         /// blocks of Conv, BatchNormalization, Relu, Conv,
-        /// BatchNormalization, residual Add, Relu, as PyTorch exports them).
+        /// BatchNormalization, residual Add, Relu, as PyTorch exports them),
+        /// resnet18, resnet50, vgg16 or mobilenetv2.
         #[arg(long, default_value = "mlp")]
         model: String,
         /// The CNN instead of the MLP (the same as --model cnn).
@@ -168,12 +170,24 @@ enum Command {
         /// resnet-stage: channels.
         #[arg(long, default_value_t = 64)]
         channels: usize,
-        /// resnet-stage: image height and width.
-        #[arg(long, default_value_t = 56)]
-        size: usize,
-        /// resnet-stage: leave the convs dense (default: BCR-pruned 8x by
-        /// mask multiplication, 8x16 blocks keeping 4 of 8 rows and 4 of
-        /// 16 columns).
+        /// Image height and width (default: 56 for resnet-stage, 224 for the
+        /// zoo networks, at least 32).
+        #[arg(long)]
+        size: Option<usize>,
+        /// Zoo networks: images per batch.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Zoo networks: classes.
+        #[arg(long, default_value_t = 1000)]
+        classes: usize,
+        /// Zoo networks: the pruning rate of the pruned layers with 8x16
+        /// blocks (default: 6 for the ResNets, 8 for VGG-16, 4 for
+        /// MobileNet-V2's 1x1 convs; 1 is dense).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Leave every weight dense (default: BCR-pruned by mask
+        /// multiplication with 8x16 blocks; resnet-stage keeps 4 of 8 rows
+        /// and 4 of 16 columns).
         #[arg(long)]
         dense: bool,
         /// Output .onnx file.
@@ -207,7 +221,8 @@ fn options(model: &ModelArgs, target: &str) -> Result<Options> {
 
 /// `NAME=1x3x224x224`: a graph input's name and its dims (each >= 1).
 fn parse_input_shape(text: &str) -> Result<(String, Vec<usize>)> {
-    let usage = || format!("--input-shape must be NAME=DxDx... (e.g. input=1x3x224x224), got '{text}'");
+    let usage =
+        || format!("--input-shape must be NAME=DxDx... (e.g. input=1x3x224x224), got '{text}'");
     let (name, dims) = text.rsplit_once('=').with_context(usage)?;
     if name.is_empty() {
         bail!(usage());
@@ -614,6 +629,9 @@ fn run(cli: Cli) -> Result<()> {
             blocks,
             channels,
             size,
+            batch,
+            classes,
+            rate,
             dense,
             output,
         } => {
@@ -624,16 +642,28 @@ fn run(cli: Cli) -> Result<()> {
                 "resnet-stage" => {
                     let mut spec = grim_model::resnet::ResidualStack::resnet_stage(blocks);
                     spec.channels = channels;
-                    spec.size = size;
+                    spec.size = size.unwrap_or(56);
                     spec.seed = seed;
                     if dense {
                         spec.prune = None;
                     }
                     grim_model::resnet::try_residual_stack(&spec)?
                 }
-                other => {
-                    bail!("--model: unknown model '{other}' (expected mlp, cnn or resnet-stage)")
-                }
+                other => match grim_model::Architecture::from_name(other) {
+                    Some(architecture) => {
+                        let mut spec = grim_model::ZooModel::new(architecture);
+                        spec.size = size.unwrap_or(spec.size);
+                        spec.batch = batch;
+                        spec.classes = classes;
+                        spec.seed = seed;
+                        spec.rate = if dense { None } else { rate.or(spec.rate) };
+                        grim_model::zoo_model(&spec)?
+                    }
+                    None => bail!(
+                        "--model: unknown model '{other}' (expected mlp, cnn, resnet-stage, {})",
+                        grim_model::Architecture::ALL.map(|a| a.name()).join(", ")
+                    ),
+                },
             };
             grim_model::save_onnx(&graph, &output)?;
             println!("wrote {}", output.display());

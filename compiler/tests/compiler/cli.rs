@@ -217,13 +217,16 @@ fn input_shape_fixes_a_dynamic_batch() {
     let (code, err) = grimc(&["inspect", model]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("dynamic.onnx: note:") && err.contains("free batch dimension 'batch'; taken as 1"),
+        err.contains("dynamic.onnx: note:")
+            && err.contains("free batch dimension 'batch'; taken as 1"),
         "{err}"
     );
 
     let x = grim_model::Tensor::new(
         vec![3, features],
-        (0..3 * features).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect(),
+        (0..3 * features)
+            .map(|i| (i % 13) as f32 * 0.1 - 0.6)
+            .collect(),
     )
     .unwrap();
     let x_path = dir.join("x.npy");
@@ -250,12 +253,28 @@ fn input_shape_fixes_a_dynamic_batch() {
     assert_close(&[y], &expected);
 
     for (flag, says) in [
-        (format!("{input_name}=3x{}", features + 1), "does not match the declared shape"),
-        ("nosuch=1x4".to_string(), "'nosuch', which is not a graph input"),
-        (format!("{input_name}=3xq"), "--input-shape must be NAME=DxDx..."),
+        (
+            format!("{input_name}=3x{}", features + 1),
+            "does not match the declared shape",
+        ),
+        (
+            "nosuch=1x4".to_string(),
+            "'nosuch', which is not a graph input",
+        ),
+        (
+            format!("{input_name}=3xq"),
+            "--input-shape must be NAME=DxDx...",
+        ),
     ] {
         let out = dir.join("never.o");
-        let (code, err) = grimc(&["compile", model, "--input-shape", &flag, "-o", out.to_str().unwrap()]);
+        let (code, err) = grimc(&[
+            "compile",
+            model,
+            "--input-shape",
+            &flag,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(code, 1, "{flag}: {err}");
         assert!(err.contains(says), "{flag}: {err}");
         assert!(!out.exists());

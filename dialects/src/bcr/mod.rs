@@ -12,8 +12,8 @@
 mod pack;
 
 pub use pack::{
-    pack_panels, pack_panels_floats, pack_panels_of, PackPanels, PACK_PANELS,
-    PACK_PANELS_MAX_ROWS, SCALE_ATTR, TRANSPOSED_ATTR,
+    pack_panels, pack_panels_floats, pack_panels_of, PackPanels, PACK_PANELS, PACK_PANELS_MAX_ROWS,
+    SCALE_ATTR, TRANSPOSED_ATTR,
 };
 
 use crate::{attr, shape};

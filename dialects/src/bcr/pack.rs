@@ -89,7 +89,11 @@ pub fn pack_panels_of<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Pac
         return None;
     };
     let transposed = op.has_attribute(TRANSPOSED_ATTR);
-    let (m, k) = if transposed { (cols, rows) } else { (rows, cols) };
+    let (m, k) = if transposed {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
     Some(PackPanels {
         source,
         buffer: op.operand(1).ok()?,
@@ -118,7 +122,10 @@ pub(super) fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), 
         ("result", op.result(0).map_err(|e| e.to_string())?.into()),
     ] {
         if value.r#type().to_string() != "memref<?xf32>" {
-            return Err(format!("{what} must be memref<?xf32>, got {}", value.r#type()));
+            return Err(format!(
+                "{what} must be memref<?xf32>, got {}",
+                value.r#type()
+            ));
         }
     }
     if !(1..=PACK_PANELS_MAX_ROWS).contains(&pack.panel_rows) {

@@ -41,9 +41,9 @@ pub fn concat_axis<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<i64> {
 /// Checks that `a` and `b` join along `axis` into `y`.
 pub(super) fn check(axis: i64, a: &[i64], b: &[i64], y: &[i64]) -> Result<(), String> {
     let d = usize::try_from(axis).ok().filter(|d| *d < a.len());
-    let Some(d) = d.filter(|_| {
-        a.len() == b.len() && (0..a.len()).all(|i| i == axis as usize || a[i] == b[i])
-    }) else {
+    let Some(d) = d
+        .filter(|_| a.len() == b.len() && (0..a.len()).all(|i| i == axis as usize || a[i] == b[i]))
+    else {
         return Err(format!("cannot join {a:?} and {b:?} along axis {axis}"));
     };
     let mut out = a.to_vec();

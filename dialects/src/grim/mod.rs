@@ -68,7 +68,10 @@ pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 /// naming one): the layers a profile times, the ops whose result can be
 /// written straight into an output buffer or the memory plan places.
 pub fn computes(name: &str) -> bool {
-    [GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT, LRN].contains(&name)
+    [
+        GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT, LRN,
+    ]
+    .contains(&name)
         || BINARY.contains(&name)
         || ACTIVATIONS.contains(&name)
 }

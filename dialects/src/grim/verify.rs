@@ -246,7 +246,9 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             lrn_attrs(op).ok_or("needs f32 'alpha', 'beta', 'bias' and an i64 'size' >= 1")?;
             let x = operand_shape(op, 0, "input")?;
             if x.len() < 3 {
-                return Err(format!("needs an input [N, C, ...] of rank >= 3, got {x:?}"));
+                return Err(format!(
+                    "needs an input [N, C, ...] of rank >= 3, got {x:?}"
+                ));
             }
             if result_shape(op)? != x {
                 return Err(format!("result must be {x:?}"));

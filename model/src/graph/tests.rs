@@ -253,7 +253,10 @@ fn conv_shape_errors_name_the_node() {
     let e = err(plain.clone(), &[1, 3, 8, 8], &[1, 3, 3], None);
     assert!(e.contains("4-D") && e.contains("[1, 3, 3]"), "{e}");
     let e = err(plain.clone(), &[1, 3, 8, 8], &[4, 2, 3, 3], None);
-    assert!(e.contains("C=3") && e.contains("needs C/group = 3") && e.contains("not 2"), "{e}");
+    assert!(
+        e.contains("C=3") && e.contains("needs C/group = 3") && e.contains("not 2"),
+        "{e}"
+    );
     let e = err(plain.clone(), &[1, 3, 8, 8], &[4, 3, 3, 3], Some(&[3]));
     assert!(
         e.contains("bias") && e.contains("[3]") && e.contains("[4]"),

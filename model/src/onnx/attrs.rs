@@ -20,7 +20,12 @@ impl Attrs<'_> {
         }
     }
 
-    pub(super) fn check_type(&self, a: &AttributeProto, want: i32, want_name: &str) -> Result<(), ModelError> {
+    pub(super) fn check_type(
+        &self,
+        a: &AttributeProto,
+        want: i32,
+        want_name: &str,
+    ) -> Result<(), ModelError> {
         if a.r#type != want && a.r#type != attr_type::UNDEFINED {
             return Err(self.unsupported(format!(
                 "attribute '{}' must be {want_name} (attribute type {}), got type {}",
@@ -121,4 +126,3 @@ impl AutoPad {
         })
     }
 }
-

@@ -159,7 +159,10 @@ pub(super) fn input_shape(
                 Dim::Free(_) => "N".into(),
             })
             .collect();
-        format!("give its shape with --input-shape {name}={}", example.join("x"))
+        format!(
+            "give its shape with --input-shape {name}={}",
+            example.join("x")
+        )
     };
     let Some(dims) = dims else {
         return given.cloned().ok_or_else(|| {
@@ -175,7 +178,11 @@ pub(super) fn input_shape(
         if !agrees {
             return Err(format!(
                 "--input-shape {name}={} does not match the declared shape {}",
-                given.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+                given
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x"),
                 describe(&dims)
             ));
         }
@@ -188,7 +195,9 @@ pub(super) fn input_shape(
             Dim::Free(label) if i == 0 => {
                 notes.push(format!(
                     "graph input '{name}' has the free batch dimension {}; taken as 1 ({})",
-                    label.as_deref().map_or("(unnamed)".to_string(), |l| format!("'{l}'")),
+                    label
+                        .as_deref()
+                        .map_or("(unnamed)".to_string(), |l| format!("'{l}'")),
                     fix(&dims)
                 ));
                 shape.push(1);
@@ -197,7 +206,9 @@ pub(super) fn input_shape(
                 return Err(format!(
                     "graph input '{name}' has dynamic dimension {} at index {i}; grim compiles \
                      for static shapes: {}",
-                    label.as_deref().map_or("(unnamed)".to_string(), |l| format!("'{l}'")),
+                    label
+                        .as_deref()
+                        .map_or("(unnamed)".to_string(), |l| format!("'{l}'")),
                     fix(&dims)
                 ))
             }

@@ -123,7 +123,9 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
     for n in &graph.nodes {
         if let Op::Softmax { axis, axis_end } = n.op {
             let shape = n.inputs.first().and_then(|x| shapes.get(x));
-            if let Some(nodes) = softmax_nodes(n, axis, axis_end, shape, opset, &mut used, &mut initializer) {
+            if let Some(nodes) =
+                softmax_nodes(n, axis, axis_end, shape, opset, &mut used, &mut initializer)
+            {
                 node.extend(nodes);
                 continue;
             }
@@ -333,14 +335,15 @@ fn softmax_nodes(
     }
     let out = n.outputs.first()?.clone();
     let mut fresh = |what: &str| unique_name(used, format!("{out}/{what}"));
-    let node = |op: &str, inputs: Vec<String>, output: String, attribute: Vec<AttributeProto>| NodeProto {
-        input: inputs,
-        output: vec![output],
-        name: format!("{}/{}", n.name, op.to_lowercase()),
-        op_type: op.into(),
-        attribute,
-        domain: String::new(),
-    };
+    let node =
+        |op: &str, inputs: Vec<String>, output: String, attribute: Vec<AttributeProto>| NodeProto {
+            input: inputs,
+            output: vec![output],
+            name: format!("{}/{}", n.name, op.to_lowercase()),
+            op_type: op.into(),
+            attribute,
+            domain: String::new(),
+        };
     let ints = |name: &str, v: &[usize]| AttributeProto {
         name: name.into(),
         ints: v.iter().map(|&p| p as i64).collect(),
@@ -354,7 +357,12 @@ fn softmax_nodes(
     let moved = perm != (0..rank).collect::<Vec<_>>();
     if moved {
         let t = fresh("span_last");
-        nodes.push(node("Transpose", vec![current], t.clone(), vec![ints("perm", &perm)]));
+        nodes.push(node(
+            "Transpose",
+            vec![current],
+            t.clone(),
+            vec![ints("perm", &perm)],
+        ));
         current = t;
     }
     let first = rank - (end - axis);
@@ -362,27 +370,55 @@ fn softmax_nodes(
     let softmax_out = if moved { fresh("softmax") } else { out.clone() };
     if opset >= 13 && end > axis + 1 {
         let flat = fresh("flat");
-        nodes.push(node("Flatten", vec![current], flat.clone(), vec![attr_i("axis", first as i64)]));
+        nodes.push(node(
+            "Flatten",
+            vec![current],
+            flat.clone(),
+            vec![attr_i("axis", first as i64)],
+        ));
         let reduced = fresh("reduced");
-        nodes.push(node("Softmax", vec![flat], reduced.clone(), vec![attr_i("axis", 1)]));
+        nodes.push(node(
+            "Softmax",
+            vec![flat],
+            reduced.clone(),
+            vec![attr_i("axis", 1)],
+        ));
         let shape_name = fresh("shape");
         initializer.push(TensorProto {
             dims: vec![rank as i64],
             data_type: data_type::INT64,
             name: shape_name.clone(),
-            raw_data: moved_shape.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect(),
+            raw_data: moved_shape
+                .iter()
+                .flat_map(|&v| (v as i64).to_le_bytes())
+                .collect(),
             ..Default::default()
         });
-        nodes.push(node("Reshape", vec![reduced, shape_name], softmax_out.clone(), vec![]));
+        nodes.push(node(
+            "Reshape",
+            vec![reduced, shape_name],
+            softmax_out.clone(),
+            vec![],
+        ));
     } else {
-        nodes.push(node("Softmax", vec![current], softmax_out.clone(), vec![attr_i("axis", first as i64)]));
+        nodes.push(node(
+            "Softmax",
+            vec![current],
+            softmax_out.clone(),
+            vec![attr_i("axis", first as i64)],
+        ));
     }
     if moved {
         let mut back = vec![0; rank];
         for (i, &p) in perm.iter().enumerate() {
             back[p] = i;
         }
-        nodes.push(node("Transpose", vec![softmax_out], out, vec![ints("perm", &back)]));
+        nodes.push(node(
+            "Transpose",
+            vec![softmax_out],
+            out,
+            vec![ints("perm", &back)],
+        ));
     }
     Some(nodes)
 }
@@ -397,4 +433,3 @@ pub fn save_onnx(graph: &Graph, path: &Path) -> Result<(), ModelError> {
 pub fn save_onnx_with_opset(graph: &Graph, path: &Path, opset: i64) -> Result<(), ModelError> {
     write_atomic(path, &to_proto_with_opset(graph, opset).encode_to_vec())
 }
-

@@ -15,8 +15,8 @@ use crate::error::ModelError;
 use crate::tensor::Tensor;
 
 use super::attrs::Attrs;
-use super::decode::{decode_tensor, Const};
 use super::data_type;
+use super::decode::{decode_tensor, Const};
 use super::proto::*;
 
 /// The constants known while a graph is imported, by value name.
@@ -76,9 +76,7 @@ fn folded(shape: Vec<usize>, values: Values) -> Folded {
 fn axis_of(at: &Attrs, axis: i64, rank: usize) -> Result<usize, ModelError> {
     let r = rank as i64;
     if axis < -r || axis >= r {
-        return Err(at.unsupported(format!(
-            "axis {axis} is out of range for rank {rank}"
-        )));
+        return Err(at.unsupported(format!("axis {axis} is out of range for rank {rank}")));
     }
     Ok(((axis + r) % r.max(1)) as usize)
 }
@@ -233,7 +231,10 @@ pub(super) fn fold(
             let r = shape.len() as i64;
             let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
             let (start, end) = (clamp(start), clamp(end));
-            let dims: Vec<i64> = shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+            let dims: Vec<i64> = shape[start..end.max(start)]
+                .iter()
+                .map(|&d| d as i64)
+                .collect();
             Ok(Some(Folded::Ints(vec![dims.len()], dims)))
         }
         "ConstantOfShape" => {
@@ -301,9 +302,13 @@ pub(super) fn fold(
             };
             let values = match (to, values) {
                 (data_type::FLOAT, Values::F32(v)) => Values::F32(v),
-                (data_type::FLOAT, Values::I64(v)) => Values::F32(v.iter().map(|&x| x as f32).collect()),
+                (data_type::FLOAT, Values::I64(v)) => {
+                    Values::F32(v.iter().map(|&x| x as f32).collect())
+                }
                 (data_type::INT64, Values::I64(v)) => Values::I64(v),
-                (data_type::INT64, Values::F32(v)) => Values::I64(v.iter().map(|&x| x as i64).collect()),
+                (data_type::INT64, Values::F32(v)) => {
+                    Values::I64(v.iter().map(|&x| x as i64).collect())
+                }
                 (other, _) => {
                     return Err(at.unsupported(format!(
                         "a Cast to {} (grim folds casts to FLOAT and INT64)",
@@ -328,20 +333,27 @@ pub(super) fn fold(
                      the Gathers of constants and shapes exporters emit are folded)"
                 )));
             };
-            let (index_shape, indices) = constants
-                .ints
-                .get(&inputs[1])
-                .cloned()
-                .ok_or_else(|| at.unsupported(format!("indices '{}' must be a constant INT64 tensor", inputs[1])))?;
+            let (index_shape, indices) =
+                constants.ints.get(&inputs[1]).cloned().ok_or_else(|| {
+                    at.unsupported(format!(
+                        "indices '{}' must be a constant INT64 tensor",
+                        inputs[1]
+                    ))
+                })?;
             let axis = axis_of(at, axis, shape.len())?;
             let size = shape[axis] as i64;
             let indices: Vec<usize> = indices
                 .iter()
                 .map(|&i| {
                     let j = if i < 0 { i + size } else { i };
-                    usize::try_from(j).ok().filter(|&j| (j as i64) < size).ok_or_else(|| {
-                        at.unsupported(format!("index {i} is out of range for axis {axis} of {shape:?}"))
-                    })
+                    usize::try_from(j)
+                        .ok()
+                        .filter(|&j| (j as i64) < size)
+                        .ok_or_else(|| {
+                            at.unsupported(format!(
+                                "index {i} is out of range for axis {axis} of {shape:?}"
+                            ))
+                        })
                 })
                 .collect::<Result<_, _>>()?;
             let mut out: Vec<usize> = shape[..axis].to_vec();
@@ -408,7 +420,10 @@ pub(super) fn fold(
             };
             let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
             let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-            if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            if ends.len() != starts.len()
+                || axes.len() != starts.len()
+                || steps.len() != starts.len()
+            {
                 return Err(at.unsupported(format!(
                     "starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length"
                 )));
@@ -486,8 +501,12 @@ pub(super) fn fold(
                     (values, &first_values),
                     (Values::F32(_), Values::F32(_)) | (Values::I64(_), Values::I64(_))
                 );
-                if !same_kind || shape.len() != first_shape.len()
-                    || shape.iter().enumerate().any(|(i, &s)| i != d && s != first_shape[i])
+                if !same_kind
+                    || shape.len() != first_shape.len()
+                    || shape
+                        .iter()
+                        .enumerate()
+                        .any(|(i, &s)| i != d && s != first_shape[i])
                 {
                     return Err(at.unsupported(format!(
                         "inputs {:?} cannot be concatenated along axis {axis}",
@@ -510,7 +529,10 @@ pub(super) fn fold(
                 }
             }
             Ok(Some(match first_values {
-                Values::F32(_) => Folded::Floats(Tensor { shape: out, data: f32s }),
+                Values::F32(_) => Folded::Floats(Tensor {
+                    shape: out,
+                    data: f32s,
+                }),
                 Values::I64(_) => Folded::Ints(out, i64s),
             }))
         }

@@ -22,9 +22,9 @@ mod fold;
 mod ops;
 pub mod proto;
 
-pub use export::{save_onnx, save_onnx_with_opset, to_proto, to_proto_with_opset};
 use attrs::Attrs;
 use decode::{decode_tensor, input_shape, model_err, output_shape, Const};
+pub use export::{save_onnx, save_onnx_with_opset, to_proto, to_proto_with_opset};
 use ops::*;
 
 /// `TensorProto.DataType` values grim handles.
@@ -559,12 +559,17 @@ pub fn from_proto_with(
                 // Of a value computed at run time (constants were folded):
                 // the same elements in a new shape.
                 let axes = fold::axes(&at, np, &node_inputs, opset, &constants)?;
-                let x_shape = shapes.get(&node_inputs[0]).cloned().ok_or_else(|| {
-                    ModelError::Shape {
-                        node: label.clone(),
-                        message: format!("input '{}' is not defined before this node", node_inputs[0]),
-                    }
-                })?;
+                let x_shape =
+                    shapes
+                        .get(&node_inputs[0])
+                        .cloned()
+                        .ok_or_else(|| ModelError::Shape {
+                            node: label.clone(),
+                            message: format!(
+                                "input '{}' is not defined before this node",
+                                node_inputs[0]
+                            ),
+                        })?;
                 let out =
                     fold::squeeze_shape(&at, &x_shape, axes.as_deref(), np.op_type == "Squeeze")?;
                 folded.extend(node_inputs.drain(1..));
@@ -733,4 +738,3 @@ pub fn from_proto_with(
 
 #[cfg(test)]
 mod tests;
-

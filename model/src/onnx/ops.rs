@@ -7,8 +7,8 @@ use crate::error::ModelError;
 use crate::graph::Op;
 use crate::tensor::Tensor;
 
-use super::proto::*;
 use super::attrs::{Attrs, AutoPad};
+use super::proto::*;
 
 /// Reads a `Conv` node's attributes into [`Op::Conv`].
 ///
@@ -247,14 +247,17 @@ enum Bound {
     Runtime(String),
 }
 
+/// An op of a loaded Clip and its second input, if any.
+pub(super) type ClipPart = (Op, Option<String>);
+
 impl ClipBounds {
     /// The ops that compute the Clip, in order, each with its second input
     /// if any: all but the last, and the last. Constant bounds stay one
     /// `Clip`; a runtime lower bound is `Max(x, min)` and a runtime upper
     /// bound `Min(x, max)`, lower first, as `min(max(x, lo), hi)` orders
     /// them (a lower bound above the upper gives the upper, as ONNX says).
-    pub(super) fn parts(self) -> (Vec<(Op, Option<String>)>, (Op, Option<String>)) {
-        let mut parts: Vec<(Op, Option<String>)> = Vec::new();
+    pub(super) fn parts(self) -> (Vec<ClipPart>, ClipPart) {
+        let mut parts: Vec<ClipPart> = Vec::new();
         match self.min {
             Bound::Runtime(name) => parts.push((Op::Max, Some(name))),
             Bound::Constant(v) => parts.push((
@@ -455,4 +458,3 @@ pub(super) fn dropout_check(
     }
     Ok(())
 }
-

@@ -97,11 +97,21 @@ fn gemm_plain_and_matmul_agree() {
 #[test]
 fn matmul_of_any_rank_broadcasts_its_batch_dims() {
     let values = |n: usize, seed: f32| -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 * 0.37 + seed).sin() * 4.0).round()).collect()
+        (0..n)
+            .map(|i| ((i as f32 * 0.37 + seed).sin() * 4.0).round())
+            .collect()
     };
     // a [2, 1, 3, 4] x b [5, 4, 2] -> [2, 5, 3, 2]
-    let (a, b) = (t(&[2, 1, 3, 4], &values(24, 0.1)), t(&[5, 4, 2], &values(40, 0.7)));
-    let g = one_node(Op::MatMul, &[("a", vec![2, 1, 3, 4])], vec![("b", b.clone())], vec![2, 5, 3, 2]);
+    let (a, b) = (
+        t(&[2, 1, 3, 4], &values(24, 0.1)),
+        t(&[5, 4, 2], &values(40, 0.7)),
+    );
+    let g = one_node(
+        Op::MatMul,
+        &[("a", vec![2, 1, 3, 4])],
+        vec![("b", b.clone())],
+        vec![2, 5, 3, 2],
+    );
     let y = run_reference(&g, std::slice::from_ref(&a)).unwrap();
     assert_eq!(y[0].shape, [2, 5, 3, 2]);
     for (p, q, i, j) in (0..2).flat_map(|p| {
@@ -110,25 +120,52 @@ fn matmul_of_any_rank_broadcasts_its_batch_dims() {
         let sum: f32 = (0..4)
             .map(|k| a.data[(p * 3 + i) * 4 + k] * b.data[(q * 4 + k) * 2 + j])
             .sum();
-        assert_eq!(y[0].data[((p * 5 + q) * 3 + i) * 2 + j], sum, "{p} {q} {i} {j}");
+        assert_eq!(
+            y[0].data[((p * 5 + q) * 3 + i) * 2 + j],
+            sum,
+            "{p} {q} {i} {j}"
+        );
     }
     // [4] x [5, 4, 2] -> [5, 2]; [5, 4, 2] x [2] -> [5, 4]; [4] x [4] -> []
     let v = t(&[4], &[1., -1., 2., 0.5]);
-    let g = one_node(Op::MatMul, &[("v", vec![4])], vec![("b", b.clone())], vec![5, 2]);
+    let g = one_node(
+        Op::MatMul,
+        &[("v", vec![4])],
+        vec![("b", b.clone())],
+        vec![5, 2],
+    );
     let y = run_reference(&g, std::slice::from_ref(&v)).unwrap();
     for (q, j) in (0..5).flat_map(|q| (0..2).map(move |j| (q, j))) {
-        let sum: f32 = (0..4).map(|k| v.data[k] * b.data[(q * 4 + k) * 2 + j]).sum();
+        let sum: f32 = (0..4)
+            .map(|k| v.data[k] * b.data[(q * 4 + k) * 2 + j])
+            .sum();
         assert_eq!(y[0].data[q * 2 + j], sum);
     }
     let w = t(&[2], &[3., -2.]);
-    let g = one_node(Op::MatMul, &[("b", vec![5, 4, 2])], vec![("w", w)], vec![5, 4]);
+    let g = one_node(
+        Op::MatMul,
+        &[("b", vec![5, 4, 2])],
+        vec![("w", w)],
+        vec![5, 4],
+    );
     let y = run_reference(&g, std::slice::from_ref(&b)).unwrap();
     for (q, k) in (0..5).flat_map(|q| (0..4).map(move |k| (q, k))) {
         let row = (q * 4 + k) * 2;
-        assert_eq!(y[0].data[q * 4 + k], 3. * b.data[row] - 2. * b.data[row + 1]);
+        assert_eq!(
+            y[0].data[q * 4 + k],
+            3. * b.data[row] - 2. * b.data[row + 1]
+        );
     }
-    let g = one_node(Op::MatMul, &[("v", vec![4])], vec![("u", v.clone())], vec![]);
-    assert_eq!(run_reference(&g, std::slice::from_ref(&v)).unwrap()[0].data, [6.25]);
+    let g = one_node(
+        Op::MatMul,
+        &[("v", vec![4])],
+        vec![("u", v.clone())],
+        vec![],
+    );
+    assert_eq!(
+        run_reference(&g, std::slice::from_ref(&v)).unwrap()[0].data,
+        [6.25]
+    );
 }
 
 #[test]
@@ -485,7 +522,9 @@ fn grouped_conv_is_its_groups_side_by_side() {
         group,
     };
     let values = |n: usize, seed: f32| -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 * 0.61 + seed).sin() * 3.0).round()).collect()
+        (0..n)
+            .map(|i| ((i as f32 * 0.61 + seed).sin() * 3.0).round())
+            .collect()
     };
     for (c, m, group) in [(4, 6, 2), (3, 3, 3), (3, 6, 3)] {
         let (h, w, k) = (6, 7, 3);
@@ -503,7 +542,10 @@ fn grouped_conv_is_its_groups_side_by_side() {
         for gi in 0..group {
             let slice = |data: &[f32], from: usize, len: usize| data[from..from + len].to_vec();
             let xg = t(&[1, cg, h, w], &slice(&x.data, gi * cg * h * w, cg * h * w));
-            let wg = t(&[mg, cg, k, k], &slice(&wt.data, gi * mg * cg * k * k, mg * cg * k * k));
+            let wg = t(
+                &[mg, cg, k, k],
+                &slice(&wt.data, gi * mg * cg * k * k, mg * cg * k * k),
+            );
             let bg = t(&[mg], &slice(&b.data, gi * mg, mg));
             let plain = one_node(
                 conv(1),
@@ -513,7 +555,11 @@ fn grouped_conv_is_its_groups_side_by_side() {
             );
             let yg = run_reference(&plain, &[xg]).unwrap();
             let plane = y[0].shape[2] * y[0].shape[3];
-            assert_eq!(y[0].data[gi * mg * plane..][..mg * plane], yg[0].data[..], "{c} {m} {group}");
+            assert_eq!(
+                y[0].data[gi * mg * plane..][..mg * plane],
+                yg[0].data[..],
+                "{c} {m} {group}"
+            );
         }
     }
 }

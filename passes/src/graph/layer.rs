@@ -51,7 +51,10 @@ impl<'c> Layer<'c> {
             let attrs = grim::gemm_attrs(op);
             if weight.is_some() && !attrs.is_canonical() {
                 // graph-simplify folds alpha, beta and the transposes into a constant weight.
-                return Err(op_error(op, "is not in canonical form: run graph-simplify first"));
+                return Err(op_error(
+                    op,
+                    "is not in canonical form: run graph-simplify first",
+                ));
             }
             // A runtime weight's gemm keeps its ONNX attributes: A is [K, N]
             // with trans_a, B is [K, M] without trans_b.

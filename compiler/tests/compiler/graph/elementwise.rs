@@ -59,7 +59,11 @@ fn sub_mul_div_after_a_gemm_match_the_reference_on_host_and_aarch64() {
     let expected = run_reference(&graph, &inputs).unwrap();
     // Both bounds bite somewhere, so dropping either op would show.
     let clipped = |v: f32| expected[0].data.iter().filter(|x| **x == v).count();
-    assert!(clipped(-0.5) > 0 && clipped(0.75) > 0, "{:?}", expected[0].data);
+    assert!(
+        clipped(-0.5) > 0 && clipped(0.75) > 0,
+        "{:?}",
+        expected[0].data
+    );
     for target in ["host", "aarch64-linux-gnu"] {
         let actual = compile_and_run(&graph, target, (4, 8), true, 2, &inputs);
         assert_close(&actual, &expected);
@@ -84,7 +88,10 @@ fn softmax_matches_the_reference_on_host_and_aarch64() {
         .insert("big".into(), Tensor::new(vec![1], vec![60.0]).unwrap());
     graph.nodes.push(Node {
         name: "softmax".into(),
-        op: Op::Softmax { axis: 1, axis_end: 2 },
+        op: Op::Softmax {
+            axis: 1,
+            axis_end: 2,
+        },
         inputs: vec!["logits".into()],
         outputs: vec!["p".into()],
     });
@@ -107,7 +114,10 @@ fn softmax_matches_the_reference_on_host_and_aarch64() {
         }],
         nodes: vec![Node {
             name: "softmax".into(),
-            op: Op::Softmax { axis: 1, axis_end: 3 },
+            op: Op::Softmax {
+                axis: 1,
+                axis_end: 3,
+            },
             inputs: vec!["x".into()],
             outputs: vec!["p".into()],
         }],

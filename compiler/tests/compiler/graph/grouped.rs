@@ -119,7 +119,10 @@ fn batch_norm_folds_into_a_grouped_conv_and_relu6_fuses() {
     assert_eq!(text.matches("\"grim.conv2d\"").count(), 1, "{text}");
     assert!(text.contains("group = 3 : i64"), "{text}");
     assert!(text.contains("activation = \"clip\""), "{text}");
-    assert!(!text.contains("grim.batch_norm") && !text.contains("grim.clip"), "{text}");
+    assert!(
+        !text.contains("grim.batch_norm") && !text.contains("grim.clip"),
+        "{text}"
+    );
 }
 
 /// `grimc inspect` says why a depthwise conv is not BCR.
@@ -133,7 +136,10 @@ fn inspect_says_a_grouped_conv_runs_the_direct_kernel() {
     let layer = &report["layers"][0];
     assert_eq!(layer["kernel"], "dense", "{report}");
     assert!(
-        layer["reason"].as_str().unwrap_or("").contains("grouped (depthwise) conv"),
+        layer["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("grouped (depthwise) conv"),
         "{report}"
     );
     // The weight matrix of one group: 8 rows, 1 * 3 * 3 columns.
@@ -160,8 +166,12 @@ fn concat_of_branches_and_channel_shuffle_match_the_reference() {
         nodes: Vec::new(),
         initializers: Default::default(),
     };
-    graph.initializers.insert("w1".into(), lcg_input(vec![4, c, 1, 1], 21));
-    graph.initializers.insert("w2".into(), lcg_input(vec![c, 1, 3, 3], 22));
+    graph
+        .initializers
+        .insert("w1".into(), lcg_input(vec![4, c, 1, 1], 21));
+    graph
+        .initializers
+        .insert("w2".into(), lcg_input(vec![c, 1, 3, 3], 22));
     let conv = |pads, group| Op::Conv {
         strides: [1, 1],
         pads,
@@ -182,9 +192,30 @@ fn concat_of_branches_and_channel_shuffle_match_the_reference() {
         ("b2", conv([1; 4], 4), vec!["x", "w2"], "t2"),
         ("b3", Op::Pool(pool), vec!["x"], "t3"),
         ("join", Op::Concat { axis: 1 }, vec!["t1", "t2", "t3"], "j"),
-        ("split", Op::Reshape { shape: vec![1, 3, 4, h as i64, w as i64] }, vec!["j"], "s"),
-        ("shuffle", Op::Transpose { perm: vec![0, 2, 1, 3, 4] }, vec!["s"], "u"),
-        ("merge", Op::Reshape { shape: vec![1, 12, h as i64, w as i64] }, vec!["u"], "y"),
+        (
+            "split",
+            Op::Reshape {
+                shape: vec![1, 3, 4, h as i64, w as i64],
+            },
+            vec!["j"],
+            "s",
+        ),
+        (
+            "shuffle",
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3, 4],
+            },
+            vec!["s"],
+            "u",
+        ),
+        (
+            "merge",
+            Op::Reshape {
+                shape: vec![1, 12, h as i64, w as i64],
+            },
+            vec!["u"],
+            "y",
+        ),
     ] {
         graph.nodes.push(Node {
             name: name.into(),

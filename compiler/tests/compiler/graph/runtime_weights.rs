@@ -132,7 +132,11 @@ fn inspect_says_a_runtime_weight_stays_dense() {
 fn batched_matmul_and_permute_match_the_reference_on_host_and_aarch64() {
     let mut graph = Graph {
         name: "attention".into(),
-        inputs: vec![input("q", &[2, 3, 4]), input("k", &[2, 5, 4]), input("v", &[8])],
+        inputs: vec![
+            input("q", &[2, 3, 4]),
+            input("k", &[2, 5, 4]),
+            input("v", &[8]),
+        ],
         outputs: vec![input("y", &[2, 3])],
         nodes: Vec::new(),
         initializers: Default::default(),
@@ -142,13 +146,26 @@ fn batched_matmul_and_permute_match_the_reference_on_host_and_aarch64() {
         .data
         .iter()
         .enumerate()
-        .map(|(i, v)| if (i / 2) % 2 == 1 { -0.0 * v.signum() } else { *v })
+        .map(|(i, v)| {
+            if (i / 2) % 2 == 1 {
+                -0.0 * v.signum()
+            } else {
+                *v
+            }
+        })
         .collect();
     graph
         .initializers
         .insert("w".into(), Tensor::new(vec![5, 8], w).unwrap());
     for (name, op, inputs, output) in [
-        ("kt", Op::Transpose { perm: vec![0, 2, 1] }, vec!["k"], "kt"),
+        (
+            "kt",
+            Op::Transpose {
+                perm: vec![0, 2, 1],
+            },
+            vec!["k"],
+            "kt",
+        ),
         ("scores", Op::MatMul, vec!["q", "kt"], "s"),
         ("project", Op::MatMul, vec!["s", "w"], "p"),
         ("reduce", Op::MatMul, vec!["p", "v"], "y"),

@@ -331,7 +331,12 @@ impl FromStr for Leaf {
                 let parts: Vec<&str> = rest.split(':').collect();
                 let (strides, pads, dilations, group) = match parts[..] {
                     [s, p, d] => (s, p, d, 1),
-                    [s, p, d, g] => (s, p, d, g.parse().map_err(|_| format!("bad group in '{text}'"))?),
+                    [s, p, d, g] => (
+                        s,
+                        p,
+                        d,
+                        g.parse().map_err(|_| format!("bad group in '{text}'"))?,
+                    ),
                     _ => return Err(format!("not a conv leaf: '{text}'")),
                 };
                 let fixed = |v: Vec<i64>, n: usize| {

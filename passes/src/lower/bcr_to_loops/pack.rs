@@ -34,7 +34,11 @@ pub(super) fn pack_panels<'c>(
     let (c0, c1) = (b.index(0), b.index(1));
     b.for_loop_with(c0, b.index(m), c1, &[], &parallel, |b, row, _| {
         b.for_range(0, k, 1, &[], |b, kk, _| {
-            let indices = if pack.transposed { [kk, row] } else { [row, kk] };
+            let indices = if pack.transposed {
+                [kk, row]
+            } else {
+                [row, kk]
+            };
             let mut value = b.load(source, &indices);
             if let Some(scale) = scale {
                 value = b.mulf(value, scale);

@@ -158,7 +158,9 @@ impl<'c> Lowering<'c, '_> {
         let activation = Activation::of_epilogue(&op).map_err(|e| op_error(&op, e))?;
         let mut temporaries = 0;
         let weights = match weight {
-            Tensor::Weight { name, value, .. } => self.weights(b, &op, &name, value, m, k, n == 1)?,
+            Tensor::Weight { name, value, .. } => {
+                self.weights(b, &op, &name, value, m, k, n == 1)?
+            }
             runtime => {
                 temporaries += 1;
                 self.runtime_panels(b, &op, &runtime, !attrs.trans_b, attrs.alpha)?
@@ -166,7 +168,13 @@ impl<'c> Lowering<'c, '_> {
         };
         let bias_view = match bias {
             Some(c) if constant => Some(Bias::Row(self.read(b, &c, &[m]))),
-            Some(c) => Some(Bias::broadcast(self.flat_read(b, &c), c.shape(), n, m, attrs.beta)),
+            Some(c) => Some(Bias::broadcast(
+                self.flat_read(b, &c),
+                c.shape(),
+                n,
+                m,
+                attrs.beta,
+            )),
             None => None,
         };
         // A result read only by a transpose: accumulate straight into the

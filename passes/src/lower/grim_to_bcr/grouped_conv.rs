@@ -32,9 +32,7 @@ impl<'c> Lowering<'c, '_> {
             .ok_or_else(|| op_error(&op, "needs (input, weight, bias?, residual?)"))?;
         let input = self.buffer(&op, 0)?;
         let weight = self.value(&op, operands.weight, 1)?;
-        let (&[images, _, h, w], &[m, per_group, kh, kw]) =
-            (input.shape(), weight.shape())
-        else {
+        let (&[images, _, h, w], &[m, per_group, kh, kw]) = (input.shape(), weight.shape()) else {
             return Err(op_error(&op, "needs a 4-D input and weight"));
         };
         let group = attrs.group;
@@ -105,28 +103,38 @@ impl<'c> Lowering<'c, '_> {
                                 b.for_range(0, kh, 1, carried, |b, i, carried| {
                                     let r = b.addi(row0, b.muli(i, b.index(dh)));
                                     let row_inside = inside(b, r, h);
-                                    b.if_else(row_inside, &[b.f32_type()], |b| {
-                                        b.for_range(0, kw, 1, carried, |b, j, carried| {
-                                            let s = b.addi(col0, b.muli(j, b.index(dw)));
-                                            let tap = |b: &Builder<'c>| {
-                                                let v = b.load(x, &[image, ic, r, s]);
-                                                let t = b.load(wt, &[channel, wc, i, j]);
-                                                b.fma(v, t, carried[0])
-                                            };
-                                            if checked {
-                                                let ok = inside(b, s, w);
-                                                b.if_else(ok, &[b.f32_type()], |b| vec![tap(b)], |_| {
-                                                    vec![carried[0]]
-                                                })
-                                            } else {
-                                                vec![tap(b)]
-                                            }
-                                        })
-                                    }, |_| carried.to_vec())
+                                    b.if_else(
+                                        row_inside,
+                                        &[b.f32_type()],
+                                        |b| {
+                                            b.for_range(0, kw, 1, carried, |b, j, carried| {
+                                                let s = b.addi(col0, b.muli(j, b.index(dw)));
+                                                let tap = |b: &Builder<'c>| {
+                                                    let v = b.load(x, &[image, ic, r, s]);
+                                                    let t = b.load(wt, &[channel, wc, i, j]);
+                                                    b.fma(v, t, carried[0])
+                                                };
+                                                if checked {
+                                                    let ok = inside(b, s, w);
+                                                    b.if_else(
+                                                        ok,
+                                                        &[b.f32_type()],
+                                                        |b| vec![tap(b)],
+                                                        |_| vec![carried[0]],
+                                                    )
+                                                } else {
+                                                    vec![tap(b)]
+                                                }
+                                            })
+                                        },
+                                        |_| carried.to_vec(),
+                                    )
                                 })
                             });
                             let value = match &activation {
-                                Some(activation) => super::elementwise::activate(b, sum[0], activation),
+                                Some(activation) => {
+                                    super::elementwise::activate(b, sum[0], activation)
+                                }
                                 None => sum[0],
                             };
                             b.store(value, y, &[image, channel, oh, ow]);

@@ -10,8 +10,13 @@ use grim_dialects::grim;
 use melior::ir::operation::OperationRef;
 
 impl<'c> Lowering<'c, '_> {
-    pub(super) fn lrn(&mut self, b: &Builder<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
-        let attrs = grim::lrn_attrs(&op).ok_or_else(|| op_error(&op, "has malformed attributes"))?;
+    pub(super) fn lrn(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let attrs =
+            grim::lrn_attrs(&op).ok_or_else(|| op_error(&op, "has malformed attributes"))?;
         let input = self.operand(&op, 0)?;
         let shape = input.shape().to_vec();
         let (n, c) = (shape[0], shape[1]);
@@ -25,7 +30,11 @@ impl<'c> Lowering<'c, '_> {
             let (image, channel, i) = (ivs[0], ivs[1], ivs[2]);
             // [max(c - before, 0), min(c + after + 1, C))
             let lo = b.select(
-                b.cmpi(melior::dialect::arith::CmpiPredicate::Slt, channel, b.index(before)),
+                b.cmpi(
+                    melior::dialect::arith::CmpiPredicate::Slt,
+                    channel,
+                    b.index(before),
+                ),
                 b.index(0),
                 b.subi(channel, b.index(before)),
             );
@@ -34,8 +43,17 @@ impl<'c> Lowering<'c, '_> {
                 let v = b.load(x, &[image, k, i]);
                 vec![b.fma(v, v, carried[0])]
             })[0];
-            let scaled = b.fma(b.f32((attrs.alpha / attrs.size as f32) as f64), sum, b.f32(attrs.bias as f64));
-            let power = b.op("math.powf", &[scaled, b.f32(-attrs.beta as f64)], &[b.f32_type()], &[])[0];
+            let scaled = b.fma(
+                b.f32((attrs.alpha / attrs.size as f32) as f64),
+                sum,
+                b.f32(attrs.bias as f64),
+            );
+            let power = b.op(
+                "math.powf",
+                &[scaled, b.f32(-attrs.beta as f64)],
+                &[b.f32_type()],
+                &[],
+            )[0];
             let value = b.mulf(b.load(x, ivs), power);
             b.store(value, y, ivs);
         });

@@ -20,9 +20,7 @@ use grim_dialects::{
     bcr,
     grim::{self, Im2col},
 };
-use melior::ir::{
-    operation::{OperationLike, OperationRef},
-};
+use melior::ir::operation::{OperationLike, OperationRef};
 
 /// Attribute of an op: the byte offset of its result in the arena (set by
 /// graph-plan-memory; absent for a result in a caller's buffer).

@@ -238,7 +238,11 @@ impl<'c> Lowering<'c, '_> {
     ) -> Result<Weights<'c>, PassError> {
         let shape = weight.shape();
         let (rows, cols) = (shape[0], shape[1..].iter().product::<i64>());
-        let (m, k) = if transposed { (cols, rows) } else { (rows, cols) };
+        let (m, k) = if transposed {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
         let floats = bcr::pack_panels_floats(m, k);
         let offset = self.temporary_offset(op, 0)?;
         let source = self.read(b, weight, &[rows, cols]);

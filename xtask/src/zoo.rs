@@ -1,0 +1,268 @@
+//! `cargo xtask zoo`: every zoo network (ResNet-18, ResNet-50, VGG-16,
+//! MobileNet-V2), dense and BCR-pruned, made by `grimc example`, compiled
+//! and run by `grimc run`, and compared with onnxruntime (the version the
+//! conformance manifest pins): max |y - ref| / max |ref| <= 1e-4, the
+//! tolerance used everywhere here. The pruned ResNet-18 and MobileNet-V2
+//! also run compiled for aarch64 under qemu-aarch64.
+//!
+//! The models are 64x64 here so that the run fits the test budget with a
+//! debug grimc; the benchmark runs them at 224x224. Part of `cargo xtask
+//! test`.
+
+use crate::{cargo, heading, repo_root, run, target_dir};
+use anyhow::{anyhow, bail, Context as _, Result};
+use grim_model::{read_npy, write_npy, Architecture, Tensor};
+use std::{
+    path::Path,
+    process::Command,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    },
+};
+
+/// Image side of the checked models.
+const SIZE: usize = 64;
+/// max |y - ref| / max |ref| allowed.
+const TOLERANCE: f32 = 1e-4;
+
+/// One model on one target.
+struct Check {
+    architecture: Architecture,
+    dense: bool,
+    target: &'static str,
+}
+
+impl Check {
+    fn model(&self) -> String {
+        let variant = if self.dense { "dense" } else { "bcr" };
+        format!("{}_{variant}", self.architecture.name())
+    }
+
+    fn name(&self) -> String {
+        format!("{} ({})", self.model(), self.target)
+    }
+}
+
+/// Every check, the slowest first so that two workers finish together.
+fn checks() -> Vec<Check> {
+    use Architecture::*;
+    let host = |architecture, dense| Check {
+        architecture,
+        dense,
+        target: "host",
+    };
+    let qemu = |architecture| Check {
+        architecture,
+        dense: false,
+        target: "aarch64-linux-gnu",
+    };
+    vec![
+        host(Vgg16, true),
+        host(ResNet50, true),
+        host(Vgg16, false),
+        host(ResNet50, false),
+        host(ResNet18, true),
+        qemu(MobileNetV2),
+        qemu(ResNet18),
+        host(MobileNetV2, true),
+        host(MobileNetV2, false),
+        host(ResNet18, false),
+    ]
+}
+
+/// `cargo xtask zoo`.
+pub fn command(args: &[&str]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("zoo: unknown arguments {args:?} (usage: cargo xtask zoo)");
+    }
+    crate::setup()?;
+    heading("zoo: build grimc");
+    run(
+        "zoo (cargo build)",
+        cargo().args(["build", "-p", "grim-compiler", "--bin", "grimc"]),
+    )?;
+    let passed = suite(&target_dir().join("debug").join("grimc"))?;
+    println!("zoo: all {passed} checks within {TOLERANCE} of onnxruntime");
+    Ok(())
+}
+
+/// Makes, runs and checks every zoo model with `grimc`; returns how many
+/// checks passed, or an error listing the ones that did not.
+pub fn suite(grimc: &Path) -> Result<usize> {
+    heading(&format!(
+        "zoo: the model zoo at {SIZE}x{SIZE} against onnxruntime"
+    ));
+    let python = crate::conformance::venv_python()?;
+    let dir = target_dir().join("zoo");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let input = dir.join("input.npy");
+    let x = Tensor::new(
+        vec![1, 3, SIZE, SIZE],
+        grim_model::tensor::fixed_seed_values(2024, 3 * SIZE * SIZE),
+    )?;
+    write_npy(&input, &x)?;
+
+    let checks = checks();
+    let models: Vec<&Check> = checks.iter().filter(|c| c.target == "host").collect();
+    let mut failures = on_two_threads(
+        &models,
+        |c| c.model(),
+        |c| make_model(grimc, &python, &dir, &input, c).map(|()| "made".to_string()),
+    );
+    if failures.is_empty() {
+        failures = on_two_threads(&checks, Check::name, |c| {
+            run_check(grimc, &dir, &input, c).map(|e| format!("pass (relative error {e:.1e})"))
+        });
+    }
+    if !failures.is_empty() {
+        bail!(
+            "zoo: {} check(s) failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(checks.len())
+}
+
+/// Makes the model of `check` with `grimc example` and onnxruntime's output
+/// for `input`.
+fn make_model(grimc: &Path, python: &Path, dir: &Path, input: &Path, check: &Check) -> Result<()> {
+    let model_dir = dir.join(check.model());
+    let model = model_dir.join("model.onnx");
+    std::fs::create_dir_all(&model_dir)?;
+    let mut example = Command::new(grimc);
+    example
+        .args(["example", "--model", check.architecture.name()])
+        .args(["--size", &SIZE.to_string(), "-o"])
+        .arg(&model);
+    if check.dense {
+        example.arg("--dense");
+    }
+    quiet("grimc example", &mut example)?;
+    quiet(
+        "onnxruntime",
+        Command::new(python)
+            .arg(repo_root().join("xtask/zoo/reference.py"))
+            .arg(&model)
+            .arg(input)
+            .arg(model_dir.join("reference.npy")),
+    )
+}
+
+/// One check: grimc's output on `input` against onnxruntime's; returns the
+/// relative error.
+fn run_check(grimc: &Path, dir: &Path, input: &Path, check: &Check) -> Result<f32> {
+    let model_dir = dir.join(check.model());
+    let got = model_dir.join(format!("got_{}.npy", check.target));
+    quiet(
+        "grimc run",
+        Command::new(grimc)
+            .arg("run")
+            .arg(model_dir.join("model.onnx"))
+            .args(["--target", check.target, "--input"])
+            .arg(input)
+            .arg("--output")
+            .arg(&got),
+    )?;
+    let (y, r) = (read_npy(&got)?, read_npy(&model_dir.join("reference.npy"))?);
+    if y.shape != r.shape {
+        bail!("output shape {:?}, onnxruntime's {:?}", y.shape, r.shape);
+    }
+    let error = relative_error(&y.data, &r.data);
+    if error.is_nan() || error > TOLERANCE {
+        bail!("max |y - ref| / max |ref| = {error:.2e} > {TOLERANCE}");
+    }
+    Ok(error)
+}
+
+/// `work` on every item, two at a time; the error messages of the items
+/// that failed, named by `name`.
+fn on_two_threads<T: Sync>(
+    items: &[T],
+    name: impl Fn(&T) -> String + Sync,
+    work: impl Fn(&T) -> Result<String> + Sync,
+) -> Vec<String> {
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(index) else { break };
+                let started = std::time::Instant::now();
+                let outcome = work(item);
+                let seconds = started.elapsed().as_secs_f32();
+                match &outcome {
+                    Ok(what) => println!("zoo: {:<36} {what} ({seconds:.0} s)", name(item)),
+                    Err(e) => println!("zoo: {:<36} FAIL: {e:#}", name(item)),
+                }
+                if let (Err(e), Ok(mut failures)) = (outcome, failures.lock()) {
+                    failures.push(format!("{}: {e:#}", name(item)));
+                }
+            });
+        }
+    });
+    failures.into_inner().unwrap_or_default()
+}
+
+/// Runs `command`, keeping its output unless it fails.
+fn quiet(what: &str, command: &mut Command) -> Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(anyhow!("{what} failed: {}", crate::venv::tail(&stderr, 5)));
+    }
+    Ok(())
+}
+
+/// max |y - r| / max |r| (infinite if any difference is not finite).
+fn relative_error(y: &[f32], r: &[f32]) -> f32 {
+    let mut diff = 0.0f32;
+    for (a, b) in y.iter().zip(r) {
+        let d = (a - b).abs();
+        if !d.is_finite() {
+            return f32::INFINITY;
+        }
+        diff = diff.max(d);
+    }
+    let scale = r.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    diff / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_error_is_against_the_largest_reference_value() {
+        assert_eq!(relative_error(&[1.0, 2.5], &[1.0, 2.0]), 0.25);
+        assert_eq!(relative_error(&[1.0, f32::NAN], &[1.0, 2.0]), f32::INFINITY);
+        // A zero reference with a nonzero output is not within any tolerance.
+        let e = relative_error(&[1.0], &[0.0]);
+        assert!(e.is_nan() || e > TOLERANCE);
+    }
+
+    #[test]
+    fn every_model_is_checked_dense_and_pruned_on_the_host() {
+        let checks = checks();
+        for a in Architecture::ALL {
+            for dense in [false, true] {
+                assert!(checks
+                    .iter()
+                    .any(|c| c.architecture == a && c.dense == dense && c.target == "host"));
+            }
+        }
+        // Every qemu check has its model made by a host check.
+        for c in checks.iter().filter(|c| c.target != "host") {
+            assert!(checks
+                .iter()
+                .any(|h| h.model() == c.model() && h.target == "host"));
+        }
+    }
+}
