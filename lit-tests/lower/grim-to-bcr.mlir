@@ -388,6 +388,37 @@ func.func @depthwise(%x: tensor<1x4x6x6xf32>) -> tensor<1x4x5x5xf32> {
 
 // -----
 
+// With the target's vectors (avx2: 8 lanes), a stride-2 depthwise row of 19
+// output columns runs its interior 8 columns at a time: per tap two vector
+// loads of the input row, a shuffle keeping the even lanes and one vector
+// fma with the broadcast weight; the clip on the vector, one vector store.
+// Columns 1..17 are two vectors; column 17 stays a scalar interior column
+// and 18 the right border.
+
+// CHECK-LABEL: func.func @depthwise_vectors
+// CHECK: scf.for %{{.*}} = %c1{{.*}} to %c17{{.*}} step %c8
+// CHECK: vector.broadcast %{{.*}} : f32 to vector<8xf32>
+// CHECK: scf.if %{{.*}} -> (vector<8xf32>)
+// CHECK: vector.load %{{.*}} : memref<1x2x4x37xf32{{.*}}>, vector<8xf32>
+// CHECK: vector.load
+// CHECK: vector.shuffle %{{.*}} [0, 2, 4, 6, 8, 10, 12, 14] : vector<8xf32>, vector<8xf32>
+// CHECK: vector.fma %{{.*}} : vector<8xf32>
+// CHECK: arith.maximumf %{{.*}} : vector<8xf32>
+// CHECK: arith.minimumf %{{.*}} : vector<8xf32>
+// CHECK: vector.store
+// CHECK: scf.for {{.*}} = %c0{{.*}} to %c1
+// CHECK: scf.for {{.*}} = %c17{{.*}} to %c18
+// CHECK: scf.for {{.*}} = %c18{{.*}} to %c19
+module attributes {grim.target = "avx2"} {
+func.func @depthwise_vectors(%x: tensor<1x2x4x37xf32>) -> tensor<1x2x2x19xf32> {
+  %w = "grim.constant"() {value = dense<1.000000e+00> : tensor<2x1x3x3xf32>} : () -> tensor<2x1x3x3xf32>
+  %y = "grim.conv2d"(%x, %w) {strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>, group = 2 : i64, activation = "clip", activation_params = array<f32: 0.0, 6.0>, kernel = "dense", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x2x4x37xf32>, tensor<2x1x3x3xf32>) -> tensor<1x2x2x19xf32>
+  return %y : tensor<1x2x2x19xf32>
+}
+}
+
+// -----
+
 // grim.softmax over dim 1 of [2, 5, 3] walks [outer = 2, reduce = 5,
 // inner = 3]: per (outer, inner) the maximum, the sum of exp(x - max) in
 // a register, then each exp(x - max) / sum.

@@ -26,6 +26,7 @@ mod cases;
 mod layers;
 mod machine;
 mod measure;
+mod models;
 mod peers;
 mod report;
 mod run;
@@ -36,6 +37,8 @@ use run::{kernels, mca_command};
 
 pub const USAGE: &str = "usage: cargo xtask bench kernels [--quick] [--runs R] [--threads 1,2]
        cargo xtask bench mca      (llvm-mca figures of the aarch64 inner loops -> docs/benchmarks/mca.md)
+       cargo xtask bench models [--quick] [--threads 1,2] [--runs R]
+                                  (the zoo at 224x224 against onnxruntime, tract and MNN -> docs/benchmarks/models.md)
 
   --quick        smoke test: only 8x sparsity, block 8x16, 1 thread, few runs; report in target/bench/quick/
   --runs R       timed runs per measurement (default: adaptive, about 0.5 s per measurement)
@@ -136,6 +139,7 @@ pub fn bench(args: &[&str]) -> Result<()> {
     match args {
         ["kernels", rest @ ..] => kernels(&parse_options(rest)?, args),
         ["mca"] => mca_command(),
+        ["models", rest @ ..] => models::models(rest),
         [] => bail!("bench: name the benchmark\n\n{USAGE}"),
         [other, ..] => bail!("bench: unknown benchmark `{other}`\n\n{USAGE}"),
     }

@@ -87,6 +87,12 @@ fn grouped_and_depthwise_convs_match_the_reference_on_host_and_aarch64() {
         // ShuffleNet's grouped 1x1 and a grouped 3x3.
         (8, 4, 2, 1, [1, 1], [0; 4], [5, 5]),
         (4, 6, 2, 3, [1, 2], [1; 4], [7, 8]),
+        // Rows wide enough for the vector interior (8 lanes on AVX2, 4 on
+        // NEON) with a scalar rest: stride 1, stride 2, and a 5x5 kernel
+        // whose stride-2 vectors must stop before the row's end.
+        (4, 4, 4, 3, [1, 1], [1; 4], [3, 37]),
+        (4, 4, 4, 3, [2, 2], [1; 4], [5, 41]),
+        (2, 4, 2, 5, [2, 2], [2; 4], [5, 36]),
     ] {
         let graph = grouped_block(c, m, group, kernel, strides, pads, hw);
         let inputs = [lcg_input(graph.inputs[0].shape.clone(), 11)];

@@ -12,30 +12,48 @@ use melior::{dialect::arith::CmpfPredicate, ir::operation::OperationRef};
 
 /// `activation(x)` for one f32 value, as arith/math ops.
 pub(super) fn activate<'c>(b: &Builder<'c>, x: V<'c>, activation: &Activation) -> V<'c> {
+    activate_lanes(b, x, activation, None)
+}
+
+/// [`activate`] of a vector of `lanes` f32 (`Some`), or of a scalar.
+pub(super) fn activate_lanes<'c>(
+    b: &Builder<'c>,
+    x: V<'c>,
+    activation: &Activation,
+    lanes: Option<u64>,
+) -> V<'c> {
+    // Constants take x's shape.
+    let f32c = |v: f64| {
+        let scalar = b.f32(v);
+        match lanes {
+            Some(lanes) => b.broadcast(scalar, lanes),
+            None => scalar,
+        }
+    };
     match *activation {
         Activation::Relu => {
-            let zero = b.f32(0.0);
+            let zero = f32c(0.0);
             b.maximumf(x, zero)
         }
         Activation::Clip { min, max } => {
             let low = match min {
                 Some(min) => {
-                    let min = b.f32(min as f64);
+                    let min = f32c(min as f64);
                     b.maximumf(x, min)
                 }
                 None => x,
             };
             match max {
                 Some(max) => {
-                    let max = b.f32(max as f64);
+                    let max = f32c(max as f64);
                     b.minimumf(low, max)
                 }
                 None => low,
             }
         }
         Activation::LeakyRelu { alpha } => {
-            let zero = b.f32(0.0);
-            let alpha = b.f32(alpha as f64);
+            let zero = f32c(0.0);
+            let alpha = f32c(alpha as f64);
             let scaled = b.mulf(x, alpha);
             let positive = b.cmpf(CmpfPredicate::Oge, x, zero);
             b.select(positive, x, scaled)
@@ -43,8 +61,8 @@ pub(super) fn activate<'c>(b: &Builder<'c>, x: V<'c>, activation: &Activation) -
         Activation::Sigmoid => {
             // 1 / (1 + exp(-x)): exp overflows to inf for very negative x,
             // which gives the correct limit 0.
-            let one = b.f32(1.0);
-            let zero = b.f32(0.0);
+            let one = f32c(1.0);
+            let zero = f32c(0.0);
             let negated = b.subf(zero, x);
             let exp = b.math("math.exp", negated);
             let denominator = b.addf(one, exp);
@@ -52,15 +70,15 @@ pub(super) fn activate<'c>(b: &Builder<'c>, x: V<'c>, activation: &Activation) -
         }
         Activation::Tanh => b.math("math.tanh", x),
         Activation::HardSigmoid { alpha, beta } => {
-            let (alpha, beta) = (b.f32(alpha as f64), b.f32(beta as f64));
-            let (zero, one) = (b.f32(0.0), b.f32(1.0));
+            let (alpha, beta) = (f32c(alpha as f64), f32c(beta as f64));
+            let (zero, one) = (f32c(0.0), f32c(1.0));
             let line = b.fma(alpha, x, beta);
             let low = b.maximumf(line, zero);
             b.minimumf(low, one)
         }
         Activation::HardSwish => {
-            let (sixth, half) = (b.f32(1.0 / 6.0), b.f32(0.5));
-            let (zero, one) = (b.f32(0.0), b.f32(1.0));
+            let (sixth, half) = (f32c(1.0 / 6.0), f32c(0.5));
+            let (zero, one) = (f32c(0.0), f32c(1.0));
             let line = b.fma(x, sixth, half);
             let low = b.maximumf(line, zero);
             let gate = b.minimumf(low, one);

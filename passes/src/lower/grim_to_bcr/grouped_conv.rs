@@ -10,8 +10,16 @@
 //!
 //! The output width is split into a left border, an interior and a right
 //! border by the padding: interior columns read every tap without a bounds
-//! check (the shape of loop LLVM vectorises along the row), the borders
-//! check each column. Rows are checked once per kernel row.
+//! check, the borders check each column. Rows are checked once per kernel
+//! row. With the module's `grim.target` vectors and a column stride of 1 or
+//! 2 (every depthwise conv of MobileNet-V2 and its kin), the interior runs
+//! `lanes` output columns at a time in one vector register: per tap, one
+//! vector load of the input row (stride 2: two loads and a shuffle keeping
+//! the even lanes) and one fma with the broadcast weight, then the
+//! activation and one vector store. LLVM does not vectorise the scalar form
+//! itself: the column loop is not innermost (the taps are), and measured
+//! on MobileNet-V2 at 224x224 the depthwise convs were over half its time.
+//! What is left of the interior, and the borders, stay scalar.
 
 use super::{values::Tensor, Lowering};
 use crate::{
@@ -40,6 +48,7 @@ impl<'c> Lowering<'c, '_> {
         let (ho, wo) = attrs
             .output(h, w, kh, kw)
             .ok_or_else(|| op_error(&op, "has a kernel that does not fit its input"))?;
+        let lanes = Some(self.lanes).filter(|&l| l > 1);
         let x = self.view(b, &input);
         let wt = self.read(b, &weight, &[m, per_group, kh, kw]);
         let bias = match operands.bias {
@@ -141,8 +150,73 @@ impl<'c> Lowering<'c, '_> {
                             vec![]
                         });
                     };
+                    // Vectors of `lanes` interior columns; with stride 2
+                    // the second load reads one column past the last tap,
+                    // so the vectors stop where that column is still inside.
+                    let vector_end = match (lanes, sw) {
+                        (Some(lanes), 1 | 2) => {
+                            let last_tap = (kw - 1) * dw + (sw - 1);
+                            let safe_end = if w - 1 - last_tap + pl >= 0 {
+                                ((w - 1 - last_tap + pl) / sw + 1).clamp(first_inside, last_inside)
+                            } else {
+                                first_inside
+                            };
+                            first_inside + (safe_end - first_inside) / lanes * lanes
+                        }
+                        _ => first_inside,
+                    };
+                    if let (Some(lanes), true) = (lanes, vector_end > first_inside) {
+                        let l = lanes as u64;
+                        b.for_range(first_inside, vector_end, lanes, &[], |b, ow, _| {
+                            let col0 = b.subi(b.muli(ow, b.index(sw)), b.index(pl));
+                            let mut acc = b.broadcast(start, l);
+                            if let Some(residual) = residual {
+                                let r = b.vload(residual, &[image, channel, oh, ow], l);
+                                acc = b.addf(acc, r);
+                            }
+                            let sum = b.for_range(0, per_group, 1, &[acc], |b, wc, carried| {
+                                let ic = b.addi(first_channel, wc);
+                                b.for_range(0, kh, 1, carried, |b, i, carried| {
+                                    let r = b.addi(row0, b.muli(i, b.index(dh)));
+                                    b.if_else(
+                                        inside(b, r, h),
+                                        &[b.vector_type(l)],
+                                        |b| {
+                                            b.for_range(0, kw, 1, carried, |b, j, carried| {
+                                                let s = b.addi(col0, b.muli(j, b.index(dw)));
+                                                let v = if sw == 1 {
+                                                    b.vload(x, &[image, ic, r, s], l)
+                                                } else {
+                                                    let lo = b.vload(x, &[image, ic, r, s], l);
+                                                    let next = b.addi(s, b.index(lanes));
+                                                    let hi = b.vload(x, &[image, ic, r, next], l);
+                                                    let even: Vec<i64> =
+                                                        (0..lanes).map(|k| 2 * k).collect();
+                                                    b.shuffle(lo, hi, &even)
+                                                };
+                                                let t = b.load(wt, &[channel, wc, i, j]);
+                                                vec![b.vfma(v, b.broadcast(t, l), carried[0])]
+                                            })
+                                        },
+                                        |_| carried.to_vec(),
+                                    )
+                                })
+                            });
+                            let value = match &activation {
+                                Some(activation) => super::elementwise::activate_lanes(
+                                    b,
+                                    sum[0],
+                                    activation,
+                                    Some(l),
+                                ),
+                                None => sum[0],
+                            };
+                            b.vstore(value, y, &[image, channel, oh, ow]);
+                            vec![]
+                        });
+                    }
                     columns(b, 0, first_inside, true);
-                    columns(b, first_inside, last_inside, false);
+                    columns(b, vector_end, last_inside, false);
                     columns(b, last_inside, wo, true);
                     vec![]
                 });
