@@ -419,6 +419,32 @@ func.func @depthwise_vectors(%x: tensor<1x2x4x37xf32>) -> tensor<1x2x2x19xf32> {
 
 // -----
 
+// A max pool with the target's vectors: ResNet's 3x3 stride-2 pad-1 window
+// over a row of 37 gives 19 columns; 1..17 are two vectors of 8, each
+// window row (checked once) two loads, the even-lane shuffle and a vector
+// maximum from -inf; column 0 (the padded border) and 17..19 stay scalar.
+
+// CHECK-LABEL: func.func @maxpool_vectors
+// CHECK: scf.for {{.*}} = %c0{{.*}} to %c1
+// CHECK: scf.for %{{.*}} = %c1{{.*}} to %c17{{.*}} step %c8
+// CHECK: arith.constant 0xFF800000 : f32
+// CHECK: vector.broadcast %{{.*}} : f32 to vector<8xf32>
+// CHECK: scf.if %{{.*}} -> (vector<8xf32>)
+// CHECK: vector.load
+// CHECK: vector.load
+// CHECK: vector.shuffle %{{.*}} [0, 2, 4, 6, 8, 10, 12, 14]
+// CHECK: arith.maximumf %{{.*}} : vector<8xf32>
+// CHECK: vector.store
+// CHECK: scf.for {{.*}} = %c17{{.*}} to %c19
+module attributes {grim.target = "avx2"} {
+func.func @maxpool_vectors(%x: tensor<1x1x4x37xf32>) -> tensor<1x1x2x19xf32> {
+  %y = "grim.pool"(%x) {kind = "max", kernel = array<i64: 3, 3>, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>, dilations = array<i64: 1, 1>} : (tensor<1x1x4x37xf32>) -> tensor<1x1x2x19xf32>
+  return %y : tensor<1x1x2x19xf32>
+}
+}
+
+// -----
+
 // grim.softmax over dim 1 of [2, 5, 3] walks [outer = 2, reduce = 5,
 // inner = 3]: per (outer, inner) the maximum, the sum of exp(x - max) in
 // a register, then each exp(x - max) / sum.

@@ -72,14 +72,11 @@ impl<'c> Lowering<'c, '_> {
         let [sh, sw] = attrs.strides;
         let [pt, pl, _, _] = attrs.pads;
         let [dh, dw] = attrs.dilations;
-        // Output columns whose every tap is inside the input: ow*sw - pl >= 0
-        // and ow*sw - pl + (kw-1)*dw < w.
-        let first_inside = ((pl + sw - 1) / sw).min(wo);
-        let last_inside = if w - 1 - (kw - 1) * dw + pl >= 0 {
-            ((w - 1 - (kw - 1) * dw + pl) / sw + 1).clamp(first_inside, wo)
-        } else {
-            first_inside
-        };
+        let Columns {
+            first_inside,
+            last_inside,
+            vector_end,
+        } = Columns::of(w, wo, kw, sw, pl, dw, lanes);
         let parallel = [(
             crate::bcr::parallelize::PARALLEL_ATTR,
             melior::ir::Attribute::unit(b.context),
@@ -150,21 +147,6 @@ impl<'c> Lowering<'c, '_> {
                             vec![]
                         });
                     };
-                    // Vectors of `lanes` interior columns; with stride 2
-                    // the second load reads one column past the last tap,
-                    // so the vectors stop where that column is still inside.
-                    let vector_end = match (lanes, sw) {
-                        (Some(lanes), 1 | 2) => {
-                            let last_tap = (kw - 1) * dw + (sw - 1);
-                            let safe_end = if w - 1 - last_tap + pl >= 0 {
-                                ((w - 1 - last_tap + pl) / sw + 1).clamp(first_inside, last_inside)
-                            } else {
-                                first_inside
-                            };
-                            first_inside + (safe_end - first_inside) / lanes * lanes
-                        }
-                        _ => first_inside,
-                    };
                     if let (Some(lanes), true) = (lanes, vector_end > first_inside) {
                         let l = lanes as u64;
                         b.for_range(first_inside, vector_end, lanes, &[], |b, ow, _| {
@@ -184,16 +166,13 @@ impl<'c> Lowering<'c, '_> {
                                         |b| {
                                             b.for_range(0, kw, 1, carried, |b, j, carried| {
                                                 let s = b.addi(col0, b.muli(j, b.index(dw)));
-                                                let v = if sw == 1 {
-                                                    b.vload(x, &[image, ic, r, s], l)
-                                                } else {
-                                                    let lo = b.vload(x, &[image, ic, r, s], l);
-                                                    let next = b.addi(s, b.index(lanes));
-                                                    let hi = b.vload(x, &[image, ic, r, next], l);
-                                                    let even: Vec<i64> =
-                                                        (0..lanes).map(|k| 2 * k).collect();
-                                                    b.shuffle(lo, hi, &even)
-                                                };
+                                                let v = load_columns(
+                                                    b,
+                                                    x,
+                                                    [image, ic, r, s],
+                                                    sw,
+                                                    lanes,
+                                                );
                                                 let t = b.load(wt, &[channel, wc, i, j]);
                                                 vec![b.vfma(v, b.broadcast(t, l), carried[0])]
                                             })
@@ -235,4 +214,68 @@ fn inside<'c>(b: &Builder<'c>, v: V<'c>, limit: i64) -> V<'c> {
         b.cmpi(CmpiPredicate::Sge, v, zero),
         b.cmpi(CmpiPredicate::Slt, v, b.index(limit)),
     )
+}
+
+/// How an output row splits by the padding: `[0, first_inside)` and
+/// `[last_inside, wo)` have taps outside the input, `[first_inside,
+/// vector_end)` runs in whole vectors, `[vector_end, last_inside)` is the
+/// scalar rest of the interior.
+pub(super) struct Columns {
+    pub first_inside: i64,
+    pub last_inside: i64,
+    pub vector_end: i64,
+}
+
+impl Columns {
+    /// For an input row of `w`, `wo` output columns, a window of `kw` taps
+    /// `dw` apart, stride `sw` and left padding `pl`; vectors of `lanes`
+    /// when given and the stride is 1 or 2 (the forms [`load_columns`]
+    /// loads). With stride 2 the second load reads one column past the last
+    /// tap, so the vectors stop where that column is still inside the row.
+    pub fn of(w: i64, wo: i64, kw: i64, sw: i64, pl: i64, dw: i64, lanes: Option<i64>) -> Self {
+        // The columns ow whose taps ow*sw - pl + j*dw, for j up to `last`,
+        // are all inside the row end at this bound.
+        let end = |last: i64, from: i64| {
+            if w - 1 - last + pl >= 0 {
+                ((w - 1 - last + pl) / sw + 1).clamp(from, wo)
+            } else {
+                from
+            }
+        };
+        let first_inside = ((pl + sw - 1) / sw).min(wo);
+        let last_inside = end((kw - 1) * dw, first_inside);
+        let vector_end = match (lanes, sw) {
+            (Some(lanes), 1 | 2) => {
+                let safe_end = end((kw - 1) * dw + (sw - 1), first_inside).min(last_inside);
+                first_inside + (safe_end - first_inside) / lanes * lanes
+            }
+            _ => first_inside,
+        };
+        Columns {
+            first_inside,
+            last_inside,
+            vector_end,
+        }
+    }
+}
+
+/// `lanes` values of row `at[..3]` of `x` from column `at[3]` on, `stride`
+/// (1 or 2) apart: one vector load, or two and a shuffle keeping the even
+/// lanes.
+pub(super) fn load_columns<'c>(
+    b: &Builder<'c>,
+    x: V<'c>,
+    at: [V<'c>; 4],
+    stride: i64,
+    lanes: i64,
+) -> V<'c> {
+    let l = lanes as u64;
+    if stride == 1 {
+        return b.vload(x, &at, l);
+    }
+    let lo = b.vload(x, &at, l);
+    let next = b.addi(at[3], b.index(lanes));
+    let hi = b.vload(x, &[at[0], at[1], at[2], next], l);
+    let even: Vec<i64> = (0..lanes).map(|k| 2 * k).collect();
+    b.shuffle(lo, hi, &even)
 }

@@ -101,7 +101,11 @@ pub fn models(args: &[&str]) -> Result<()> {
     crate::runtime()?;
     let grimc = crate::build_grimc("bench models")?;
     let bench_dir = target_dir().join("bench");
-    let dir = bench_dir.join(if options.quick { "models-quick" } else { "models" });
+    let dir = bench_dir.join(if options.quick {
+        "models-quick"
+    } else {
+        "models"
+    });
     std::fs::create_dir_all(&dir)?;
     let report_dir = if options.quick {
         dir.clone()
@@ -148,16 +152,26 @@ pub fn models(args: &[&str]) -> Result<()> {
     let mut grim = Vec::new();
     for model in &models {
         for &threads in &options.threads {
-            let kernel: &[&str] = if model.dense { &["--kernel", "dense"] } else { &[] };
+            let kernel: &[&str] = if model.dense {
+                &["--kernel", "dense"]
+            } else {
+                &[]
+            };
             let timing = grimc_bench(&grimc, model, kernel, threads, options.runs, false)?;
-            let implementation = if model.dense { "grim-dense" } else { "grim-bcr" };
+            let implementation = if model.dense {
+                "grim-dense"
+            } else {
+                "grim-bcr"
+            };
             println!(
                 "bench models: {:<20} {implementation:<11} {threads} thread(s) {:9.2} ms",
                 model.id(),
                 number(&timing, "median_ms")?
             );
-            grim.push(json!({"model": model.id(), "implementation": implementation,
-                "threads": threads, "timing": timing}));
+            grim.push(
+                json!({"model": model.id(), "implementation": implementation,
+                "threads": threads, "timing": timing}),
+            );
         }
     }
     heading("bench models: per-layer times of grim BCR (1 thread)");
@@ -215,7 +229,10 @@ fn grimc_bench(
     if per_layer {
         command.arg("--per-layer");
     }
-    let stdout = capture(&format!("bench models (grimc bench {})", model.id()), &mut command)?;
+    let stdout = capture(
+        &format!("bench models (grimc bench {})", model.id()),
+        &mut command,
+    )?;
     let line = stdout
         .lines()
         .rev()
@@ -229,7 +246,10 @@ fn grimc_bench(
 fn inspect(grimc: &Path, model: &Model) -> Result<Value> {
     let stdout = capture(
         &format!("bench models (grimc inspect {})", model.id()),
-        Command::new(grimc).arg("inspect").arg(&model.path).arg("--json"),
+        Command::new(grimc)
+            .arg("inspect")
+            .arg(&model.path)
+            .arg("--json"),
     )?;
     serde_json::from_str(&stdout).context("grimc inspect printed invalid JSON")
 }
@@ -296,8 +316,8 @@ fn run_peers(
             .arg(&spec_path)
             .arg(&out_path),
     )?;
-    let text = std::fs::read_to_string(&out_path)
-        .with_context(|| format!("{}", out_path.display()))?;
+    let text =
+        std::fs::read_to_string(&out_path).with_context(|| format!("{}", out_path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", out_path.display()))
 }
 
@@ -308,7 +328,10 @@ mod tests {
     #[test]
     fn parses_options() {
         let o = parse(&[]).unwrap();
-        assert_eq!((o.quick, o.threads.clone(), o.runs), (false, vec![1, 2], 20));
+        assert_eq!(
+            (o.quick, o.threads.clone(), o.runs),
+            (false, vec![1, 2], 20)
+        );
         let o = parse(&["--quick"]).unwrap();
         assert_eq!((o.quick, o.threads.clone(), o.runs), (true, vec![1], 5));
         let o = parse(&["--threads", "2", "--runs", "7"]).unwrap();

@@ -21,16 +21,21 @@ const DENSE_PEERS: &[&str] = &["onnxruntime", "tract", "mnn"];
 fn median(results: &Value, model: &str, implementation: &str, threads: u64) -> Option<f64> {
     if implementation.starts_with("grim") {
         results["grim"].as_array()?.iter().find_map(|r| {
-            (r["model"] == model && r["implementation"] == implementation && r["threads"] == threads)
+            (r["model"] == model
+                && r["implementation"] == implementation
+                && r["threads"] == threads)
                 .then(|| number(&r["timing"], "median_ms").ok())
                 .flatten()
         })
     } else {
-        results["peers"]["results"].as_array()?.iter().find_map(|r| {
-            (r["model"] == model && r["peer"] == implementation && r["threads"] == threads)
-                .then(|| r["median_ms"].as_f64())
-                .flatten()
-        })
+        results["peers"]["results"]
+            .as_array()?
+            .iter()
+            .find_map(|r| {
+                (r["model"] == model && r["peer"] == implementation && r["threads"] == threads)
+                    .then(|| r["median_ms"].as_f64())
+                    .flatten()
+            })
     }
 }
 
@@ -125,7 +130,10 @@ fn markdown(results: &Value, plot: &str) -> String {
             }
             let ort_dense = median(results, &format!("{arch}_dense"), "onnxruntime", t)
                 .map_or("–".to_string(), |ms| format!("{ms:.1}"));
-            let speedup = match (median(results, &format!("{arch}_bcr"), "grim-bcr", t), fastest_peer(results, arch, t)) {
+            let speedup = match (
+                median(results, &format!("{arch}_bcr"), "grim-bcr", t),
+                fastest_peer(results, arch, t),
+            ) {
                 (Some(g), Some((peer, p))) => format!("{:.2}x ({peer})", p / g),
                 _ => "–".into(),
             };
@@ -172,7 +180,11 @@ fn markdown(results: &Value, plot: &str) -> String {
     md.push_str("\nEvery miss is explained with a measurement in [analysis.md](analysis.md).\n\n");
 
     md.push_str("## Peers\n\n");
-    for (peer, version) in results["peers"]["versions"].as_object().into_iter().flatten() {
+    for (peer, version) in results["peers"]["versions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
         let _ = writeln!(md, "- {peer} {}", version.as_str().unwrap_or("?"));
     }
     md.push_str("- tract runs single-threaded (its Python bindings have no thread pool), so it has no 2-thread figures.\n");
@@ -184,7 +196,11 @@ fn markdown(results: &Value, plot: &str) -> String {
             r["why"].as_str().unwrap_or("?")
         );
     }
-    for (peer, why) in results["peers"]["unavailable"].as_object().into_iter().flatten() {
+    for (peer, why) in results["peers"]["unavailable"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
         let _ = writeln!(md, "- unavailable: {peer}: {}", why.as_str().unwrap_or("?"));
     }
     md.push_str("\nEach peer's output against onnxruntime's on the same file (max |y - ref| / max |ref|):\n\n| model | peer | error |\n|---|---|---:|\n");
@@ -224,7 +240,10 @@ fn markdown(results: &Value, plot: &str) -> String {
                     format!(
                         "{}{}",
                         l["kernel"].as_str().unwrap_or("?"),
-                        l["block"].as_str().map(|b| format!(" {b}")).unwrap_or_default()
+                        l["block"]
+                            .as_str()
+                            .map(|b| format!(" {b}"))
+                            .unwrap_or_default()
                     ),
                     l["estimate_ns"]
                         .as_f64()
@@ -265,7 +284,12 @@ fn plot(path: &Path, results: &Value) -> Result<()> {
                 .collect()
         })
         .collect();
-    let top = bars.iter().flatten().flatten().fold(1.0f64, |m, &v| m.max(v)) * 1.1;
+    let top = bars
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(1.0f64, |m, &v| m.max(v))
+        * 1.1;
     let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = archs.len().max(1);
@@ -273,7 +297,10 @@ fn plot(path: &Path, results: &Value) -> Result<()> {
         .margin(20)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .caption(format!("ms per image, batch 1, 224x224, {t} thread(s)"), ("sans-serif", 22))
+        .caption(
+            format!("ms per image, batch 1, 224x224, {t} thread(s)"),
+            ("sans-serif", 22),
+        )
         .build_cartesian_2d(0f64..n as f64, 0f64..top)?;
     chart
         .configure_mesh()
@@ -290,7 +317,10 @@ fn plot(path: &Path, results: &Value) -> Result<()> {
             .filter_map(|(m, row)| {
                 let v = row[c]?;
                 let x0 = m as f64 + 0.1 + c as f64 * width;
-                Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, v)], color.filled()))
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + width * 0.9, v)],
+                    color.filled(),
+                ))
             })
             .collect();
         chart
