@@ -85,7 +85,7 @@ def mnn_runner(path, threads, work_dir):
     import MNN
     import _tools
 
-    mnn_path = os.path.join(work_dir, os.path.basename(os.path.dirname(path)) + ".mnn")
+    mnn_path = os.path.join(work_dir, os.path.splitext(os.path.basename(path))[0] + ".mnn")
     if not os.path.exists(mnn_path):
         # The converter core, not the `mnnconvert` console script (which
         # pip-installs packages at run time).

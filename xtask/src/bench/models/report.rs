@@ -273,6 +273,9 @@ fn plot(path: &Path, results: &Value) -> Result<()> {
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
     ];
+    if !crate::bench::report::plot::register_font() {
+        anyhow::bail!("no DejaVu Sans font to draw text with (apt install fonts-dejavu-core)");
+    }
     let archs = architectures(results);
     let t = threads(results).first().copied().unwrap_or(1);
     let bars: Vec<Vec<Option<f64>>> = archs

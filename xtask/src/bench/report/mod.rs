@@ -2,7 +2,7 @@
 //! targets, the markdown and the plot share; kernels.json's target checks.
 
 mod markdown;
-mod plot;
+pub(super) mod plot;
 mod targets;
 
 pub(super) use markdown::markdown_summary;

@@ -23,23 +23,7 @@ impl Report<'_> {
         const COLOR_NAMES: [&str; 8] = [
             "blue", "orange", "green", "red", "purple", "brown", "pink", "grey",
         ];
-        let fonts = [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-        ];
-        let font = fonts
-            .iter()
-            .find_map(|p| std::fs::read(p).ok().map(|b| (p, b)));
-        let text = match font {
-            Some((_, bytes)) => plotters::style::register_font(
-                "sans-serif",
-                FontStyle::Normal,
-                Box::leak(bytes.into_boxed_slice()),
-            )
-            .is_ok(),
-            None => false,
-        };
+        let text = register_font();
         let compression = |name: &str| name.trim_end_matches('x').parse::<f64>().ok();
         // series[t][layer] = ([(compression, speedup)], the conv model's point at 8x)
         type Line = (String, Vec<(f64, f64)>, Option<(f64, f64)>);
@@ -168,5 +152,26 @@ impl Report<'_> {
             legend.join(", "),
             if text { "" } else { " (No TTF font was found, so the plot has no text.)" }
         ))
+    }
+}
+
+/// Registers DejaVu Sans as plotters' "sans-serif" (plotters draws no text
+/// without a font); false when no copy is found.
+pub(in crate::bench) fn register_font() -> bool {
+    use plotters::style::FontStyle;
+    let fonts = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    ];
+    let font = fonts.iter().find_map(|p| std::fs::read(p).ok());
+    match font {
+        Some(bytes) => plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            Box::leak(bytes.into_boxed_slice()),
+        )
+        .is_ok(),
+        None => false,
     }
 }
