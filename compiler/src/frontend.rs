@@ -362,6 +362,15 @@ pub fn from_graph<'c>(
                 let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
                 t.append(grim::permute(context, x, &perm, result_type, location))?
             }
+            Op::Pad { mode, pads, value } => {
+                let x = input(&mut t, 0)?;
+                let attrs = grim::PadAttrs {
+                    mode: *mode,
+                    pads: pads.iter().map(|&p| p as i64).collect(),
+                    value: *value,
+                };
+                t.append(grim::pad(context, x, &attrs, result_type, location))?
+            }
             Op::Lrn {
                 alpha,
                 beta,

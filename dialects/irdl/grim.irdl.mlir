@@ -181,6 +181,18 @@ irdl.dialect @grim {
   }
   // ONNX Transpose of any rank: output dim i is input dim perm[i]
   // (`perm`: array<i64>). The 2-D swap is grim.transpose.
+  // ONNX Pad with static pads: `pads` (dense array, begins then ends),
+  // `mode` ("constant", "reflect", "edge", "wrap") and the constant `value`.
+  irdl.operation @pad {
+    %x = irdl.base "!builtin.tensor"
+    %result = irdl.base "!builtin.tensor"
+    %pads = irdl.base "#builtin.dense_array"
+    %mode = irdl.base "#builtin.string"
+    %value = irdl.base "#builtin.float"
+    irdl.operands(input: %x)
+    irdl.results(result: %result)
+    irdl.attributes { "mode" = %mode, "pads" = %pads, "value" = %value }
+  }
   irdl.operation @permute {
     %x = irdl.base "!builtin.tensor"
     %result = irdl.base "!builtin.tensor"

@@ -85,6 +85,33 @@ func.func @permute_result(%a: tensor<2x3x4xf32>) -> tensor<2x4x3xf32> {
 
 // -----
 
+// Checks that grim.pad's result is the padded shape.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.pad' op result must be [1, 5], got [1, 6]
+func.func @pad_result(%a: tensor<1x3xf32>) -> tensor<1x6xf32> {
+  %y = "grim.pad"(%a) {mode = "constant", pads = array<i64: 0, 1, 0, 1>, value = 0.0 : f32} : (tensor<1x3xf32>) -> tensor<1x6xf32>
+  return %y : tensor<1x6xf32>
+}
+
+// -----
+
+// Checks that reflect padding must stay below the dim it mirrors.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.pad' op reflect padding of dim 1 (size 3) by 3 and 0 is not defined: reflect needs pads below the dim
+func.func @pad_reflect_too_far(%a: tensor<1x3xf32>) -> tensor<1x6xf32> {
+  %y = "grim.pad"(%a) {mode = "reflect", pads = array<i64: 0, 3, 0, 0>, value = 0.0 : f32} : (tensor<1x3xf32>) -> tensor<1x6xf32>
+  return %y : tensor<1x6xf32>
+}
+
+// -----
+
+// Checks that grim.pad's mode is one of ONNX's.
+// CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.pad' op needs 'mode'
+func.func @pad_mode(%a: tensor<1x3xf32>) -> tensor<1x5xf32> {
+  %y = "grim.pad"(%a) {mode = "symmetric", pads = array<i64: 0, 1, 0, 1>, value = 0.0 : f32} : (tensor<1x3xf32>) -> tensor<1x5xf32>
+  return %y : tensor<1x5xf32>
+}
+
+// -----
+
 // Checks that grim.matmul's batch dims must broadcast.
 // CHECK-LABEL: invalid.mlir:{{[0-9]+}}:8: error: 'grim.matmul' op MatMul batch dims of [2, 3, 4] and [5, 4, 2] do not broadcast
 func.func @matmul_batch(%a: tensor<2x3x4xf32>, %b: tensor<5x4x2xf32>) -> tensor<2x3x2xf32> {

@@ -137,3 +137,14 @@ func.func @permute_and_matmul(%x: tensor<2x3x4xf32>, %w: tensor<3x5xf32>) -> ten
   %y = "grim.matmul"(%p, %w) : (tensor<2x4x3xf32>, tensor<3x5xf32>) -> tensor<2x4x5xf32>
   return %y : tensor<2x4x5xf32>
 }
+
+// -----
+
+// Checks that grim.pad keeps its mode, pads and value.
+
+// CHECK-LABEL: func.func @pad
+// CHECK: "grim.pad"(%{{.*}}) {mode = "reflect", pads = array<i64: 0, 0, 1, 2, 0, 0, 2, 1>, value = 0.000000e+00 : f32} : (tensor<1x2x4x5xf32>) -> tensor<1x2x7x8xf32>
+func.func @pad(%x: tensor<1x2x4x5xf32>) -> tensor<1x2x7x8xf32> {
+  %y = "grim.pad"(%x) {mode = "reflect", pads = array<i64: 0, 0, 1, 2, 0, 0, 2, 1>, value = 0.0 : f32} : (tensor<1x2x4x5xf32>) -> tensor<1x2x7x8xf32>
+  return %y : tensor<1x2x7x8xf32>
+}

@@ -445,6 +445,33 @@ func.func @maxpool_vectors(%x: tensor<1x1x4x37xf32>) -> tensor<1x1x2x19xf32> {
 
 // -----
 
+// grim.pad to a loop nest over the output: reflect mirrors each position p
+// (the output index minus the front pad) as min(|p|, 2(n-1) - |p|); wrap
+// takes it modulo the dim; constant reads only inside the input.
+
+// CHECK-LABEL: func.func @pads
+// CHECK: scf.for
+// CHECK: arith.maxsi
+// CHECK: arith.minsi
+// CHECK: memref.load
+// CHECK: scf.for
+// CHECK: arith.remsi
+// CHECK: arith.remsi
+// CHECK: memref.load
+// CHECK: scf.for
+// CHECK: scf.if
+// CHECK: memref.load
+// CHECK: } else {
+// CHECK: arith.constant 7.500000e-01 : f32
+func.func @pads(%x: tensor<2x5xf32>) -> (tensor<2x8xf32>, tensor<2x12xf32>, tensor<3x6xf32>) {
+  %r = "grim.pad"(%x) {mode = "reflect", pads = array<i64: 0, 1, 0, 2>, value = 0.0 : f32} : (tensor<2x5xf32>) -> tensor<2x8xf32>
+  %w = "grim.pad"(%x) {mode = "wrap", pads = array<i64: 0, 7, 0, 0>, value = 0.0 : f32} : (tensor<2x5xf32>) -> tensor<2x12xf32>
+  %c = "grim.pad"(%x) {mode = "constant", pads = array<i64: 1, 0, 0, 1>, value = 0.75 : f32} : (tensor<2x5xf32>) -> tensor<3x6xf32>
+  return %r, %w, %c : tensor<2x8xf32>, tensor<2x12xf32>, tensor<3x6xf32>
+}
+
+// -----
+
 // grim.softmax over dim 1 of [2, 5, 3] walks [outer = 2, reduce = 5,
 // inner = 3]: per (outer, inner) the maximum, the sum of exp(x - max) in
 // a register, then each exp(x - max) / sum.

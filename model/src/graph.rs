@@ -152,6 +152,17 @@ pub enum Op {
         /// The joined dim (non-negative).
         axis: usize,
     },
+    /// The input padded: dim `d` by `pads[d]` in front and `pads[rank + d]`
+    /// behind, filled as `mode` says (ONNX Pad; negative pads, which crop,
+    /// are rejected at load time).
+    Pad {
+        /// How the border is filled.
+        mode: crate::pad::PadMode,
+        /// `[begin_0, .., begin_{r-1}, end_0, .., end_{r-1}]`.
+        pads: Vec<usize>,
+        /// The fill of `Constant` mode.
+        value: f32,
+    },
     /// The input unchanged (also what inference-mode ONNX `Dropout` loads as).
     /// Kept as a node so the graph mirrors the file; compiler passes remove it.
     Identity,
@@ -226,6 +237,7 @@ impl Op {
             Op::Softmax { .. } => "Softmax",
             Op::Concat { .. } => "Concat",
             Op::Lrn { .. } => "LRN",
+            Op::Pad { .. } => "Pad",
             Op::Identity => "Identity",
         }
     }
@@ -480,6 +492,10 @@ pub fn node_output_shape(
         | Op::Identity => {
             expect_arity(label, node, 1, 1)?;
             Ok(ins[0].to_vec())
+        }
+        Op::Pad { mode, pads, .. } => {
+            expect_arity(label, node, 1, 1)?;
+            crate::pad::output_shape(ins[0], pads, *mode).map_err(|e| shape_err(label, e))
         }
         Op::Lrn { size, .. } => {
             expect_arity(label, node, 1, 1)?;

@@ -23,6 +23,7 @@ pub mod memplan;
 pub mod mlp;
 pub mod npy;
 pub mod onnx;
+pub mod pad;
 pub mod panels;
 pub mod pool;
 pub mod reference;

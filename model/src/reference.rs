@@ -311,6 +311,28 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 data,
             }
         }
+        Op::Pad { mode, pads, value } => {
+            let x = ins[0];
+            let st = strides(&x.shape);
+            let mut data = vec![0.0f32; out_shape.iter().product()];
+            for_each_index(&out_shape, |flat, idx| {
+                let mut at = 0;
+                for (d, &o) in idx.iter().enumerate() {
+                    match crate::pad::source(o, x.shape[d], pads[d], *mode) {
+                        Some(i) => at += i * st[d],
+                        None => {
+                            data[flat] = *value;
+                            return;
+                        }
+                    }
+                }
+                data[flat] = x.data[at];
+            });
+            Tensor {
+                shape: out_shape,
+                data,
+            }
+        }
         Op::Lrn {
             alpha,
             beta,

@@ -223,6 +223,18 @@ impl<'c> Builder<'c> {
     pub fn select(&self, condition: V<'c>, a: V<'c>, b: V<'c>) -> V<'c> {
         self.op("arith.select", &[condition, a, b], &[a.r#type()], &[])[0]
     }
+    /// `arith.minsi`.
+    pub fn minsi(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.minsi", &[a, b])
+    }
+    /// `arith.maxsi`.
+    pub fn maxsi(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.maxsi", &[a, b])
+    }
+    /// `arith.remsi` (the sign of the dividend).
+    pub fn remsi(&self, a: V<'c>, b: V<'c>) -> V<'c> {
+        self.infer("arith.remsi", &[a, b])
+    }
     /// `arith.minui`.
     pub fn minui(&self, a: V<'c>, b: V<'c>) -> V<'c> {
         self.infer("arith.minui", &[a, b])

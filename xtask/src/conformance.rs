@@ -151,7 +151,8 @@ struct Manifest {
 #[derive(Debug, Clone, Deserialize)]
 struct Case {
     name: String,
-    /// `node` (a node test) or `model` (a light model).
+    /// `node` (a node test), `variant` (a node test made compilable) or
+    /// `model` (a light model).
     #[serde(default)]
     kind: String,
     ops: Vec<String>,
@@ -475,7 +476,7 @@ fn ops_doc(manifest: &Manifest, cases: &Cases, outcomes: &BTreeMap<String, Outco
     );
     let _ = writeln!(
         doc,
-        "grim claims the ops below. Every node test of the ONNX project whose graph uses only claimed ops (`onnx.backend.test.case.node.collect_testcases`) runs through `grimc run` on the host in `cargo xtask test`, and must give the expected outputs within the case's own tolerance, as the onnx backend runner checks it (|y - ref| <= atol + rtol |ref|; rtol 1e-3 and atol 1e-7 for every case here: some expected outputs are rounded to four digits), or be listed below with its reason. grim compiles for static shapes, so a graph input that is not float32 (shapes, axes, pads, indices) is baked into an initializer by the harness (`xtask/conformance/export.py`); those cases are marked *baked*.\n"
+        "grim claims the ops below. Every node test of the ONNX project whose graph uses only claimed ops (`onnx.backend.test.case.node.collect_testcases`) runs through `grimc run` on the host in `cargo xtask test`, and must give the expected outputs within the case's own tolerance, as the onnx backend runner checks it (|y - ref| <= atol + rtol |ref|; rtol 1e-3 and atol 1e-7 for every case here: some expected outputs are rounded to four digits), or be listed below with its reason. grim compiles for static shapes, so a graph input that is not float32 (shapes, axes, pads, indices) is baked into an initializer by the harness (`xtask/conformance/export.py`); those cases are marked *baked*. A few node tests whose data is integer only because of how the generator wrote it, or whose op parameter is a graph input where exporters write an initializer, also run as *variants* (kind `variant`, named `<case>_float` or `<case>_baked`): the data as float32 with the expected output recomputed by onnx's ReferenceEvaluator, or the parameter baked into an initializer (`VARIANTS` in export.py).\n"
     );
     let _ = writeln!(doc, "| op | opsets of its node tests | cases | passed |");
     let _ = writeln!(doc, "|---|---|---|---|");

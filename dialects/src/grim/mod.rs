@@ -14,6 +14,7 @@ mod activation;
 mod concat;
 mod lrn;
 mod matmul;
+mod pad;
 mod permute;
 mod pool;
 mod softmax;
@@ -25,6 +26,7 @@ pub use activation::{
 pub use concat::{concat, concat_axis, CONCAT};
 pub use lrn::{lrn, lrn_attrs, LrnAttrs, LRN};
 pub use matmul::{matmul, matmul_shape, MATMUL};
+pub use pad::{pad, pad_attrs, PadAttrs, PAD};
 pub use permute::{permutation, permute, PERMUTE, PERM_ATTR};
 pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
 pub use softmax::{softmax, softmax_span, SOFTMAX};

@@ -267,6 +267,14 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let y = result_shape(op)?;
             softmax::check(span, &x, &y)?;
         }
+        PAD => {
+            let attrs = pad_attrs(op).ok_or(
+                "needs 'mode' (\"constant\", \"reflect\", \"edge\" or \"wrap\"), 'pads' (array<i64>, none negative) and an f32 'value'",
+            )?;
+            let x = operand_shape(op, 0, "input")?;
+            let y = result_shape(op)?;
+            pad::check(&attrs, &x, &y)?;
+        }
         PERMUTE => {
             let perm = permutation(op).ok_or("needs 'perm' (array<i64>)")?;
             let x = operand_shape(op, 0, "input")?;

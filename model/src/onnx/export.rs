@@ -56,6 +56,15 @@ pub(super) fn attr_i(name: &str, i: i64) -> AttributeProto {
     }
 }
 
+fn attr_s(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        s: v.as_bytes().to_vec(),
+        r#type: attr_type::STRING,
+        ..Default::default()
+    }
+}
+
 fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
@@ -159,6 +168,39 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
                 });
                 inputs.push(name);
                 vec![]
+            }
+            Op::Pad { mode, pads, value } => {
+                let mut attrs = Vec::new();
+                if *mode != crate::pad::PadMode::Constant {
+                    attrs.push(attr_s("mode", mode.name()));
+                }
+                if opset < 11 {
+                    attrs.push(attr_ints("pads", pads));
+                    if value.to_bits() != 0 {
+                        attrs.push(attr_f("value", *value));
+                    }
+                } else {
+                    let out = n.outputs.first().map_or("pad", |s| s.as_str());
+                    let name = unique_name(&mut used, format!("{out}_pads"));
+                    initializer.push(TensorProto {
+                        dims: vec![pads.len() as i64],
+                        data_type: data_type::INT64,
+                        name: name.clone(),
+                        raw_data: pads.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect(),
+                        ..Default::default()
+                    });
+                    inputs.push(name);
+                    if value.to_bits() != 0 {
+                        let name = unique_name(&mut used, format!("{out}_value"));
+                        let scalar = Tensor {
+                            shape: vec![],
+                            data: vec![*value],
+                        };
+                        initializer.push(f32_tensor_proto(&name, &scalar));
+                        inputs.push(name);
+                    }
+                }
+                attrs
             }
             Op::Conv {
                 strides,

@@ -259,9 +259,10 @@ pub fn from_proto_with(
         while node_inputs.last().is_some_and(|s| s.is_empty()) {
             node_inputs.pop();
         }
-        // Clip and Dropout fold their optional inputs into the op, and may
-        // omit one before a present one (Clip without min but with max).
-        let folds_inputs = matches!(np.op_type.as_str(), "Clip" | "Dropout");
+        // Clip, Dropout and Pad fold their optional inputs into the op, and
+        // may omit one before a present one (Clip without min but with max,
+        // Pad without constant_value but with axes).
+        let folds_inputs = matches!(np.op_type.as_str(), "Clip" | "Dropout" | "Pad");
         if !folds_inputs && node_inputs.iter().any(|s| s.is_empty()) {
             return Err(at.unsupported("an omitted (empty) input before a present one".into()));
         }
@@ -409,6 +410,15 @@ pub fn from_proto_with(
                 } else {
                     op
                 }
+            }
+            "Pad" => {
+                let rank = node_inputs
+                    .first()
+                    .and_then(|x| shapes.get(x))
+                    .map_or(0, Vec::len);
+                let (mode, pads, value) = ops::pad_args(&at, np, &node_inputs, opset, &constants, rank)?;
+                folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
+                Op::Pad { mode, pads, value }
             }
             "LRN" => {
                 let (mut alpha, mut beta, mut bias, mut size) = (1e-4, 0.75, 1.0, None);
@@ -588,11 +598,10 @@ pub fn from_proto_with(
                 Op::Flatten { axis }
             }
             "Reshape" => {
+                let mut allowzero = false;
                 for a in &np.attribute {
                     match a.name.as_str() {
-                        // allowzero=1 gives 0 a different meaning; only the
-                        // default is modelled, so reject the other value.
-                        "allowzero" if at.int(a)? == 0 => {}
+                        "allowzero" => allowzero = at.bool01(a)?,
                         _ => return Err(at.unknown(a)),
                     }
                 }
@@ -612,6 +621,13 @@ pub fn from_proto_with(
                         )))
                     }
                 };
+                // allowzero = 1 makes a 0 a zero-size dim rather than a copy
+                // of the input's; without a 0 both readings agree.
+                if allowzero && shape.contains(&0) {
+                    return Err(at.unsupported(format!(
+                        "allowzero = 1 with a 0 in the shape {shape:?} makes a zero-size tensor, which is not supported"
+                    )));
+                }
                 Op::Reshape { shape }
             }
             "Conv" => {
@@ -738,3 +754,5 @@ pub fn from_proto_with(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pad;

@@ -8,6 +8,8 @@ use crate::graph::Op;
 use crate::tensor::Tensor;
 
 use super::attrs::{Attrs, AutoPad};
+use super::fold;
+use crate::pad::PadMode;
 use super::proto::*;
 
 /// Reads a `Conv` node's attributes into [`Op::Conv`].
@@ -457,4 +459,92 @@ pub(super) fn dropout_check(
         }
     }
     Ok(())
+}
+
+/// A Pad node's mode, pads (all dims, begins then ends) and constant value,
+/// from its attributes (before opset 11) or its constant inputs (`pads`,
+/// optional `constant_value`, optional `axes` from opset 18). Negative
+/// pads crop, which grim does not do.
+pub(super) fn pad_args(
+    at: &Attrs,
+    np: &NodeProto,
+    inputs: &[String],
+    opset: i64,
+    constants: &fold::Constants,
+    rank: usize,
+) -> Result<(PadMode, Vec<usize>, f32), ModelError> {
+    let mut mode = PadMode::Constant;
+    let (mut pads, mut value) = (None, 0.0f32);
+    for a in &np.attribute {
+        match a.name.as_str() {
+            "mode" => {
+                let name = at.string(a)?;
+                mode = PadMode::from_name(&name).ok_or_else(|| {
+                    at.unsupported(format!(
+                        "mode '{name}' is not constant, reflect, edge or wrap"
+                    ))
+                })?;
+            }
+            "pads" if opset < 11 => pads = Some(at.ints(a)?.to_vec()),
+            "value" if opset < 11 => value = at.float(a)?,
+            _ => return Err(at.unknown(a)),
+        }
+    }
+    let int_input = |index: usize, what: &str| -> Result<Option<Vec<i64>>, ModelError> {
+        match inputs.get(index).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(name) => match constants.ints.get(name) {
+                Some((dims, v)) if dims.len() <= 1 => Ok(Some(v.clone())),
+                _ => Err(at.unsupported(format!(
+                    "{what} '{name}' must be a constant 1-D INT64 tensor (initializer or Constant)"
+                ))),
+            },
+        }
+    };
+    let pads = if opset < 11 {
+        pads.ok_or_else(|| at.unsupported("missing attribute 'pads'".into()))?
+    } else {
+        let given = int_input(1, "pads")?
+            .ok_or_else(|| at.unsupported("missing input 'pads'".into()))?;
+        if let Some(name) = inputs.get(2).filter(|s| !s.is_empty()) {
+            value = match constants.floats.get(name) {
+                Some(t) if t.data.len() == 1 => t.data[0],
+                _ => {
+                    return Err(at.unsupported(format!(
+                        "constant_value '{name}' must be a constant f32 scalar"
+                    )))
+                }
+            };
+        }
+        match int_input(3, "axes")? {
+            None => given,
+            Some(axes) => {
+                if given.len() != 2 * axes.len() {
+                    return Err(at.unsupported(format!(
+                        "pads {given:?} must have 2 entries per axis of {axes:?}"
+                    )));
+                }
+                let mut all = vec![0i64; 2 * rank];
+                for (k, &axis) in axes.iter().enumerate() {
+                    let d = if axis < 0 { axis + rank as i64 } else { axis };
+                    let d = usize::try_from(d).ok().filter(|&d| d < rank).ok_or_else(|| {
+                        at.unsupported(format!("axis {axis} is out of range for rank {rank}"))
+                    })?;
+                    all[d] = given[k];
+                    all[rank + d] = given[axes.len() + k];
+                }
+                all
+            }
+        }
+    };
+    let pads = pads
+        .iter()
+        .map(|&p| usize::try_from(p).ok())
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| {
+            at.unsupported(format!(
+                "negative pads {pads:?} crop the input, which is not supported"
+            ))
+        })?;
+    Ok((mode, pads, value))
 }

@@ -602,7 +602,7 @@ fn node(name: &str, op: Op, ins: &[&str], out: &str) -> Node {
     }
 }
 
-fn node_proto(name: &str, op: &str, ins: &[&str], outs: &[&str]) -> NodeProto {
+pub(super) fn node_proto(name: &str, op: &str, ins: &[&str], outs: &[&str]) -> NodeProto {
     NodeProto {
         input: ins.iter().map(|s| s.to_string()).collect(),
         output: outs.iter().map(|s| s.to_string()).collect(),
@@ -626,7 +626,7 @@ fn bool_init(name: &str, v: bool) -> TensorProto {
     }
 }
 
-fn opset_of(m: &mut ModelProto, version: i64) {
+pub(super) fn opset_of(m: &mut ModelProto, version: i64) {
     m.opset_import = vec![OperatorSetIdProto {
         domain: String::new(),
         version,
@@ -975,7 +975,7 @@ fn clip_model(lo: Option<&str>, edit: impl FnOnce(&mut GraphProto)) -> ModelProt
     m
 }
 
-fn load_model(m: &ModelProto) -> Result<Graph, ModelError> {
+pub(super) fn load_model(m: &ModelProto) -> Result<Graph, ModelError> {
     let (_d, p) = write(m);
     load_onnx(&p)
 }

@@ -69,6 +69,11 @@ pub const NOT_CONSTANT: &str =
 /// The recorded reason of a kernel the LR file (the product's `kernel`
 /// attribute) fixed.
 pub const FIXED_BY_LR: &str = "as the LR file says";
+/// The recorded reason of a dense kernel on a weight nothing was pruned from
+/// while a BCR candidate was estimated cheaper (the cost model never picks
+/// a BCR candidate that stores every value).
+pub const NOTHING_PRUNED: &str =
+    "because nothing is pruned: BCR would store every value and add index reads";
 /// The recorded reason of a kernel the `kernel` option fixed.
 pub const FIXED_BY_OPTION: &str = "as the kernel option (--kernel) says";
 
@@ -199,7 +204,11 @@ impl GraphChooseKernel {
                 let i64_type = IntegerType::new(context, 64).into();
                 match &choice.kernel {
                     Kernel::Dense => {
-                        op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_DENSE))
+                        op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_DENSE));
+                        let dense_ns = choice.candidates.first().map_or(0.0, |c| c.ns);
+                        if choice.candidates.iter().any(|c| c.ns < dense_ns) {
+                            op.set_attribute(grim::KERNEL_REASON_ATTR, string(NOTHING_PRUNED));
+                        }
                     }
                     Kernel::Bcr(shape) => {
                         op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_BCR));

@@ -8,6 +8,7 @@
 mod elementwise;
 mod files;
 mod grouped;
+mod pad;
 mod pool;
 mod random;
 mod resnet;

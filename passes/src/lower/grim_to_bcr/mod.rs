@@ -30,7 +30,8 @@
 //!   `grim.matmul` (`matmul.rs`: a dot product per result element) and
 //!   `grim.softmax` (`softmax.rs`); `grim.concat` copies its operands into
 //!   the result's slices (`concat.rs`); `grim.lrn` sums each element's
-//!   channel window (`lrn.rs`).
+//!   channel window (`lrn.rs`); `grim.pad` reads each output element's
+//!   source index per dim (`pad.rs`).
 //! * Inputs are read in the caller's buffers; a value the function returns
 //!   is computed straight into its output buffer (copied only when it is
 //!   also an input, an alias, or returned twice).
@@ -65,6 +66,7 @@ mod elementwise;
 mod gemm;
 mod grouped_conv;
 mod lrn;
+mod pad;
 mod matmul;
 mod permute;
 mod pool;
@@ -294,6 +296,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             grim::SOFTMAX => self.softmax(b, op),
             grim::CONCAT => self.concat(b, op),
             grim::LRN => self.lrn(b, op),
+            grim::PAD => self.pad(b, op),
             grim::RESHAPE | grim::IDENTITY => {
                 let shape =
                     values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;
