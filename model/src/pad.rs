@@ -70,7 +70,11 @@ pub fn output_shape(input: &[usize], pads: &[usize], mode: PadMode) -> Result<Ve
         if bad {
             return Err(format!(
                 "{mode} padding of dim {d} (size {n}) by {begin} and {end} is not defined{}",
-                if mode == PadMode::Reflect { ": reflect needs pads below the dim" } else { "" }
+                if mode == PadMode::Reflect {
+                    ": reflect needs pads below the dim"
+                } else {
+                    ""
+                }
             ));
         }
     }
@@ -130,7 +134,10 @@ mod tests {
         let e = output_shape(&[2, 3], &[1, 1], PadMode::Constant).unwrap_err();
         assert!(e.contains("must have 2 x rank = 4 entries"), "{e}");
         let e = output_shape(&[2, 3], &[0, 3, 0, 0], PadMode::Reflect).unwrap_err();
-        assert!(e.contains("reflect padding of dim 1 (size 3) by 3 and 0"), "{e}");
+        assert!(
+            e.contains("reflect padding of dim 1 (size 3) by 3 and 0"),
+            "{e}"
+        );
         assert!(output_shape(&[2, 3], &[0, 2, 0, 2], PadMode::Reflect).is_ok());
         assert!(output_shape(&[2, 3], &[0, 5, 0, 7], PadMode::Wrap).is_ok());
         assert_eq!(PadMode::from_name("edge"), Some(PadMode::Edge));

@@ -583,6 +583,27 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 Vec::new()
             };
+            // Beside each product's measured time, the kernel chosen and the
+            // cost model's estimate of it (what `grimc inspect` shows).
+            let estimates: std::collections::BTreeMap<String, (String, Option<f64>)> = if per_layer
+            {
+                let mut plain = options.clone();
+                plain.profile = false;
+                let lowered = driver::lower(&plain, Level::Bcr)?;
+                inspect::rows(&lowered.products, &lowered.blob.layers)
+                    .into_iter()
+                    .map(|r| {
+                        let kernel = if r.kernel == "bcr" {
+                            format!("bcr {}", r.block)
+                        } else {
+                            r.kernel.clone()
+                        };
+                        (r.layer, (kernel, r.estimate_ns.map(|ns| ns / 1e6)))
+                    })
+                    .collect()
+            } else {
+                Default::default()
+            };
             if json {
                 let mut value = serde_json::json!({
                     "model": model.model.display().to_string(),
@@ -593,7 +614,11 @@ fn run(cli: Cli) -> Result<()> {
                 if per_layer {
                     value["layers"] = serde_json::json!(layers
                         .iter()
-                        .map(|(name, mean)| serde_json::json!({"name": name, "mean_ms": mean}))
+                        .map(|(name, mean)| {
+                            let (kernel, estimate) = estimates.get(name).cloned().unzip();
+                            serde_json::json!({"name": name, "mean_ms": mean,
+                                "kernel": kernel, "estimate_ms": estimate.flatten()})
+                        })
                         .collect::<Vec<_>>());
                 }
                 println!("{value}");
@@ -610,10 +635,18 @@ fn run(cli: Cli) -> Result<()> {
                         .max()
                         .unwrap_or(5)
                         .max(5);
-                    println!("{:<width$} {:>10} {:>7}", "layer", "mean ms", "share");
+                    println!(
+                        "{:<width$} {:>10} {:>7}  {:<12} {:>11}",
+                        "layer", "mean ms", "share", "kernel", "estimate ms"
+                    );
                     for (name, mean) in &layers {
+                        let (kernel, estimate) = match estimates.get(name) {
+                            Some((kernel, Some(ms))) => (kernel.as_str(), format!("{ms:.4}")),
+                            Some((kernel, None)) => (kernel.as_str(), "-".to_string()),
+                            None => ("", String::new()),
+                        };
                         println!(
-                            "{name:<width$} {mean:>10.4} {:>6.1}%",
+                            "{name:<width$} {mean:>10.4} {:>6.1}%  {kernel:<12} {estimate:>11}",
                             100.0 * mean / total.max(f64::MIN_POSITIVE)
                         );
                     }

@@ -186,6 +186,25 @@ fn bench_prints_json_with_latency_figures() {
     );
     // fc3 (10x512, dense) does far less work than fc1 and fc2 (512-wide).
     assert!(times[2] < times[0] && times[2] < times[1], "{value}");
+    // Beside each time, the kernel chosen and the cost model's estimate, as
+    // `grimc inspect` reports them.
+    let report = grimc_json(&["inspect", "--json", model.to_str().unwrap()]);
+    for (layer, row) in layers.iter().zip(report["layers"].as_array().unwrap()) {
+        assert_eq!(layer["name"], row["layer"], "{value}");
+        let ns = row["estimate_ns"].as_f64().unwrap();
+        assert!(
+            (layer["estimate_ms"].as_f64().unwrap() - ns / 1e6).abs() < 1e-9,
+            "{value}"
+        );
+        assert!(layer["kernel"]
+            .as_str()
+            .unwrap()
+            .starts_with(row["kernel"].as_str().unwrap()));
+    }
+    assert!(
+        layers[0]["kernel"].as_str().unwrap().starts_with("bcr "),
+        "{value}"
+    );
 }
 
 /// A dynamic batch as PyTorch's `dynamic_axes` writes it: every command
@@ -278,5 +297,49 @@ fn input_shape_fixes_a_dynamic_batch() {
         assert_eq!(code, 1, "{flag}: {err}");
         assert!(err.contains(says), "{flag}: {err}");
         assert!(!out.exists());
+    }
+}
+
+/// `grimc example` of a zoo network writes the model as asked (the rate
+/// and size reach it) and refuses bad arguments with exit 1 and no file.
+#[test]
+fn example_writes_zoo_networks_and_refuses_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let p = path.to_str().unwrap();
+    let (code, stderr) = grimc(&[
+        "example",
+        "--model",
+        "mobilenetv2",
+        "--size",
+        "32",
+        "--rate",
+        "8",
+        "--classes",
+        "10",
+        "-o",
+        p,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let g = grim_model::load_onnx(&path).unwrap();
+    assert_eq!(g.inputs[0].shape, [1, 3, 32, 32]);
+    assert_eq!(g.outputs[0].shape, [1, 10]);
+    // 8x: 4 of 8 rows and 4 of 16 columns of each 1x1 conv's blocks kept.
+    let w = &g.initializers["features.18.0.weight"];
+    let kept = w.data.iter().filter(|&&v| v != 0.0).count();
+    assert_eq!(kept * 8, w.data.len());
+    for (args, want) in [
+        (vec!["--model", "resnet"], "unknown model 'resnet' (expected mlp, cnn, resnet-stage, resnet18, resnet50, vgg16, mobilenetv2)"),
+        (vec!["--model", "vgg16", "--size", "16"], "vgg16 needs a size of at least 32"),
+        (vec!["--model", "resnet18", "--rate", "0.5"], "a pruning rate must be a number >= 1, got 0.5"),
+    ] {
+        let bad = dir.path().join("bad.onnx");
+        let mut all = vec!["example"];
+        all.extend(args);
+        all.extend(["-o", bad.to_str().unwrap()]);
+        let (code, stderr) = grimc(&all);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(!bad.exists());
     }
 }

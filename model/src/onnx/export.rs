@@ -186,7 +186,10 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
                         dims: vec![pads.len() as i64],
                         data_type: data_type::INT64,
                         name: name.clone(),
-                        raw_data: pads.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect(),
+                        raw_data: pads
+                            .iter()
+                            .flat_map(|&v| (v as i64).to_le_bytes())
+                            .collect(),
                         ..Default::default()
                     });
                     inputs.push(name);

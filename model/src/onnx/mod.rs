@@ -297,6 +297,26 @@ pub fn from_proto_with(
         }
         let out_name = outputs[0].clone();
 
+        // A 1-D Conv or pool ([N, C, L]) is the 2-D one over [N, C, 1, L]:
+        // Reshapes around it, its attributes and weight given a height of 1.
+        let lifted_np;
+        let mut lifted_out = None;
+        let np = match ops::lift_1d(np, &mut node_inputs, &mut shapes, &mut floats) {
+            Some(lift) => {
+                folded.extend(lift.consumed);
+                for reshape in lift.before {
+                    push_node(&mut nodes, &mut shapes, &label, reshape)?;
+                }
+                lifted_np = lift.node;
+                lifted_out = Some(out_name.clone());
+                &lifted_np
+            }
+            None => np,
+        };
+        let out_name = match &lifted_out {
+            Some(name) => format!("{name}/as_2d"),
+            None => out_name,
+        };
         let constants = fold::Constants {
             floats: &floats,
             ints: &ints,
@@ -416,7 +436,8 @@ pub fn from_proto_with(
                     .first()
                     .and_then(|x| shapes.get(x))
                     .map_or(0, Vec::len);
-                let (mode, pads, value) = ops::pad_args(&at, np, &node_inputs, opset, &constants, rank)?;
+                let (mode, pads, value) =
+                    ops::pad_args(&at, np, &node_inputs, opset, &constants, rank)?;
                 folded.extend(node_inputs.drain(1..).filter(|s| !s.is_empty()));
                 Op::Pad { mode, pads, value }
             }
@@ -705,9 +726,33 @@ pub fn from_proto_with(
                 name: np.name.clone(),
                 op,
                 inputs: node_inputs,
-                outputs: vec![out_name],
+                outputs: vec![out_name.clone()],
             },
         )?;
+        if let Some(final_name) = lifted_out {
+            // Back to [N, M, L'] from [N, M, 1, L'].
+            let shape: Vec<i64> = shapes
+                .get(&out_name)
+                .map(|s| {
+                    s.iter()
+                        .enumerate()
+                        .filter(|(d, _)| *d != 2)
+                        .map(|(_, &v)| v as i64)
+                        .collect()
+                })
+                .unwrap_or_default();
+            push_node(
+                &mut nodes,
+                &mut shapes,
+                &label,
+                Node {
+                    name: format!("{}/as_1d", np.name),
+                    op: Op::Reshape { shape },
+                    inputs: vec![out_name],
+                    outputs: vec![final_name],
+                },
+            )?;
+        }
     }
 
     let mut outputs = Vec::new();
@@ -755,4 +800,4 @@ pub fn from_proto_with(
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_pad;
+mod tests_ops;

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 
 use crate::error::ModelError;
-use crate::graph::Op;
+use crate::graph::{Node, Op};
 use crate::tensor::Tensor;
 
 use super::attrs::{Attrs, AutoPad};
 use super::fold;
-use crate::pad::PadMode;
 use super::proto::*;
+use crate::pad::PadMode;
 
 /// Reads a `Conv` node's attributes into [`Op::Conv`].
 ///
@@ -504,8 +504,8 @@ pub(super) fn pad_args(
     let pads = if opset < 11 {
         pads.ok_or_else(|| at.unsupported("missing attribute 'pads'".into()))?
     } else {
-        let given = int_input(1, "pads")?
-            .ok_or_else(|| at.unsupported("missing input 'pads'".into()))?;
+        let given =
+            int_input(1, "pads")?.ok_or_else(|| at.unsupported("missing input 'pads'".into()))?;
         if let Some(name) = inputs.get(2).filter(|s| !s.is_empty()) {
             value = match constants.floats.get(name) {
                 Some(t) if t.data.len() == 1 => t.data[0],
@@ -527,9 +527,12 @@ pub(super) fn pad_args(
                 let mut all = vec![0i64; 2 * rank];
                 for (k, &axis) in axes.iter().enumerate() {
                     let d = if axis < 0 { axis + rank as i64 } else { axis };
-                    let d = usize::try_from(d).ok().filter(|&d| d < rank).ok_or_else(|| {
-                        at.unsupported(format!("axis {axis} is out of range for rank {rank}"))
-                    })?;
+                    let d = usize::try_from(d)
+                        .ok()
+                        .filter(|&d| d < rank)
+                        .ok_or_else(|| {
+                            at.unsupported(format!("axis {axis} is out of range for rank {rank}"))
+                        })?;
                     all[d] = given[k];
                     all[rank + d] = given[axes.len() + k];
                 }
@@ -547,4 +550,79 @@ pub(super) fn pad_args(
             ))
         })?;
     Ok((mode, pads, value))
+}
+
+/// A 1-D Conv, MaxPool or AveragePool rewritten as the 2-D op over a
+/// height of 1: the Reshapes to push before it, the node with its
+/// attributes given a leading kernel, stride and dilation of 1 and no
+/// padding in height, and the initializers it no longer reads.
+pub(super) struct Lift {
+    pub(super) before: Vec<Node>,
+    pub(super) node: NodeProto,
+    pub(super) consumed: Vec<String>,
+}
+
+/// [`Lift`] of `np` when its data input is `[N, C, L]` (`inputs` and,
+/// for a constant conv weight `[M, C/g, k]`, `floats` and `shapes` gain
+/// the `[.., 1, ..]` forms); `None` for every other node.
+pub(super) fn lift_1d(
+    np: &NodeProto,
+    inputs: &mut [String],
+    shapes: &mut BTreeMap<String, Vec<usize>>,
+    floats: &mut BTreeMap<String, Tensor>,
+) -> Option<Lift> {
+    if !matches!(np.op_type.as_str(), "Conv" | "MaxPool" | "AveragePool") {
+        return None;
+    }
+    let unit_height = |shape: &[usize]| -> Option<Vec<i64>> {
+        match shape {
+            &[a, b, l] => Some(vec![a as i64, b as i64, 1, l as i64]),
+            _ => None,
+        }
+    };
+    let x_shape = unit_height(shapes.get(inputs.first()?)?)?;
+    let at = np.output.first().map_or("lifted", |s| s.as_str());
+    let mut before = Vec::new();
+    let mut consumed = Vec::new();
+    let reshape = |name: &str, value: &str, shape: Vec<i64>| Node {
+        name: format!("{}/{name}_as_2d", np.name),
+        op: Op::Reshape { shape },
+        inputs: vec![value.to_string()],
+        outputs: vec![format!("{at}/{name}_as_2d")],
+    };
+    before.push(reshape("input", &inputs[0], x_shape));
+    inputs[0] = before[0].outputs[0].clone();
+    if np.op_type == "Conv" && inputs.len() > 1 {
+        let w = inputs[1].clone();
+        if let Some(t) = floats.get(&w) {
+            let shape = unit_height(&t.shape)?;
+            let name = format!("{w}/as_2d");
+            let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            shapes.insert(name.clone(), dims.clone());
+            let lifted = Tensor {
+                shape: dims,
+                data: t.data.clone(),
+            };
+            floats.insert(name.clone(), lifted);
+            consumed.push(w);
+            inputs[1] = name;
+        } else {
+            let shape = unit_height(shapes.get(&w)?)?;
+            before.push(reshape("weight", &w, shape));
+            inputs[1] = before[1].outputs[0].clone();
+        }
+    }
+    let mut node = np.clone();
+    for a in &mut node.attribute {
+        match (a.name.as_str(), a.ints.len()) {
+            ("kernel_shape" | "strides" | "dilations", 1) => a.ints.insert(0, 1),
+            ("pads", 2) => a.ints = vec![0, a.ints[0], 0, a.ints[1]],
+            _ => {}
+        }
+    }
+    Some(Lift {
+        before,
+        node,
+        consumed,
+    })
 }

@@ -245,8 +245,20 @@ fn concat_of_branches_and_channel_shuffle_match_the_reference() {
 fn inspect_says_an_unpruned_weight_stays_dense() {
     let dir = tempfile::tempdir().unwrap();
     let weight = lcg_input(vec![64, 3 * 7 * 7], 5).data;
-    let graph = grim_model::conv_layer(1, 3, 224, 224, 64, [7, 7], [2, 2], [3; 4], [1, 1], false, weight)
-        .unwrap();
+    let graph = grim_model::conv_layer(
+        1,
+        3,
+        224,
+        224,
+        64,
+        [7, 7],
+        [2, 2],
+        [3; 4],
+        [1, 1],
+        false,
+        weight,
+    )
+    .unwrap();
     let path = dir.path().join("stem.onnx");
     grim_model::save_onnx(&graph, &path).unwrap();
     let report = grimc_json(&["inspect", "--json", path.to_str().unwrap()]);
@@ -254,8 +266,15 @@ fn inspect_says_an_unpruned_weight_stays_dense() {
     assert_eq!(layer["kernel"], "dense", "{report}");
     let estimates = layer["estimates"].as_object().unwrap();
     let dense = estimates["dense"].as_f64().unwrap();
-    let cheaper = estimates.values().filter_map(|v| v.as_f64()).any(|ns| ns < dense);
+    let cheaper = estimates
+        .values()
+        .filter_map(|v| v.as_f64())
+        .any(|ns| ns < dense);
     let reason = layer["reason"].as_str().unwrap_or("");
-    let want = if cheaper { "because nothing is pruned" } else { "dense is estimated cheaper" };
+    let want = if cheaper {
+        "because nothing is pruned"
+    } else {
+        "dense is estimated cheaper"
+    };
     assert!(reason.contains(want), "{report}");
 }

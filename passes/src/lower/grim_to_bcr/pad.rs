@@ -18,13 +18,21 @@ use melior::{
 };
 
 impl<'c> Lowering<'c, '_> {
-    pub(super) fn pad(&mut self, b: &Builder<'c>, op: OperationRef<'c, '_>) -> Result<(), PassError> {
-        let attrs = grim::pad_attrs(&op).ok_or_else(|| op_error(&op, "has malformed attributes"))?;
+    pub(super) fn pad(
+        &mut self,
+        b: &Builder<'c>,
+        op: OperationRef<'c, '_>,
+    ) -> Result<(), PassError> {
+        let attrs =
+            grim::pad_attrs(&op).ok_or_else(|| op_error(&op, "has malformed attributes"))?;
         let input = self.operand(&op, 0)?;
         let shape = input.shape().to_vec();
         let rank = shape.len();
         if attrs.pads.len() != 2 * rank {
-            return Err(op_error(&op, format!("has pads {:?} for rank {rank}", attrs.pads)));
+            return Err(op_error(
+                &op,
+                format!("has pads {:?} for rank {rank}", attrs.pads),
+            ));
         }
         let x = self.read(b, &input, &shape);
         let result = op.result(0).map_err(|e| op_error(&op, e))?;

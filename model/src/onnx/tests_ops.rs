@@ -1,9 +1,9 @@
-//! Loading Pad in both forms and Reshape's allowzero.
+//! Loading Pad in both forms, Reshape's allowzero, and 1-D convs and pools.
 
 use super::export::vi_proto;
 use super::proto::*;
-use super::{attr_type, data_type};
 use super::tests::{load_model, node_proto, opset_of};
+use super::{attr_type, data_type};
 use crate::graph::Op;
 use crate::pad::PadMode;
 
@@ -75,7 +75,11 @@ fn pad_errors_name_the_node_and_the_problem() {
             &["x", "pads"],
             "negative pads [0, -1, 0, 0] crop the input",
         ),
-        (vec![], &["x", "x"], "pads 'x' must be a constant 1-D INT64 tensor"),
+        (
+            vec![],
+            &["x", "x"],
+            "pads 'x' must be a constant 1-D INT64 tensor",
+        ),
         (
             vec![ints("pads", &[0, 9, 0, 0])],
             &["x", "pads"],
@@ -95,7 +99,10 @@ fn pad_errors_name_the_node_and_the_problem() {
     let e = load_model(&model(pad, vec![ints("pads", &[0; 4])], &[2, 3], 13))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("mode 'symmetric' is not constant, reflect, edge or wrap"), "{e}");
+    assert!(
+        e.contains("mode 'symmetric' is not constant, reflect, edge or wrap"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -115,5 +122,77 @@ fn reshape_allowzero_without_a_zero_is_a_plain_reshape() {
     let e = load_model(&model(reshape, vec![ints("shape", &[0, 6])], &[2, 3], 14))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("allowzero = 1 with a 0 in the shape [0, 6]"), "{e}");
+    assert!(
+        e.contains("allowzero = 1 with a 0 in the shape [0, 6]"),
+        "{e}"
+    );
+}
+
+fn f32s(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: data_type::FLOAT,
+        float_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: attr_type::INTS,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_1d_conv_is_the_2d_conv_over_a_height_of_one() {
+    // y[i] = x[i-1] - x[i+1] with one zero of padding on each side.
+    let mut conv = node_proto("conv1d", "Conv", &["x", "w"], &["y"]);
+    conv.attribute.push(ints_attr("pads", &[1, 1]));
+    conv.attribute.push(ints_attr("kernel_shape", &[3]));
+    let m = model(
+        conv,
+        vec![f32s("w", &[1, 1, 3], &[1.0, 0.0, -1.0])],
+        &[1, 1, 5],
+        13,
+    );
+    let g = load_model(&m).unwrap();
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.op_type()).collect();
+    assert_eq!(ops, ["Reshape", "Conv", "Reshape"]);
+    assert_eq!(
+        g.nodes[1].name, "conv1d",
+        "the conv keeps its name (LR files match on it)"
+    );
+    assert_eq!(g.initializers.len(), 1, "only the lifted weight stays");
+    let w = g.initializers.values().next().unwrap();
+    assert_eq!(w.shape, [1, 1, 1, 3]);
+    let mut g = g;
+    g.outputs = vec![crate::graph::ValueInfo {
+        name: "y".into(),
+        shape: vec![1, 1, 5],
+    }];
+    let x = crate::tensor::Tensor::new(vec![1, 1, 5], vec![1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    let y = crate::reference::run_reference(&g, &[x]).unwrap();
+    assert_eq!(y[0].shape, [1, 1, 5]);
+    assert_eq!(y[0].data, [-2.0, -2.0, -2.0, -2.0, 4.0]);
+}
+
+#[test]
+fn a_1d_max_pool_with_stride_and_pads() {
+    let mut pool = node_proto("pool1d", "MaxPool", &["x"], &["y"]);
+    pool.attribute.push(ints_attr("kernel_shape", &[2]));
+    pool.attribute.push(ints_attr("strides", &[2]));
+    pool.attribute.push(ints_attr("pads", &[1, 0]));
+    let mut g = load_model(&model(pool, vec![], &[1, 1, 5], 12)).unwrap();
+    g.outputs = vec![crate::graph::ValueInfo {
+        name: "y".into(),
+        shape: vec![1, 1, 3],
+    }];
+    let x = crate::tensor::Tensor::new(vec![1, 1, 5], vec![3.0, 1.0, 4.0, 1.0, 5.0]).unwrap();
+    let y = crate::reference::run_reference(&g, &[x]).unwrap();
+    // Windows [pad, 3], [1, 4], [1, 5].
+    assert_eq!(y[0].data, [3.0, 4.0, 5.0]);
 }
