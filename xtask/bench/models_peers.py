@@ -26,35 +26,14 @@ OUT.json: {"versions": {...}, "unavailable": {peer: why},
 """
 
 import json
-import math
 import os
 import platform
-import statistics
 import sys
-import time
 import traceback
 
+from timing import measure  # xtask/bench/timing.py, beside this script
+
 import numpy as np
-
-
-def measure(fn, budget_s, min_reps, max_reps):
-    fn()
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    reps = int(min(max_reps, max(min_reps, math.ceil(budget_s / max(first, 1e-9)))))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {
-        "median_ms": statistics.median(times),
-        "min_ms": min(times),
-        "max_ms": max(times),
-        "runs": reps,
-    }
 
 
 def relative_error(y, ref):
