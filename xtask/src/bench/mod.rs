@@ -37,7 +37,7 @@ use run::{kernels, mca_command};
 
 pub const USAGE: &str = "usage: cargo xtask bench kernels [--quick] [--runs R] [--threads 1,2]
        cargo xtask bench mca      (llvm-mca figures of the aarch64 inner loops -> docs/benchmarks/mca.md)
-       cargo xtask bench models [--quick] [--threads 1,2] [--runs R]
+       cargo xtask bench models [--quick] [--threads 1,2] [--runs R] | --report-only
                                   (the zoo at 224x224 against onnxruntime, tract and MNN -> docs/benchmarks/models.md)
 
   --quick        smoke test: only 8x sparsity, block 8x16, 1 thread, few runs; report in target/bench/quick/

@@ -6,7 +6,8 @@
 //! target/bench/models-venv), plus the per-layer breakdown of the grim BCR
 //! runs and the time to compile ResNet-18 for aarch64. The report goes to
 //! docs/benchmarks/models.{md,json,png}; `--quick` (ResNet-18 and
-//! MobileNet-V2, 1 thread, few runs) writes it to target/bench/models-quick/.
+//! MobileNet-V2, 1 thread, few runs) writes it to target/bench/models-quick/;
+//! `--report-only` rewrites models.md and models.png from models.json.
 //!
 //! apache-tvm and LiteRT/XNNPACK are not run; the report says why.
 
@@ -74,7 +75,7 @@ fn parse(args: &[&str]) -> Result<Options> {
                     .filter(|&r: &usize| r >= 2)
                     .with_context(|| format!("--runs: '{n}' is not a number >= 2"))?;
             }
-            other => bail!("bench models: unknown argument `{other}` (usage: cargo xtask bench models [--quick] [--threads 1,2] [--runs R])"),
+            other => bail!("bench models: unknown argument `{other}` (usage: cargo xtask bench models [--quick] [--threads 1,2] [--runs R] | --report-only)"),
         }
     }
     Ok(options)
@@ -96,6 +97,21 @@ impl Model {
 
 /// `cargo xtask bench models ...`.
 pub fn models(args: &[&str]) -> Result<()> {
+    if args == ["--report-only"] {
+        // Rewrite models.md and models.png from the last run's models.json.
+        let dir = repo_root().join("docs").join("benchmarks");
+        let path = dir.join("models.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+        let results: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", path.display()))?;
+        report::write(&dir, &results)?;
+        println!(
+            "bench models: rewrote {} from {}",
+            dir.join("models.md").display(),
+            path.display()
+        );
+        return Ok(());
+    }
     let options = parse(args)?;
     let started = Instant::now();
     crate::runtime()?;
