@@ -93,7 +93,9 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// `{module}/{conv}` then `{module}/{bn}`, pruned.
+    /// `{module}/{conv}` then `{module}/{bn}`, pruned; each one's
+    /// parameters are named by the last segment of its module path
+    /// (`downsample/downsample.0` gives `{params}.downsample.0`).
     fn conv_bn(
         &self,
         b: &mut Builder,
@@ -103,9 +105,16 @@ impl Block<'_> {
         kernel: usize,
         stride: usize,
     ) -> Result<String, ModelError> {
+        let params = |name: &str| {
+            format!(
+                "{}.{}",
+                self.params,
+                name.rsplit('/').next().unwrap_or(name)
+            )
+        };
         let h = b.conv(Conv {
             module: &format!("{}/{}", self.module, names[0]),
-            params: &format!("{}.{}", self.params, names[0]),
+            params: &params(names[0]),
             input,
             channels,
             kernel,
@@ -116,7 +125,7 @@ impl Block<'_> {
         })?;
         b.batch_norm(
             &format!("{}/{}", self.module, names[1]),
-            &format!("{}.{}", self.params, names[1]),
+            &params(names[1]),
             &h,
             channels[1],
         )
@@ -129,23 +138,7 @@ impl Block<'_> {
             return Ok(self.input.to_string());
         }
         let names = ["downsample/downsample.0", "downsample/downsample.1"];
-        let h = b.conv(Conv {
-            module: &format!("{}/{}", self.module, names[0]),
-            params: &format!("{}.downsample.0", self.params),
-            input: self.input,
-            channels: [self.cin, cout],
-            kernel: 1,
-            stride: self.stride,
-            group: 1,
-            bias: false,
-            pruned: true,
-        })?;
-        b.batch_norm(
-            &format!("{}/{}", self.module, names[1]),
-            &format!("{}.downsample.1", self.params),
-            &h,
-            cout,
-        )
+        self.conv_bn(b, names, self.input, [self.cin, cout], 1, self.stride)
     }
 
     /// `relu(h + skip)`, the Relu named `relu_{n}` as PyTorch numbers the
