@@ -125,6 +125,9 @@ fn lr_block_size_is_applied_per_layer() {
     let lr = work.path().join("m.lr.json");
     write(&lr, br#"{"version": 1, "layers": [ {"name": "fc2", "sparsity": {"kind": "bcr", "block_rows": 4, "block_cols": 8}, "order": "natural", "schedule": {"register_tile": 3}} ]}"#);
     let mut options = Options::new(&model, "host");
+    // The cost model's choices depend on the vector width: pin an AVX2 CPU,
+    // so an AVX-512 host chooses as the assertions say.
+    options.cpu = Some("haswell".into());
     options.lr = Some(lr);
     let compiled = driver::compile(&options, true, false).unwrap();
     let fc2 = packed_layer(&compiled, "fc2.weight");
@@ -172,6 +175,9 @@ fn lr_kernel_choice_overrides_the_weights() {
     let lr = work.path().join("m.lr.json");
     write(&lr, br#"{"version": 1, "layers": [ {"name": "fc1", "sparsity": {"kind": "dense"}}, {"name": "fc3", "sparsity": {"kind": "bcr", "block_rows": 2, "block_cols": 4}} ]}"#);
     let mut options = Options::new(&model, "host");
+    // The cost model's choices depend on the vector width: pin an AVX2 CPU,
+    // so an AVX-512 host chooses as the assertions say.
+    options.cpu = Some("haswell".into());
     options.lr = Some(lr);
     let compiled = driver::compile(&options, true, false).unwrap();
     let layout = |name: &str| packed_layer(&compiled, name).layout.clone();
