@@ -218,9 +218,16 @@ pub(super) fn sparse_product<'c>(
 /// block ahead hides less of the L2 latency than two; four is no better.
 const PREFETCH_DISTANCE: i64 = 2;
 
+/// 64-byte lines prefetched at the start of each activation row the block
+/// ahead reads. Only the start: the hardware's stream prefetcher follows a
+/// row once it is being read, while prefetching all of it (49 lines at
+/// N = 784) made `prefetcht0` 36% of the samples of an 8x16 BCR conv of
+/// 512x4608x784 (perf, Sapphire Rapids; docs/benchmarks/analysis.md).
+const PREFETCH_LINES: i64 = 4;
+
 /// Prefetches the activation rows `[n_base, n_base + n_len)` that the block
 /// [`PREFETCH_DISTANCE`] ahead in this strip reads (the strip's last block
-/// when fewer remain), one prefetch per 64-byte line.
+/// when fewer remain): the first [`PREFETCH_LINES`] 64-byte lines of each.
 ///
 /// The activation rows a block reads are scattered over `X`, so the
 /// hardware prefetchers cannot guess them. Only with uniform counts: the
@@ -242,7 +249,7 @@ fn prefetch_ahead<'c>(
     let mask = b.muli(ahead, b.index(blocks.mask_stride));
     let mask = b.addi(mask, b.index(blocks.row_mask_bytes));
     let word = mask_word(b, blocks.packed.masks, mask, blocks.block_cols);
-    let lines = (n_len + 15) / 16;
+    let lines = ((n_len + 15) / 16).min(PREFETCH_LINES);
     // The block ahead is walked as if it kept `kept_cols` columns; one that
     // keeps fewer (a blob other than the compiled one) must not prefetch
     // past X's last row.
