@@ -50,3 +50,53 @@ module attributes {grim.target = "avx2"} {
     return %r, %y : tensor<2x16xf32>, tensor<1x4x4x4xf32>
   }
 }
+
+// -----
+
+// Checks a concat of computed operands along the channels of one image:
+// each relu writes straight into its slice of the concat's result (the
+// second 1 KiB in), so the concat has nothing to copy; the sigmoid, live
+// while the first slice is, gets bytes of its own. Without reuse the
+// slices are still placed (they are a placement, not a reuse).
+
+// CHECK-LABEL: func.func @concat_slices
+// CHECK-SAME: grim.arena_bytes = 3072 : i64
+// CHECK: "grim.relu"(%arg0) {grim.offset = [[#BASE:]] : i64}
+// CHECK: "grim.sigmoid"(%arg0) {grim.offset = [[#BASE+2048]] : i64}
+// CHECK: "grim.relu"(%{{.*}}) {grim.offset = [[#BASE+1024]] : i64}
+// CHECK: "grim.concat"(%{{.*}}, %{{.*}}) {axis = 1 : i64, grim.offset = [[#BASE]] : i64}
+// CHECK: "grim.tanh"
+// BUMP-LABEL: func.func @concat_slices
+// BUMP: "grim.relu"(%arg0) {grim.offset = [[#BASE:]] : i64}
+// BUMP: "grim.relu"(%{{.*}}) {grim.offset = [[#BASE+1024]] : i64}
+// BUMP: "grim.concat"(%{{.*}}, %{{.*}}) {axis = 1 : i64, grim.offset = [[#BASE]] : i64}
+func.func @concat_slices(%x: tensor<1x4x8x8xf32>) -> tensor<1x8x8x8xf32> {
+  %a = "grim.relu"(%x) : (tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %s = "grim.sigmoid"(%x) : (tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %b = "grim.relu"(%s) : (tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %c = "grim.concat"(%a, %b) {axis = 1 : i64} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<1x8x8x8xf32>
+  %y = "grim.tanh"(%c) : (tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
+  return %y : tensor<1x8x8x8xf32>
+}
+
+// -----
+
+// Checks what stays a copy: along a dim after a non-unit one (two runs per
+// operand) nothing is placed (the relu is beside the concat's result, not
+// in it), and an operand that is the function's argument is copied while
+// the computed one beside it is still placed in its slice (256 bytes in).
+
+// CHECK-LABEL: func.func @concat_copies
+// CHECK: "grim.relu"(%arg0) {grim.offset = 1024 : i64}
+// CHECK: "grim.concat"(%{{.*}}, %arg0) {axis = 1 : i64, grim.offset = 0 : i64}
+// CHECK: "grim.relu"(%arg1) {grim.offset = [[#B:]] : i64}
+// CHECK: "grim.concat"(%arg1, %{{.*}}) {axis = 1 : i64, grim.offset = [[#B-256]] : i64}
+func.func @concat_copies(%x: tensor<2x4x16xf32>, %z: tensor<1x4x16xf32>) -> (tensor<2x8x16xf32>, tensor<1x8x16xf32>) {
+  %a = "grim.relu"(%x) : (tensor<2x4x16xf32>) -> tensor<2x4x16xf32>
+  %c = "grim.concat"(%a, %x) {axis = 1 : i64} : (tensor<2x4x16xf32>, tensor<2x4x16xf32>) -> tensor<2x8x16xf32>
+  %e = "grim.relu"(%c) : (tensor<2x8x16xf32>) -> tensor<2x8x16xf32>
+  %b = "grim.relu"(%z) : (tensor<1x4x16xf32>) -> tensor<1x4x16xf32>
+  %d = "grim.concat"(%z, %b) {axis = 1 : i64} : (tensor<1x4x16xf32>, tensor<1x4x16xf32>) -> tensor<1x8x16xf32>
+  %f = "grim.relu"(%d) : (tensor<1x8x16xf32>) -> tensor<1x8x16xf32>
+  return %e, %f : tensor<2x8x16xf32>, tensor<1x8x16xf32>
+}

@@ -518,3 +518,27 @@ func.func @concat(%a: tensor<2x3x4xf32>, %b: tensor<2x2x4xf32>) -> tensor<2x5x4x
   %y = "grim.concat"(%a, %b) {axis = 1 : i64} : (tensor<2x3x4xf32>, tensor<2x2x4xf32>) -> tensor<2x5x4xf32>
   return %y : tensor<2x5x4xf32>
 }
+
+// -----
+
+// A concat whose operands graph-plan-memory placed in their slices of the
+// result: the relu and the sigmoid store into a view at its slice's offset of the arena
+// (0 and 1024 bytes), and the concat copies nothing: no store between the
+// sigmoid's and the tanh's.
+
+// CHECK-LABEL: func.func @concat_in_place
+// CHECK: %[[A:.*]] = memref.view %{{.*}}[%c0{{.*}}][] : memref<?xi8> to memref<256xf32>
+// CHECK: arith.maximumf
+// CHECK: memref.store %{{.*}}, %[[A]]
+// CHECK: %[[B:.*]] = memref.view %{{.*}}[%c1024{{.*}}][] : memref<?xi8> to memref<256xf32>
+// CHECK: arith.divf
+// CHECK: memref.store %{{.*}}, %[[B]]
+// CHECK-NOT: memref.store
+// CHECK: math.tanh
+func.func @concat_in_place(%x: tensor<1x4x8x8xf32>) -> tensor<1x8x8x8xf32> {
+  %a = "grim.relu"(%x) : (tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %b = "grim.sigmoid"(%x) : (tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  %c = "grim.concat"(%a, %b) {axis = 1 : i64} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<1x8x8x8xf32>
+  %y = "grim.tanh"(%c) : (tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
+  return %y : tensor<1x8x8x8xf32>
+}

@@ -65,8 +65,13 @@ pub fn check(problem: &Problem, plan: &Plan) -> Result<(), PlanError> {
 struct Facts {
     /// Root index of every value.
     root: Vec<usize>,
+    /// Byte offset of every value in its root's buffer (slices only).
+    offset: Vec<u64>,
     /// Defining step of every value.
     def: Vec<Option<usize>>,
+    /// For arena roots, the first step writing the buffer or one of its
+    /// slices; meaningless for other values.
+    first: Vec<usize>,
     /// For arena roots, the last step touching the buffer (`def` if none);
     /// meaningless for other values.
     last: Vec<usize>,
@@ -99,10 +104,11 @@ impl Facts {
         }
 
         let mut root = vec![0; n];
+        let mut offset = vec![0u64; n];
         for (v, slot) in root.iter_mut().enumerate() {
             let mut current = v;
             let mut hops = 0;
-            while let Placement::AliasOf(target) = problem.values[current].placement {
+            while let Some((target, offset_bytes)) = problem.values[current].placement.view() {
                 if target.0 >= n {
                     return Err(PlanError::UnknownAliasTarget {
                         value: problem.value_label(ValueId(current)),
@@ -116,12 +122,14 @@ impl Facts {
                     });
                 }
                 hops += 1;
+                offset[v] = offset[v].saturating_add(offset_bytes);
                 current = target.0;
             }
-            if problem.values[v].bytes > problem.values[current].bytes {
+            let end = problem.values[v].bytes.saturating_add(offset[v]);
+            if end > problem.values[current].bytes {
                 return Err(PlanError::AliasLargerThanRoot {
                     value: problem.value_label(ValueId(v)),
-                    bytes: problem.values[v].bytes,
+                    bytes: end,
                     root: problem.value_label(ValueId(current)),
                     root_bytes: problem.values[current].bytes,
                 });
@@ -151,13 +159,23 @@ impl Facts {
                 if def[current].is_some() {
                     return def[current];
                 }
-                match problem.values[current].placement {
-                    Placement::AliasOf(target) => current = target.0,
-                    _ => return None,
+                match problem.values[current].placement.view() {
+                    Some((target, _)) => current = target.0,
+                    None => return None,
                 }
             }
         };
         for (v, (value, written_at)) in problem.values.iter().zip(&def).enumerate() {
+            if let (Placement::SliceOf { of, .. }, Some(s)) = (value.placement, *written_at) {
+                if let Some(d) = def[of.0].filter(|&d| d <= s) {
+                    return Err(PlanError::SliceAfterTarget {
+                        step: problem.step_label(s),
+                        value: problem.value_label(ValueId(v)),
+                        target: problem.value_label(of),
+                        target_defined_by: problem.step_label(d),
+                    });
+                }
+            }
             if let (Placement::AliasOf(target), Some(s)) = (value.placement, *written_at) {
                 if let Some(d) = defined_at(target.0).filter(|&d| d > s) {
                     return Err(PlanError::AliasBeforeTarget {
@@ -193,10 +211,14 @@ impl Facts {
         }
 
         let mut last = vec![0; n];
+        let mut first = vec![0; n];
         for v in 0..n {
             if problem.values[v].placement == Placement::Arena {
                 match def[v] {
-                    Some(d) => last[v] = d,
+                    Some(d) => {
+                        last[v] = d;
+                        first[v] = d;
+                    }
                     None => {
                         return Err(PlanError::ArenaValueUndefined {
                             value: problem.value_label(ValueId(v)),
@@ -210,6 +232,7 @@ impl Facts {
                 let r = root[v.0];
                 if problem.values[r].placement == Placement::Arena {
                     last[r] = last[r].max(s);
+                    first[r] = first[r].min(s);
                 }
             }
         }
@@ -230,7 +253,13 @@ impl Facts {
                 });
             }
         }
-        Ok(Facts { root, def, last })
+        Ok(Facts {
+            root,
+            offset,
+            def,
+            first,
+            last,
+        })
     }
 
     fn in_arena(&self, problem: &Problem, v: usize) -> bool {
@@ -278,6 +307,7 @@ fn check_offsets(problem: &Problem, plan: &Plan, facts: &Facts) -> Result<(), Pl
                 region(|| label(v), offset_bytes, value.bytes, plan)?;
                 let r = facts.root[v];
                 if let Some(root_offset_bytes) = plan.value_offset_bytes[r] {
+                    let root_offset_bytes = root_offset_bytes.saturating_add(facts.offset[v]);
                     if root_offset_bytes != offset_bytes {
                         return Err(PlanError::AliasOffsetMismatch {
                             value: problem.value_label(ValueId(v)),
@@ -347,6 +377,12 @@ fn check_in_place(
         if problem.values[o].placement != Placement::Arena || !facts.in_arena(problem, i) {
             return Err(bad("output and input must both be arena buffers".into()));
         }
+        if facts.first[o] != s {
+            return Err(bad(format!(
+                "the output's buffer already holds a slice written by step '{}'",
+                problem.step_label(facts.first[o])
+            )));
+        }
         let input_root = facts.root[i];
         if facts.last[input_root] != s {
             return Err(bad(format!(
@@ -389,7 +425,8 @@ fn check_overlaps(
         live.clear();
         for (v, value) in problem.values.iter().enumerate() {
             let is_live = problem.values[v].placement == Placement::Arena
-                && facts.def[v].is_some_and(|d| d <= s)
+                && facts.def[v].is_some()
+                && facts.first[v] <= s
                 && s <= facts.last[v];
             if let (true, Some(offset_bytes)) =
                 (is_live && value.bytes > 0, plan.value_offset_bytes[v])

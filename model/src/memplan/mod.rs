@@ -49,6 +49,29 @@ pub enum Placement {
     /// extend the life of the aliased buffer; chains of aliases are followed
     /// to their root.
     AliasOf(ValueId),
+    /// A part of another value's buffer, `offset_bytes` into it, that a
+    /// step writes before the value itself is defined: an operand of a
+    /// concat computed straight into the concat's result, which then has
+    /// nothing to copy. The result's buffer lives from the first write of
+    /// any of its slices; chains (a concat of concats) are followed to
+    /// their root, adding the offsets.
+    SliceOf {
+        /// The value whose buffer holds this one.
+        of: ValueId,
+        /// Where in that buffer.
+        offset_bytes: u64,
+    },
+}
+
+impl Placement {
+    /// The value this one is a view or slice of, and the byte offset in it.
+    pub fn view(self) -> Option<(ValueId, u64)> {
+        match self {
+            Placement::AliasOf(target) => Some((target, 0)),
+            Placement::SliceOf { of, offset_bytes } => Some((of, offset_bytes)),
+            Placement::Arena | Placement::External => None,
+        }
+    }
 }
 
 /// A tensor (or view) the function computes or receives.
@@ -283,14 +306,15 @@ pub enum PlanError {
         /// A value on the cycle.
         value: String,
     },
-    /// A view claims more bytes than the buffer it views.
+    /// A view claims more bytes than the buffer it views (a slice: its
+    /// offset plus its size).
     #[error(
-        "alias '{value}' ({bytes} bytes) is larger than its root '{root}' ({root_bytes} bytes)"
+        "alias '{value}' (ending at byte {bytes}) is larger than its root '{root}' ({root_bytes} bytes)"
     )]
     AliasLargerThanRoot {
         /// The alias.
         value: String,
-        /// Its size.
+        /// Its size plus its offset in the root.
         bytes: u64,
         /// The buffer it ultimately views.
         root: String,
@@ -332,6 +356,19 @@ pub enum PlanError {
     ArenaValueUndefined {
         /// The value.
         value: String,
+    },
+    /// A slice is written by the step that defines the value it is part
+    /// of, or after it: that value was complete without it.
+    #[error("step '{step}' writes slice '{value}' after '{target}' is defined by step '{target_defined_by}'")]
+    SliceAfterTarget {
+        /// The step writing the slice.
+        step: String,
+        /// The slice.
+        value: String,
+        /// The value it is part of.
+        target: String,
+        /// The step defining that value.
+        target_defined_by: String,
     },
     /// A step writes a view before the value it views exists.
     #[error("step '{step}' writes alias '{value}' before '{target}' is defined by step '{target_defined_by}'")]
@@ -392,7 +429,7 @@ pub enum PlanError {
     },
     /// An alias is not at its root's offset.
     #[error(
-        "alias '{value}' is at offset {offset_bytes}, its root '{root}' at {root_offset_bytes}"
+        "alias '{value}' is at offset {offset_bytes}, where its root '{root}' puts it at {root_offset_bytes}"
     )]
     AliasOffsetMismatch {
         /// The alias.
@@ -401,7 +438,8 @@ pub enum PlanError {
         offset_bytes: u64,
         /// The root.
         root: String,
-        /// The root's offset.
+        /// Where the root puts the alias: the root's offset (plus the
+        /// slice's offset in it).
         root_offset_bytes: u64,
     },
     /// An offset is not a multiple of the plan's alignment.

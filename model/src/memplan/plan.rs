@@ -25,6 +25,8 @@ enum Available {
 struct Analysis {
     /// Alias-folded root of every value (itself for non-aliases).
     roots: Vec<ValueId>,
+    /// Byte offset of every value in its root's buffer (slices only).
+    view_offsets: Vec<u64>,
     /// The step writing each value, if any.
     writer: Vec<Option<usize>>,
     /// Node `i` is step `i`; an edge producer -> consumer per read of a value
@@ -138,7 +140,8 @@ pub fn plan(problem: &Problem, options: Options) -> Result<Plan, PlanError> {
         value_offset_bytes: analysis
             .roots
             .iter()
-            .map(|root| region_of[root.0].map(|r| offsets[r]))
+            .zip(&analysis.view_offsets)
+            .map(|(root, view)| region_of[root.0].map(|r| offsets[r] + view))
             .collect(),
         temporary_offset_bytes: temporary_regions
             .iter()
@@ -163,7 +166,7 @@ pub fn plan(problem: &Problem, options: Options) -> Result<Plan, PlanError> {
 
 /// Validates the problem and builds its dataflow graph.
 fn analyze(problem: &Problem) -> Result<Analysis, PlanError> {
-    let roots = resolve_roots(problem)?;
+    let (roots, view_offsets) = resolve_roots(problem)?;
     check_ids(problem)?;
     let writer = writers(problem)?;
 
@@ -175,10 +178,12 @@ fn analyze(problem: &Problem) -> Result<Analysis, PlanError> {
             if let Some(s) = writer[current] {
                 return Available::After(s);
             }
-            match problem.values[current].placement {
-                Placement::AliasOf(target) => current = target.0,
-                Placement::External => return Available::Always,
-                Placement::Arena => return Available::Never,
+            match problem.values[current].placement.view() {
+                Some((target, _)) => current = target.0,
+                None if problem.values[current].placement == Placement::External => {
+                    return Available::Always
+                }
+                None => return Available::Never,
             }
         }
     };
@@ -186,6 +191,18 @@ fn analyze(problem: &Problem) -> Result<Analysis, PlanError> {
         .map(|v| available_of(ValueId(v)))
         .collect();
     for (v, value) in problem.values.iter().enumerate() {
+        if let (Placement::SliceOf { of, .. }, Some(s)) = (value.placement, writer[v]) {
+            if let Available::After(d) = available[of.0] {
+                if d <= s {
+                    return Err(PlanError::SliceAfterTarget {
+                        step: problem.step_label(s),
+                        value: problem.value_label(ValueId(v)),
+                        target: problem.value_label(of),
+                        target_defined_by: problem.step_label(d),
+                    });
+                }
+            }
+        }
         if let (Placement::AliasOf(target), Some(s)) = (value.placement, writer[v]) {
             if let Available::After(d) = available[target.0] {
                 if d > s {
@@ -263,20 +280,24 @@ fn analyze(problem: &Problem) -> Result<Analysis, PlanError> {
     }
     Ok(Analysis {
         roots,
+        view_offsets,
         writer,
         graph,
     })
 }
 
-/// Follows every alias chain to its root, rejecting dangling targets, cycles
-/// and views larger than the buffer they view.
-fn resolve_roots(problem: &Problem) -> Result<Vec<ValueId>, PlanError> {
+/// Follows every alias and slice chain to its root, rejecting dangling
+/// targets, cycles and views reaching past the buffer they view; returns
+/// each value's root and its byte offset in the root.
+fn resolve_roots(problem: &Problem) -> Result<(Vec<ValueId>, Vec<u64>), PlanError> {
     let count = problem.values.len();
     let mut roots = Vec::with_capacity(count);
+    let mut offsets = Vec::with_capacity(count);
     for (v, value) in problem.values.iter().enumerate() {
         let mut current = ValueId(v);
         let mut hops = 0;
-        while let Placement::AliasOf(target) = problem.values[current.0].placement {
+        let mut offset: u64 = 0;
+        while let Some((target, offset_bytes)) = problem.values[current.0].placement.view() {
             if target.0 >= count {
                 return Err(PlanError::UnknownAliasTarget {
                     value: problem.value_label(current),
@@ -290,20 +311,23 @@ fn resolve_roots(problem: &Problem) -> Result<Vec<ValueId>, PlanError> {
                     value: problem.value_label(ValueId(v)),
                 });
             }
+            offset = offset.saturating_add(offset_bytes);
             current = target;
         }
         let root = &problem.values[current.0];
-        if value.bytes > root.bytes {
+        let end = value.bytes.saturating_add(offset);
+        if end > root.bytes {
             return Err(PlanError::AliasLargerThanRoot {
                 value: problem.value_label(ValueId(v)),
-                bytes: value.bytes,
+                bytes: end,
                 root: problem.value_label(current),
                 root_bytes: root.bytes,
             });
         }
         roots.push(current);
+        offsets.push(offset);
     }
-    Ok(roots)
+    Ok((roots, offsets))
 }
 
 /// Rejects value ids outside the problem, so later code can index freely.
@@ -360,10 +384,12 @@ fn buffer_intervals(problem: &Problem, analysis: &Analysis) -> Vec<Option<(usize
         })
         .collect();
     // A step writing a view is a use of the viewed buffer even if no one reads
-    // the view.
+    // the view; a slice is written before its root, whose buffer then lives
+    // from that write on.
     for (v, value) in problem.values.iter().enumerate() {
-        if let (Placement::AliasOf(_), Some(s)) = (value.placement, analysis.writer[v]) {
-            if let Some((_, last)) = intervals[analysis.roots[v].0].as_mut() {
+        if let (Some(_), Some(s)) = (value.placement.view(), analysis.writer[v]) {
+            if let Some((first, last)) = intervals[analysis.roots[v].0].as_mut() {
+                *first = (*first).min(s);
                 *last = (*last).max(s);
             }
         }
@@ -422,7 +448,14 @@ fn merge_in_place(
             let (Some(own), Some(target)) = (region_of[output], region_of[input_root]) else {
                 continue;
             };
-            if regions[target].last != s || regions[target].last_defined >= s {
+            // A buffer whose slices were written before this step is
+            // already in use, and an output over a slice of a dead buffer
+            // would not sit at the input's offset.
+            if regions[target].last != s
+                || regions[target].last_defined >= s
+                || regions[own].first != s
+                || analysis.view_offsets[candidate.input.0] != 0
+            {
                 continue;
             }
             regions[own].absorbed = true;

@@ -822,3 +822,5 @@ fn checker_sees_an_overlap_behind_an_in_place_pair() {
     names.sort();
     assert_eq!(names, ["value 'a'", "value 'h'"], "{error}");
 }
+
+mod slices;

@@ -11,7 +11,9 @@
 //! semantics allow: elementwise ops (activations, batch norm, an add over
 //! an operand of the result's shape) and a product's residual (read once
 //! into the output when the output is initialised; not when the residual
-//! is also the product's input). The planner (petgraph liveness, then
+//! is also the product's input). A concat's operands are computed straight
+//! into their slices of its result when every dim before the axis is 1
+//! and the slices are aligned, so the concat copies nothing. The planner (petgraph liveness, then
 //! greedy-by-size packing, as TFLite's arena planner does) gives the
 //! offsets, which `grim_model::memplan::check` verifies independently.
 //!
@@ -166,6 +168,9 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
         };
         let id = problem.add_value(label.clone(), bytes, placement);
         values.insert(result_key, id);
+        if name == grim::CONCAT && placement == Placement::Arena {
+            place_operands_in_slices(&op, id, &values, &mut problem)?;
+        }
         if name == grim::CONSTANT || cancelled.inputs.contains_key(&result_key) {
             // Constants are external; a transpose a gemm reads in place computes nothing.
             continue;
@@ -284,7 +289,8 @@ pub fn written_plan<'c>(
         for _ in 0..=problem.values.len() {
             match problem.values.get(v)?.placement {
                 Placement::AliasOf(target) => v = target.0,
-                Placement::Arena => return own[v],
+                // A slice's producer states where it wrote it.
+                Placement::Arena | Placement::SliceOf { .. } => return own[v],
                 Placement::External => return None,
             }
         }
@@ -320,6 +326,52 @@ pub fn written_plan<'c>(
         sum_bytes: int(scratch::ACTIVATIONS_BYTES_ATTR)?,
         largest_bytes: int(scratch::LARGEST_ACTIVATION_BYTES_ATTR)?,
     })
+}
+
+/// Makes the operands of a concat slices of its result where that is
+/// legal, so their producers compute straight into it and the concat
+/// copies nothing: the result must be one run per operand (every dim
+/// before the axis 1), the operand an arena buffer of its own (not a
+/// weight, input, view, or a slice of another concat already), and its
+/// slice aligned as every arena buffer is. The planner then keeps the
+/// result's bytes from the first operand's write on.
+fn place_operands_in_slices(
+    op: &OperationRef,
+    result: ValueId,
+    values: &HashMap<usize, ValueId>,
+    problem: &mut Problem,
+) -> Result<(), PassError> {
+    let axis = grim::concat_axis(op).ok_or_else(|| op_error(op, "needs 'axis'"))?;
+    let Some(out_shape) = op
+        .result(0)
+        .ok()
+        .and_then(|r| shape::static_shape(r.r#type()))
+    else {
+        return Ok(());
+    };
+    if axis < 0 || out_shape[..axis as usize].iter().any(|&d| d != 1) {
+        return Ok(());
+    }
+    let mut offset_bytes = 0u64;
+    let mut placed = HashSet::new();
+    for operand in op.operands() {
+        let bytes = bytes_of(operand);
+        if let Some(&v) = values.get(&key(operand)) {
+            let own_buffer = problem.values[v.0].placement == Placement::Arena;
+            if own_buffer
+                && placed.insert(v)
+                && offset_bytes.is_multiple_of(abi::ALIGN_BYTES as u64)
+                && problem.values[v.0].bytes == bytes
+            {
+                problem.values[v.0].placement = Placement::SliceOf {
+                    of: result,
+                    offset_bytes,
+                };
+            }
+        }
+        offset_bytes += bytes;
+    }
+    Ok(())
 }
 
 /// The op whose result is the value of key `transposed` (a transpose after a gemm).

@@ -3,9 +3,9 @@
 //! `[outer, its size, inner]` and copied into its rows, the innermost loop
 //! over contiguous `inner`. A constant operand is read from the blob.
 //!
-//! What it does not do: place the producers in the result's slices so no
-//! copy is needed (the memory plan would have to give a value an offset
-//! inside another's buffer).
+//! An operand graph-plan-memory placed in its slice of the result (its
+//! producer wrote it there) is not copied: a concat of such operands
+//! lowers to nothing.
 
 use super::{values::Tensor, Lowering};
 use crate::{builder::Builder, op_error, PassError};
@@ -30,6 +30,10 @@ impl<'c> Lowering<'c, '_> {
         for index in 0..2 {
             let part: Tensor<'c> = self.operand(&op, index)?;
             let size = part.shape()[axis];
+            if in_its_slice(&part, &output, outer, 4 * offset * inner) {
+                offset += size;
+                continue;
+            }
             let x = self.read(b, &part, &[outer, size, inner]);
             super::elementwise::loop_nest(b, &[outer, size, inner], &mut Vec::new(), &|b, ivs| {
                 let value = b.load(x, ivs);
@@ -39,5 +43,16 @@ impl<'c> Lowering<'c, '_> {
             offset += size;
         }
         self.define(&op, output)
+    }
+}
+
+/// Whether `part` already sits in the result `output` at `offset_bytes`:
+/// both in the arena, the result one run per operand (`outer` 1).
+fn in_its_slice(part: &Tensor, output: &Tensor, outer: i64, offset_bytes: i64) -> bool {
+    match (part, output) {
+        (Tensor::Buffer { offset: p, .. }, Tensor::Buffer { offset: o, .. }) => {
+            outer == 1 && *p == o + offset_bytes
+        }
+        _ => false,
     }
 }

@@ -28,8 +28,9 @@
 //!   `transpose.rs`: in registers of the module's `grim.target` lanes)
 //!   become `scf.for` nests, as do `grim.permute` (`permute.rs`) and
 //!   `grim.matmul` (`matmul.rs`: a dot product per result element) and
-//!   `grim.softmax` (`softmax.rs`); `grim.concat` copies its operands into
-//!   the result's slices (`concat.rs`); `grim.lrn` sums each element's
+//!   `grim.softmax` (`softmax.rs`); `grim.concat` copies into the result's
+//!   slices the operands graph-plan-memory did not place there
+//!   (`concat.rs`); `grim.lrn` sums each element's
 //!   channel window (`lrn.rs`); `grim.pad` reads each output element's
 //!   source index per dim (`pad.rs`).
 //! * Inputs are read in the caller's buffers; a value the function returns
