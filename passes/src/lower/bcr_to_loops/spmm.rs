@@ -14,8 +14,7 @@
 use super::{
     masks::{decode_word, for_each_kept, has_bits, mask_word},
     register_tile::{RowTile, Walk},
-    schedule::n_tiles,
-    strips::{column_base, operands, strip_loop, Strip},
+    strips::{column_base, operands, strip_tile_loop, Strip},
 };
 use crate::builder::{Builder, V};
 use crate::lower::im2col::Geometry;
@@ -54,20 +53,28 @@ pub(super) fn sparse_product<'c>(
     // Hoisted out of every loop: an alloca inside a loop grows the stack.
     let kept_rows = b.alloca(&[block_rows], b.index_type());
     let kept_cols = b.alloca(&[block_cols], b.index_type());
-    strip_loop(
+    // bcr-tile: the strip's blocks once per tile of N, so the strip's output
+    // tile and the activation panel stay in cache while every block uses them;
+    // a patch or activation matrix tile-major, an image in place strip-major.
+    strip_tile_loop(
         b,
         &p,
         product.threads,
+        n,
+        tile_n,
+        image.is_none(),
         |b,
          Strip {
              strip,
              first_block,
              first_value,
              end_block,
-         }| {
+         },
+         n_base,
+         n_len| {
             let row_base = b.muli(strip, b.index(block_rows));
             // One walk over the strip's blocks for the output columns [n_base, n_base + n_len).
-            let walk = |b: &Builder<'c>, n_base: V<'c>, n_len: i64| {
+            {
                 let one = b.index(1);
                 b.for_loop(
                     first_block,
@@ -205,10 +212,7 @@ pub(super) fn sparse_product<'c>(
                         vec![b.addi(value_offset, size)]
                     },
                 );
-            };
-            // bcr-tile: the strip's blocks once per tile of N, so the strip's output
-            // tile and the activation panel stay in cache while every block uses them.
-            n_tiles(b, n, tile_n, walk);
+            }
         },
     );
 }

@@ -4,11 +4,12 @@
 //! Shared by the spmm walk and the column-panel spmv, which differ only in
 //! what they do with a strip's blocks.
 
-use super::schedule::parallel_attrs;
+use super::schedule::{n_tiles, parallel_attrs};
 use crate::builder::{erase, Builder, V};
 use grim_dialects::bcr;
 
 /// One strip record of a BCRC matrix.
+#[derive(Clone, Copy)]
 pub(super) struct Strip<'c> {
     /// Strip (block-row) index.
     pub(super) strip: V<'c>,
@@ -39,23 +40,82 @@ pub(super) fn strip_loop<'c>(
         &[],
         &parallel_attrs(b, threads),
         |b, s, _| {
-            let base = b.muli(s, b.index(3));
-            let word = |offset: i64| {
-                let at = b.addi(base, b.index(offset));
-                b.to_index(b.load(p.strips, &[at]))
-            };
-            body(
-                b,
-                Strip {
-                    strip: word(0),
-                    first_block: word(1),
-                    first_value: word(2),
-                    end_block: word(4),
-                },
-            );
+            body(b, record(b, p, s));
             vec![]
         },
     );
+}
+
+/// The loop over a packed matrix's stored strips and the `n` output
+/// columns in tiles of `tile_n` (0 = one tile); `body` gets each strip
+/// record with its tile's first column and (static) width.
+///
+/// `tile_major`: one parallel loop over (full tile, strip) pairs with every
+/// strip of a tile before the next tile, then one over the strips for the
+/// shorter last tile, so the activation panel of one tile (`K x tile_n`)
+/// stays in cache while every strip reads it (strip-major, each strip
+/// streams all the rows of `X` it keeps, 4.5 MB of a 512 x 4608 x 784
+/// conv's patch matrix). Otherwise strip-major: per strip, its tiles in
+/// turn (an image read in place, whose tiles are whole output rows, is
+/// faster so: measured in docs/benchmarks/analysis.md).
+pub(super) fn strip_tile_loop<'c>(
+    b: &Builder<'c>,
+    p: &bcr::Packed<'c, 'c>,
+    threads: i64,
+    n: i64,
+    tile_n: i64,
+    tile_major: bool,
+    body: impl Fn(&Builder<'c>, Strip<'c>, V<'c>, i64),
+) {
+    if !tile_major || tile_n <= 0 || tile_n >= n {
+        strip_loop(b, p, threads, |b, strip| {
+            n_tiles(b, n, tile_n, |b, n_base, n_len| {
+                body(b, strip, n_base, n_len)
+            })
+        });
+        return;
+    }
+    let (c0, c1, c3) = (b.index(0), b.index(1), b.index(3));
+    let records = b.divui(b.dim(p.strips, 0), c3);
+    let strips = b.subi(records, c1);
+    let full_tiles = n / tile_n;
+    let items = b.muli(strips, b.index(full_tiles));
+    b.for_loop_with(
+        c0,
+        items,
+        c1,
+        &[],
+        &parallel_attrs(b, threads),
+        |b, item, _| {
+            let tile = b.divui(item, strips);
+            let s = b.remui(item, strips);
+            let n_base = b.muli(tile, b.index(tile_n));
+            body(b, record(b, p, s), n_base, tile_n);
+            vec![]
+        },
+    );
+    let full = full_tiles * tile_n;
+    if full < n {
+        strip_loop(b, p, threads, |b, strip| {
+            body(b, strip, b.index(full), n - full)
+        });
+    }
+}
+
+/// Strip record `s` (three words per record; the next record's first
+/// block ends this one's).
+fn record<'c>(b: &Builder<'c>, p: &bcr::Packed<'c, 'c>, s: V<'c>) -> Strip<'c> {
+    let base = b.muli(s, b.index(3));
+    let word = |offset: i64| {
+        let at = b.addi(base, b.index(offset));
+        b.to_index(b.load(p.strips, &[at]))
+    };
+    Strip {
+        strip: word(0),
+        first_block: word(1),
+        first_value: word(2),
+        end_block: word(4),
+    }
 }
 
 /// The first weight column of `block` (its block column times the block width).
