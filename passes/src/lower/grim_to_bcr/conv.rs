@@ -89,10 +89,7 @@ impl<'c> Lowering<'c, '_> {
             }
             runtime => (self.runtime_panels(b, &op, &runtime, false, 1.0)?, 1),
         };
-        let bias_view = match bias {
-            Some(bias) => Some(self.read(b, &bias, &[m])),
-            None => None,
-        };
+        let bias_view = bias.map(|bias| self.read(b, &bias, &[m]));
         let output = self.result(&op, &[images, m, ho, wo])?;
         let pointwise = attrs.is_pointwise(kh, kw);
         let patch = bcr::Im2col {
