@@ -170,7 +170,9 @@ func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32
 
 // -----
 
-// Checks that bcr.im2col becomes a parallel loop over the patch rows: the
+// Checks that bcr.im2col becomes a parallel loop over items of whole patch
+// rows (here one item: 18 rows of 25 floats are fewer than the 8192 floats
+// an item copies at least), then a loop over the item's rows: the
 // row index kk splits into channel, kernel row and kernel column; the
 // output rows and columns that read inside the image are computed once per
 // row (ceildiv/floordiv of the padding offsets); output rows in the padding
@@ -179,8 +181,11 @@ func.func @dense_gemv(%blob: memref<?xi8>, %x: memref<24xf32>, %y: memref<40xf32
 
 // CHECK-LABEL: func.func @patches
 // CHECK-SAME: (%[[X:.*]]: memref<2x5x5xf32>, %[[OUT:.*]]: memref<18x25xf32>)
-// CHECK: %[[ROWS:.*]] = arith.constant 18 : index
-// CHECK: scf.for %[[KK:.*]] = %{{.*}} to %[[ROWS]]
+// CHECK: %[[ONE:.*]] = arith.constant 1 : index
+// CHECK: scf.for %[[ITEM:.*]] = %{{.*}} to %[[ONE]]
+// CHECK: %[[FIRST:.*]] = arith.muli %[[ITEM]], %c18
+// CHECK: %[[END:.*]] = arith.minui
+// CHECK: scf.for %[[KK:.*]] = %[[FIRST]] to %[[END]]
 // CHECK: %[[CH:.*]] = arith.divui %[[KK]], %{{.*}} : index
 // CHECK: arith.ceildivsi
 // CHECK: arith.floordivsi

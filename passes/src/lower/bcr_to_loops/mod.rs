@@ -32,7 +32,8 @@
 //!   vector, the panel's sums in registers over all of K.
 //! * `bcr.pack_panels`: a runtime weight written into row panels by a
 //!   parallel loop over its rows, the last panel's padding zeroed (pack.rs).
-//! * `bcr.im2col`: a parallel loop over patch rows, each a walk over output
+//! * `bcr.im2col`: a parallel loop over items of patch rows (at least
+//!   `IM2COL_ITEM_FLOATS` floats each), each row a walk over output
 //!   rows with bounds computed once per row (lower/im2col.rs).
 //!
 //! The loop over strips (row groups, N tiles, patch rows) is marked
@@ -70,6 +71,11 @@ use melior::{
     },
     Context,
 };
+
+/// Patch-matrix floats one parallel item of `bcr.im2col` copies at least:
+/// handing out 4608 rows of 49 floats one at a time made a 2-thread
+/// ResNet-18 layer4 conv slower than one thread (docs/benchmarks/analysis.md).
+const IM2COL_ITEM_FLOATS: i64 = 8192;
 
 /// Pipeline flag.
 pub const FLAG: &str = "lower-bcr-to-loops";
@@ -155,14 +161,28 @@ impl Pass for LowerBcrToLoops {
                         .ok_or_else(|| op_error(&op, "needs a static output"))?;
                     let geometry = Geometry::new(&patch, &image)
                         .ok_or_else(|| op_error(&op, "has a kernel that does not fit its image"))?;
-                    // Rows are independent: bcr-parallelize spreads them over the threads.
+                    // Rows are independent: bcr-parallelize spreads them over the
+                    // threads, in items of whole rows copying at least
+                    // IM2COL_ITEM_FLOATS each (one row of a 7 x 7 map is 49 floats,
+                    // and the runtime hands out every item with one atomic).
                     let parallel = [(
                         crate::bcr::parallelize::PARALLEL_ATTR,
                         melior::ir::Attribute::unit(context),
                     )];
+                    let per_item = (IM2COL_ITEM_FLOATS / (geometry.ho * geometry.wo).max(1))
+                        .clamp(1, rows[0].max(1));
+                    let items = (rows[0] + per_item - 1) / per_item;
                     let (c0, c1) = (b.index(0), b.index(1));
-                    b.for_loop_with(c0, b.index(rows[0]), c1, &[], &parallel, |b, kk, _| {
-                        geometry.copy_full_row(b, x, kk, out, &|_, position| vec![kk, position]);
+                    b.for_loop_with(c0, b.index(items), c1, &[], &parallel, |b, item, _| {
+                        let first = b.muli(item, b.index(per_item));
+                        let end = b.minui(b.addi(first, b.index(per_item)), b.index(rows[0]));
+                        let c1 = b.index(1);
+                        b.for_loop(first, end, c1, &[], |b, kk, _| {
+                            geometry.copy_full_row(b, x, kk, out, &|_, position| {
+                                vec![kk, position]
+                            });
+                            vec![]
+                        });
                         vec![]
                     });
                 }
