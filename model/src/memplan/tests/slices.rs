@@ -2,6 +2,10 @@
 
 use super::*;
 
+fn slice(of: ValueId, offset_bytes: u64) -> Placement {
+    Placement::SliceOf { of, offset_bytes }
+}
+
 /// x -> a, x -> b, t = f(x) live across both, c = concat(a, b) -> out.
 /// `a` and `b` are slices of `c` at 0 and 512 bytes.
 fn concat() -> (Problem, [ValueId; 4]) {
@@ -9,23 +13,9 @@ fn concat() -> (Problem, [ValueId; 4]) {
     let x = p.add_value("x", 512, Placement::External);
     // Ids are handed out in order: c is the fourth value added.
     let c_id = ValueId(4);
-    let a = p.add_value(
-        "a",
-        512,
-        Placement::SliceOf {
-            of: c_id,
-            offset_bytes: 0,
-        },
-    );
+    let a = p.add_value("a", 512, slice(c_id, 0));
     let t = p.add_value("t", 512, Placement::Arena);
-    let b = p.add_value(
-        "b",
-        512,
-        Placement::SliceOf {
-            of: c_id,
-            offset_bytes: 512,
-        },
-    );
+    let b = p.add_value("b", 512, slice(c_id, 512));
     let c = p.add_value("c", 1024, Placement::Arena);
     assert_eq!(c, c_id);
     let out = p.add_value("out", 1024, Placement::External);
@@ -85,38 +75,10 @@ fn nested_slices_add_their_offsets() {
     let mut p = Problem::new();
     let x = p.add_value("x", 256, Placement::External);
     let (inner, outer) = (ValueId(3), ValueId(5));
-    let a = p.add_value(
-        "a",
-        256,
-        Placement::SliceOf {
-            of: inner,
-            offset_bytes: 0,
-        },
-    );
-    let b = p.add_value(
-        "b",
-        256,
-        Placement::SliceOf {
-            of: inner,
-            offset_bytes: 256,
-        },
-    );
-    let ab = p.add_value(
-        "ab",
-        512,
-        Placement::SliceOf {
-            of: outer,
-            offset_bytes: 0,
-        },
-    );
-    let e = p.add_value(
-        "e",
-        256,
-        Placement::SliceOf {
-            of: outer,
-            offset_bytes: 512,
-        },
-    );
+    let a = p.add_value("a", 256, slice(inner, 0));
+    let b = p.add_value("b", 256, slice(inner, 256));
+    let ab = p.add_value("ab", 512, slice(outer, 0));
+    let e = p.add_value("e", 256, slice(outer, 512));
     let d = p.add_value("d", 768, Placement::Arena);
     assert_eq!((ab, d), (inner, outer));
     let out = p.add_value("out", 768, Placement::External);
@@ -137,24 +99,14 @@ fn nested_slices_add_their_offsets() {
 fn malformed_slices_are_rejected() {
     // A slice reaching past its root.
     let (mut p, [_, _, b, c]) = concat();
-    p.values[b.0].placement = Placement::SliceOf {
-        of: c,
-        offset_bytes: 768,
-    };
+    p.values[b.0].placement = slice(c, 768);
     assert!(matches!(
         err(&p),
         PlanError::AliasLargerThanRoot { bytes: 1280, .. }
     ));
     // A slice written after its root is complete.
     let (mut p, [_, _, _, c]) = concat();
-    let late = p.add_value(
-        "late",
-        64,
-        Placement::SliceOf {
-            of: c,
-            offset_bytes: 0,
-        },
-    );
+    let late = p.add_value("late", 64, slice(c, 0));
     p.steps[4].writes.push(late);
     assert!(matches!(err(&p), PlanError::SliceAfterTarget { .. }));
 }
@@ -167,22 +119,8 @@ fn a_root_holding_slices_takes_no_dead_buffer_in_place() {
     let x = p.add_value("x", 1024, Placement::External);
     let x2 = p.add_value("x2", 1024, Placement::Arena);
     let c_id = ValueId(4);
-    let a = p.add_value(
-        "a",
-        512,
-        Placement::SliceOf {
-            of: c_id,
-            offset_bytes: 0,
-        },
-    );
-    let b = p.add_value(
-        "b",
-        512,
-        Placement::SliceOf {
-            of: c_id,
-            offset_bytes: 512,
-        },
-    );
+    let a = p.add_value("a", 512, slice(c_id, 0));
+    let b = p.add_value("b", 512, slice(c_id, 512));
     let c = p.add_value("c", 1024, Placement::Arena);
     let out = p.add_value("out", 1024, Placement::External);
     p.add_step(step("x2", &[x], &[x2]));

@@ -178,9 +178,8 @@ impl Pass for LowerBcrToLoops {
                         let end = b.minui(b.addi(first, b.index(per_item)), b.index(rows[0]));
                         let c1 = b.index(1);
                         b.for_loop(first, end, c1, &[], |b, kk, _| {
-                            geometry.copy_full_row(b, x, kk, out, &|_, position| {
-                                vec![kk, position]
-                            });
+                            geometry
+                                .copy_full_row(b, x, kk, out, &|_, position| vec![kk, position]);
                             vec![]
                         });
                         vec![]

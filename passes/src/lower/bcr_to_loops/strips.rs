@@ -29,10 +29,8 @@ pub(super) fn strip_loop<'c>(
     threads: i64,
     body: impl FnOnce(&Builder<'c>, Strip<'c>),
 ) {
-    let (c0, c1, c3) = (b.index(0), b.index(1), b.index(3));
-    // Three words per record plus a sentinel record.
-    let records = b.divui(b.dim(p.strips, 0), c3);
-    let strips = b.subi(records, c1);
+    let (c0, c1) = (b.index(0), b.index(1));
+    let strips = strip_count(b, p);
     b.for_loop_with(
         c0,
         strips,
@@ -75,9 +73,8 @@ pub(super) fn strip_tile_loop<'c>(
         });
         return;
     }
-    let (c0, c1, c3) = (b.index(0), b.index(1), b.index(3));
-    let records = b.divui(b.dim(p.strips, 0), c3);
-    let strips = b.subi(records, c1);
+    let (c0, c1) = (b.index(0), b.index(1));
+    let strips = strip_count(b, p);
     let full_tiles = n / tile_n;
     let items = b.muli(strips, b.index(full_tiles));
     b.for_loop_with(
@@ -100,6 +97,13 @@ pub(super) fn strip_tile_loop<'c>(
             body(b, strip, b.index(full), n - full)
         });
     }
+}
+
+/// The number of stored strips: three words per record plus a sentinel
+/// record.
+fn strip_count<'c>(b: &Builder<'c>, p: &bcr::Packed<'c, 'c>) -> V<'c> {
+    let records = b.divui(b.dim(p.strips, 0), b.index(3));
+    b.subi(records, b.index(1))
 }
 
 /// Strip record `s` (three words per record; the next record's first
