@@ -163,6 +163,10 @@ pub enum Op {
         /// The fill of `Constant` mode.
         value: f32,
     },
+    /// ONNX RNN, GRU or LSTM: inputs `X, W, R` and the optional operands
+    /// [`crate::recurrent::Optional`] says are present; outputs `Y`, `Y_h`
+    /// (and `Y_c`), an empty name marking one the model does not use.
+    Recurrent(Box<crate::recurrent::Recurrent>),
     /// The input unchanged (also what inference-mode ONNX `Dropout` loads as).
     /// Kept as a node so the graph mirrors the file; compiler passes remove it.
     Identity,
@@ -238,6 +242,7 @@ impl Op {
             Op::Concat { .. } => "Concat",
             Op::Lrn { .. } => "LRN",
             Op::Pad { .. } => "Pad",
+            Op::Recurrent(r) => r.cell.op_type(),
             Op::Identity => "Identity",
         }
     }
@@ -252,7 +257,8 @@ pub struct Node {
     pub op: Op,
     /// Input value names (graph inputs, initializers or earlier outputs).
     pub inputs: Vec<String>,
-    /// Output value names (exactly one for every supported op).
+    /// Output value names: exactly one for every op but the recurrent ones,
+    /// whose unused outputs have empty names.
     pub outputs: Vec<String>,
 }
 
@@ -419,10 +425,38 @@ fn expect_arity(label: &str, node: &Node, min: usize, max: usize) -> Result<(), 
     Ok(())
 }
 
-/// Output shape of `node` given its input shapes (in input order).
+/// Output shapes of `node` given its input shapes (in input order), one
+/// per entry of `node.outputs` (an unused recurrent output's included).
 ///
 /// `label` is what errors call the node. Shared by shape inference and the
 /// reference interpreter so both agree on every rule.
+pub fn node_output_shapes(
+    label: &str,
+    node: &Node,
+    ins: &[&[usize]],
+) -> Result<Vec<Vec<usize>>, ModelError> {
+    match &node.op {
+        Op::Recurrent(r) => {
+            let shapes = r.output_shapes(label, ins)?;
+            if node.outputs.len() != shapes.len() || node.outputs.iter().all(String::is_empty) {
+                return Err(shape_err(
+                    label,
+                    format!(
+                        "{} has {} outputs (empty names for unused ones, at least one used), got {:?}",
+                        r.cell.op_type(),
+                        shapes.len(),
+                        node.outputs
+                    ),
+                ));
+            }
+            Ok(shapes)
+        }
+        _ => Ok(vec![node_output_shape(label, node, ins)?]),
+    }
+}
+
+/// Output shape of a single-output `node` given its input shapes (in
+/// input order); see [`node_output_shapes`].
 pub fn node_output_shape(
     label: &str,
     node: &Node,
@@ -608,6 +642,10 @@ pub fn node_output_shape(
             expect_arity(label, node, 1, 1)?;
             pool.output_shape(label, ins[0])
         }
+        Op::Recurrent(r) => Err(shape_err(
+            label,
+            format!("{} has more than one output", r.cell.op_type()),
+        )),
         Op::GlobalPool(_) => {
             expect_arity(label, node, 1, 1)?;
             match ins[0] {
@@ -838,9 +876,12 @@ impl Graph {
                     }
                 }
             }
-            let out = node_output_shape(&label, node, &ins)?;
-            for o in &node.outputs {
-                if shapes.insert(o.clone(), out.clone()).is_some() {
+            let outs = node_output_shapes(&label, node, &ins)?;
+            for (o, out) in node.outputs.iter().zip(outs) {
+                if o.is_empty() {
+                    continue;
+                }
+                if shapes.insert(o.clone(), out).is_some() {
                     return Err(shape_err(&label, format!("output '{o}' is defined twice")));
                 }
             }

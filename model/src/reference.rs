@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::error::ModelError;
 use crate::graph::{broadcast_shapes, node_label, node_output_shape, Graph, Op};
+use crate::recurrent::Recurrent;
 use crate::tensor::Tensor;
 
 /// Row-major strides of `shape`.
@@ -121,6 +122,15 @@ pub fn run_reference(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Mo
             })?);
         }
         let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape.as_slice()).collect();
+        if let Op::Recurrent(r) = &node.op {
+            let outs = recurrent(r, &label, &ins, &shapes)?;
+            for (name, out) in node.outputs.iter().zip(outs) {
+                if !name.is_empty() {
+                    env.insert(name, Cow::Owned(out));
+                }
+            }
+            continue;
+        }
         let out_shape = node_output_shape(&label, node, &shapes)?;
         let out = eval(&node.op, &ins, out_shape);
         // Every supported node has one output; only extra ones pay a copy.
@@ -143,6 +153,17 @@ pub fn run_reference(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, Mo
                 })
         })
         .collect()
+}
+
+/// A recurrent node's outputs, after its shapes are checked.
+fn recurrent(
+    r: &Recurrent,
+    label: &str,
+    ins: &[&Tensor],
+    shapes: &[&[usize]],
+) -> Result<Vec<Tensor>, ModelError> {
+    let dims = r.dims(label, shapes)?;
+    Ok(r.eval(ins, &dims))
 }
 
 /// Evaluates one op whose shapes have already been checked.
@@ -376,6 +397,7 @@ fn eval(op: &Op, ins: &[&Tensor], out_shape: Vec<usize>) -> Tensor {
                 data,
             }
         }
+        Op::Recurrent(_) => unreachable!("run_reference evaluates recurrent nodes itself"),
         Op::Identity => Tensor {
             shape: out_shape,
             data: ins[0].data.clone(),

@@ -58,6 +58,23 @@ impl Attrs<'_> {
         Ok(&a.ints)
     }
 
+    pub(super) fn floats<'b>(&self, a: &'b AttributeProto) -> Result<&'b [f32], ModelError> {
+        self.check_type(a, attr_type::FLOATS, "a list of floats")?;
+        Ok(&a.floats)
+    }
+
+    pub(super) fn strings(&self, a: &AttributeProto) -> Result<Vec<String>, ModelError> {
+        self.check_type(a, attr_type::STRINGS, "a list of strings")?;
+        a.strings
+            .iter()
+            .map(|s| {
+                String::from_utf8(s.clone()).map_err(|_| {
+                    self.unsupported(format!("attribute '{}' is not valid UTF-8", a.name))
+                })
+            })
+            .collect()
+    }
+
     pub(super) fn string(&self, a: &AttributeProto) -> Result<String, ModelError> {
         self.check_type(a, attr_type::STRING, "a string")?;
         String::from_utf8(a.s.clone())

@@ -81,6 +81,20 @@ pub(super) fn decode_tensor(t: &TensorProto) -> Result<Const, String> {
             }
             Ok(Const::I64(shape, data))
         }
+        data_type::INT32 => {
+            // Widened: sequence lengths and the odd int32 shape tensor.
+            let data: Vec<i64> = match raw(4)? {
+                Some(b) => b
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                    .collect(),
+                None => t.int32_data.iter().map(|&v| v as i64).collect(),
+            };
+            if data.len() != n {
+                return Err(count_err(data.len()));
+            }
+            Ok(Const::I64(shape, data))
+        }
         data_type::BOOL => {
             let data: Vec<bool> = match raw(1)? {
                 Some(b) => b.iter().map(|&v| v != 0).collect(),
@@ -92,8 +106,8 @@ pub(super) fn decode_tensor(t: &TensorProto) -> Result<Const, String> {
             Ok(Const::Bool(shape, data))
         }
         other => Err(format!(
-            "element type {} ({other}) is not supported (grim handles FLOAT, INT64 shapes and \
-             BOOL flags)",
+            "element type {} ({other}) is not supported (grim handles FLOAT, INT64 and \
+             INT32 shapes and lengths, and BOOL flags)",
             data_type::name(other)
         )),
     }

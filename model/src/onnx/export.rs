@@ -305,6 +305,27 @@ pub fn to_proto_with_opset(graph: &Graph, opset: i64) -> ModelProto {
             | Op::Tanh
             | Op::HardSwish
             | Op::Identity => vec![],
+            Op::Recurrent(r) => {
+                let lens = r.sequence_lens.as_ref().map(|lens| {
+                    let base = format!("{}_sequence_lens", n.name);
+                    let name = unique_name(&mut used, base);
+                    initializer.push(TensorProto {
+                        dims: vec![lens.len() as i64],
+                        data_type: data_type::INT32,
+                        name: name.clone(),
+                        raw_data: lens
+                            .iter()
+                            .flat_map(|&l| (l as i32).to_le_bytes())
+                            .collect(),
+                        ..Default::default()
+                    });
+                    name
+                });
+                let (attributes, positional) =
+                    super::recurrent::export(r, &n.inputs, lens.as_deref());
+                inputs = positional;
+                attributes
+            }
             Op::Transpose { perm } => vec![AttributeProto {
                 name: "perm".into(),
                 ints: perm.iter().map(|&p| p as i64).collect(),

@@ -12,7 +12,7 @@ use std::path::Path;
 use prost::Message;
 
 use crate::error::ModelError;
-use crate::graph::{node_output_shape, Graph, Node, Op, ValueInfo};
+use crate::graph::{node_output_shapes, Graph, Node, Op, ValueInfo};
 use crate::tensor::Tensor;
 
 mod attrs;
@@ -21,6 +21,7 @@ mod export;
 mod fold;
 mod ops;
 pub mod proto;
+mod recurrent;
 
 use attrs::Attrs;
 use decode::{decode_tensor, input_shape, model_err, output_shape, Const};
@@ -31,6 +32,8 @@ use ops::*;
 pub mod data_type {
     /// float32.
     pub const FLOAT: i32 = 1;
+    /// int32 (read as int64: sequence lengths).
+    pub const INT32: i32 = 6;
     /// int64.
     pub const INT64: i32 = 7;
     /// bool (one byte per value in `raw_data`).
@@ -71,8 +74,12 @@ pub mod attr_type {
     pub const STRING: i32 = 3;
     /// `t`.
     pub const TENSOR: i32 = 4;
+    /// `floats`.
+    pub const FLOATS: i32 = 6;
     /// `ints`.
     pub const INTS: i32 = 7;
+    /// `strings`.
+    pub const STRINGS: i32 = 8;
 }
 
 use proto::*;
@@ -94,8 +101,12 @@ fn push_node(
             ),
         })?);
     }
-    let out_shape = node_output_shape(label, &node, &ins)?;
-    shapes.insert(node.outputs[0].clone(), out_shape);
+    let out_shapes = node_output_shapes(label, &node, &ins)?;
+    for (name, shape) in node.outputs.iter().zip(out_shapes) {
+        if !name.is_empty() {
+            shapes.insert(name.clone(), shape);
+        }
+    }
     nodes.push(node);
     Ok(())
 }
@@ -252,6 +263,23 @@ pub fn from_proto_with(
         };
         if !(np.domain.is_empty() || np.domain == "ai.onnx") {
             return Err(at.unsupported(format!("operator domain '{}' is not supported", np.domain)));
+        }
+        if matches!(np.op_type.as_str(), "RNN" | "GRU" | "LSTM") {
+            let mut consumed = Vec::new();
+            let (op, inputs) = recurrent::recurrent_op(&at, np, &ints, &mut consumed)?;
+            folded.extend(consumed);
+            let mut outputs = np.output.clone();
+            if let Op::Recurrent(r) = &op {
+                outputs.resize(r.cell.outputs(), String::new());
+            }
+            let node = Node {
+                name: np.name.clone(),
+                op,
+                inputs,
+                outputs,
+            };
+            push_node(&mut nodes, &mut shapes, &label, node)?;
+            continue;
         }
         let mut node_inputs: Vec<String> = np.input.clone();
         // An empty name marks an omitted optional input (Gemm's C, Conv's B)

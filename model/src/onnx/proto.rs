@@ -102,6 +102,9 @@ pub struct AttributeProto {
     /// INTS value.
     #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
+    /// STRINGS value.
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub strings: Vec<Vec<u8>>,
     /// Attribute type (see [`attr_type`](super::attr_type)).
     #[prost(int32, tag = "20")]
     pub r#type: i32,
