@@ -158,8 +158,15 @@ pub fn from_graph<'c>(
                 )
             }
         };
+        // A recurrent node's first output may be unused (an empty name).
+        let first_output = node
+            .outputs
+            .iter()
+            .find(|o| !o.is_empty())
+            .cloned()
+            .unwrap_or_default();
         let output_shape = shapes
-            .get(&node.outputs[0])
+            .get(&first_output)
             .cloned()
             .ok_or_else(|| unsupported(&label, op_type, "output shape unknown".into()))?;
         let result_type = tensor_type(context, &output_shape);
@@ -424,6 +431,42 @@ pub fn from_graph<'c>(
             Op::Flatten { .. } | Op::Reshape { .. } => {
                 let x = input(&mut t, 0)?;
                 t.append(grim::reshape(x, result_type, location))?
+            }
+            Op::Recurrent(r) => {
+                let mut values = Vec::new();
+                for i in 0..node.inputs.len() {
+                    values.push(input(&mut t, i)?);
+                }
+                let optional = |kind| r.operand_index(kind).map(|i| values[i]);
+                use grim_model::recurrent::OperandKind;
+                let operands = grim::RecurrentOperands {
+                    input: values[0],
+                    weight: values[1],
+                    recurrence: values[2],
+                    bias: optional(OperandKind::Bias),
+                    initial_h: optional(OperandKind::InitialH),
+                    initial_c: optional(OperandKind::InitialC),
+                    peepholes: optional(OperandKind::Peepholes),
+                };
+                let ins: Vec<&[usize]> = node
+                    .inputs
+                    .iter()
+                    .map(|name| shapes.get(name).map_or(&[][..], Vec::as_slice))
+                    .collect();
+                let types: Vec<Type> = r
+                    .output_shapes(&label, &ins)?
+                    .iter()
+                    .map(|s| tensor_type(context, s))
+                    .collect();
+                let op = block
+                    .append_operation(grim::recurrent(context, &operands, r, &types, location));
+                for (i, name) in node.outputs.iter().enumerate() {
+                    if !name.is_empty() {
+                        let raw = op.result(i).map_err(internal)?.to_raw();
+                        t.values.insert(name.clone(), raw);
+                    }
+                }
+                continue;
             }
         };
         t.values.insert(node.outputs[0].clone(), result.to_raw());

@@ -144,6 +144,34 @@ irdl.dialect @grim {
     irdl.operands(lhs: %a, rhs: %b)
     irdl.results(result: %result)
   }
+  // ONNX RNN, GRU and LSTM (`cell` = "rnn", "gru", "lstm"): Y, Y_h and, for
+  // lstm, Y_c of X [T, B, I] ([B, T, I] with `batch_major`), W [D, G*H, I],
+  // R [D, G*H, H] and the optional B [D, 2*G*H], initial_h and initial_c
+  // ([D, B, H] or [B, D, H]) and P [D, 3*H], in ONNX's gate order. Attributes:
+  // `direction` ("forward", "reverse", "bidirectional"), `hidden_size`,
+  // `activations` (an array of activation kind strings, per direction),
+  // optional `activation_params` (array<f32>), `clip` (f32), `sequence_lens`
+  // (array<i64>), units `linear_before_reset`, `input_forget`, `batch_major`;
+  // `operandSegmentSizes` = array<i32: 1, 1, 1, b, h, c, p>.
+  irdl.operation @recurrent {
+    %x = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %h0 = irdl.base "!builtin.tensor"
+    %c0 = irdl.base "!builtin.tensor"
+    %p = irdl.base "!builtin.tensor"
+    %y = irdl.base "!builtin.tensor"
+    %yh = irdl.base "!builtin.tensor"
+    %yc = irdl.base "!builtin.tensor"
+    %cell = irdl.base "#builtin.string"
+    %direction = irdl.base "#builtin.string"
+    %hidden = irdl.base "#builtin.integer"
+    %activations = irdl.base "#builtin.array"
+    irdl.operands(input: %x, weight: %w, recurrence: %r, bias: optional %b, initial_h: optional %h0, initial_c: optional %c0, peepholes: optional %p)
+    irdl.results(y: %y, y_h: %yh, y_c: optional %yc)
+    irdl.attributes { "cell" = %cell, "direction" = %direction, "hidden_size" = %hidden, "activations" = %activations }
+  }
   // ONNX LRN across channels: x / (bias + alpha / size * sum of x^2 over
   // channels [c - (size-1)/2, c + size/2])^beta.
   irdl.operation @lrn {

@@ -17,6 +17,7 @@ mod matmul;
 mod pad;
 mod permute;
 mod pool;
+mod recurrent;
 mod softmax;
 mod verify;
 
@@ -29,6 +30,7 @@ pub use matmul::{matmul, matmul_shape, MATMUL};
 pub use pad::{pad, pad_attrs, PadAttrs, PAD};
 pub use permute::{permutation, permute, PERMUTE, PERM_ATTR};
 pub use pool::{pool, pool_attrs, PoolAttrs, PoolKind, POOL};
+pub use recurrent::{recurrent, recurrent_attrs, recurrent_operands, RecurrentOperands, RECURRENT};
 pub use softmax::{softmax, softmax_span, SOFTMAX};
 pub use verify::verify;
 
@@ -71,7 +73,7 @@ pub const BINARY: [&str; 6] = [ADD, SUB, MUL, DIV, MAX, MIN];
 /// written straight into an output buffer or the memory plan places.
 pub fn computes(name: &str) -> bool {
     [
-        GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT, LRN,
+        GEMM, CONV2D, MATMUL, BATCH_NORM, TRANSPOSE, PERMUTE, POOL, SOFTMAX, CONCAT, LRN, RECURRENT,
     ]
     .contains(&name)
         || BINARY.contains(&name)
@@ -452,16 +454,7 @@ pub fn product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Product<'c
     if !PRODUCTS.contains(&name.as_str()) {
         return None;
     }
-    let raw = op.attribute(SEGMENTS_ATTR).ok()?.to_raw();
-    // SAFETY: read-only queries, checked to be a dense i32 array first.
-    let segments: Vec<i32> = unsafe {
-        if !mlir_sys::mlirAttributeIsADenseI32Array(raw) {
-            return None;
-        }
-        (0..mlir_sys::mlirDenseArrayGetNumElements(raw))
-            .map(|i| mlir_sys::mlirDenseI32ArrayGetElement(raw, i))
-            .collect()
-    };
+    let segments = segments(op)?;
     let [1, 1, bias @ (0 | 1), residual @ (0 | 1)] = segments[..] else {
         return None;
     };
@@ -476,6 +469,23 @@ pub fn product<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Product<'c
             .then(|| op.operand(2 + bias as usize).ok())
             .flatten(),
     })
+}
+
+/// An op's `operandSegmentSizes` (`None` without one or when it is not a
+/// dense i32 array).
+fn segments<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Option<Vec<i32>> {
+    let raw = op.attribute(SEGMENTS_ATTR).ok()?.to_raw();
+    // SAFETY: read-only queries, checked to be a dense i32 array first.
+    unsafe {
+        if !mlir_sys::mlirAttributeIsADenseI32Array(raw) {
+            return None;
+        }
+        Some(
+            (0..mlir_sys::mlirDenseArrayGetNumElements(raw))
+                .map(|i| mlir_sys::mlirDenseI32ArrayGetElement(raw, i))
+                .collect(),
+        )
+    }
 }
 
 /// Builds `grim.batch_norm(x, scale, bias, mean, var) {epsilon}`.

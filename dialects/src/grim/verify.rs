@@ -281,6 +281,16 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
             let y = result_shape(op)?;
             permute::check(&perm, &x, &y)?;
         }
+        RECURRENT => {
+            let attrs = recurrent_attrs(op)?;
+            let ins = (0..op.operand_count())
+                .map(|i| operand_shape(op, i, &format!("operand #{i}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let outs = (0..op.result_count())
+                .map(|i| shape_of(op.result(i).ok().map(Into::into), &format!("result #{i}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            recurrent::check(&attrs, &ins, &outs)?;
+        }
         POOL => {
             let attrs = pool_attrs(op).ok_or(
                 "needs 'kind' (\"max\" or \"average\") and i64 arrays 'kernel', 'strides', 'dilations' [h, w] and 'pads' [t, l, b, r]",

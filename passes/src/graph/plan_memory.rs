@@ -18,7 +18,9 @@
 //! offsets, which `grim_model::memplan::check` verifies independently.
 //!
 //! Result, for lower-grim-to-bcr: `grim.offset` (bytes) on every op whose
-//! result is in the arena, `grim.temporaries` on ops with temporaries, and
+//! result is in the arena, `grim.result_offsets` on an op with more results
+//! (results 1.., -1 for one in a caller's buffer), `grim.temporaries` on
+//! ops with temporaries, and
 //! on the function `grim.arena_bytes`, `grim.activations_bytes` (the
 //! intermediate tensors summed) and `grim.largest_activation_bytes`.
 //!
@@ -91,6 +93,9 @@ pub struct Dataflow<'c> {
     /// Each op that got a step, with its result's value (if planned) and
     /// its step's index.
     pub ops: Vec<(OperationRef<'c, 'c>, Option<ValueId>, usize)>,
+    /// The ops with more than one result (`grim.recurrent`): the values of
+    /// results 1.., each `None` where it is not in the arena.
+    pub extra_results: Vec<(OperationRef<'c, 'c>, Vec<Option<ValueId>>)>,
 }
 
 /// Builds the planning problem of a function body.
@@ -121,6 +126,7 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
     let returned: HashSet<usize> = returned_count.keys().copied().collect();
     let cancelled = cancel::cancelled(&body, &returned);
     let mut ops = Vec::new();
+    let mut extra_results = Vec::new();
     let mut next = body.first_operation();
     while let Some(op) = next {
         next = op.next_in_block();
@@ -176,7 +182,7 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
             continue;
         }
         let mut step = Step {
-            name: label,
+            name: label.clone(),
             ..Step::default()
         };
         for operand in op.operands() {
@@ -189,6 +195,24 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
             step.reads.extend(values.get(&read).copied());
         }
         step.writes.push(id);
+        if op.result_count() > 1 {
+            let mut extra = Vec::new();
+            for index in 1..op.result_count() {
+                let value: Value = op.result(index).map_err(|e| op_error(&op, e))?.into();
+                let direct = returned_count.get(&key(value)) == Some(&1);
+                let placement = if direct {
+                    Placement::External
+                } else {
+                    Placement::Arena
+                };
+                let extra_id =
+                    problem.add_value(format!("{label}#{index}"), bytes_of(value), placement);
+                values.insert(key(value), extra_id);
+                step.writes.push(extra_id);
+                extra.push((!direct).then_some(extra_id));
+            }
+            extra_results.push((op, extra));
+        }
         // A gemm whose accumulator is the transpose after it defines that
         // transpose's value.
         if let Some(transposed) = cancelled.results.get(&result_key) {
@@ -224,7 +248,11 @@ pub fn dataflow<'c>(body: BlockRef<'c, 'c>) -> Result<Dataflow<'c>, PassError> {
             step_index,
         ));
     }
-    Ok(Dataflow { problem, ops })
+    Ok(Dataflow {
+        problem,
+        ops,
+        extra_results,
+    })
 }
 
 /// Reads back the plan graph-plan-memory wrote on a function, as a
@@ -280,6 +308,15 @@ pub fn written_plan<'c>(
                 .into_iter()
                 .map(|o| o.max(0) as u64)
                 .collect();
+        }
+    }
+    for (op, extra) in &flow.extra_results {
+        let offsets =
+            grim_dialects::attr::i64_array(op, scratch::RESULT_OFFSETS_ATTR).unwrap_or_default();
+        for (value, offset) in extra.iter().zip(offsets) {
+            if let Some(value) = value {
+                own[value.0] = Some(offset.max(0) as u64);
+            }
         }
     }
     // An alias shares its root's bytes; external roots have none.
@@ -486,6 +523,21 @@ impl Pass for GraphPlanMemory {
                             .into(),
                     );
                 }
+            }
+            for (op, extra) in &flow.extra_results {
+                // SAFETY: the op is alive; only attributes change.
+                let mut op = unsafe { OperationRefMut::from_raw(op.to_raw()) };
+                let offsets: Vec<i64> = extra
+                    .iter()
+                    .map(|v| {
+                        v.and_then(|v| plan.offset_bytes(v))
+                            .map_or(-1, |o| o as i64)
+                    })
+                    .collect();
+                op.set_attribute(
+                    scratch::RESULT_OFFSETS_ATTR,
+                    melior::ir::attribute::DenseI64ArrayAttribute::new(context, &offsets).into(),
+                );
             }
             let mut function = unsafe { OperationRefMut::from_raw(raw) };
             set_i64(

@@ -4,7 +4,7 @@
 
 use super::{
     facts::{Facts, Graph},
-    lang::{ActLeaf, GemmLeaf, Leaf, Node, OpaqueOp},
+    lang::{ActLeaf, GemmLeaf, Leaf, Node, OpaqueOp, ResultOf},
 };
 use crate::{op_error, PassError};
 use egg::Id;
@@ -170,26 +170,44 @@ pub fn convert<'c>(body: BlockRef<'c, 'c>) -> Result<Converted<'c>, PassError> {
                 ])
             }
             _ => {
-                if op.result_count() != 1 {
+                if op.result_count() == 0 {
                     return Err(op_error(
                         &op,
-                        "has no grim meaning and not exactly one result; graph-simplify keeps such ops only with one result",
+                        "has no grim meaning and no result; graph-simplify keeps only ops with results",
                     ));
                 }
                 let mut children = Vec::new();
                 for index in 0..op.operand_count() {
                     children.push(operand(index)?);
                 }
-                let result = op.result(0).map_err(|e| op_error(&op, e))?;
-                egraph
-                    .analysis
-                    .opaque
-                    .push(grim_dialects::shape::static_shape(result.r#type()).unwrap_or_default());
+                let shapes: Vec<Vec<i64>> = op
+                    .results()
+                    .map(|r| grim_dialects::shape::static_shape(r.r#type()).unwrap_or_default())
+                    .collect();
+                egraph.analysis.opaque.push(shapes[0].clone());
+                egraph.analysis.opaque_results.push(shapes);
                 opaque.push(op);
                 Node::Opaque(OpaqueOp(opaque.len() - 1), children)
             }
         };
-        let id = egraph.add(node);
+        let id = egraph.add(node.clone());
+        // Results past the first: a projection each.
+        if let Node::Opaque(OpaqueOp(index), _) = node {
+            for result_index in 1..op.result_count() {
+                let projection = egraph.add(Node::Result(
+                    ResultOf {
+                        op: index,
+                        index: result_index,
+                    },
+                    vec![id],
+                ));
+                let result = op.result(result_index).map_err(|e| op_error(&op, e))?;
+                values.insert(key(result.into()), projection);
+                if use_count(result.into()) > 1 {
+                    shared.push(projection);
+                }
+            }
+        }
         let result = op.result(0).map_err(|e| op_error(&op, e))?;
         values.insert(key(result.into()), id);
         if use_count(result.into()) > 1 {

@@ -88,6 +88,7 @@ impl GraphCost<'_> {
             node if node.is_constant_expression() => EPSILON_NS,
             Node::Reshape(_) => EPSILON_NS,
             Node::Identity(_) | Node::Opaque(..) => 1.0,
+            Node::Result(..) => 0.0,
             Node::Gemm([attrs, activation, _, input, weight, bias, residual]) => {
                 let (a, w) = (self.shape(*input), self.shape(*weight));
                 let canonical = matches!(

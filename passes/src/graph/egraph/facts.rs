@@ -24,8 +24,10 @@ pub struct Facts {
     pub inputs: Vec<Vec<i64>>,
     /// Shapes of the function's constants, by index.
     pub constants: Vec<Vec<i64>>,
-    /// Result shapes of the opaque ops, by index.
+    /// First-result shapes of the opaque ops, by index.
     pub opaque: Vec<Vec<i64>>,
+    /// Every result's shape of the opaque ops, by index.
+    pub opaque_results: Vec<Vec<Vec<i64>>>,
     /// Classes whose value the original function uses more than once (or
     /// uses and returns): fusing an epilogue into such a product would
     /// compute the product twice.
@@ -66,6 +68,12 @@ fn output_shape(egraph: &Graph, node: &Node) -> Option<Vec<i64>> {
         Node::Leaf(Leaf::Const(i)) => egraph.analysis.constants.get(*i).cloned(),
         Node::Leaf(_) => None,
         Node::Opaque(op, _) => egraph.analysis.opaque.get(op.0).cloned(),
+        Node::Result(of, _) => egraph
+            .analysis
+            .opaque_results
+            .get(of.op)
+            .and_then(|results| results.get(of.index))
+            .cloned(),
         Node::Gemm([attrs, _, _, input, weight, ..]) => {
             let Some(Leaf::Gemm(g)) = leaf(egraph, *attrs) else {
                 return None;

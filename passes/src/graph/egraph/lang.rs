@@ -22,7 +22,8 @@
 //! A `name` leaf indexes the function's table of op locations, so a
 //! rebuilt op keeps its ONNX node name (a fused product keeps the
 //! product's). Ops the language does not model are `Opaque`: kept as they
-//! are, with their operands as children.
+//! are, with their operands as children; an op with several results has
+//! one `Result` node per result past the first, a child of its `Opaque`.
 
 use grim_dialects::grim::{Activation, ConvAttrs, GemmAttrs};
 use std::{fmt, str::FromStr};
@@ -31,7 +32,7 @@ use std::{fmt, str::FromStr};
 // their documentation.
 #[allow(missing_docs)]
 mod nodes {
-    use super::{Leaf, OpaqueOp};
+    use super::{Leaf, OpaqueOp, ResultOf};
     use egg::{define_language, Id};
 
     define_language! {
@@ -53,6 +54,7 @@ mod nodes {
             "const-add" = ConstAdd([Id; 2]),
             Leaf(Leaf),
             Opaque(OpaqueOp, Vec<Id>),
+            Result(ResultOf, Vec<Id>),
         }
     }
 }
@@ -91,6 +93,38 @@ impl FromStr for OpaqueOp {
             .and_then(|n| n.parse().ok())
             .map(OpaqueOp)
             .ok_or_else(|| format!("not an opaque op: '{text}'"))
+    }
+}
+
+/// Result `index` of opaque op `op`, whose only child is that op's node:
+/// how an op with several results (`grim.recurrent`) enters the e-graph,
+/// the opaque node itself standing for its first result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResultOf {
+    /// The opaque op's index.
+    pub op: usize,
+    /// The result's index.
+    pub index: usize,
+}
+
+impl fmt::Display for ResultOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "result:{}.{}", self.op, self.index)
+    }
+}
+
+impl FromStr for ResultOf {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.strip_prefix("result:")
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(op, index)| {
+                Some(ResultOf {
+                    op: op.parse().ok()?,
+                    index: index.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| format!("not an op result: '{text}'"))
     }
 }
 

@@ -258,6 +258,16 @@ impl<'c> Rebuild<'c, '_> {
                 owner.set_operands(&operands.to_vec());
                 Ok(value)
             }
+            Node::Result(of, children) => {
+                let first = self.value(children[0])?;
+                let owner = value_owner(first);
+                let result: Value = owner
+                    .result(of.index)
+                    .map_err(|e| PassError::Unsupported(e.to_string()))?
+                    .into();
+                // SAFETY: the op is part of the module; only the borrow marker changes.
+                Ok(unsafe { Value::from_raw(result.to_raw()) })
+            }
             _ => Err(internal("a constant expression outside a constant")),
         }
     }

@@ -72,6 +72,7 @@ mod pad;
 mod permute;
 mod pool;
 mod profile;
+mod recurrent;
 pub mod scratch;
 mod softmax;
 mod transpose;
@@ -298,6 +299,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             grim::CONCAT => self.concat(b, op),
             grim::LRN => self.lrn(b, op),
             grim::PAD => self.pad(b, op),
+            grim::RECURRENT => self.recurrent(b, op),
             grim::RESHAPE | grim::IDENTITY => {
                 let shape =
                     values::tensor_shape(&op, op.result(0).map_err(|e| op_error(&op, e))?.into())?;

@@ -12,7 +12,10 @@
 //! * a conv on the BCR kernels that reads its image in place and pads: the
 //!   zero-padded image `[C, H + pt + pb, W + pl + pr]`;
 //! * a conv through an explicit patch matrix: `[C*kh*kw, Ho*Wo]`;
-//! * a grouped conv: nothing (its direct kernel reads the image itself).
+//! * a grouped conv: nothing (its direct kernel reads the image itself);
+//! * a recurrent op: X transposed, one direction's input projections, the
+//!   states, a step's gates, a GRU's `r * h` and the panels of run-time
+//!   W and R (`recurrent::temporaries`).
 
 use super::{cancel::Cancelled, key};
 use crate::{graph::layer::Layer, op_error, PassError};
@@ -25,6 +28,10 @@ use melior::ir::operation::{OperationLike, OperationRef};
 /// Attribute of an op: the byte offset of its result in the arena (set by
 /// graph-plan-memory; absent for a result in a caller's buffer).
 pub const OFFSET_ATTR: &str = "grim.offset";
+/// Attribute of an op with more than one result (`grim.recurrent`): the
+/// byte offsets of results 1.. in the arena, -1 for one in a caller's
+/// buffer (set by graph-plan-memory).
+pub const RESULT_OFFSETS_ATTR: &str = "grim.result_offsets";
 /// Attribute of an op: the byte offsets of its temporaries, in
 /// [`temporaries`] order.
 pub const TEMPORARIES_ATTR: &str = "grim.temporaries";
@@ -73,6 +80,10 @@ pub fn temporaries(op: &OperationRef, cancelled: &Cancelled) -> Result<Vec<Vec<i
             }
         }
         return Ok(shapes);
+    }
+    if name == grim::RECURRENT {
+        let (r, dims) = super::recurrent::describe(op)?;
+        return Ok(super::recurrent::temporaries(&r, &dims));
     }
     if name == grim::CONV2D {
         let layer = Layer::of(op)?;

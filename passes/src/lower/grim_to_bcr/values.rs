@@ -159,6 +159,53 @@ impl<'c> Lowering<'c, '_> {
         }
     }
 
+    /// Where result `index` of `op` goes ([`Lowering::result`] for result
+    /// 0; the others by `grim.result_offsets`).
+    pub(super) fn result_at(
+        &mut self,
+        op: &OperationRef,
+        index: usize,
+        shape: &[i64],
+    ) -> Result<Tensor<'c>, PassError> {
+        if index == 0 {
+            return self.result(op, shape);
+        }
+        let value: Value = op.result(index).map_err(|e| op_error(op, e))?.into();
+        if let Some(&argument) = self.returned.get(&key(value)) {
+            return Ok(Tensor::Argument {
+                index: argument,
+                shape: shape.to_vec(),
+            });
+        }
+        let offsets = grim_dialects::attr::i64_array(op, super::scratch::RESULT_OFFSETS_ATTR)
+            .unwrap_or_default();
+        match offsets.get(index - 1) {
+            Some(&offset) if offset >= 0 => Ok(Tensor::Buffer {
+                offset,
+                shape: shape.to_vec(),
+            }),
+            _ => Err(op_error(
+                op,
+                format!(
+                    "has no arena offset for its result #{index}: run graph-plan-memory before {}",
+                    super::FLAG
+                ),
+            )),
+        }
+    }
+
+    /// Records where result `index` of `op` lives.
+    pub(super) fn define_at(
+        &mut self,
+        op: &OperationRef,
+        index: usize,
+        tensor: Tensor<'c>,
+    ) -> Result<(), PassError> {
+        let result = op.result(index).map_err(|e| op_error(op, e))?;
+        self.values.insert(key(result.into()), tensor);
+        Ok(())
+    }
+
     /// A memref view of an activation.
     ///
     /// # Panics
@@ -220,19 +267,29 @@ impl<'c> Lowering<'c, '_> {
         image: i64,
         shape: &[i64],
     ) -> V<'c> {
-        let elements = shape::numel(shape);
+        self.view_at(b, tensor, shape::numel(shape) * image, shape)
+    }
+
+    /// The elements of an activation from `start` on, viewed as `shape`.
+    pub(super) fn view_at(
+        &self,
+        b: &Builder<'c>,
+        tensor: &Tensor<'c>,
+        start: i64,
+        shape: &[i64],
+    ) -> V<'c> {
         match tensor {
             Tensor::Buffer { offset, .. } => self.view(
                 b,
                 &Tensor::Buffer {
-                    offset: offset + 4 * elements * image,
+                    offset: offset + 4 * start,
                     shape: shape.to_vec(),
                 },
             ),
             Tensor::Argument { index, .. } => {
-                reinterpret_at(b, self.arguments[*index], shape, elements * image)
+                reinterpret_at(b, self.arguments[*index], shape, start)
             }
-            Tensor::Weight { .. } => unreachable!("images are activations"),
+            Tensor::Weight { .. } => unreachable!("views are of activations"),
         }
     }
 }

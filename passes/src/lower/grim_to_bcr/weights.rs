@@ -120,9 +120,26 @@ impl<'c> Lowering<'c, '_> {
         k: i64,
         vector: bool,
     ) -> Result<Weights<'c>, PassError> {
+        let dense = grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref()
+            == Some(grim::KERNEL_DENSE);
+        self.weights_on(b, op, name, value, m, k, vector, dense)
+    }
+
+    /// [`Lowering::weights`] with the kernel given (`dense`: row panels).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn weights_on(
+        &mut self,
+        b: &Builder<'c>,
+        op: &OperationRef<'c, '_>,
+        name: &str,
+        value: Attribute<'c>,
+        m: i64,
+        k: i64,
+        vector: bool,
+        dense: bool,
+    ) -> Result<Weights<'c>, PassError> {
         let blob = self.blob();
-        if grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref() != Some(grim::KERNEL_DENSE)
-        {
+        if !dense {
             return Ok(Weights::Bcr(
                 self.packed_weight(b, op, name, value, m, k, vector)?,
             ));
