@@ -62,3 +62,20 @@ module attributes {grim.target = "avx2"} {
     return %a : tensor<16x128xf32>
   }
 }
+
+// -----
+
+// A recurrent op's W and R stay dense unless the kernel option says bcr
+// (the cost model does not estimate them yet); the reason says which.
+
+// CHECK-LABEL: func.func @rnn
+// CHECK: "grim.recurrent"{{.*}}kernel = "dense", kernel_reason = "a recurrent op's W and R run the dense kernel unless kernel=bcr
+// FIXED-LABEL: func.func @rnn
+// FIXED: "grim.recurrent"{{.*}}block_cols = 16 : i64, block_rows = 8 : i64{{.*}}kernel = "dense"
+// FORCED-LABEL: func.func @rnn
+// FORCED: "grim.recurrent"{{.*}}block_cols = 16 : i64, block_rows = 8 : i64{{.*}}kernel = "bcr", kernel_reason = "as the kernel option (--kernel) says"
+
+func.func @rnn(%x: tensor<2x1x3xf32>, %w: tensor<1x4x3xf32>, %r: tensor<1x4x4xf32>) -> tensor<2x1x1x4xf32> {
+  %y, %yh = "grim.recurrent"(%x, %w, %r) {cell = "rnn", direction = "forward", hidden_size = 4 : i64, activations = ["tanh"], operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>} : (tensor<2x1x3xf32>, tensor<1x4x3xf32>, tensor<1x4x4xf32>) -> (tensor<2x1x1x4xf32>, tensor<1x1x4xf32>)
+  return %y : tensor<2x1x1x4xf32>
+}

@@ -542,3 +542,61 @@ func.func @concat_in_place(%x: tensor<1x4x8x8xf32>) -> tensor<1x8x8x8xf32> {
   %y = "grim.tanh"(%c) : (tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
   return %y : tensor<1x8x8x8xf32>
 }
+
+// -----
+
+// A GRU (linear_before_reset = 0) with W and R given at run time: X is
+// transposed once, W and the two row blocks of R (R_zr, then R_h at
+// element 18) are packed into row panels, the input projections of all
+// three steps are one matrix product, and the time loop runs the R_zr
+// product, the reset loop (sigmoid, r * h), the R_h product on r * h and
+// the gate loop (sigmoid, tanh) that writes the step's row of Y.
+
+// CHECK-LABEL: func.func @gru
+// CHECK-SAME: %[[Y:[a-z0-9]+]]: memref<3x1x1x3xf32>, %{{.*}}: memref<1x1x3xf32>)
+// CHECK: %[[YF:.*]] = memref.reinterpret_cast %[[Y]] {{.*}} to memref<9xf32>
+// CHECK: memref.store %{{.*}} : memref<2x3xf32>
+// CHECK: %[[W:.*]] = "bcr.pack_panels"({{.*}}) : (memref<9x2xf32>, memref<?xf32>) -> memref<?xf32>
+// CHECK: %[[RZR:.*]] = "bcr.pack_panels"({{.*}}) : (memref<6x3xf32>, memref<?xf32>) -> memref<?xf32>
+// CHECK: %[[RH:.*]] = "bcr.pack_panels"({{.*}}) : (memref<3x3xf32, strided<[3, 1], offset: 18>>, memref<?xf32>) -> memref<?xf32>
+// CHECK: "bcr.gemm"(%[[W]], %{{.*}}, %{{.*}}) : (memref<?xf32>, memref<2x3xf32>, memref<9x3xf32>) -> ()
+// CHECK: scf.for
+// CHECK: "bcr.gemm"(%[[RZR]], %{{.*}}, %{{.*}}) : (memref<?xf32>, memref<3xf32>, memref<6xf32>) -> ()
+// CHECK: math.exp
+// CHECK: arith.mulf
+// CHECK: "bcr.gemm"(%[[RH]], %{{.*}}, %{{.*}}) : (memref<?xf32>, memref<3xf32>, memref<3xf32>) -> ()
+// CHECK: math.exp
+// CHECK: math.tanh
+// CHECK: memref.store %{{.*}}, %[[YF]]
+// CHECK-NOT: grim.recurrent
+// CHECK: return
+
+func.func @gru(%x: tensor<3x1x2xf32>, %w: tensor<1x9x2xf32>, %r: tensor<1x9x3xf32>) -> (tensor<3x1x1x3xf32>, tensor<1x1x3xf32>) {
+  %y, %yh = "grim.recurrent"(%x, %w, %r) {cell = "gru", direction = "forward", hidden_size = 3 : i64, activations = ["sigmoid", "tanh"], operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>} : (tensor<3x1x2xf32>, tensor<1x9x2xf32>, tensor<1x9x3xf32>) -> (tensor<3x1x1x3xf32>, tensor<1x1x3xf32>)
+  return %y, %yh : tensor<3x1x1x3xf32>, tensor<1x1x3xf32>
+}
+
+// -----
+
+// A bidirectional LSTM with constant weights on the BCR kernel: each
+// direction's W and R is its own packed weight named after the node and
+// direction; W runs bcr.spmm over both steps, R one bcr.spmv per step.
+
+// CHECK-LABEL: func.func @lstm_bcr
+// CHECK: "bcr.packed"{{.*}}name = "lstm.W.forward"{{.*}}rows = 32
+// CHECK: "bcr.packed"{{.*}}layout = "col_panels", name = "lstm.R.forward"
+// CHECK: "bcr.spmm"{{.*}}(memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<16x2xf32>, memref<32x2xf32>) -> ()
+// CHECK: scf.for
+// CHECK: "bcr.spmv"{{.*}}(memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<8xf32>, memref<32xf32>) -> ()
+// CHECK: "bcr.packed"{{.*}}name = "lstm.W.reverse"
+// CHECK: "bcr.packed"{{.*}}name = "lstm.R.reverse"
+// CHECK: "bcr.spmm"
+// CHECK: scf.for
+// CHECK: "bcr.spmv"
+
+func.func @lstm_bcr(%x: tensor<2x1x16xf32>) -> tensor<2x1x8xf32> {
+  %w = "grim.constant"() {name = "w", value = dense<0.5> : tensor<2x32x16xf32>} : () -> tensor<2x32x16xf32>
+  %r = "grim.constant"() {name = "r", value = dense<0.25> : tensor<2x32x8xf32>} : () -> tensor<2x32x8xf32>
+  %y, %yh, %yc = "grim.recurrent"(%x, %w, %r) {cell = "lstm", direction = "bidirectional", hidden_size = 8 : i64, activations = ["sigmoid", "tanh", "tanh", "sigmoid", "tanh", "tanh"], kernel = "bcr", block_rows = 8 : i64, block_cols = 8 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>} : (tensor<2x1x16xf32>, tensor<2x32x16xf32>, tensor<2x32x8xf32>) -> (tensor<2x2x1x8xf32>, tensor<2x1x8xf32>, tensor<2x1x8xf32>) loc("lstm")
+  return %yc : tensor<2x1x8xf32>
+}

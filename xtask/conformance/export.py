@@ -82,6 +82,7 @@ def main() -> None:
         )
     described.extend(variants(cases, claimed, out_dir))
     described.extend(light_models(claimed, out_dir))
+    described.extend(recurrent_cases(claimed, out_dir))
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
         json.dump(
             {"onnx": onnx.__version__, "cases": described}, f, indent=1, sort_keys=True
@@ -230,6 +231,125 @@ def light_models(claimed: set, out_dir: str) -> list:
                 "baked": [],
                 "rtol": 1e-3,
                 "atol": 1e-5,
+            }
+        )
+    return described
+
+
+# What the node tests of GRU, LSTM and RNN barely cover (sequence_lens,
+# clip, input_forget, bidirectional with initial states, batch-major
+# layout, non-default activations), each as a small model with seeded
+# random weights as initializers and onnxruntime's outputs as the expected
+# ones, since grim's own reference cannot catch a misreading of the spec.
+# (op, name, attributes, seq, batch, input, hidden, sequence_lens, optional inputs)
+RECURRENT = [
+    ("GRU", "sequence_lens", {}, 4, 3, 3, 5, [4, 2, 1], ["B", "initial_h"]),
+    ("GRU", "sequence_lens_bidirectional_lbr", {"direction": "bidirectional", "linear_before_reset": 1}, 4, 3, 3, 5, [1, 4, 3], ["B", "initial_h"]),
+    ("GRU", "clip_reverse", {"clip": 0.5, "direction": "reverse"}, 3, 2, 4, 6, None, ["B"]),
+    ("GRU", "activations", {"activations": ["HardSigmoid", "LeakyRelu"], "activation_alpha": [0.3, 0.2], "activation_beta": [0.4]}, 3, 2, 3, 4, None, ["B"]),
+    ("GRU", "layout1_bidirectional", {"direction": "bidirectional", "layout": 1, "linear_before_reset": 1}, 3, 2, 3, 4, None, ["B", "initial_h"]),
+    ("LSTM", "input_forget", {"input_forget": 1}, 4, 2, 3, 5, None, ["B", "initial_h", "initial_c"]),
+    ("LSTM", "clip_peepholes", {"clip": 0.3}, 3, 2, 3, 4, None, ["B", "initial_h", "initial_c", "P"]),
+    ("LSTM", "sequence_lens_reverse_peepholes", {"direction": "reverse"}, 4, 3, 2, 4, [2, 4, 3], ["B", "initial_h", "initial_c", "P"]),
+    ("LSTM", "bidirectional_batch", {"direction": "bidirectional"}, 3, 4, 3, 8, None, ["B", "initial_h", "initial_c"]),
+    ("LSTM", "layout1", {"layout": 1}, 3, 2, 3, 4, None, ["B", "initial_h", "initial_c"]),
+    ("RNN", "relu_bidirectional_sequence_lens", {"direction": "bidirectional", "activations": ["Relu", "Relu"]}, 4, 2, 3, 5, [3, 4], ["B", "initial_h"]),
+    ("RNN", "clip_layout1", {"clip": 0.8, "layout": 1}, 3, 2, 2, 4, None, ["B", "initial_h"]),
+]
+
+
+def recurrent_cases(claimed: set, out_dir: str) -> list:
+    """RECURRENT's models, expected outputs by onnxruntime. onnxruntime
+    has no batch-major (layout 1) kernels, so such a case's expected
+    outputs are the layout-0 model's, transposed."""
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    described = []
+    for index, (op, label, attrs, seq, batch, inp, hidden, lens, optional) in enumerate(RECURRENT):
+        if op not in claimed:
+            continue
+        rng = np.random.default_rng(1000 + index)
+        gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[op]
+        dirs = 2 if attrs.get("direction") == "bidirectional" else 1
+        layout = attrs.get("layout", 0)
+        arrays = {
+            "W": rng.standard_normal((dirs, gates * hidden, inp)) * 0.6,
+            "R": rng.standard_normal((dirs, gates * hidden, hidden)) * 0.6,
+            "B": rng.standard_normal((dirs, 2 * gates * hidden)) * 0.3,
+            "initial_h": rng.standard_normal((dirs, batch, hidden)),
+            "initial_c": rng.standard_normal((dirs, batch, hidden)),
+            "P": rng.standard_normal((dirs, 3 * hidden)) * 0.5,
+        }
+        x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
+        outputs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
+
+        def model(layout: int):
+            inits = []
+            names = ["X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P"]
+            inputs = []
+            for name in names[: {"GRU": 6, "RNN": 6, "LSTM": 8}[op]]:
+                if name == "X":
+                    inputs.append("X")
+                elif name == "sequence_lens":
+                    if lens is None:
+                        inputs.append("")
+                    else:
+                        inits.append(numpy_helper.from_array(np.array(lens, np.int32), "sequence_lens"))
+                        inputs.append("sequence_lens")
+                elif name in ("W", "R") or name in optional:
+                    value = arrays[name].astype(np.float32)
+                    if layout == 1 and name in ("initial_h", "initial_c"):
+                        value = np.swapaxes(value, 0, 1).copy()
+                    inits.append(numpy_helper.from_array(value, name))
+                    inputs.append(name)
+                else:
+                    inputs.append("")
+            while inputs and inputs[-1] == "":
+                inputs.pop()
+            node_attrs = dict(attrs, hidden_size=hidden)
+            node_attrs["layout"] = layout
+            node = helper.make_node(op, inputs, outputs, name=f"{op.lower()}_{label}", **node_attrs)
+            x_shape = list(x.shape) if layout == 0 else [batch, seq, inp]
+            graph = helper.make_graph(
+                [node],
+                label,
+                [helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape)],
+                [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+                inits,
+            )
+            return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+        reference = model(0)
+        session = onnxruntime.InferenceSession(
+            reference.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        expected = session.run(None, {"X": x})
+        feed = x
+        if layout == 1:
+            feed = np.swapaxes(x, 0, 1).copy()
+            expected = [np.transpose(expected[0], (2, 0, 1, 3)).copy()] + [
+                np.swapaxes(e, 0, 1).copy() for e in expected[1:]
+            ]
+        name = f"grim_{op.lower()}_{label}"
+        case_dir = os.path.join(out_dir, name)
+        os.makedirs(case_dir, exist_ok=True)
+        onnx.save(model(layout), os.path.join(case_dir, "model.onnx"))
+        np.save(os.path.join(case_dir, "input_0.npy"), feed)
+        for i, array in enumerate(expected):
+            np.save(os.path.join(case_dir, f"output_{i}.npy"), array)
+        described.append(
+            {
+                "name": name,
+                "kind": "onnxruntime",
+                "ops": [op],
+                "opset": 14,
+                "inputs": 1,
+                "outputs": len(expected),
+                "output_dtypes": [str(a.dtype) for a in expected],
+                "baked": [],
+                "rtol": 1e-4,
+                "atol": 1e-6,
             }
         )
     return described

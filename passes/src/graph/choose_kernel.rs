@@ -19,6 +19,10 @@
 //! the weight's values to pack it), and a grouped conv (depthwise
 //! included) the direct kernel, which `kernel_reason` says.
 //!
+//! A `grim.recurrent` gets `kernel` (and the option's block) for its W and
+//! R: `dense` unless the `kernel` option says `bcr`, with `kernel_reason`
+//! saying so; the cost model does not estimate recurrent products yet.
+//!
 //! What it does not do: prune (weights are packed as they are), or pick a
 //! schedule (the bcr passes do). This replaces a fixed stored-fraction
 //! threshold: whether BCR pays depends on the shape, the block structure
@@ -76,6 +80,10 @@ pub const NOTHING_PRUNED: &str =
     "because nothing is pruned: BCR would store every value and add index reads";
 /// The recorded reason of a kernel the `kernel` option fixed.
 pub const FIXED_BY_OPTION: &str = "as the kernel option (--kernel) says";
+
+/// Why a recurrent op's W and R run the dense kernel without `--kernel bcr`.
+pub const RECURRENT_DENSE: &str =
+    "a recurrent op's W and R run the dense kernel unless kernel=bcr (--kernel bcr) says otherwise: the cost model does not estimate recurrent products yet";
 
 /// The pass object.
 pub struct GraphChooseKernel {
@@ -256,6 +264,39 @@ impl GraphChooseKernel {
 
 impl Pass for GraphChooseKernel {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
+        // Recurrent ops: the options fix their W and R kernels; without
+        // them they stay dense (the cost model does not estimate them yet).
+        for raw in collect_ops(module, |op| op_name(op) == grim::RECURRENT) {
+            // SAFETY: collected above; only attributes change.
+            let mut op = unsafe { OperationRefMut::from_raw(raw) };
+            if op.has_attribute(grim::KERNEL_ATTR) {
+                continue;
+            }
+            let kernel = self.kernel.unwrap_or(grim::KERNEL_DENSE);
+            op.set_attribute(
+                grim::KERNEL_ATTR,
+                StringAttribute::new(context, kernel).into(),
+            );
+            if let (Some((rows, cols)), false) = (self.block, op.has_attribute(grim::BLOCK_ATTR)) {
+                let i64_type = IntegerType::new(context, 64).into();
+                op.set_attribute(
+                    grim::BLOCK_ATTR,
+                    IntegerAttribute::new(i64_type, rows).into(),
+                );
+                op.set_attribute(
+                    grim::BLOCK_COLS_ATTR,
+                    IntegerAttribute::new(i64_type, cols).into(),
+                );
+            }
+            let reason = match self.kernel {
+                Some(_) => FIXED_BY_OPTION,
+                None => RECURRENT_DENSE,
+            };
+            op.set_attribute(
+                grim::KERNEL_REASON_ATTR,
+                StringAttribute::new(context, reason).into(),
+            );
+        }
         let products = collect_ops(module, |op| grim::PRODUCTS.contains(&op_name(op).as_str()));
         if products.is_empty() {
             return Ok(());
