@@ -181,7 +181,8 @@ pub fn recurrent_attrs<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<Re
         },
         other => {
             return Err(format!(
-                "cell must be \"rnn\", \"gru\" or \"lstm\", got {other:?}"
+                "cell must be \"rnn\", \"gru\" or \"lstm\", got {}",
+                other.map_or("none".into(), |o| format!("\"{o}\""))
             ))
         }
     };
@@ -191,7 +192,8 @@ pub fn recurrent_attrs<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<Re
         Some("bidirectional") => Direction::Bidirectional,
         other => {
             return Err(format!(
-                "direction must be \"forward\", \"reverse\" or \"bidirectional\", got {other:?}"
+                "direction must be \"forward\", \"reverse\" or \"bidirectional\", got {}",
+                other.map_or("none".into(), |o| format!("\"{o}\""))
             ))
         }
     };

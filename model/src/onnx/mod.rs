@@ -746,6 +746,11 @@ pub fn from_proto_with(
         if node_inputs.first().is_some_and(|s| s.is_empty()) {
             return Err(at.unsupported("the data input is omitted (empty name)".into()));
         }
+        if let Some(integer) = node_inputs.iter().find(|s| ints.contains_key(*s)) {
+            return Err(at.unsupported(format!(
+                "input '{integer}' is an integer tensor; grim computes on float32 only"
+            )));
+        }
         push_node(
             &mut nodes,
             &mut shapes,
