@@ -158,7 +158,9 @@ enum Command {
         /// Which model: mlp, cnn, resnet-stage (a stem conv and basic
         /// blocks of Conv, BatchNormalization, Relu, Conv,
         /// BatchNormalization, residual Add, Relu, as PyTorch exports them),
-        /// resnet18, resnet50, vgg16 or mobilenetv2.
+        /// resnet18, resnet50, vgg16, mobilenetv2, gru-speech (2 GRU layers
+        /// of 1024 on 153 features, 61 classes) or lstm (2 LSTM layers of
+        /// 650).
         #[arg(long, default_value = "mlp")]
         model: String,
         /// The CNN instead of the MLP (the same as --model cnn).
@@ -177,12 +179,16 @@ enum Command {
         /// Zoo networks: images per batch.
         #[arg(long, default_value_t = 1)]
         batch: usize,
-        /// Zoo networks: classes.
-        #[arg(long, default_value_t = 1000)]
-        classes: usize,
+        /// Zoo networks: classes (default 1000; 61 for gru-speech and lstm).
+        #[arg(long)]
+        classes: Option<usize>,
+        /// gru-speech, lstm: sequence length.
+        #[arg(long, default_value_t = 100)]
+        seq: usize,
         /// Zoo networks: the pruning rate of the pruned layers with 8x16
         /// blocks (default: 6 for the ResNets, 8 for VGG-16, 4 for
-        /// MobileNet-V2's 1x1 convs; 1 is dense).
+        /// MobileNet-V2's 1x1 convs, 10 for the recurrent weights of
+        /// gru-speech and lstm; 1 is dense).
         #[arg(long)]
         rate: Option<f64>,
         /// Leave every weight dense (default: BCR-pruned by mask
@@ -667,8 +673,19 @@ fn run(cli: Cli) -> Result<()> {
             rate,
             dense,
             output,
+            seq,
         } => {
             let model = if cnn { "cnn".to_string() } else { model };
+            if let Some(mut spec) = grim_model::zoo::speech::SpeechModel::named(&model) {
+                spec.seq = seq;
+                spec.batch = batch;
+                spec.classes = classes.unwrap_or(spec.classes);
+                spec.seed = seed;
+                spec.rate = if dense { None } else { rate.or(spec.rate) };
+                spec.save(&output)?;
+                println!("wrote {}", output.display());
+                return Ok(());
+            }
             let graph = match model.as_str() {
                 "mlp" => grim_model::demo_mlp(seed),
                 "cnn" => grim_model::demo_cnn(seed),
@@ -687,14 +704,15 @@ fn run(cli: Cli) -> Result<()> {
                         let mut spec = grim_model::ZooModel::new(architecture);
                         spec.size = size.unwrap_or(spec.size);
                         spec.batch = batch;
-                        spec.classes = classes;
+                        spec.classes = classes.unwrap_or(spec.classes);
                         spec.seed = seed;
                         spec.rate = if dense { None } else { rate.or(spec.rate) };
                         grim_model::zoo_model(&spec)?
                     }
                     None => bail!(
-                        "--model: unknown model '{other}' (expected mlp, cnn, resnet-stage, {})",
-                        grim_model::Architecture::ALL.map(|a| a.name()).join(", ")
+                        "--model: unknown model '{other}' (expected mlp, cnn, resnet-stage, {}, {})",
+                        grim_model::Architecture::ALL.map(|a| a.name()).join(", "),
+                        grim_model::zoo::speech::SpeechModel::NAMES.join(", ")
                     ),
                 },
             };

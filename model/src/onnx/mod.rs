@@ -21,6 +21,7 @@ mod export;
 mod fold;
 mod ops;
 pub mod proto;
+pub mod pytorch_rnn;
 mod recurrent;
 
 use attrs::Attrs;

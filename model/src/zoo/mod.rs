@@ -16,6 +16,7 @@
 pub(crate) mod builder;
 mod mobilenet;
 mod resnet;
+pub mod speech;
 mod vgg;
 
 use std::fmt;

@@ -19,9 +19,11 @@
 //! the weight's values to pack it), and a grouped conv (depthwise
 //! included) the direct kernel, which `kernel_reason` says.
 //!
-//! A `grim.recurrent` gets `kernel` (and the option's block) for its W and
-//! R: `dense` unless the `kernel` option says `bcr`, with `kernel_reason`
-//! saying so; the cost model does not estimate recurrent products yet.
+//! A `grim.recurrent` gets one `kernel` and block for all its W and R
+//! matrices, by the sum of the estimates of the products its lowering runs
+//! (per direction `W` over all `T x B` columns once, `R` over `B` columns
+//! `T` times; a GRU without `linear_before_reset` `R_zr` and `R_h`), each
+//! candidate's sum recorded in `estimates`. Run-time W or R: dense.
 //!
 //! What it does not do: prune (weights are packed as they are), or pick a
 //! schedule (the bcr passes do). This replaces a fixed stored-fraction
@@ -81,9 +83,9 @@ pub const NOTHING_PRUNED: &str =
 /// The recorded reason of a kernel the `kernel` option fixed.
 pub const FIXED_BY_OPTION: &str = "as the kernel option (--kernel) says";
 
-/// Why a recurrent op's W and R run the dense kernel without `--kernel bcr`.
-pub const RECURRENT_DENSE: &str =
-    "a recurrent op's W and R run the dense kernel unless kernel=bcr (--kernel bcr) says otherwise: the cost model does not estimate recurrent products yet";
+/// Why a recurrent op with W or R given at run time runs the dense kernel.
+pub const RECURRENT_NOT_CONSTANT: &str =
+    "W or R is not a constant: BCR packs a weight's values at compile time";
 
 /// The pass object.
 pub struct GraphChooseKernel {
@@ -138,6 +140,150 @@ fn estimates_attribute<'c>(context: &'c Context, candidates: &[cost::Candidate])
 }
 
 impl GraphChooseKernel {
+    /// The kernel of a recurrent op's W and R (see the module doc).
+    fn choose_recurrent<'c>(
+        &self,
+        context: &'c Context,
+        target: &cost::Target,
+        op: &mut OperationRefMut<'c, '_>,
+    ) -> Result<(), PassError> {
+        let view: OperationRef = unsafe { OperationRef::from_raw(op.to_raw()) };
+        let string = |value: &str| -> Attribute<'c> { StringAttribute::new(context, value).into() };
+        let i64_type: Type = IntegerType::new(context, 64).into();
+        let (r, dims) = crate::lower::grim_to_bcr::recurrent_dims(&view)?;
+        let operands = grim::recurrent_operands(&view)
+            .ok_or_else(|| op_error(&view, "has malformed operands"))?;
+        let constant = |value: melior::ir::Value| {
+            grim::defining_constant(value)
+                .and_then(|c| grim::constant_value(&c))
+                .filter(|v| weights::is_weight(*v))
+                .and_then(weights::read)
+        };
+        let from_lr = grim_dialects::attr::string(op, grim::KERNEL_ATTR);
+        let (Some(w), Some(rr)) = (constant(operands.weight), constant(operands.recurrence)) else {
+            if from_lr.as_deref() == Some(grim::KERNEL_BCR) {
+                return Err(op_error(
+                    &view,
+                    format!("is asked for the BCR kernel, but {RECURRENT_NOT_CONSTANT}"),
+                ));
+            }
+            op.set_attribute(grim::KERNEL_ATTR, string(grim::KERNEL_DENSE));
+            op.set_attribute(grim::KERNEL_REASON_ATTR, string(RECURRENT_NOT_CONSTANT));
+            return Ok(());
+        };
+        let given = match (
+            grim_dialects::attr::int(op, grim::BLOCK_ATTR),
+            grim_dialects::attr::int(op, grim::BLOCK_COLS_ATTR),
+        ) {
+            (Some(rows), Some(cols)) => Some((rows, cols)),
+            _ => self.block,
+        };
+        let blocks: Vec<BlockSize> = match given {
+            Some((rows, cols)) => {
+                vec![BlockSize::new(rows as usize, cols as usize).map_err(|e| op_error(&view, e))?]
+            }
+            None => BLOCK_CANDIDATES.to_vec(),
+        };
+        // The matrices the lowering multiplies: (values, product).
+        let (t, b, i, h) = (dims.seq, dims.batch, dims.input, dims.hidden);
+        let gh = r.cell.gates() * h;
+        let split = matches!(
+            r.cell,
+            grim_model::recurrent::Cell::Gru {
+                linear_before_reset: false
+            }
+        );
+        let mut matrices: Vec<(&[f32], cost::Product)> = Vec::new();
+        for d in 0..dims.directions {
+            matrices.push((
+                &w[d * gh * i..(d + 1) * gh * i],
+                cost::Product::kn(gh, i, t * b),
+            ));
+            let rd = &rr[d * gh * h..(d + 1) * gh * h];
+            let step = |m: usize| cost::Product {
+                images: t,
+                ..cost::Product::kn(m, h, b)
+            };
+            if split {
+                matrices.push((&rd[..2 * h * h], step(2 * h)));
+                matrices.push((&rd[2 * h * h..], step(h)));
+            } else {
+                matrices.push((rd, step(gh)));
+            }
+        }
+        let mut totals: Vec<cost::Candidate> = Vec::new();
+        let mut prunes_something = vec![false; blocks.len() + 1];
+        for (values, product) in &matrices {
+            let choice = cost::choose_kernel(target, product, values, &blocks)
+                .map_err(|e| op_error(&view, e))?;
+            for (index, candidate) in choice.candidates.into_iter().enumerate() {
+                if let cost::Kernel::Bcr(shape) = &candidate.kernel {
+                    prunes_something[index] |= shape.stored_values < product.m * product.k;
+                }
+                match totals.get_mut(index) {
+                    Some(total) => total.ns += candidate.ns,
+                    None => totals.push(candidate),
+                }
+            }
+        }
+        op.set_attribute(grim::ESTIMATES_ATTR, estimates_attribute(context, &totals));
+        let best = totals
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| *index == 0 || prunes_something[*index])
+            .fold(
+                0,
+                |best, (index, c)| if c.ns < totals[best].ns { index } else { best },
+            );
+        let (kernel, block, reason) =
+            match (from_lr.as_deref().or(self.kernel), &totals[best].kernel) {
+                (Some(fixed), _) => {
+                    let by = if from_lr.is_some() {
+                        FIXED_BY_LR
+                    } else {
+                        FIXED_BY_OPTION
+                    };
+                    // A fixed BCR kernel takes the cheapest block.
+                    let cheapest = totals
+                        .iter()
+                        .skip(1)
+                        .min_by(|a, b| a.ns.total_cmp(&b.ns))
+                        .and_then(|c| match c.kernel {
+                            cost::Kernel::Bcr(shape) => Some(shape.block),
+                            cost::Kernel::Dense => None,
+                        });
+                    (fixed.to_string(), cheapest, Some(by))
+                }
+                (None, cost::Kernel::Bcr(shape)) => {
+                    (grim::KERNEL_BCR.to_string(), Some(shape.block), None)
+                }
+                (None, cost::Kernel::Dense) => {
+                    let reason = totals
+                        .iter()
+                        .any(|c| c.ns < totals[0].ns)
+                        .then_some(NOTHING_PRUNED);
+                    (grim::KERNEL_DENSE.to_string(), None, reason)
+                }
+            };
+        op.set_attribute(grim::KERNEL_ATTR, string(&kernel));
+        if let Some(reason) = reason {
+            op.set_attribute(grim::KERNEL_REASON_ATTR, string(reason));
+        }
+        if let (Some(block), false) = (block, op.has_attribute(grim::BLOCK_ATTR)) {
+            if kernel == grim::KERNEL_BCR {
+                op.set_attribute(
+                    grim::BLOCK_ATTR,
+                    IntegerAttribute::new(i64_type, block.rows as i64).into(),
+                );
+                op.set_attribute(
+                    grim::BLOCK_COLS_ATTR,
+                    IntegerAttribute::new(i64_type, block.cols as i64).into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn choose<'c>(
         &self,
         context: &'c Context,
@@ -264,38 +410,14 @@ impl GraphChooseKernel {
 
 impl Pass for GraphChooseKernel {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
-        // Recurrent ops: the options fix their W and R kernels; without
-        // them they stay dense (the cost model does not estimate them yet).
-        for raw in collect_ops(module, |op| op_name(op) == grim::RECURRENT) {
-            // SAFETY: collected above; only attributes change.
-            let mut op = unsafe { OperationRefMut::from_raw(raw) };
-            if op.has_attribute(grim::KERNEL_ATTR) {
-                continue;
+        let recurrent = collect_ops(module, |op| op_name(op) == grim::RECURRENT);
+        if !recurrent.is_empty() {
+            let target = super::target(module)?;
+            for raw in recurrent {
+                // SAFETY: collected above; only attributes change.
+                let mut op = unsafe { OperationRefMut::from_raw(raw) };
+                self.choose_recurrent(context, &target, &mut op)?;
             }
-            let kernel = self.kernel.unwrap_or(grim::KERNEL_DENSE);
-            op.set_attribute(
-                grim::KERNEL_ATTR,
-                StringAttribute::new(context, kernel).into(),
-            );
-            if let (Some((rows, cols)), false) = (self.block, op.has_attribute(grim::BLOCK_ATTR)) {
-                let i64_type = IntegerType::new(context, 64).into();
-                op.set_attribute(
-                    grim::BLOCK_ATTR,
-                    IntegerAttribute::new(i64_type, rows).into(),
-                );
-                op.set_attribute(
-                    grim::BLOCK_COLS_ATTR,
-                    IntegerAttribute::new(i64_type, cols).into(),
-                );
-            }
-            let reason = match self.kernel {
-                Some(_) => FIXED_BY_OPTION,
-                None => RECURRENT_DENSE,
-            };
-            op.set_attribute(
-                grim::KERNEL_REASON_ATTR,
-                StringAttribute::new(context, reason).into(),
-            );
         }
         let products = collect_ops(module, |op| grim::PRODUCTS.contains(&op_name(op).as_str()));
         if products.is_empty() {

@@ -80,6 +80,7 @@ mod values;
 mod weights;
 
 pub use profile::layer_name;
+pub use recurrent::describe as recurrent_dims;
 
 use crate::{
     builder::{Builder, V},

@@ -89,10 +89,8 @@ fn activation(a: RecurrentActivation) -> Activation {
     }
 }
 
-/// The recurrent op's attributes and shapes.
-pub(super) fn describe(
-    op: &OperationRef,
-) -> Result<(Recurrent, grim_model::recurrent::Dims), PassError> {
+/// A `grim.recurrent`'s attributes and checked dims.
+pub fn describe(op: &OperationRef) -> Result<(Recurrent, grim_model::recurrent::Dims), PassError> {
     let r = grim::recurrent_attrs(op).map_err(|e| op_error(op, e))?;
     let mut ins = Vec::new();
     for index in 0..op.operand_count() {
