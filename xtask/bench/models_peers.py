@@ -7,7 +7,8 @@ SPEC.json (written by xtask):
   {"threads": [1, 2], "budget_s": 3.0, "min_reps": 5, "max_reps": 200,
    "work_dir": "...",
    "models": [{"id": "resnet18_bcr", "path": ".../model.onnx",
-               "input": ".../input.npy"}]}
+               "input": ".../input.npy"}],
+   "peers": ["onnxruntime", "tract", "mnn"]}   (optional; the default is all three)
 
 Every peer runs the very ONNX file grim compiles, on the same input, batch
 1. Per model and thread count: onnxruntime (CPU provider, all graph
@@ -97,7 +98,10 @@ def main():
     versions = {"python": platform.python_version()}
     unavailable = {}
     peers = {}
+    wanted = spec.get("peers", ["onnxruntime", "tract", "mnn"])
     for peer, module in [("onnxruntime", "onnxruntime"), ("tract", "tract"), ("mnn", "MNN")]:
+        if peer not in wanted:
+            continue
         try:
             imported = __import__(module)
             versions[peer] = getattr(imported, "__version__", None) or getattr(imported, "version", lambda: "?")()

@@ -67,6 +67,9 @@ commands:
             `runtime`, then time grim's BCR kernels against numpy/OpenBLAS, onnxruntime, scipy CSR and MKL CSR
             on the shapes of xtask/bench/layers.json; writes docs/benchmarks/kernels.{md,json,png}
             (--quick: a smoke test, report in target/bench/quick/)
+  bench rnns [--quick]
+            `runtime`, then the speech GRU and the LSTM (dense and BCR-pruned 10x) at 100 steps, batch 1 and 8,
+            1 and 2 threads, grim against onnxruntime and tract; writes docs/benchmarks/rnns.{md,json}
   bench mca llvm-mca (cortex-a76, cortex-a55) figures of the aarch64 inner loops; writes docs/benchmarks/mca.{md,json}
   conformance [--bless]
             the ONNX node tests of every claimed op through `grimc run`, against xtask/conformance/manifest.json

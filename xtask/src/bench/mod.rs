@@ -29,6 +29,7 @@ mod measure;
 mod models;
 mod peers;
 mod report;
+mod rnns;
 mod run;
 
 use anyhow::{bail, Context as _, Result};
@@ -140,6 +141,7 @@ pub fn bench(args: &[&str]) -> Result<()> {
         ["kernels", rest @ ..] => kernels(&parse_options(rest)?, args),
         ["mca"] => mca_command(),
         ["models", rest @ ..] => models::models(rest),
+        ["rnns", rest @ ..] => rnns::rnns(rest),
         [] => bail!("bench: name the benchmark\n\n{USAGE}"),
         [other, ..] => bail!("bench: unknown benchmark `{other}`\n\n{USAGE}"),
     }
