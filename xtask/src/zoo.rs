@@ -3,11 +3,13 @@
 //! and run by `grimc run`, and compared with onnxruntime (the version the
 //! conformance manifest pins): max |y - ref| / max |ref| <= 1e-4, the
 //! tolerance used everywhere here. The pruned ResNet-18 and MobileNet-V2
-//! also run compiled for aarch64 under qemu-aarch64.
+//! also run compiled for aarch64 under qemu-aarch64. The recurrent zoo
+//! (the speech GRU and the LSTM, dense and BCR-pruned 10x) runs at short
+//! sequences: 8 steps on the host (the GRU at batch 2), 3 under qemu.
 //!
 //! The models are 64x64 here so that the run fits the test budget with a
-//! debug grimc; the benchmark runs them at 224x224. Part of `cargo xtask
-//! test`.
+//! debug grimc; the benchmark runs them at 224x224 (and the recurrent ones
+//! at 100 steps). Part of `cargo xtask test`.
 
 use crate::{cargo, heading, repo_root, run, target_dir};
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -26,9 +28,64 @@ const SIZE: usize = 64;
 /// max |y - ref| / max |ref| allowed.
 const TOLERANCE: f32 = 1e-4;
 
+/// A zoo network as `grimc example` makes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Net {
+    /// An image network at SIZE x SIZE.
+    Image(Architecture),
+    /// `gru-speech` or `lstm` over `seq` steps of `batch` sequences.
+    Recurrent {
+        name: &'static str,
+        seq: usize,
+        batch: usize,
+    },
+}
+
+impl Net {
+    fn name(&self) -> String {
+        match self {
+            Net::Image(a) => a.name().to_string(),
+            Net::Recurrent { name, seq, batch } => format!("{name}_t{seq}_b{batch}"),
+        }
+    }
+
+    /// `grimc example` arguments after `--model NAME`.
+    fn example_args(&self) -> Vec<String> {
+        match self {
+            Net::Image(a) => vec![
+                "--model".into(),
+                a.name().into(),
+                "--size".into(),
+                SIZE.to_string(),
+            ],
+            Net::Recurrent { name, seq, batch } => vec![
+                "--model".into(),
+                name.to_string(),
+                "--seq".into(),
+                seq.to_string(),
+                "--batch".into(),
+                batch.to_string(),
+            ],
+        }
+    }
+
+    /// The model's input.
+    fn input(&self) -> Result<Tensor> {
+        let shape = match self {
+            Net::Image(_) => vec![1, 3, SIZE, SIZE],
+            Net::Recurrent { seq, batch, .. } => vec![*seq, *batch, 153],
+        };
+        let n = shape.iter().product();
+        Ok(Tensor::new(
+            shape,
+            grim_model::tensor::fixed_seed_values(2024, n),
+        )?)
+    }
+}
+
 /// One model on one target.
 struct Check {
-    architecture: Architecture,
+    net: Net,
     dense: bool,
     target: &'static str,
 }
@@ -36,7 +93,7 @@ struct Check {
 impl Check {
     fn model(&self) -> String {
         let variant = if self.dense { "dense" } else { "bcr" };
-        format!("{}_{variant}", self.architecture.name())
+        format!("{}_{variant}", self.net.name())
     }
 
     fn name(&self) -> String {
@@ -48,14 +105,19 @@ impl Check {
 fn checks() -> Vec<Check> {
     use Architecture::*;
     let host = |architecture, dense| Check {
-        architecture,
+        net: Net::Image(architecture),
         dense,
         target: "host",
     };
     let qemu = |architecture| Check {
-        architecture,
+        net: Net::Image(architecture),
         dense: false,
         target: "aarch64-linux-gnu",
+    };
+    let recurrent = |name, seq, batch, dense, target| Check {
+        net: Net::Recurrent { name, seq, batch },
+        dense,
+        target,
     };
     vec![
         host(Vgg16, true),
@@ -65,6 +127,12 @@ fn checks() -> Vec<Check> {
         host(ResNet18, true),
         qemu(MobileNetV2),
         qemu(ResNet18),
+        recurrent("gru-speech", 3, 1, false, "aarch64-linux-gnu"),
+        recurrent("lstm", 3, 1, false, "aarch64-linux-gnu"),
+        recurrent("gru-speech", 8, 2, false, "host"),
+        recurrent("gru-speech", 8, 2, true, "host"),
+        recurrent("lstm", 8, 1, false, "host"),
+        recurrent("lstm", 8, 1, true, "host"),
         host(MobileNetV2, true),
         host(MobileNetV2, false),
         host(ResNet18, false),
@@ -99,23 +167,23 @@ pub fn suite(grimc: &Path) -> Result<usize> {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
-    let input = dir.join("input.npy");
-    let x = Tensor::new(
-        vec![1, 3, SIZE, SIZE],
-        grim_model::tensor::fixed_seed_values(2024, 3 * SIZE * SIZE),
-    )?;
-    write_npy(&input, &x)?;
 
     let checks = checks();
-    let models: Vec<&Check> = checks.iter().filter(|c| c.target == "host").collect();
+    // Each model once (a qemu check may be the only one of its model).
+    let mut models: Vec<&Check> = Vec::new();
+    for check in &checks {
+        if !models.iter().any(|m| m.model() == check.model()) {
+            models.push(check);
+        }
+    }
     let mut failures = on_two_threads(
         &models,
         |c| c.model(),
-        |c| make_model(grimc, &python, &dir, &input, c).map(|()| "made".to_string()),
+        |c| make_model(grimc, &python, &dir, c).map(|()| "made".to_string()),
     );
     if failures.is_empty() {
         failures = on_two_threads(&checks, Check::name, |c| {
-            run_check(grimc, &dir, &input, c).map(|e| format!("pass (relative error {e:.1e})"))
+            run_check(grimc, &dir, c).map(|e| format!("pass (relative error {e:.1e})"))
         });
     }
     if !failures.is_empty() {
@@ -130,14 +198,17 @@ pub fn suite(grimc: &Path) -> Result<usize> {
 
 /// Makes the model of `check` with `grimc example` and onnxruntime's output
 /// for `input`.
-fn make_model(grimc: &Path, python: &Path, dir: &Path, input: &Path, check: &Check) -> Result<()> {
+fn make_model(grimc: &Path, python: &Path, dir: &Path, check: &Check) -> Result<()> {
     let model_dir = dir.join(check.model());
     let model = model_dir.join("model.onnx");
     std::fs::create_dir_all(&model_dir)?;
+    let input = model_dir.join("input.npy");
+    write_npy(&input, &check.net.input()?)?;
     let mut example = Command::new(grimc);
     example
-        .args(["example", "--model", check.architecture.name()])
-        .args(["--size", &SIZE.to_string(), "-o"])
+        .arg("example")
+        .args(check.net.example_args())
+        .arg("-o")
         .arg(&model);
     if check.dense {
         example.arg("--dense");
@@ -148,15 +219,16 @@ fn make_model(grimc: &Path, python: &Path, dir: &Path, input: &Path, check: &Che
         Command::new(python)
             .arg(repo_root().join("xtask/zoo/reference.py"))
             .arg(&model)
-            .arg(input)
+            .arg(&input)
             .arg(model_dir.join("reference.npy")),
     )
 }
 
 /// One check: grimc's output on `input` against onnxruntime's; returns the
 /// relative error.
-fn run_check(grimc: &Path, dir: &Path, input: &Path, check: &Check) -> Result<f32> {
+fn run_check(grimc: &Path, dir: &Path, check: &Check) -> Result<f32> {
     let model_dir = dir.join(check.model());
+    let input = model_dir.join("input.npy");
     let got = model_dir.join(format!("got_{}.npy", check.target));
     quiet(
         "grimc run",
@@ -164,7 +236,7 @@ fn run_check(grimc: &Path, dir: &Path, input: &Path, check: &Check) -> Result<f3
             .arg("run")
             .arg(model_dir.join("model.onnx"))
             .args(["--target", check.target, "--input"])
-            .arg(input)
+            .arg(&input)
             .arg("--output")
             .arg(&got),
     )?;
@@ -255,14 +327,21 @@ mod tests {
             for dense in [false, true] {
                 assert!(checks
                     .iter()
-                    .any(|c| c.architecture == a && c.dense == dense && c.target == "host"));
+                    .any(|c| c.net == Net::Image(a) && c.dense == dense && c.target == "host"));
             }
         }
-        // Every qemu check has its model made by a host check.
-        for c in checks.iter().filter(|c| c.target != "host") {
-            assert!(checks
-                .iter()
-                .any(|h| h.model() == c.model() && h.target == "host"));
+        for name in grim_model::zoo::speech::SpeechModel::NAMES {
+            for dense in [false, true] {
+                assert!(checks.iter().any(
+                    |c| matches!(c.net, Net::Recurrent { name: n, .. } if n == name)
+                        && c.dense == dense
+                        && c.target == "host"
+                ));
+            }
+            assert!(checks.iter().any(
+                |c| matches!(c.net, Net::Recurrent { name: n, .. } if n == name)
+                    && c.target != "host"
+            ));
         }
     }
 }
