@@ -11,6 +11,7 @@
 //! - `schedule`: what an LR file forces (kernels, blocks, schedules),
 //! - `cli`: grimc's commands and its error contract on bad inputs,
 //! - `uniform`: the walk with constant trip counts against the counted one,
+//! - `recurrent`: RNN, GRU and LSTM against the reference (proptests),
 //! - `graph`: whole models through the graph passes (batch-norm folding,
 //!   epilogue fusion, kernel choice, the memory plan) and IR replay.
 //!
@@ -23,6 +24,7 @@ mod common;
 mod conv;
 mod gemm;
 mod graph;
+mod recurrent;
 mod schedule;
 mod uniform;
 
