@@ -348,3 +348,115 @@ fn example_writes_zoo_networks_and_refuses_bad_arguments() {
         assert!(!bad.exists());
     }
 }
+
+/// A recurrent node with shapes or attributes that do not fit: exit 1, an
+/// error naming the node and what is wrong, no output file.
+#[test]
+fn bad_recurrent_models_give_documented_errors_and_no_output() {
+    use grim_model::onnx::proto::AttributeProto;
+    use grim_model::recurrent::{Cell, Direction, Optional, Recurrent};
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let cell = Cell::Gru {
+        linear_before_reset: true,
+    };
+    let (h, i) = (4, 3);
+    let graph = grim_model::Graph {
+        name: "gru".into(),
+        inputs: vec![grim_model::ValueInfo {
+            name: "X".into(),
+            shape: vec![2, 1, i],
+        }],
+        outputs: vec![grim_model::ValueInfo {
+            name: "Y".into(),
+            shape: vec![2, 1, 1, h],
+        }],
+        nodes: vec![grim_model::Node {
+            name: "gru0".into(),
+            op: grim_model::Op::Recurrent(Box::new(Recurrent {
+                cell,
+                direction: Direction::Forward,
+                hidden_size: h,
+                batch_major: false,
+                clip: None,
+                activations: cell.default_activations(),
+                sequence_lens: None,
+                optional: Optional {
+                    bias: true,
+                    ..Optional::default()
+                },
+            })),
+            inputs: vec!["X".into(), "W".into(), "R".into(), "B".into()],
+            outputs: vec!["Y".into(), String::new()],
+        }],
+        initializers: [
+            ("W", vec![1, 3 * h, i]),
+            ("R", vec![1, 3 * h, h]),
+            ("B", vec![1, 6 * h]),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), lcg_input(s, 1)))
+        .collect(),
+    };
+    let good = grim_model::onnx::to_proto(&graph);
+    let cases: Vec<(&str, Box<dyn Fn(&mut grim_model::onnx::proto::GraphProto)>, &str)> = vec![
+        (
+            "R too narrow",
+            Box::new(|g| {
+                let r = g.initializer.iter_mut().find(|t| t.name == "R").unwrap();
+                r.dims = vec![1, 12, 3];
+                r.raw_data.truncate(36 * 4);
+            }),
+            "GRU R must be [num_directions, 3 * hidden_size, hidden_size] = [1, 12, 4], got [1, 12, 3]",
+        ),
+        (
+            "B of one gate",
+            Box::new(|g| {
+                let b = g.initializer.iter_mut().find(|t| t.name == "B").unwrap();
+                b.dims = vec![1, 8];
+                b.raw_data.truncate(8 * 4);
+            }),
+            "GRU B must be [1, 24], got [1, 8]",
+        ),
+        (
+            "hidden_size disagreeing with W",
+            Box::new(|g| {
+                let a = g.node[0]
+                    .attribute
+                    .iter_mut()
+                    .find(|a| a.name == "hidden_size")
+                    .unwrap();
+                a.i = 5;
+            }),
+            "GRU W must be [num_directions, 3 * hidden_size, input_size] = [1, 15, 3]",
+        ),
+        (
+            "an activation grim does not generate",
+            Box::new(|g| {
+                g.node[0].attribute.push(AttributeProto {
+                    name: "activations".into(),
+                    strings: vec![b"Sigmoid".to_vec(), b"Softsign".to_vec()],
+                    r#type: 8,
+                    ..Default::default()
+                });
+            }),
+            "activation 'Softsign' is not supported (supported: Sigmoid, Tanh, Relu, LeakyRelu, HardSigmoid)",
+        ),
+    ];
+    for (what, tamper, says) in cases {
+        let mut proto = good.clone();
+        tamper(proto.graph.as_mut().unwrap());
+        let model = dir.join("bad_gru.onnx");
+        write(&model, &prost::Message::encode_to_vec(&proto));
+        let out = dir.join("never.o");
+        let (code, err) = grimc(&[
+            "compile",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains("gru0") && err.contains(says), "{what}: {err}");
+        assert!(!out.exists(), "{what}");
+    }
+}
