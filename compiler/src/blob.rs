@@ -139,7 +139,13 @@ pub fn build(module: &Module) -> Result<Blob, CompileError> {
                 }
                 let slot = info.slot as usize;
                 let mut stats = packed.stats();
-                let panels = (info.layout == bcr::LAYOUT_COL_PANELS).then(|| packed.col_panels());
+                let panels = match info.layout.as_str() {
+                    bcr::LAYOUT_COL_PANELS => Some(packed.col_panels()),
+                    bcr::LAYOUT_COMPACT_PANELS => {
+                        Some((packed.strips.clone(), packed.compact_panels()))
+                    }
+                    _ => None,
+                };
                 let (strips, values) = match &panels {
                     Some((strips, values)) => {
                         stats.stored_values = values.len();

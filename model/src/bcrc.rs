@@ -662,6 +662,28 @@ impl Bcrc {
         (strips, values)
     }
 
+    /// The values as compact column panels for matrix-vector kernels: per
+    /// stored block, for each kept column (ascending), the values of the
+    /// block's kept rows (ascending), i.e. each block's row-major
+    /// sub-matrix transposed. Blocks start where they start in
+    /// [`Bcrc::values`], so the strip records are unchanged; a kernel
+    /// expands a panel to the block's height with the block's row mask.
+    pub fn compact_panels(&self) -> Vec<f32> {
+        let mut values = Vec::with_capacity(self.values.len());
+        let mut offset = 0;
+        for b in 0..self.block_col.len() {
+            let (row_mask, col_mask) = self.block_masks(b);
+            let (rows, cols) = (bits(row_mask).len(), bits(col_mask).len());
+            for c in 0..cols {
+                for r in 0..rows {
+                    values.push(self.values[offset + r * cols + c]);
+                }
+            }
+            offset += rows * cols;
+        }
+        values
+    }
+
     /// Size and efficiency figures.
     pub fn stats(&self) -> BcrcStats {
         let nonzeros = self.values.iter().filter(|&&v| v != 0.0).count();
@@ -708,6 +730,23 @@ mod col_panel_tests {
         let (strips, values) = packed.col_panels();
         assert_eq!(values, vec![1.0, 0.0, 3.0, 0.0, 2.0, 0.0, 4.0, 0.0]);
         assert_eq!(strips, vec![0, 0, 0, 0, 1, 8]);
+    }
+
+    #[test]
+    fn compact_panels_are_each_blocks_kept_values_column_by_column() {
+        // 4x8 in 4x4 blocks: block 0 keeps rows 0, 2 and columns 1, 3;
+        // block 1 keeps rows 1, 2, 3 and column 4.
+        let mut w = vec![0.0f32; 32];
+        for (r, c, v) in [(0, 1, 1.0), (0, 3, 2.0), (2, 1, 3.0), (2, 3, 4.0)] {
+            w[r * 8 + c] = v;
+        }
+        for (r, v) in [(1, 5.0), (2, 6.0), (3, 7.0)] {
+            w[r * 8 + 4] = v;
+        }
+        let packed = Bcrc::pack(&w, 4, 8, BlockSize::new(4, 4).unwrap(), Order::Natural).unwrap();
+        // Row-major per block: [1, 2, 3, 4], [5, 6, 7]; transposed: [1, 3, 2, 4], [5, 6, 7].
+        assert_eq!(packed.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(packed.compact_panels(), vec![1.0, 3.0, 2.0, 4.0, 5.0, 6.0, 7.0]);
     }
 }
 

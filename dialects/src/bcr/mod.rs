@@ -131,6 +131,16 @@ pub const LAYOUT_ROW_MAJOR: &str = "row_major";
 /// Each kept column as a full block-height panel, zeros for pruned rows
 /// (matrix-vector work keeps a strip's outputs in registers).
 pub const LAYOUT_COL_PANELS: &str = "col_panels";
+/// Each kept column as a panel of the block's kept rows only (the
+/// row-major sub-matrix transposed): matrix-vector work expands a panel to
+/// the block's height by the row mask as it loads it, reading half the
+/// bytes of a column panel when half the rows are pruned.
+pub const LAYOUT_COMPACT_PANELS: &str = "compact_panels";
+
+/// Whether `layout` is one of the matrix-vector layouts only `bcr.spmv` reads.
+pub fn is_panel_layout(layout: &str) -> bool {
+    layout == LAYOUT_COL_PANELS || layout == LAYOUT_COMPACT_PANELS
+}
 
 fn dynamic_memref<'c>(element: Type<'c>) -> Type<'c> {
     MemRefType::new(element, &[i64::MIN], None, None).into()
@@ -635,10 +645,16 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                 ));
             }
             check_block(info.block_rows, info.block_cols)?;
-            if info.layout != LAYOUT_ROW_MAJOR && info.layout != LAYOUT_COL_PANELS {
+            if info.layout != LAYOUT_ROW_MAJOR && !is_panel_layout(&info.layout) {
                 return Err(format!(
-                    "layout must be \"row_major\" or \"col_panels\", got \"{}\"",
+                    "layout must be \"row_major\", \"col_panels\" or \"compact_panels\", got \"{}\"",
                     info.layout
+                ));
+            }
+            if info.layout == LAYOUT_COMPACT_PANELS && ![8, 16].contains(&info.block_rows) {
+                return Err(format!(
+                    "compact_panels needs blocks of 8 or 16 rows (one mask vector), got {}",
+                    info.block_rows
                 ));
             }
             if info.order != ORDER_NATURAL && info.order != ORDER_GROUPED {
@@ -898,10 +914,10 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                         packed.name, packed.rows, packed.cols, c[0], k
                     ));
                 }
-                if packed.layout == LAYOUT_COL_PANELS && name == SPMM {
+                if is_panel_layout(&packed.layout) && name == SPMM {
                     return Err(format!(
-                        "packed matrix '{}' has col_panels values, which only bcr.spmv reads",
-                        packed.name
+                        "packed matrix '{}' has {} values, which only bcr.spmv reads",
+                        packed.name, packed.layout
                     ));
                 }
                 if packed.block_rows != product.block_rows

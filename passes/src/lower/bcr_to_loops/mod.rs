@@ -217,11 +217,17 @@ impl Pass for LowerBcrToLoops {
                         .ok_or_else(|| op_error(&op, "has malformed operands"))?;
                     let c_shape = shape::static_shape(product.c.r#type())
                         .ok_or_else(|| op_error(&op, "needs a static output"))?;
-                    let panels = product.packed.strips.is_operation_result()
-                        && bcr::defining_packed(product.packed.strips)
-                            .is_some_and(|p| p.layout == bcr::LAYOUT_COL_PANELS);
-                    if panels && name == bcr::SPMV {
+                    let layout = if product.packed.strips.is_operation_result() {
+                        bcr::defining_packed(product.packed.strips).map(|p| p.layout)
+                    } else {
+                        None
+                    };
+                    if layout.as_deref() == Some(bcr::LAYOUT_COL_PANELS) && name == bcr::SPMV {
                         spmv::panel_spmv(&b, &product, c_shape[0]);
+                    } else if layout.as_deref() == Some(bcr::LAYOUT_COMPACT_PANELS)
+                        && name == bcr::SPMV
+                    {
+                        spmv::compact_spmv(&b, &product, c_shape[0]);
                     } else {
                         // An image read in place (implicit im2col over a padded image).
                         let image = match bcr::im2col_of(&op) {

@@ -106,3 +106,120 @@ pub(super) fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '
         },
     );
 }
+
+/// Blocks per iteration of the compact walk, each with its own sum.
+const UNROLL: i64 = 4;
+
+/// Emits `bcr.spmv` over compact column panels (`layout =
+/// "compact_panels"`, blocks of 8 or 16 rows): as [`panel_spmv`], each
+/// strip's outputs stay in one vector register across its blocks, but a
+/// column stores only its kept rows, and each is expanded to the block's
+/// height by the block's row mask as it is loaded (`vector.expandload`:
+/// one `vexpandps` with AVX-512). Half the rows pruned, half the bytes
+/// read, which is what keeps a recurrent matrix in L2 (lower-grim-to-bcr
+/// picks this layout only for targets with an expanding load).
+pub(super) fn compact_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '_>, rows: i64) {
+    let (block_rows, block_cols) = (product.block_rows, product.block_cols);
+    let (p, x, c, row_mask_bytes, mask_stride) = operands(product);
+    let lanes = block_rows;
+    let vector = b.vector_type(lanes as u64);
+    let mask_type = melior::ir::Type::vector(&[lanes as u64], b.int_type(1));
+    let bytes_type = melior::ir::Type::vector(&[row_mask_bytes as u64], b.int_type(8));
+    let kept_cols = b.alloca(&[block_cols], b.index_type());
+    let sums = b.alloca(&[block_rows], b.f32_type());
+    strip_loop(
+        b,
+        &p,
+        product.threads,
+        |b,
+         Strip {
+             strip,
+             first_block,
+             first_value,
+             end_block,
+         }| {
+            // One block into `sum`: (the next block's first value, the new sum).
+            let step = |b: &Builder<'c>, block: V<'c>, value: V<'c>, sum: V<'c>| -> [V<'c>; 2] {
+                let column_base = column_base(b, &p, block, block_cols);
+                let mask_base = b.muli(block, b.index(mask_stride));
+                // The row mask as lanes of i1, and its count.
+                let bytes = b.op("vector.load", &[p.masks, mask_base], &[bytes_type], &[])[0];
+                let mask = b.op("vector.bitcast", &[bytes], &[mask_type], &[])[0];
+                let mut bits = b.extui(b.load(p.masks, &[mask_base]), 32);
+                if row_mask_bytes == 2 {
+                    let high = b.load(p.masks, &[b.addi(mask_base, b.index(1))]);
+                    let high = b.shli(b.extui(high, 32), b.int(8, 32));
+                    bits = b.ori(bits, high);
+                }
+                let height = b.to_index(b.ctpop(bits));
+                let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
+                let cols = decode_mask(
+                    b,
+                    p.masks,
+                    cols_mask_base,
+                    block_cols,
+                    column_base,
+                    kept_cols,
+                );
+                let (zero_index, one) = (b.index(0), b.index(1));
+                let passthru = b.broadcast(b.f32(0.0), lanes as u64);
+                let sum = b.for_loop(zero_index, cols, one, &[sum], |b, j, sum| {
+                    let k = b.load(kept_cols, &[j]);
+                    let xk = b.broadcast(b.load(x, &[k]), lanes as u64);
+                    let at = b.addi(value, b.muli(j, height));
+                    let w = b.op(
+                        "vector.expandload",
+                        &[p.values, at, mask, passthru],
+                        &[vector],
+                        &[],
+                    )[0];
+                    vec![b.vfma(w, xk, sum[0])]
+                });
+                [b.addi(value, b.muli(cols, height)), sum[0]]
+            };
+            // UNROLL blocks per iteration, each into its own sum, so that
+            // the multiply-adds of consecutive blocks do not wait for each
+            // other (one sum would chain every FMA of the strip).
+            let zero = b.broadcast(b.f32(0.0), lanes as u64);
+            let count = b.subi(end_block, first_block);
+            let unroll = b.index(UNROLL);
+            let full_end = b.addi(first_block, b.muli(b.divui(count, unroll), unroll));
+            let mut inits = vec![first_value];
+            inits.extend(std::iter::repeat_n(zero, UNROLL as usize));
+            let unrolled = b.for_loop(first_block, full_end, unroll, &inits, |b, block, carried| {
+                let mut value = carried[0];
+                let mut next = vec![value];
+                for u in 0..UNROLL as usize {
+                    let block = b.addi(block, b.index(u as i64));
+                    let [v, sum] = step(b, block, value, carried[1 + u]);
+                    value = v;
+                    next.push(sum);
+                }
+                next[0] = value;
+                next
+            });
+            let one = b.index(1);
+            let rest = b.for_loop(
+                full_end,
+                end_block,
+                one,
+                &[unrolled[0], unrolled[1]],
+                |b, block, carried| step(b, block, carried[0], carried[1]).to_vec(),
+            );
+            let mut total = rest[1];
+            for sum in &unrolled[2..] {
+                total = b.op("arith.addf", &[total, *sum], &[vector], &[])[0];
+            }
+            let results = [rest[0], total];
+            let row_base = b.muli(strip, b.index(block_rows));
+            let panel = Panel {
+                c,
+                sums,
+                rows,
+                lanes,
+                vectors: 1,
+            };
+            panel.add(b, row_base, &results[1..]);
+        },
+    );
+}

@@ -154,17 +154,20 @@ impl Pass for LowerGrimToBcr {
         let has_target =
             grim_dialects::attr::string(&module.as_operation(), grim_dialects::abi::TARGET_ATTR)
                 .is_some();
-        let lanes = if has_target {
-            crate::graph::target(module)?.lanes as i64
+        let target = if has_target {
+            Some(crate::graph::target(module)?)
         } else {
-            1
+            None
         };
+        let lanes = target.as_ref().map_or(1, |t| t.lanes as i64);
+        let isa = target.map(|t| t.isa);
         let mut next_slot = 0;
         let mut profiled = false;
         for raw in functions {
             // SAFETY: collected from the module above; each is erased only after its rewrite.
             let function = unsafe { OperationRef::from_raw(raw) };
             let mut lowering = Lowering::new(context, self, next_slot, lanes);
+            lowering.isa = isa;
             lowering.function(module, function)?;
             next_slot = lowering.weights.next_slot;
             profiled |= lowering.profiled;
@@ -213,6 +216,8 @@ struct Lowering<'c, 'p> {
     profiled: bool,
     /// The target's f32 lanes (1 without a `grim.target`), for the transposes.
     lanes: i64,
+    /// The target's vector instruction set (`None` without a `grim.target`).
+    isa: Option<grim_model::cost::Isa>,
 }
 
 /// A value's identity across the rewrite.
@@ -233,6 +238,7 @@ impl<'c, 'p> Lowering<'c, 'p> {
             cancelled: cancel::Cancelled::default(),
             profiled: false,
             lanes,
+            isa: None,
         }
     }
 
