@@ -746,7 +746,10 @@ mod col_panel_tests {
         let packed = Bcrc::pack(&w, 4, 8, BlockSize::new(4, 4).unwrap(), Order::Natural).unwrap();
         // Row-major per block: [1, 2, 3, 4], [5, 6, 7]; transposed: [1, 3, 2, 4], [5, 6, 7].
         assert_eq!(packed.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
-        assert_eq!(packed.compact_panels(), vec![1.0, 3.0, 2.0, 4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(
+            packed.compact_panels(),
+            vec![1.0, 3.0, 2.0, 4.0, 5.0, 6.0, 7.0]
+        );
     }
 }
 

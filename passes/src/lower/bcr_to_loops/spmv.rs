@@ -5,7 +5,7 @@
 //! masks are decoded; the row-major spmv takes the spmm walk instead.
 
 use super::{
-    masks::decode_mask,
+    masks::{decode_mask, has_bits, mask_word},
     panel::{panel_lanes, Panel},
     strips::{column_base, operands, strip_loop, Strip},
 };
@@ -127,6 +127,7 @@ pub(super) fn compact_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c,
     let bytes_type = melior::ir::Type::vector(&[row_mask_bytes as u64], b.int_type(8));
     let kept_cols = b.alloca(&[block_cols], b.index_type());
     let sums = b.alloca(&[block_rows], b.f32_type());
+    let kept = bcr::defining_packed(product.packed.strips).and_then(|info| info.kept);
     strip_loop(
         b,
         &p,
@@ -145,37 +146,69 @@ pub(super) fn compact_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c,
                 // The row mask as lanes of i1, and its count.
                 let bytes = b.op("vector.load", &[p.masks, mask_base], &[bytes_type], &[])[0];
                 let mask = b.op("vector.bitcast", &[bytes], &[mask_type], &[])[0];
-                let mut bits = b.extui(b.load(p.masks, &[mask_base]), 32);
-                if row_mask_bytes == 2 {
-                    let high = b.load(p.masks, &[b.addi(mask_base, b.index(1))]);
-                    let high = b.shli(b.extui(high, 32), b.int(8, 32));
-                    bits = b.ori(bits, high);
-                }
-                let height = b.to_index(b.ctpop(bits));
+                let row_word = mask_word(b, p.masks, mask_base, block_rows);
                 let cols_mask_base = b.addi(mask_base, b.index(row_mask_bytes));
-                let cols = decode_mask(
-                    b,
-                    p.masks,
-                    cols_mask_base,
-                    block_cols,
-                    column_base,
-                    kept_cols,
-                );
-                let (zero_index, one) = (b.index(0), b.index(1));
+                let col_word = mask_word(b, p.masks, cols_mask_base, block_cols);
+                let height = b.to_index(b.ctpop(row_word));
+                let cols = b.to_index(b.ctpop(col_word));
                 let passthru = b.broadcast(b.f32(0.0), lanes as u64);
-                let sum = b.for_loop(zero_index, cols, one, &[sum], |b, j, sum| {
-                    let k = b.load(kept_cols, &[j]);
+                // sum += the panel of column base + k, `at` values in.
+                let column = |b: &Builder<'c>, k: V<'c>, at: V<'c>, sum: V<'c>| {
                     let xk = b.broadcast(b.load(x, &[k]), lanes as u64);
-                    let at = b.addi(value, b.muli(j, height));
                     let w = b.op(
                         "vector.expandload",
                         &[p.values, at, mask, passthru],
                         &[vector],
                         &[],
                     )[0];
-                    vec![b.vfma(w, xk, sum[0])]
-                });
-                [b.addi(value, b.muli(cols, height)), sum[0]]
+                    b.vfma(w, xk, sum)
+                };
+                // Every column with a counted walk over the mask.
+                let counted = |b: &Builder<'c>, sum: V<'c>| -> V<'c> {
+                    let kept = decode_mask(
+                        b,
+                        p.masks,
+                        cols_mask_base,
+                        block_cols,
+                        column_base,
+                        kept_cols,
+                    );
+                    let (zero_index, one) = (b.index(0), b.index(1));
+                    b.for_loop(zero_index, kept, one, &[sum], |b, j, sum| {
+                        let k = b.load(kept_cols, &[j]);
+                        vec![column(b, k, b.addi(value, b.muli(j, height)), sum[0])]
+                    })[0]
+                };
+                let sum = match kept {
+                    // Every block of the packed weight keeps `rows` x `cols`:
+                    // straight-line code for that block, versioned on the
+                    // block's own counts (a blob swapped in with --emit
+                    // weights may differ).
+                    Some((rows, kept_cols)) => {
+                        let uniform = b.andi(
+                            has_bits(b, row_word, rows),
+                            has_bits(b, col_word, kept_cols),
+                        );
+                        b.if_else(
+                            uniform,
+                            &[vector],
+                            |b| {
+                                let mut word = col_word;
+                                let mut sum = sum;
+                                for j in 0..kept_cols {
+                                    let k = b.addi(column_base, b.to_index(b.cttz(word)));
+                                    let at = b.addi(value, b.index(j * rows));
+                                    sum = column(b, k, at, sum);
+                                    word = b.andi(word, b.subi(word, b.int(1, 64)));
+                                }
+                                vec![sum]
+                            },
+                            |b| vec![counted(b, sum)],
+                        )[0]
+                    }
+                    None => counted(b, sum),
+                };
+                [b.addi(value, b.muli(cols, height)), sum]
             };
             // UNROLL blocks per iteration, each into its own sum, so that
             // the multiply-adds of consecutive blocks do not wait for each
@@ -186,18 +219,24 @@ pub(super) fn compact_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c,
             let full_end = b.addi(first_block, b.muli(b.divui(count, unroll), unroll));
             let mut inits = vec![first_value];
             inits.extend(std::iter::repeat_n(zero, UNROLL as usize));
-            let unrolled = b.for_loop(first_block, full_end, unroll, &inits, |b, block, carried| {
-                let mut value = carried[0];
-                let mut next = vec![value];
-                for u in 0..UNROLL as usize {
-                    let block = b.addi(block, b.index(u as i64));
-                    let [v, sum] = step(b, block, value, carried[1 + u]);
-                    value = v;
-                    next.push(sum);
-                }
-                next[0] = value;
-                next
-            });
+            let unrolled = b.for_loop(
+                first_block,
+                full_end,
+                unroll,
+                &inits,
+                |b, block, carried| {
+                    let mut value = carried[0];
+                    let mut next = vec![value];
+                    for u in 0..UNROLL as usize {
+                        let block = b.addi(block, b.index(u as i64));
+                        let [v, sum] = step(b, block, value, carried[1 + u]);
+                        value = v;
+                        next.push(sum);
+                    }
+                    next[0] = value;
+                    next
+                },
+            );
             let one = b.index(1);
             let rest = b.for_loop(
                 full_end,

@@ -64,6 +64,7 @@ pub mod cancel;
 mod concat;
 mod conv;
 mod elementwise;
+mod fast_math;
 mod gemm;
 mod grouped_conv;
 mod lrn;

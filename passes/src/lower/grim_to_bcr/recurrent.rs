@@ -30,9 +30,12 @@
 //! `<node>.W`, `<node>.R` (`.forward`/`.reverse` when bidirectional). A
 //! weight computed at run time is packed into row panels per direction.
 //!
+//! Sigmoid and tanh in the gates are inline polynomial code
+//! (`fast_math.rs`, error bounds there), not libm calls.
+//!
 //! Not done here: threads across a step's rows with one barrier per step
 //! (each product's own parallel loop runs per step), vectorised gates
-//! (the gate loop is scalar `math.exp`/`math.tanh`).
+//! (the gate loop is scalar: its `XP` reads are strided by `T * B`).
 
 use super::{values::Tensor, Lowering};
 use crate::{
@@ -355,7 +358,7 @@ impl<'c> Lowering<'c, '_> {
                     Some(c) => b.minimumf(b.maximumf(x, b.f32(-c as f64)), b.f32(c as f64)),
                     None => x,
                 };
-                super::elementwise::activate(b, x, &acts[which])
+                super::fast_math::activate(b, x, &acts[which], None)
             };
             let mut step_products = Vec::new();
             b.for_range(0, steps, 1, &[], |b, s, _| {
@@ -506,7 +509,7 @@ impl<'c> Lowering<'c, '_> {
                                 let c_new = b.fma(f_gate, c, b.mulf(i_gate, candidate));
                                 let o_gate = act(b, 0, with_peephole(b, pre(b, 1), 1, c_new));
                                 // h(C) is not clipped: clip bounds the gates' inputs.
-                                let h_act = super::elementwise::activate(b, c_new, &acts[2]);
+                                let h_act = super::fast_math::activate(b, c_new, &acts[2], None);
                                 (b.mulf(o_gate, h_act), Some(c_new))
                             }
                         };
