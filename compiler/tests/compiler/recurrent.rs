@@ -340,8 +340,14 @@ fn gate_activations_are_within_their_documented_error() {
                 worst_rel = worst_rel.max(abs / want);
             }
         }
-        assert!(worst_abs <= 3e-7, "{activation:?}: max abs error {worst_abs:e}");
-        assert!(worst_rel <= 5e-7, "{activation:?}: max rel error {worst_rel:e}");
+        assert!(
+            worst_abs <= 3e-7,
+            "{activation:?}: max abs error {worst_abs:e}"
+        );
+        assert!(
+            worst_rel <= 5e-7,
+            "{activation:?}: max rel error {worst_rel:e}"
+        );
         eprintln!("{activation:?}: max abs error {worst_abs:e}, rel {worst_rel:e}");
     }
 }

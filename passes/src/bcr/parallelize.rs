@@ -16,7 +16,9 @@
 //!   `lower-grim-to-bcr` puts there for this purpose.
 //!
 //! A loop with `grim.threads = k` (a layer's thread cap from the LR file)
-//! gets `grain = max(grain, ceil(n / k))`, so at most k threads take part.
+//! gets `grain = max(grain, ceil(n / k))`, so at most k threads take part;
+//! one with `grim.grain = g` (short iterations: a matrix-vector product's
+//! strips) at least `g`.
 //!
 //! The strips are packed by descending work (bcr-reorder), and the runtime
 //! hands them out dynamically, `grain` at a time (option, default 1), so the
@@ -62,6 +64,10 @@ pub const PARALLEL_ATTR: &str = "grim.parallel";
 /// Discardable attribute of a parallel loop: the most threads it may use
 /// (a layer's `schedule.threads` in the LR file).
 pub const THREADS_ATTR: &str = "grim.threads";
+/// Attribute of a `grim.parallel` loop: the fewest iterations a work item
+/// takes (the pass's `grain` option is the default), for loops whose
+/// iterations are too short to hand out one at a time.
+pub const GRAIN_ATTR: &str = "grim.grain";
 /// The runtime function the outlined loops are handed to.
 pub const RUNTIME_PARALLEL_FOR: &str = grim_dialects::abi::PARALLEL_FOR;
 
@@ -310,12 +316,15 @@ impl BcrParallelize {
         // at most k threads get work (a small layer skips the fork/join of
         // threads it cannot keep busy).
         let cap = grim_dialects::attr::int(&lp, THREADS_ATTR).filter(|k| *k > 0);
+        let least = grim_dialects::attr::int(&lp, GRAIN_ATTR)
+            .unwrap_or(1)
+            .max(self.grain);
         let grain = match cap {
             Some(threads) => {
                 let share = b.signed("arith.ceildivsi", count, b.int(threads, 64));
-                b.signed("arith.maxsi", share, b.int(self.grain, 64))
+                b.signed("arith.maxsi", share, b.int(least, 64))
             }
-            None => b.int(self.grain, 64),
+            None => b.int(least, 64),
         };
         let args_pointer = b.op(
             "memref.extract_aligned_pointer_as_index",
@@ -427,6 +436,7 @@ impl BcrParallelize {
         moved.move_before(unsafe { OperationRef::from_raw(ret.to_raw()) });
         let _ = moved.remove_attribute(PARALLEL_ATTR);
         let _ = moved.remove_attribute(THREADS_ATTR);
+        let _ = moved.remove_attribute(GRAIN_ATTR);
         let step = map(erase(lp.operand(2).map_err(|e| op_error(&lp, e))?));
         moved.set_operand(0, first);
         moved.set_operand(1, last);

@@ -13,13 +13,25 @@ pub(super) fn parallel_attrs<'c>(
     b: &Builder<'c>,
     threads: i64,
 ) -> Vec<(&'static str, melior::ir::Attribute<'c>)> {
+    grained_parallel_attrs(b, threads, 1)
+}
+
+/// [`parallel_attrs`] with at least `grain` iterations per work item.
+pub(super) fn grained_parallel_attrs<'c>(
+    b: &Builder<'c>,
+    threads: i64,
+    grain: i64,
+) -> Vec<(&'static str, melior::ir::Attribute<'c>)> {
     let mut attributes = vec![(
         crate::bcr::parallelize::PARALLEL_ATTR,
         melior::ir::Attribute::unit(b.context),
     )];
+    let int = |v: i64| melior::ir::attribute::IntegerAttribute::new(b.int_type(64), v).into();
     if threads > 0 {
-        let value = melior::ir::attribute::IntegerAttribute::new(b.int_type(64), threads).into();
-        attributes.push((crate::bcr::parallelize::THREADS_ATTR, value));
+        attributes.push((crate::bcr::parallelize::THREADS_ATTR, int(threads)));
+    }
+    if grain > 1 {
+        attributes.push((crate::bcr::parallelize::GRAIN_ATTR, int(grain)));
     }
     attributes
 }

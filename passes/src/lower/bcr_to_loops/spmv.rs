@@ -7,7 +7,7 @@
 use super::{
     masks::{decode_mask, has_bits, mask_word},
     panel::{panel_lanes, Panel},
-    strips::{column_base, operands, strip_loop, Strip},
+    strips::{column_base, grained_strip_loop, operands, Strip},
 };
 use crate::builder::{Builder, V};
 use grim_dialects::bcr;
@@ -34,10 +34,11 @@ pub(super) fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '
 
     let kept_cols = b.alloca(&[block_cols], b.index_type());
     let sums = b.alloca(&[block_rows], b.f32_type());
-    strip_loop(
+    grained_strip_loop(
         b,
         &p,
         product.threads,
+        spmv_grain(product),
         |b,
          Strip {
              strip,
@@ -107,6 +108,19 @@ pub(super) fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '
     );
 }
 
+/// Blocks a matrix-vector work item should hold at least: a strip of 64
+/// blocks runs in about 0.15 us, and one atomic hand-out per strip cost
+/// more than the second thread gained (the speech GRU's R on 2 threads).
+const SPMV_ITEM_BLOCKS: i64 = 1024;
+
+/// The strips per work item of a matrix-vector product: enough for
+/// [`SPMV_ITEM_BLOCKS`] blocks when every block column is stored.
+fn spmv_grain(product: &bcr::SparseProduct) -> i64 {
+    let cols = bcr::defining_packed(product.packed.strips).map_or(0, |info| info.cols);
+    let blocks_per_strip = (cols + product.block_cols - 1) / product.block_cols;
+    (SPMV_ITEM_BLOCKS / blocks_per_strip.max(1)).max(1)
+}
+
 /// Blocks per iteration of the compact walk, each with its own sum.
 const UNROLL: i64 = 4;
 
@@ -128,10 +142,11 @@ pub(super) fn compact_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c,
     let kept_cols = b.alloca(&[block_cols], b.index_type());
     let sums = b.alloca(&[block_rows], b.f32_type());
     let kept = bcr::defining_packed(product.packed.strips).and_then(|info| info.kept);
-    strip_loop(
+    grained_strip_loop(
         b,
         &p,
         product.threads,
+        spmv_grain(product),
         |b,
          Strip {
              strip,

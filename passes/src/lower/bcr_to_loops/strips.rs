@@ -29,6 +29,17 @@ pub(super) fn strip_loop<'c>(
     threads: i64,
     body: impl FnOnce(&Builder<'c>, Strip<'c>),
 ) {
+    grained_strip_loop(b, p, threads, 1, body)
+}
+
+/// [`strip_loop`] handing out at least `grain` strips per work item.
+pub(super) fn grained_strip_loop<'c>(
+    b: &Builder<'c>,
+    p: &bcr::Packed<'c, 'c>,
+    threads: i64,
+    grain: i64,
+    body: impl FnOnce(&Builder<'c>, Strip<'c>),
+) {
     let (c0, c1) = (b.index(0), b.index(1));
     let strips = strip_count(b, p);
     b.for_loop_with(
@@ -36,7 +47,7 @@ pub(super) fn strip_loop<'c>(
         strips,
         c1,
         &[],
-        &parallel_attrs(b, threads),
+        &super::schedule::grained_parallel_attrs(b, threads, grain),
         |b, s, _| {
             body(b, record(b, p, s));
             vec![]
