@@ -29,6 +29,9 @@ pub struct Product {
     pub im2col: Option<String>,
     /// `[M, K]` of the product's weight matrix (its GEMM view).
     pub matrix: [usize; 2],
+    /// A recurrent op's steps (its unit's estimate and a layer's time
+    /// cover them all).
+    pub steps: Option<usize>,
 }
 
 /// The `estimates` dictionary of a product.
@@ -132,6 +135,10 @@ pub fn products(module: &Module) -> Vec<Product> {
     let mut products = Vec::new();
     module.as_operation().walk(WalkOrder::PreOrder, |op| {
         let name = op.name().as_string_ref().as_str().unwrap_or("").to_string();
+        if name == grim::RECURRENT {
+            recurrent_units(&op, &mut products);
+            return WalkResult::Advance;
+        }
         if !grim::PRODUCTS.contains(&name.as_str()) {
             return WalkResult::Advance;
         }
@@ -153,10 +160,49 @@ pub fn products(module: &Module) -> Vec<Product> {
             estimates,
             im2col: grim_dialects::attr::string(&op, grim::IM2COL_ATTR),
             matrix: grim_passes::graph::layer::Layer::of(&op).map_or([0, 0], |l| [l.m, l.k]),
+            steps: None,
         });
         WalkResult::Advance
     });
     products
+}
+
+/// A recurrent op's weight matrices (per direction W and R, a GRU's
+/// `R_zr` and `R_h`), one product each: the op's kernel and block apply to
+/// all of them, and its estimates are the sums over its products.
+fn recurrent_units(op: &melior::ir::OperationRef, products: &mut Vec<Product>) {
+    let Ok((r, dims)) = grim_passes::lower::grim_to_bcr::recurrent_dims(op) else {
+        return;
+    };
+    let layer = grim_passes::graph::apply_lr::node_name(op)
+        .unwrap_or_else(|| format!("recurrent#{}", products.len()));
+    let kernel = grim_dialects::attr::string(op, grim::KERNEL_ATTR)
+        .unwrap_or_else(|| grim::KERNEL_DENSE.into());
+    let block = grim_dialects::attr::int(op, grim::BLOCK_ATTR)
+        .zip(grim_dialects::attr::int(op, grim::BLOCK_COLS_ATTR));
+    let estimates = estimates(op);
+    let recorded = grim_dialects::attr::string(op, grim::KERNEL_REASON_ATTR);
+    let cell = r.cell.op_type().to_lowercase();
+    for d in 0..dims.directions {
+        for unit in grim_passes::lower::grim_to_bcr::recurrent_units(&r, &dims, &layer, d) {
+            let matrix = unit
+                .name
+                .rsplit('.')
+                .find(|p| *p == "W" || *p == "R")
+                .unwrap_or("R");
+            products.push(Product {
+                layer: layer.clone(),
+                op: format!("{cell} {matrix} ({})", unit.gates.join(" ")),
+                weight: Some(unit.name),
+                kernel: kernel.clone(),
+                estimates: estimates.clone(),
+                reason: reason(&kernel, block, &estimates, recorded.clone()),
+                im2col: None,
+                matrix: unit.matrix,
+                steps: Some(dims.seq),
+            });
+        }
+    }
 }
 
 /// One row of the inspect table.
@@ -206,6 +252,9 @@ pub struct Row {
     /// A conv's im2col route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub im2col: Option<String>,
+    /// A recurrent op's steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
 }
 
 /// The whole of `grimc inspect --json`.
@@ -275,6 +324,7 @@ pub fn rows(products: &[Product], layers: &[PackedLayer]) -> Vec<Row> {
                 estimates: p.estimates.iter().cloned().collect(),
                 reason: p.reason.clone(),
                 im2col: p.im2col.clone(),
+                steps: p.steps,
             }
         })
         .collect()
@@ -290,10 +340,15 @@ fn bytes(value: u64) -> String {
 
 /// The report as text: the table, each layer's candidates, the memory line.
 pub fn table(report: &Report) -> String {
+    // A recurrent op's rows are its units (`<node>.W`, ...), with their gates.
+    let shown = |r: &Row| match r.steps {
+        Some(_) => format!("{} [{}]", r.weight, r.op),
+        None => r.layer.clone(),
+    };
     let width = report
         .layers
         .iter()
-        .map(|r| r.layer.len())
+        .map(|r| shown(r).len())
         .max()
         .unwrap_or(5)
         .max(5);
@@ -304,7 +359,7 @@ pub fn table(report: &Report) -> String {
     for r in &report.layers {
         out.push_str(&format!(
             "{:<width$} {:>11} {:>6} {:>6} {:>8} {:>10} {:>7} {:>7} {:>9} {:>9} {:>6.3} {:>6.2}x {:>10} {:>10} {:>6.1}% {:>10}\n",
-            r.layer,
+            shown(r),
             format!("{}x{}", r.shape[0], r.shape[1]),
             r.kernel,
             r.block,
@@ -323,7 +378,12 @@ pub fn table(report: &Report) -> String {
         ));
     }
     out.push_str("\nwhy (estimated time of each candidate kernel, from the cost model):\n");
+    let mut said = std::collections::BTreeSet::new();
     for r in &report.layers {
+        // A recurrent op's units share its choice: said once, for the op.
+        if r.steps.is_some() && !said.insert(r.layer.clone()) {
+            continue;
+        }
         let candidates: Vec<String> = r
             .estimates
             .iter()

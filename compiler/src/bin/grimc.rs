@@ -591,13 +591,20 @@ fn run(cli: Cli) -> Result<()> {
             };
             // Beside each product's measured time, the kernel chosen and the
             // cost model's estimate of it (what `grimc inspect` shows).
+            // A recurrent layer's steps, for its time per step.
+            let mut steps: std::collections::BTreeMap<String, usize> = Default::default();
             let estimates: std::collections::BTreeMap<String, (String, Option<f64>)> = if per_layer
             {
                 let mut plain = options.clone();
                 plain.profile = false;
                 let lowered = driver::lower(&plain, Level::Bcr)?;
-                inspect::rows(&lowered.products, &lowered.blob.layers)
-                    .into_iter()
+                let rows = inspect::rows(&lowered.products, &lowered.blob.layers);
+                for r in &rows {
+                    if let Some(n) = r.steps {
+                        steps.insert(r.layer.clone(), n);
+                    }
+                }
+                rows.into_iter()
                     .map(|r| {
                         let kernel = if r.kernel == "bcr" {
                             format!("bcr {}", r.block)
@@ -623,7 +630,8 @@ fn run(cli: Cli) -> Result<()> {
                         .map(|(name, mean)| {
                             let (kernel, estimate) = estimates.get(name).cloned().unzip();
                             serde_json::json!({"name": name, "mean_ms": mean,
-                                "kernel": kernel, "estimate_ms": estimate.flatten()})
+                                "kernel": kernel, "estimate_ms": estimate.flatten(),
+                                "steps": steps.get(name)})
                         })
                         .collect::<Vec<_>>());
                 }
@@ -642,8 +650,8 @@ fn run(cli: Cli) -> Result<()> {
                         .unwrap_or(5)
                         .max(5);
                     println!(
-                        "{:<width$} {:>10} {:>7}  {:<12} {:>11}",
-                        "layer", "mean ms", "share", "kernel", "estimate ms"
+                        "{:<width$} {:>10} {:>7}  {:<12} {:>11}  {:>11}",
+                        "layer", "mean ms", "share", "kernel", "estimate ms", "per step us"
                     );
                     for (name, mean) in &layers {
                         let (kernel, estimate) = match estimates.get(name) {
@@ -651,8 +659,11 @@ fn run(cli: Cli) -> Result<()> {
                             Some((kernel, None)) => (kernel.as_str(), "-".to_string()),
                             None => ("", String::new()),
                         };
+                        let per_step = steps.get(name).map_or(String::new(), |n| {
+                            format!("{:.1}", 1000.0 * mean / *n as f64)
+                        });
                         println!(
-                            "{name:<width$} {mean:>10.4} {:>6.1}%  {kernel:<12} {estimate:>11}",
+                            "{name:<width$} {mean:>10.4} {:>6.1}%  {kernel:<12} {estimate:>11}  {per_step:>11}",
                             100.0 * mean / total.max(f64::MIN_POSITIVE)
                         );
                     }

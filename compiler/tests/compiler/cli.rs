@@ -460,3 +460,50 @@ fn bad_recurrent_models_give_documented_errors_and_no_output() {
         assert!(!out.exists(), "{what}");
     }
 }
+
+/// `grimc inspect` and `grimc bench --per-layer` of the pruned speech GRU
+/// (3 steps): each recurrent node's units (`<node>.W`, `<node>.R`) with
+/// their gates, kernel and packed storage, and the layers' time per step.
+#[test]
+fn inspect_and_bench_show_recurrent_units_and_steps() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("gru.onnx");
+    let model_str = model.to_str().unwrap();
+    let (code, err) = grimc(&[
+        "example",
+        "--model",
+        "gru-speech",
+        "--seq",
+        "3",
+        "-o",
+        model_str,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report = grimc_json(&["inspect", model_str, "--json"]);
+    let layers = report["layers"].as_array().unwrap();
+    for (weight, op, shape) in [
+        ("/gru/GRU.W", "gru W (z r h)", [3072, 153]),
+        ("/gru/GRU.R", "gru R (z r h)", [3072, 1024]),
+        ("/gru/GRU_1.R", "gru R (z r h)", [3072, 1024]),
+    ] {
+        let row = layers
+            .iter()
+            .find(|r| r["weight"] == weight)
+            .unwrap_or_else(|| panic!("no {weight} in {report}"));
+        assert_eq!(row["op"], op);
+        assert_eq!(row["steps"], 3);
+        assert_eq!(row["shape"], serde_json::json!(shape));
+        // 4 of 8 rows and 3 of 16 columns kept: the cost model picks BCR.
+        assert_eq!(row["kernel"], "bcr", "{row}");
+        assert!(row["compression"].as_f64().unwrap() > 10.0, "{row}");
+    }
+    let timing = grimc_json(&["bench", model_str, "--runs", "2", "--per-layer", "--json"]);
+    let gru = timing["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "/gru/GRU")
+        .unwrap_or_else(|| panic!("no /gru/GRU in {timing}"));
+    assert_eq!(gru["steps"], 3);
+    assert!(gru["kernel"].as_str().unwrap().starts_with("bcr"), "{gru}");
+}

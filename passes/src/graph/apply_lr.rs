@@ -92,7 +92,9 @@ fn layer_error(path: &Path, layer: &str, message: String) -> PassError {
 impl Pass for GraphApplyLr {
     fn run<'c>(&self, context: &'c Context, module: &Module<'c>) -> Result<(), PassError> {
         let lr = LrFile::load(&self.file)?;
-        let products = collect_ops(module, |op| grim::PRODUCTS.contains(&op_name(op).as_str()));
+        let products = collect_ops(module, |op| {
+            grim::PRODUCTS.contains(&op_name(op).as_str()) || op_name(op) == grim::RECURRENT
+        });
         let mut matched = BTreeSet::new();
         let i64_type = IntegerType::new(context, 64).into();
         for raw in products {
@@ -100,7 +102,18 @@ impl Pass for GraphApplyLr {
             let mut op = unsafe { OperationRefMut::from_raw(raw) };
             let node = node_name(&op).unwrap_or_default();
             let weight = grim::product_weight_name(&op).unwrap_or_default();
-            let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)) else {
+            // A recurrent op's units (`<node>.W`, `<node>.R`, ...) share its
+            // one kernel and block: an entry of the node or of a unit sets them.
+            let recurrent = op.name().as_string_ref().as_str() == Ok(grim::RECURRENT);
+            let unit = || {
+                lr.layers.iter().find(|l| {
+                    recurrent
+                        && l.name
+                            .strip_prefix(node.as_str())
+                            .is_some_and(|rest| rest.starts_with(".W") || rest.starts_with(".R"))
+                })
+            };
+            let Some(layer) = lr.layer(&node).or_else(|| lr.layer(&weight)).or_else(unit) else {
                 continue;
             };
             matched.insert(layer.name.clone());
@@ -183,7 +196,7 @@ impl Pass for GraphApplyLr {
             return Err(layer_error(
                 &self.file,
                 &layer.name,
-                "matches no gemm or conv of the model (by ONNX node name or weight name)".into(),
+                "matches no gemm, conv or recurrent op of the model (by ONNX node name or weight name)".into(),
             ));
         }
         Ok(())

@@ -81,7 +81,7 @@ mod values;
 mod weights;
 
 pub use profile::layer_name;
-pub use recurrent::describe as recurrent_dims;
+pub use recurrent::{describe as recurrent_dims, units as recurrent_units, Unit as RecurrentUnit};
 
 use crate::{
     builder::{Builder, V},

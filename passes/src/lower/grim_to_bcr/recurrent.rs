@@ -107,6 +107,62 @@ pub fn describe(op: &OperationRef) -> Result<(Recurrent, grim_model::recurrent::
     Ok((r, dims))
 }
 
+/// One weight matrix of a recurrent op as the lowering multiplies it: its
+/// own named weight (the BCR unit of the LR file and of `grimc inspect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// `<node>.W`, `<node>.R`, a GRU's `<node>.R.zr` and `<node>.R.h`
+    /// without `linear_before_reset`; `.forward`/`.reverse` after it when
+    /// bidirectional.
+    pub name: String,
+    /// The gates it holds, in row order (ONNX's names).
+    pub gates: Vec<&'static str>,
+    /// `[rows, cols]`.
+    pub matrix: [usize; 2],
+}
+
+/// The units of direction `d` of a recurrent op named `node`: W, then R
+/// (or `R_zr`, `R_h`).
+pub fn units(r: &Recurrent, dims: &grim_model::recurrent::Dims, node: &str, d: usize) -> Vec<Unit> {
+    let suffix = match (dims.directions, r.direction.reversed(d)) {
+        (1, _) => "",
+        (_, true) => ".reverse",
+        (_, false) => ".forward",
+    };
+    let gates = r.cell.gate_names().to_vec();
+    let (h, gh) = (dims.hidden, r.cell.gates() * dims.hidden);
+    let w = Unit {
+        name: format!("{node}.W{suffix}"),
+        gates: gates.clone(),
+        matrix: [gh, dims.input],
+    };
+    match r.cell {
+        Cell::Gru {
+            linear_before_reset: false,
+        } => vec![
+            w,
+            Unit {
+                name: format!("{node}.R.zr{suffix}"),
+                gates: gates[..2].to_vec(),
+                matrix: [2 * h, h],
+            },
+            Unit {
+                name: format!("{node}.R.h{suffix}"),
+                gates: gates[2..].to_vec(),
+                matrix: [h, h],
+            },
+        ],
+        _ => vec![
+            w,
+            Unit {
+                name: format!("{node}.R{suffix}"),
+                gates,
+                matrix: [gh, h],
+            },
+        ],
+    }
+}
+
 /// A weight as the step's kernels read it: a constant's slice (its own
 /// named weight) or the rows of a run-time tensor packed into panels.
 enum Source<'c> {
@@ -231,15 +287,7 @@ impl<'c> Lowering<'c, '_> {
         );
         for d in 0..directions {
             let reversed = r.direction.reversed(d as usize);
-            let suffix = if directions == 2 {
-                if reversed {
-                    ".reverse"
-                } else {
-                    ".forward"
-                }
-            } else {
-                ""
-            };
+            let units = units(&r, &dims, &node, d as usize);
             let acts: Vec<Activation> = r.activations
                 [d as usize * per_direction..(d as usize + 1) * per_direction]
                 .iter()
@@ -250,7 +298,7 @@ impl<'c> Lowering<'c, '_> {
                 b,
                 &op,
                 &w,
-                &format!("{node}.W{suffix}"),
+                &units[0].name,
                 d * gh * input,
                 (gh, input),
                 n == 1,
@@ -262,7 +310,7 @@ impl<'c> Lowering<'c, '_> {
                 b,
                 &op,
                 &rr,
-                &format!("{node}.R{}{suffix}", if split_reset { ".zr" } else { "" }),
+                &units[1].name,
                 d * gh * hidden,
                 (r_rows, hidden),
                 batch == 1,
@@ -274,7 +322,7 @@ impl<'c> Lowering<'c, '_> {
                     b,
                     &op,
                     &rr,
-                    &format!("{node}.R.h{suffix}"),
+                    &units[2].name,
                     d * gh * hidden + 2 * hidden * hidden,
                     (hidden, hidden),
                     batch == 1,
