@@ -14,7 +14,7 @@
 // CHECK-LABEL: func.func @mlp
 // CHECK: "grim.gemm"{{.*}}{block_cols = 8 : i64, block_rows = 4 : i64, kernel = "bcr", operandSegmentSizes = array<i32: 1, 1, 0, 0>, order = "natural", register_tile = 2 : i64, threads = 1 : i64, trans_b}
 // CHECK: "grim.gemm"{{.*}}{kernel = "dense", operandSegmentSizes = array<i32: 1, 1, 0, 0>, trans_b}
-// UNKNOWN: unknown.json: error: layer 'fc9': matches no gemm or conv of the model (by ONNX node name or weight name)
+// UNKNOWN: unknown.json: error: layer 'fc9': matches no gemm, conv or recurrent op of the model (by ONNX node name or weight name)
 // CSR: layer 'fc1': csr is not a format grim generates code for; use bcr or dense
 // LANES: layer 'fc1': vector_width must be 1, 2, 4, 8 or 16, got 3
 // MISSING: missing.json: No such file or directory

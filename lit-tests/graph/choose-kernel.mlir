@@ -65,17 +65,30 @@ module attributes {grim.target = "avx2"} {
 
 // -----
 
-// A recurrent op's W and R stay dense unless the kernel option says bcr
-// (the cost model does not estimate them yet); the reason says which.
+// A recurrent op gets one kernel for its W and R by the sum of the
+// estimates of the products its lowering runs (W over all T x B columns
+// once, R per step), recorded in `estimates`; fully dense weights stay
+// dense (nothing pruned), the kernel option forces BCR with the block
+// given, and W or R given at run time is dense with the reason.
 
 // CHECK-LABEL: func.func @rnn
-// CHECK: "grim.recurrent"{{.*}}kernel = "dense", kernel_reason = "a recurrent op's W and R run the dense kernel unless kernel=bcr
+// CHECK: "grim.recurrent"{{.*}}estimates = {"bcr 16x16" = {{.*}}, dense = {{.*}}}{{.*}}kernel = "dense"
+// CHECK-LABEL: func.func @rnn_runtime
+// CHECK: "grim.recurrent"{{.*}}kernel = "dense", kernel_reason = "W or R is not a constant: BCR packs a weight's values at compile time"
 // FIXED-LABEL: func.func @rnn
-// FIXED: "grim.recurrent"{{.*}}block_cols = 16 : i64, block_rows = 8 : i64{{.*}}kernel = "dense"
+// FIXED: "grim.recurrent"{{.*}}estimates = {"bcr 8x16" = {{.*}}, dense = {{.*}}}{{.*}}kernel = "dense"
 // FORCED-LABEL: func.func @rnn
 // FORCED: "grim.recurrent"{{.*}}block_cols = 16 : i64, block_rows = 8 : i64{{.*}}kernel = "bcr", kernel_reason = "as the kernel option (--kernel) says"
 
-func.func @rnn(%x: tensor<2x1x3xf32>, %w: tensor<1x4x3xf32>, %r: tensor<1x4x4xf32>) -> tensor<2x1x1x4xf32> {
+module attributes {grim.target = "avx2"} {
+func.func @rnn(%x: tensor<2x1x3xf32>) -> tensor<2x1x1x16xf32> {
+  %w = "grim.constant"() {name = "w", value = dense<0.5> : tensor<1x16x3xf32>} : () -> tensor<1x16x3xf32>
+  %r = "grim.constant"() {name = "r", value = dense<0.25> : tensor<1x16x16xf32>} : () -> tensor<1x16x16xf32>
+  %y, %yh = "grim.recurrent"(%x, %w, %r) {cell = "rnn", direction = "forward", hidden_size = 16 : i64, activations = ["tanh"], operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>} : (tensor<2x1x3xf32>, tensor<1x16x3xf32>, tensor<1x16x16xf32>) -> (tensor<2x1x1x16xf32>, tensor<1x1x16xf32>)
+  return %y : tensor<2x1x1x16xf32>
+}
+func.func @rnn_runtime(%x: tensor<2x1x3xf32>, %w: tensor<1x4x3xf32>, %r: tensor<1x4x4xf32>) -> tensor<2x1x1x4xf32> {
   %y, %yh = "grim.recurrent"(%x, %w, %r) {cell = "rnn", direction = "forward", hidden_size = 4 : i64, activations = ["tanh"], operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0, 0>} : (tensor<2x1x3xf32>, tensor<1x4x3xf32>, tensor<1x4x4xf32>) -> (tensor<2x1x1x4xf32>, tensor<1x1x4xf32>)
   return %y : tensor<2x1x1x4xf32>
+}
 }

@@ -130,10 +130,43 @@ func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x1
 // CHECK: vector.store {{.*}}, %[[Y]]
 // CHECK: } else {
 // CHECK: memref.store {{.*}}, %[[Y]]
+// CHECK: } {grim.grain = 512 : i64, grim.parallel}
 // CHECK-NOT: bcr.
 func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf32>) {
   %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<20x32xf32>, name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "col_panels"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
   "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 8 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<20xf32>) -> ()
+  return
+}
+
+// -----
+
+// Checks bcr.spmv over compact panels: each block's row mask becomes a
+// vector<8xi1> (vector.bitcast of its byte), each kept column's kept rows
+// are expanded by it as they load (vector.expandload), four blocks run per
+// iteration into four sums added at the strip's end, and with the packed
+// weight's uniform counts (4 rows x 3 columns) a block whose masks have
+// them runs straight-line code (three expandloads, no column loop), any
+// other the counted walk; the strips are handed out 1024 blocks at a time
+// (grim.grain = 512 strips of 2 blocks: K = 32 in 16-column blocks).
+
+// CHECK-LABEL: func.func @spmv_compact
+// CHECK: scf.for {{.*}} -> (index, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: %[[BYTES:.*]] = vector.load {{.*}} : memref<?xi8>, vector<1xi8>
+// CHECK: %[[MASK:.*]] = vector.bitcast %[[BYTES]] : vector<1xi8> to vector<8xi1>
+// CHECK: math.ctpop
+// CHECK: scf.if {{.*}} -> (vector<8xf32>)
+// CHECK: vector.expandload {{.*}}, %[[MASK]], {{.*}} : memref<?xf32>, vector<8xi1>, vector<8xf32> into vector<8xf32>
+// CHECK: vector.fma
+// CHECK: vector.expandload
+// CHECK: vector.expandload
+// CHECK: } else {
+// CHECK: scf.for {{.*}} -> (vector<8xf32>)
+// CHECK: vector.expandload
+// CHECK: } {grim.grain = 512 : i64, grim.parallel}
+// CHECK-NOT: bcr.
+func.func @spmv_compact(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf32>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<20x32xf32>, name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "compact_panels", kept_rows = 4 : i64, kept_cols = 3 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<20xf32>) -> ()
   return
 }
 

@@ -334,7 +334,9 @@ fn example_writes_zoo_networks_and_refuses_bad_arguments() {
     let kept = w.data.iter().filter(|&&v| v != 0.0).count();
     assert_eq!(kept * 8, w.data.len());
     for (args, want) in [
-        (vec!["--model", "resnet"], "unknown model 'resnet' (expected mlp, cnn, resnet-stage, resnet18, resnet50, vgg16, mobilenetv2)"),
+        (vec!["--model", "resnet"], "unknown model 'resnet' (expected mlp, cnn, resnet-stage, resnet18, resnet50, vgg16, mobilenetv2, gru-speech, lstm)"),
+        (vec!["--model", "gru-speech", "--seq", "0"], "a recurrent zoo model needs a sequence, batch, hidden size and layers >= 1, got seq 0"),
+        (vec!["--model", "lstm", "--rate", "0.5"], "a pruning rate must be a number >= 1, got 0.5"),
         (vec!["--model", "vgg16", "--size", "16"], "vgg16 needs a size of at least 32"),
         (vec!["--model", "resnet18", "--rate", "0.5"], "a pruning rate must be a number >= 1, got 0.5"),
     ] {
