@@ -183,13 +183,18 @@ fn recurrent_units(op: &melior::ir::OperationRef, products: &mut Vec<Product>) {
     let estimates = estimates(op);
     let recorded = grim_dialects::attr::string(op, grim::KERNEL_REASON_ATTR);
     let cell = r.cell.op_type().to_lowercase();
+    let gate_by_gate = kernel == grim::KERNEL_BCR
+        && block.is_some_and(|(rows, _)| {
+            grim_passes::lower::grim_to_bcr::recurrent_per_gate(dims.hidden, rows as usize)
+        });
     for d in 0..dims.directions {
-        for unit in grim_passes::lower::grim_to_bcr::recurrent_units(&r, &dims, &layer, d) {
-            let matrix = unit
-                .name
-                .rsplit('.')
-                .find(|p| *p == "W" || *p == "R")
-                .unwrap_or("R");
+        for unit in
+            grim_passes::lower::grim_to_bcr::recurrent_units(&r, &dims, &layer, d, gate_by_gate)
+        {
+            let matrix = match unit.source {
+                grim_passes::lower::grim_to_bcr::RecurrentMatrix::W => "W",
+                grim_passes::lower::grim_to_bcr::RecurrentMatrix::R => "R",
+            };
             products.push(Product {
                 layer: layer.clone(),
                 op: format!("{cell} {matrix} ({})", unit.gates.join(" ")),

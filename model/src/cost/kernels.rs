@@ -253,17 +253,26 @@ fn spmm(target: &Target, m: usize, n: usize, shape: &BcrShape, x: Activations) -
 /// broadcast and `block_rows / lanes` panel FMAs per kept column.
 fn spmv(target: &Target, m: usize, k: usize, shape: &BcrShape) -> Tally {
     let br = shape.block.rows;
+    let compact = super::compact_panels(target.isa, shape);
     let vectors = (br / panel_lanes(target.lanes, br)).max(1) as f64;
-    // Every kept column adds into the same accumulators: one chain per vector.
-    let per_column = vectors / fma_rate(target, vectors, 1.0);
+    // Every kept column adds into the same accumulators: one chain per
+    // vector; the compact walk keeps four blocks in flight (four chains).
+    let chains = if compact { 4.0 } else { 1.0 };
+    let per_column = vectors / fma_rate(target, vectors, chains);
     let mut t = Tally {
         cycles: shape.col_visits as f64 * per_column
             + shape.blocks as f64 * target.calibration.spmv_block_cycles,
         flops: 2.0 * shape.stored_values as f64,
         ..Tally::default()
     };
-    // Panels store the block's full height, zeros for pruned rows.
-    let panel_bytes = (shape.col_visits * br * 4 + shape.index_bytes()) as f64;
+    // Column panels store the block's full height, zeros for pruned rows;
+    // compact panels only the kept rows.
+    let values = if compact {
+        shape.stored_values
+    } else {
+        shape.col_visits * br
+    };
+    let panel_bytes = (values * 4 + shape.index_bytes()) as f64;
     t.stream(target, panel_bytes, panel_bytes);
     t.stream(target, (k * 4) as f64, (k * 4) as f64);
     t.stream(target, (2 * m * 4) as f64, (m * 4) as f64);

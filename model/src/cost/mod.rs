@@ -373,6 +373,21 @@ pub fn epilogue_ns(
     kernels::epilogue(target, elements, extra_inputs_read, per_element_flops).ns
 }
 
+/// Whether a matrix-vector product's BCR values are stored as compact
+/// panels (each kept column's kept rows only, expanded by the row mask as
+/// they load) rather than full-height column panels: on targets whose
+/// vector loads expand by a mask in one instruction (AVX-512's
+/// `vexpandps`; NEON and AVX2 have none, LLVM would split the load lane by
+/// lane), for blocks of 8 or 16 rows (one mask vector), when a quarter or
+/// more of the rows the blocks span are pruned, so that the panels read at
+/// least a quarter fewer bytes. lower-grim-to-bcr packs by this rule and
+/// the cost model prices by it.
+pub fn compact_panels(isa: Isa, shape: &BcrShape) -> bool {
+    isa == Isa::Avx512
+        && [8, 16].contains(&shape.block.rows)
+        && 4 * shape.row_visits <= 3 * shape.blocks * shape.block.rows
+}
+
 /// One kernel the compiler considered for a layer, and its estimate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {

@@ -184,46 +184,71 @@ impl GraphChooseKernel {
             }
             None => BLOCK_CANDIDATES.to_vec(),
         };
-        // The matrices the lowering multiplies: (values, product).
-        let (t, b, i, h) = (dims.seq, dims.batch, dims.input, dims.hidden);
-        let gh = r.cell.gates() * h;
-        let split = matches!(
-            r.cell,
-            grim_model::recurrent::Cell::Gru {
-                linear_before_reset: false
+        // The products the lowering runs with `block` (its units: stacked
+        // gates, or one per gate when the block cuts across them), as
+        // (values, product): W over all T x B columns once, R over B
+        // columns T times.
+        let (t, b) = (dims.seq, dims.batch);
+        let gh = r.cell.gates() * dims.hidden;
+        let products = |block: Option<BlockSize>| -> Vec<(&[f32], cost::Product)> {
+            let gate_by_gate = block.is_some_and(|b| {
+                crate::lower::grim_to_bcr::recurrent_per_gate(dims.hidden, b.rows)
+            });
+            let mut all = Vec::new();
+            for d in 0..dims.directions {
+                for unit in
+                    crate::lower::grim_to_bcr::recurrent_units(&r, &dims, "", d, gate_by_gate)
+                {
+                    let [rows, cols] = unit.matrix;
+                    let start = (d * gh + unit.first_row) * cols;
+                    let (values, product): (&[f32], _) = match unit.source {
+                        crate::lower::grim_to_bcr::RecurrentMatrix::W => (
+                            &w[start..start + rows * cols],
+                            cost::Product::kn(rows, cols, t * b),
+                        ),
+                        crate::lower::grim_to_bcr::RecurrentMatrix::R => (
+                            &rr[start..start + rows * cols],
+                            cost::Product {
+                                images: t,
+                                ..cost::Product::kn(rows, cols, b)
+                            },
+                        ),
+                    };
+                    all.push((values, product));
+                }
             }
-        );
-        let mut matrices: Vec<(&[f32], cost::Product)> = Vec::new();
-        for d in 0..dims.directions {
-            matrices.push((
-                &w[d * gh * i..(d + 1) * gh * i],
-                cost::Product::kn(gh, i, t * b),
-            ));
-            let rd = &rr[d * gh * h..(d + 1) * gh * h];
-            let step = |m: usize| cost::Product {
-                images: t,
-                ..cost::Product::kn(m, h, b)
-            };
-            if split {
-                matrices.push((&rd[..2 * h * h], step(2 * h)));
-                matrices.push((&rd[2 * h * h..], step(h)));
-            } else {
-                matrices.push((rd, step(gh)));
-            }
-        }
-        let mut totals: Vec<cost::Candidate> = Vec::new();
-        let mut prunes_something = vec![false; blocks.len() + 1];
-        for (values, product) in &matrices {
-            let choice = cost::choose_kernel(target, product, values, &blocks)
-                .map_err(|e| op_error(&view, e))?;
-            for (index, candidate) in choice.candidates.into_iter().enumerate() {
+            all
+        };
+        let dense_ns: f64 = products(None)
+            .iter()
+            .map(|(_, p)| cost::product_ns(target, p, &cost::Kernel::Dense))
+            .sum();
+        let mut totals = vec![cost::Candidate {
+            label: cost::Kernel::Dense.label(),
+            kernel: cost::Kernel::Dense,
+            ns: dense_ns,
+        }];
+        let mut prunes_something = vec![false];
+        for &block in &blocks {
+            let mut total: Option<cost::Candidate> = None;
+            let mut prunes = false;
+            for (values, product) in products(Some(block)) {
+                let choice = cost::choose_kernel(target, &product, values, &[block])
+                    .map_err(|e| op_error(&view, e))?;
+                let Some(candidate) = choice.candidates.into_iter().nth(1) else {
+                    return Err(op_error(&view, "the cost model gave no BCR estimate"));
+                };
                 if let cost::Kernel::Bcr(shape) = &candidate.kernel {
-                    prunes_something[index] |= shape.stored_values < product.m * product.k;
+                    prunes |= shape.stored_values < product.m * product.k;
                 }
-                match totals.get_mut(index) {
+                match &mut total {
                     Some(total) => total.ns += candidate.ns,
-                    None => totals.push(candidate),
+                    None => total = Some(candidate),
                 }
+            }
+            if let Some(total) = total {
+                totals.push(total);
+                prunes_something.push(prunes);
             }
         }
         op.set_attribute(grim::ESTIMATES_ATTR, estimates_attribute(context, &totals));

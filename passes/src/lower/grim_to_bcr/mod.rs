@@ -81,7 +81,10 @@ mod values;
 mod weights;
 
 pub use profile::layer_name;
-pub use recurrent::{describe as recurrent_dims, units as recurrent_units, Unit as RecurrentUnit};
+pub use recurrent::{
+    describe as recurrent_dims, per_gate as recurrent_per_gate, units as recurrent_units,
+    Matrix as RecurrentMatrix, Unit as RecurrentUnit,
+};
 
 use crate::{
     builder::{Builder, V},

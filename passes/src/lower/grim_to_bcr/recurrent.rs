@@ -107,58 +107,94 @@ pub fn describe(op: &OperationRef) -> Result<(Recurrent, grim_model::recurrent::
     Ok((r, dims))
 }
 
+/// Which of a recurrent op's weights a unit's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matrix {
+    /// The input weights W.
+    W,
+    /// The recurrent weights R.
+    R,
+}
+
 /// One weight matrix of a recurrent op as the lowering multiplies it: its
 /// own named weight (the BCR unit of the LR file and of `grimc inspect`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
     /// `<node>.W`, `<node>.R`, a GRU's `<node>.R.zr` and `<node>.R.h`
-    /// without `linear_before_reset`; `.forward`/`.reverse` after it when
-    /// bidirectional.
+    /// without `linear_before_reset`, or per gate `<node>.W.<gate>`,
+    /// `<node>.R.<gate>`; `.forward`/`.reverse` after it when bidirectional.
     pub name: String,
+    /// W or R.
+    pub source: Matrix,
     /// The gates it holds, in row order (ONNX's names).
     pub gates: Vec<&'static str>,
+    /// Its first row in its direction's `[G*H, K]` matrix.
+    pub first_row: usize,
     /// `[rows, cols]`.
     pub matrix: [usize; 2],
 }
 
+/// Whether a recurrent op's BCR units are its gates, one by one: when
+/// `block_rows` does not divide the hidden size, stacked gates would share
+/// blocks across their boundaries (an LSTM of 650 units), whose kept rows
+/// are the union of two gates' and whose counts are not uniform. Otherwise
+/// a direction's gates are walked together (BCR.md allows it), one product
+/// per step instead of one per gate.
+pub fn per_gate(hidden: usize, block_rows: usize) -> bool {
+    block_rows > 0 && hidden % block_rows != 0
+}
+
 /// The units of direction `d` of a recurrent op named `node`: W, then R
-/// (or `R_zr`, `R_h`).
-pub fn units(r: &Recurrent, dims: &grim_model::recurrent::Dims, node: &str, d: usize) -> Vec<Unit> {
+/// (or `R_zr`, `R_h`), stacked or, with `gate_by_gate`, one per gate
+/// ([`per_gate`]).
+pub fn units(
+    r: &Recurrent,
+    dims: &grim_model::recurrent::Dims,
+    node: &str,
+    d: usize,
+    gate_by_gate: bool,
+) -> Vec<Unit> {
     let suffix = match (dims.directions, r.direction.reversed(d)) {
         (1, _) => "",
         (_, true) => ".reverse",
         (_, false) => ".forward",
     };
-    let gates = r.cell.gate_names().to_vec();
-    let (h, gh) = (dims.hidden, r.cell.gates() * dims.hidden);
-    let w = Unit {
-        name: format!("{node}.W{suffix}"),
-        gates: gates.clone(),
-        matrix: [gh, dims.input],
+    let names = r.cell.gate_names();
+    let h = dims.hidden;
+    let unit = |source: Matrix, part: &str, gates: std::ops::Range<usize>, cols: usize| {
+        let matrix = match source {
+            Matrix::W => "W",
+            Matrix::R => "R",
+        };
+        Unit {
+            name: format!("{node}.{matrix}{part}{suffix}"),
+            source,
+            gates: names[gates.clone()].to_vec(),
+            first_row: gates.start * h,
+            matrix: [gates.len() * h, cols],
+        }
     };
+    if gate_by_gate {
+        let mut all = Vec::new();
+        for (source, cols) in [(Matrix::W, dims.input), (Matrix::R, h)] {
+            for (g, gate) in names.iter().enumerate() {
+                all.push(unit(source, &format!(".{gate}"), g..g + 1, cols));
+            }
+        }
+        return all;
+    }
+    let gates = names.len();
     match r.cell {
         Cell::Gru {
             linear_before_reset: false,
         } => vec![
-            w,
-            Unit {
-                name: format!("{node}.R.zr{suffix}"),
-                gates: gates[..2].to_vec(),
-                matrix: [2 * h, h],
-            },
-            Unit {
-                name: format!("{node}.R.h{suffix}"),
-                gates: gates[2..].to_vec(),
-                matrix: [h, h],
-            },
+            unit(Matrix::W, "", 0..gates, dims.input),
+            unit(Matrix::R, ".zr", 0..2, h),
+            unit(Matrix::R, ".h", 2..3, h),
         ],
         _ => vec![
-            w,
-            Unit {
-                name: format!("{node}.R{suffix}"),
-                gates,
-                matrix: [gh, h],
-            },
+            unit(Matrix::W, "", 0..gates, dims.input),
+            unit(Matrix::R, "", 0..gates, h),
         ],
     }
 }
@@ -285,53 +321,57 @@ impl<'c> Lowering<'c, '_> {
                 linear_before_reset: false
             }
         );
+        let constants = matches!((&w, &rr), (Source::Constant(_), Source::Constant(_)));
+        let block_rows =
+            grim_dialects::attr::int(&op, grim::BLOCK_ATTR).unwrap_or(self.pass.block.0);
+        let gate_by_gate = !dense && constants && per_gate(dims.hidden, block_rows as usize);
         for d in 0..directions {
             let reversed = r.direction.reversed(d as usize);
-            let units = units(&r, &dims, &node, d as usize);
+            let units = units(&r, &dims, &node, d as usize, gate_by_gate);
             let acts: Vec<Activation> = r.activations
                 [d as usize * per_direction..(d as usize + 1) * per_direction]
                 .iter()
                 .map(|a| activation(*a))
                 .collect();
-            // The weights of this direction.
-            let w_weights = self.direction_weights(
-                b,
-                &op,
-                &w,
-                &units[0].name,
-                d * gh * input,
-                (gh, input),
-                n == 1,
-                dense,
-                W_PANELS,
-            )?;
+            // The weights of this direction: W's units, R's before the
+            // reset (all of R but a split GRU's h gate), R's after it.
             let r_rows = if split_reset { 2 * hidden } else { gh };
-            let r_weights = self.direction_weights(
-                b,
-                &op,
-                &rr,
-                &units[1].name,
-                d * gh * hidden,
-                (r_rows, hidden),
-                batch == 1,
-                dense,
-                R_PANELS,
-            )?;
-            let rh_weights = if split_reset {
-                Some(self.direction_weights(
+            let mut w_units = Vec::new();
+            let mut r_before = Vec::new();
+            let mut r_after = Vec::new();
+            for unit in &units {
+                let (rows, cols) = (unit.matrix[0] as i64, unit.matrix[1] as i64);
+                let first = unit.first_row as i64;
+                let (source, start, vector, panels) = match unit.source {
+                    Matrix::W => (&w, d * gh * input + first * input, n == 1, W_PANELS),
+                    Matrix::R => (
+                        &rr,
+                        d * gh * hidden + first * hidden,
+                        batch == 1,
+                        if split_reset && first >= 2 * hidden {
+                            RH_PANELS
+                        } else {
+                            R_PANELS
+                        },
+                    ),
+                };
+                let weights = self.direction_weights(
                     b,
                     &op,
-                    &rr,
-                    &units[2].name,
-                    d * gh * hidden + 2 * hidden * hidden,
-                    (hidden, hidden),
-                    batch == 1,
+                    source,
+                    &unit.name,
+                    start,
+                    (rows, cols),
+                    vector,
                     dense,
-                    RH_PANELS,
-                )?)
-            } else {
-                None
-            };
+                    panels,
+                )?;
+                match unit.source {
+                    Matrix::W => w_units.push((weights, first, rows)),
+                    Matrix::R if first < r_rows => r_before.push((weights, first, rows)),
+                    Matrix::R => r_after.push((weights, first, rows)),
+                }
+            }
             // A GRU with linear_before_reset adds Rb_h in the step (inside
             // r * (R_h h + Rb_h)); every other Rb row starts the projections.
             // XP = Wb + Rb (foldable rows), then += W X^T.
@@ -362,10 +402,12 @@ impl<'c> Lowering<'c, '_> {
                 });
                 vec![]
             });
-            let xp_view = shaped(self, &xp, gh, n, 0);
-            let product =
-                b.insert(w_weights.product(self.context, x_columns, xp_view, n > 1, b.location));
-            self.copy_schedule(&op, product);
+            for (weights, first, rows) in &w_units {
+                let xp_view = shaped(self, &xp, *rows, n, first * n);
+                let product =
+                    b.insert(weights.product(self.context, x_columns, xp_view, n > 1, b.location));
+                self.copy_schedule(&op, product);
+            }
             // The initial state.
             let state_at = |b: &Builder<'c>, bi: V<'c>, j: V<'c>| -> V<'c> {
                 let (outer, inner) = if r.batch_major {
@@ -391,8 +433,13 @@ impl<'c> Lowering<'c, '_> {
             }
             let hs_view = shaped(self, &hs, hidden, batch, 0);
             let rh_view = shaped(self, &rh, hidden, batch, 0);
-            let g_view = shaped(self, &gs, r_rows, batch, 0);
-            let gh_view = shaped(self, &gs, hidden, batch, 2 * hidden * batch);
+            let slices = |units: &[(super::weights::Weights<'c>, i64, i64)]| -> Vec<V<'c>> {
+                units
+                    .iter()
+                    .map(|(_, first, rows)| shaped(self, &gs, *rows, batch, first * batch))
+                    .collect()
+            };
+            let (before_views, after_views) = (slices(&r_before), slices(&r_after));
             let context = self.context;
             let steps = lens.as_ref().map_or(t_len, |l| {
                 l.iter().copied().max().unwrap_or(dims.seq) as i64
@@ -431,13 +478,15 @@ impl<'c> Lowering<'c, '_> {
                     });
                     vec![]
                 });
-                step_products.push(b.insert(r_weights.product(
-                    context,
-                    hs_view,
-                    g_view,
-                    batch > 1,
-                    b.location,
-                )));
+                for ((weights, _, _), view) in r_before.iter().zip(&before_views) {
+                    step_products.push(b.insert(weights.product(
+                        context,
+                        hs_view,
+                        *view,
+                        batch > 1,
+                        b.location,
+                    )));
+                }
                 // Per batch entry: the step's time index and whether it is live.
                 let timing = |b: &Builder<'c>, bi: V<'c>| -> (V<'c>, Option<V<'c>>) {
                     match &lens {
@@ -486,7 +535,7 @@ impl<'c> Lowering<'c, '_> {
                     let row = b.addi(b.index(gate * hidden), j);
                     b.load(gs_flat, &[b.addi(b.muli(row, b.index(batch)), bi)])
                 };
-                if let Some(rh_weights) = &rh_weights {
+                if split_reset {
                     // r * h, then G_h = R_h (r * h).
                     b.for_range(0, hidden, 1, &[], |b, j, _| {
                         b.for_range(0, batch, 1, &[], |b, bi, _| {
@@ -504,13 +553,15 @@ impl<'c> Lowering<'c, '_> {
                         });
                         vec![]
                     });
-                    step_products.push(b.insert(rh_weights.product(
-                        context,
-                        rh_view,
-                        gh_view,
-                        batch > 1,
-                        b.location,
-                    )));
+                    for ((weights, _, _), view) in r_after.iter().zip(&after_views) {
+                        step_products.push(b.insert(weights.product(
+                            context,
+                            rh_view,
+                            *view,
+                            batch > 1,
+                            b.location,
+                        )));
+                    }
                 }
                 // The gates and the new state.
                 b.for_range(0, hidden, 1, &[], |b, j, _| {

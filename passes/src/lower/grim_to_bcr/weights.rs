@@ -48,12 +48,7 @@ impl<'c> Weights<'c> {
 }
 
 /// Whether a matrix-vector product's weight is stored as compact panels
-/// (each kept column's kept rows only) rather than full-height column
-/// panels: on targets whose vector loads expand by a mask in one
-/// instruction (AVX-512's `vexpandps`; NEON and AVX2 have none, LLVM would
-/// split the load lane by lane), for blocks of 8 or 16 rows (one mask
-/// vector), when a quarter or more of the rows the blocks span are pruned,
-/// so that the panels read at least a quarter fewer bytes.
+/// (`grim_model::cost::compact_panels` says when).
 fn compact_pays(
     isa: Option<grim_model::cost::Isa>,
     value: Attribute,
@@ -62,20 +57,15 @@ fn compact_pays(
     block_rows: i64,
     block_cols: i64,
 ) -> bool {
-    if isa != Some(grim_model::cost::Isa::Avx512) || ![8, 16].contains(&block_rows) {
-        return false;
-    }
-    let Some(data) = grim_dialects::weights::read(value) else {
+    let (Some(isa), Some(data)) = (isa, grim_dialects::weights::read(value)) else {
         return false;
     };
     let block = grim_model::BlockSize {
         rows: block_rows as usize,
         cols: block_cols as usize,
     };
-    match grim_model::bcrc::bcr_shape(&data, m as usize, k as usize, block) {
-        Ok(shape) => 4 * shape.row_visits <= 3 * shape.blocks * block_rows as usize,
-        Err(_) => false,
-    }
+    grim_model::bcrc::bcr_shape(&data, m as usize, k as usize, block)
+        .is_ok_and(|shape| grim_model::cost::compact_panels(isa, &shape))
 }
 
 /// Blob slots handed out so far, and the weight views already made.
