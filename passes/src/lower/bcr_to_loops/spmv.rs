@@ -114,11 +114,17 @@ pub(super) fn panel_spmv<'c>(b: &Builder<'c>, product: &bcr::SparseProduct<'c, '
 const SPMV_ITEM_BLOCKS: i64 = 1024;
 
 /// The strips per work item of a matrix-vector product: enough for
-/// [`SPMV_ITEM_BLOCKS`] blocks when every block column is stored.
+/// [`SPMV_ITEM_BLOCKS`] blocks when every block column is stored, but no
+/// more than a quarter of the strips.
 fn spmv_grain(product: &bcr::SparseProduct) -> i64 {
-    let cols = bcr::defining_packed(product.packed.strips).map_or(0, |info| info.cols);
+    let (rows, cols) =
+        bcr::defining_packed(product.packed.strips).map_or((0, 0), |info| (info.rows, info.cols));
     let blocks_per_strip = (cols + product.block_cols - 1) / product.block_cols;
-    (SPMV_ITEM_BLOCKS / blocks_per_strip.max(1)).max(1)
+    let strips = (rows + product.block_rows - 1) / product.block_rows;
+    // At least four items, so that a small matrix still splits.
+    (SPMV_ITEM_BLOCKS / blocks_per_strip.max(1))
+        .min(strips / 4)
+        .max(1)
 }
 
 /// Blocks per iteration of the compact walk, each with its own sum.
