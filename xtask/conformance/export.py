@@ -83,6 +83,7 @@ def main() -> None:
     described.extend(variants(cases, claimed, out_dir))
     described.extend(light_models(claimed, out_dir))
     described.extend(recurrent_cases(claimed, out_dir))
+    described.extend(batch_first_cases(claimed, out_dir))
     with open(os.path.join(out_dir, "cases.json"), "w") as f:
         json.dump(
             {"onnx": onnx.__version__, "cases": described}, f, indent=1, sort_keys=True
@@ -344,6 +345,81 @@ def recurrent_cases(claimed: set, out_dir: str) -> list:
                 "kind": "onnxruntime",
                 "ops": [op],
                 "opset": 14,
+                "inputs": 1,
+                "outputs": len(expected),
+                "output_dtypes": [str(a.dtype) for a in expected],
+                "baked": [],
+                "rtol": 1e-4,
+                "atol": 1e-6,
+            }
+        )
+    return described
+
+
+# PyTorch's export of `nn.GRU(batch_first=True)` (a Transpose around the
+# GRU, the direction axis squeezed: Squeeze's axes an attribute before
+# opset 13, an input from 13), at the oldest opset grim reads and a recent
+# one; expected outputs by onnxruntime.
+BATCH_FIRST_OPSETS = [7, 13]
+
+
+def batch_first_cases(claimed: set, out_dir: str) -> list:
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    if not {"GRU", "Transpose", "Squeeze"} <= claimed:
+        return []
+    described = []
+    batch, seq, inp, hidden = 2, 5, 4, 6
+    for opset in BATCH_FIRST_OPSETS:
+        rng = np.random.default_rng(2000 + opset)
+        inits = [
+            numpy_helper.from_array((rng.standard_normal((1, 3 * hidden, inp)) * 0.5).astype(np.float32), "W"),
+            numpy_helper.from_array((rng.standard_normal((1, 3 * hidden, hidden)) * 0.5).astype(np.float32), "R"),
+            numpy_helper.from_array((rng.standard_normal((1, 6 * hidden)) * 0.5).astype(np.float32), "B"),
+        ]
+        nodes = [
+            helper.make_node("Transpose", ["input"], ["/Transpose_output_0"], perm=[1, 0, 2], name="/Transpose"),
+            helper.make_node(
+                "GRU",
+                ["/Transpose_output_0", "W", "R", "B"],
+                ["/gru/GRU_output_0", "/gru/GRU_output_1"],
+                hidden_size=hidden,
+                linear_before_reset=1,
+                name="/gru/GRU",
+            ),
+        ]
+        if opset < 13:
+            nodes.append(helper.make_node("Squeeze", ["/gru/GRU_output_0"], ["/gru/Squeeze_output_0"], axes=[1], name="/gru/Squeeze"))
+        else:
+            inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+            nodes.append(helper.make_node("Squeeze", ["/gru/GRU_output_0", "axes"], ["/gru/Squeeze_output_0"], name="/gru/Squeeze"))
+        nodes.append(helper.make_node("Transpose", ["/gru/Squeeze_output_0"], ["output"], perm=[1, 0, 2], name="/Transpose_1"))
+        graph = helper.make_graph(
+            nodes,
+            "batch_first",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, seq, inp])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, seq, hidden])],
+            inits,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 7
+        x = rng.standard_normal((batch, seq, inp)).astype(np.float32)
+        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        expected = session.run(None, {"input": x})
+        name = f"grim_gru_batch_first_opset{opset}"
+        case_dir = os.path.join(out_dir, name)
+        os.makedirs(case_dir, exist_ok=True)
+        onnx.save(model, os.path.join(case_dir, "model.onnx"))
+        np.save(os.path.join(case_dir, "input_0.npy"), x)
+        for i, array in enumerate(expected):
+            np.save(os.path.join(case_dir, f"output_{i}.npy"), array)
+        described.append(
+            {
+                "name": name,
+                "kind": "onnxruntime",
+                "ops": ["GRU", "Squeeze", "Transpose"],
+                "opset": opset,
                 "inputs": 1,
                 "outputs": len(expected),
                 "output_dtypes": [str(a.dtype) for a in expected],

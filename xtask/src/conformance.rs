@@ -537,7 +537,7 @@ fn ops_doc(manifest: &Manifest, cases: &Cases, outcomes: &BTreeMap<String, Outco
         let _ = writeln!(doc, "## Recurrent cases against onnxruntime\n");
         let _ = writeln!(
             doc,
-            "What the node tests of GRU, LSTM and RNN barely cover (sequence_lens, clip, input_forget, bidirectional with initial states, layout 1, activations other than the defaults) runs as small models with seeded random weights (`RECURRENT` in export.py), onnxruntime {}'s outputs the expected ones (for layout 1, which onnxruntime does not run, the layout-0 model's outputs transposed), rtol 1e-4 and atol 1e-6.\n",
+            "What the node tests of GRU, LSTM and RNN barely cover (sequence_lens, clip, input_forget, bidirectional with initial states, layout 1, activations other than the defaults) runs as small models with seeded random weights (`RECURRENT` in export.py), and so does PyTorch's export of a `batch_first` GRU (a Transpose on either side, Squeeze's axes an attribute at opset 7 and an input at 13: `BATCH_FIRST_OPSETS`), onnxruntime {}'s outputs the expected ones (for layout 1, which onnxruntime does not run, the layout-0 model's outputs transposed), rtol 1e-4 and atol 1e-6.\n",
             manifest.onnxruntime
         );
         let _ = writeln!(doc, "| case | op | result |");
