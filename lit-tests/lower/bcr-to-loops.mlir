@@ -114,6 +114,8 @@ func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x1
 // vector across its blocks (an scf.for carrying a vector<8xf32>), each kept
 // column multiplies a broadcast activation with an 8-row panel, and the sum
 // is added to the output with a vector load/store when the strip is whole.
+// Its 3 strips are handed out one at a time (work items hold at most a
+// quarter of the strips).
 
 // CHECK-LABEL: func.func @spmv_panels
 // CHECK-SAME: (%{{.*}}: memref<?xi8>, %[[X:.*]]: memref<32xf32>, %[[Y:.*]]: memref<20xf32>)
@@ -130,7 +132,7 @@ func.func @spmm_tile(%blob: memref<?xi8>, %x: memref<32x16xf32>, %c: memref<16x1
 // CHECK: vector.store {{.*}}, %[[Y]]
 // CHECK: } else {
 // CHECK: memref.store {{.*}}, %[[Y]]
-// CHECK: } {grim.grain = 512 : i64, grim.parallel}
+// CHECK: } {grim.parallel}
 // CHECK-NOT: bcr.
 func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf32>) {
   %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<20x32xf32>, name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "col_panels"} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
@@ -147,7 +149,8 @@ func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf3
 // weight's uniform counts (4 rows x 3 columns) a block whose masks have
 // them runs straight-line code (three expandloads, no column loop), any
 // other the counted walk; the strips are handed out 1024 blocks at a time
-// (grim.grain = 512 strips of 2 blocks: K = 32 in 16-column blocks).
+// but at most a quarter of them per item (K = 32: 2 blocks per strip, 512
+// strips would make an item; 32 strips allow 8).
 
 // CHECK-LABEL: func.func @spmv_compact
 // CHECK: scf.for {{.*}} -> (index, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
@@ -162,11 +165,11 @@ func.func @spmv_panels(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf3
 // CHECK: } else {
 // CHECK: scf.for {{.*}} -> (vector<8xf32>)
 // CHECK: vector.expandload
-// CHECK: } {grim.grain = 512 : i64, grim.parallel}
+// CHECK: } {grim.grain = 8 : i64, grim.parallel}
 // CHECK-NOT: bcr.
-func.func @spmv_compact(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<20xf32>) {
-  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<20x32xf32>, name = "w", slot = 0 : i64, rows = 20 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "compact_panels", kept_rows = 4 : i64, kept_cols = 3 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
-  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<20xf32>) -> ()
+func.func @spmv_compact(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<256xf32>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<256x32xf32>, name = "w", slot = 0 : i64, rows = 256 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "compact_panels", kept_rows = 4 : i64, kept_cols = 3 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmv"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32xf32>, memref<256xf32>) -> ()
   return
 }
 

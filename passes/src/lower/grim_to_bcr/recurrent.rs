@@ -27,8 +27,10 @@
 //! `kernel = "bcr"`, then BCRC with the op's block (`block_rows`,
 //! `block_cols`) or the pass's: each direction's W and R (a GRU's `R_zr`
 //! and `R_h` without `linear_before_reset`) is its own weight, named
-//! `<node>.W`, `<node>.R` (`.forward`/`.reverse` when bidirectional). A
-//! weight computed at run time is packed into row panels per direction.
+//! `<node>.W`, `<node>.R` (`.forward`/`.reverse` when bidirectional), or,
+//! when the block's height does not divide the hidden size, one weight per
+//! gate ([`units`]). A weight computed at run time is packed into row
+//! panels per direction.
 //!
 //! Sigmoid and tanh in the gates are inline polynomial code
 //! (`fast_math.rs`, error bounds there), not libm calls.
