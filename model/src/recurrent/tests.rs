@@ -78,10 +78,8 @@ fn single(r: &Recurrent, seq: usize, batch: usize, input: usize, seed: u64) -> (
     (graph, x)
 }
 
-fn gru(linear_before_reset: bool, direction: Direction, hidden: usize) -> Recurrent {
-    let cell = Cell::Gru {
-        linear_before_reset,
-    };
+/// A recurrent op of `cell` with its default activations.
+fn recurrent(cell: Cell, direction: Direction, hidden: usize, optional: Optional) -> Recurrent {
     Recurrent {
         cell,
         direction,
@@ -92,33 +90,34 @@ fn gru(linear_before_reset: bool, direction: Direction, hidden: usize) -> Recurr
             .flat_map(|_| cell.default_activations())
             .collect(),
         sequence_lens: None,
-        optional: Optional {
-            bias: true,
-            initial_h: true,
-            ..Optional::default()
-        },
+        optional,
     }
 }
 
-fn lstm(input_forget: bool, direction: Direction, hidden: usize) -> Recurrent {
-    let cell = Cell::Lstm { input_forget };
-    Recurrent {
-        cell,
-        direction,
-        hidden_size: hidden,
-        batch_major: false,
-        clip: None,
-        activations: (0..direction.count())
-            .flat_map(|_| cell.default_activations())
-            .collect(),
-        sequence_lens: None,
-        optional: Optional {
-            bias: true,
-            initial_h: true,
-            initial_c: true,
-            peepholes: true,
+fn gru(linear_before_reset: bool, direction: Direction, hidden: usize) -> Recurrent {
+    let optional = Optional {
+        bias: true,
+        initial_h: true,
+        ..Optional::default()
+    };
+    recurrent(
+        Cell::Gru {
+            linear_before_reset,
         },
-    }
+        direction,
+        hidden,
+        optional,
+    )
+}
+
+fn lstm(input_forget: bool, direction: Direction, hidden: usize) -> Recurrent {
+    let optional = Optional {
+        bias: true,
+        initial_h: true,
+        initial_c: true,
+        peepholes: true,
+    };
+    recurrent(Cell::Lstm { input_forget }, direction, hidden, optional)
 }
 
 fn run(graph: &Graph, x: &Tensor) -> Vec<Tensor> {

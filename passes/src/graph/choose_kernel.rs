@@ -140,6 +140,24 @@ fn estimates_attribute<'c>(context: &'c Context, candidates: &[cost::Candidate])
 }
 
 impl GraphChooseKernel {
+    /// The blocks to estimate for `op`: the one its attributes (the LR
+    /// file) or the `block` option fix, else every candidate.
+    fn candidate_blocks(&self, op: &OperationRef) -> Result<Vec<BlockSize>, PassError> {
+        let given = match (
+            grim_dialects::attr::int(op, grim::BLOCK_ATTR),
+            grim_dialects::attr::int(op, grim::BLOCK_COLS_ATTR),
+        ) {
+            (Some(rows), Some(cols)) => Some((rows, cols)),
+            _ => self.block,
+        };
+        Ok(match given {
+            Some((rows, cols)) => {
+                vec![BlockSize::new(rows as usize, cols as usize).map_err(|e| op_error(op, e))?]
+            }
+            None => BLOCK_CANDIDATES.to_vec(),
+        })
+    }
+
     /// The kernel of a recurrent op's W and R (see the module doc).
     fn choose_recurrent<'c>(
         &self,
@@ -171,19 +189,7 @@ impl GraphChooseKernel {
             op.set_attribute(grim::KERNEL_REASON_ATTR, string(RECURRENT_NOT_CONSTANT));
             return Ok(());
         };
-        let given = match (
-            grim_dialects::attr::int(op, grim::BLOCK_ATTR),
-            grim_dialects::attr::int(op, grim::BLOCK_COLS_ATTR),
-        ) {
-            (Some(rows), Some(cols)) => Some((rows, cols)),
-            _ => self.block,
-        };
-        let blocks: Vec<BlockSize> = match given {
-            Some((rows, cols)) => {
-                vec![BlockSize::new(rows as usize, cols as usize).map_err(|e| op_error(&view, e))?]
-            }
-            None => BLOCK_CANDIDATES.to_vec(),
-        };
+        let blocks = self.candidate_blocks(&view)?;
         // The products the lowering runs with `block` (its units: stacked
         // gates, or one per gate when the block cuts across them), as
         // (values, product): W over all T x B columns once, R over B
@@ -349,19 +355,7 @@ impl GraphChooseKernel {
         };
         let data =
             weights::read(weight).ok_or_else(|| op_error(&view, "has an unreadable weight"))?;
-        let given = match (
-            grim_dialects::attr::int(op, grim::BLOCK_ATTR),
-            grim_dialects::attr::int(op, grim::BLOCK_COLS_ATTR),
-        ) {
-            (Some(rows), Some(cols)) => Some((rows, cols)),
-            _ => self.block,
-        };
-        let candidates: Vec<BlockSize> = match given {
-            Some((rows, cols)) => {
-                vec![BlockSize::new(rows as usize, cols as usize).map_err(|e| op_error(&view, e))?]
-            }
-            None => BLOCK_CANDIDATES.to_vec(),
-        };
+        let candidates = self.candidate_blocks(&view)?;
         let choice = cost::choose_kernel(target, &layer.product(), &data, &candidates)
             .map_err(|e| op_error(&view, e))?;
         op.set_attribute(
