@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::projection::keep_count;
 
 /// Largest block side: masks are handled as `u64` bit sets.
 pub const MAX_BLOCK_SIDE: usize = 64;
@@ -41,7 +42,7 @@ impl BlockSize {
         Ok(b)
     }
 
-    fn check(&self) -> Result<(), ModelError> {
+    pub(crate) fn check(&self) -> Result<(), ModelError> {
         if !(1..=MAX_BLOCK_SIDE).contains(&self.rows) || !(1..=MAX_BLOCK_SIDE).contains(&self.cols)
         {
             return Err(ModelError::BlockSize {
@@ -753,12 +754,6 @@ mod col_panel_tests {
     }
 }
 
-/// `ceil(keep * n)` clamped to `0..=n`, tolerant of float noise such as
-/// `0.3 * 10 = 3.0000000000000004`.
-fn keep_count(keep: f64, n: usize) -> usize {
-    ((keep * n as f64 - 1e-9).ceil().max(0.0) as usize).min(n)
-}
-
 fn check_keep(name: &str, keep: f64) -> Result<(), ModelError> {
     if !(keep > 0.0 && keep <= 1.0) {
         return Err(bcr_err(format!("{name} must be in (0, 1], got {keep}")));
@@ -766,19 +761,11 @@ fn check_keep(name: &str, keep: f64) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Indices of the `k` largest scores (ties: lower index first), ascending.
-fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx.sort_unstable();
-    idx
-}
-
-/// BCR projection by magnitude: in every block keep the
-/// `ceil(col_keep * block_cols)` columns of largest L2 norm, then among those
-/// the `ceil(row_keep * block_rows)` rows of largest L2 norm over the kept
-/// columns; zero the rest. Edge blocks use their actual (smaller) sizes.
+/// BCR projection keeping `ceil(row_keep * block_rows)` rows and
+/// `ceil(col_keep * block_cols)` columns of every block, those of largest
+/// squared magnitude ([`crate::projection`] has the rule and where it is
+/// exact); the rest become `+0.0`. Edge blocks keep the same fractions of
+/// their actual sizes.
 pub fn bcr_project(
     w: &mut [f32],
     rows: usize,
@@ -787,40 +774,14 @@ pub fn bcr_project(
     row_keep: f64,
     col_keep: f64,
 ) -> Result<(), ModelError> {
-    let (n_strips, n_bcols) = check_matrix(w.len(), rows, cols, block)?;
+    check_matrix(w.len(), rows, cols, block)?;
     check_keep("row_keep", row_keep)?;
     check_keep("col_keep", col_keep)?;
-    for s in 0..n_strips {
-        let r0 = s * block.rows;
-        let br = block.rows.min(rows - r0);
-        for c in 0..n_bcols {
-            let c0 = c * block.cols;
-            let bc = block.cols.min(cols - c0);
-            let at = |i: usize, j: usize| (r0 + i) * cols + c0 + j;
-            let col_norm: Vec<f64> = (0..bc)
-                .map(|j| (0..br).map(|i| (w[at(i, j)] as f64).powi(2)).sum())
-                .collect();
-            let kept_cols = top_k(&col_norm, keep_count(col_keep, bc));
-            let row_norm: Vec<f64> = (0..br)
-                .map(|i| {
-                    kept_cols
-                        .iter()
-                        .map(|&j| (w[at(i, j)] as f64).powi(2))
-                        .sum()
-                })
-                .collect();
-            let kept_rows = top_k(&row_norm, keep_count(row_keep, br));
-            for i in 0..br {
-                for j in 0..bc {
-                    if kept_rows.binary_search(&i).is_err() || kept_cols.binary_search(&j).is_err()
-                    {
-                        w[at(i, j)] = 0.0;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    let keep = crate::projection::Keep {
+        rows: keep_count(row_keep, block.rows),
+        cols: keep_count(col_keep, block.cols),
+    };
+    crate::projection::project(w, rows, cols, block, keep).map(|_| ())
 }
 
 /// A benchmark/test weight in BCR form: each block keeps
@@ -1024,15 +985,16 @@ mod tests {
 
     #[test]
     fn projection_keeps_the_largest() {
-        // One 2x4 block. Column norms: c0 = 1, c1 = 10, c2 = 5, c3 = 0.1.
-        // col_keep 0.5 keeps c1, c2; row norms over those: r0 = 10, r1 = 5.
+        // One 2x4 block keeping 1 row and 2 columns. By column norm first
+        // (c1 = 10, c2 = 5) the best row keeps 10^2; the optimum is row 0
+        // with c0 and c1: 1^2 + 10^2.
         #[rustfmt::skip]
         let mut w = [
             1., 10., 0., 0.1,
             0., 0.,  5., 0.,
         ];
         bcr_project(&mut w, 2, 4, b(2, 4), 0.5, 0.5).unwrap();
-        assert_eq!(w, [0., 10., 0., 0., 0., 0., 0., 0.]);
+        assert_eq!(w, [1., 10., 0., 0., 0., 0., 0., 0.]);
         assert!(bcr_project(&mut w, 2, 4, b(2, 4), 0.0, 0.5).is_err());
         assert!(bcr_project(&mut w, 2, 4, b(2, 4), 0.5, 1.5).is_err());
         assert!(bcr_project(&mut w, 2, 3, b(2, 4), 0.5, 0.5).is_err());

@@ -26,6 +26,7 @@ pub mod onnx;
 pub mod pad;
 pub mod panels;
 pub mod pool;
+pub mod projection;
 pub mod recurrent;
 pub mod reference;
 pub mod resnet;
