@@ -16,6 +16,7 @@
 
 mod bench;
 mod conformance;
+mod digits;
 mod mca;
 mod venv;
 mod zoo;
@@ -74,6 +75,7 @@ commands:
   conformance [--bless]
             the ONNX node tests of every claimed op through `grimc run`, against xtask/conformance/manifest.json
             (also part of `test`); --bless rewrites the manifest's expected failures and docs/onnx-ops.md
+  digits    scikit-learn's digits as .npz splits in target/digits (for grimc prune's examples and tests)
   zoo       the model zoo (ResNet-18/50, VGG-16, MobileNet-V2; dense and BCR-pruned) at 64x64 through `grimc run`
             on the host (and two under qemu-aarch64) against onnxruntime (also part of `test`)";
 
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         ["bench", rest @ ..] => bench::bench(rest),
         ["conformance", rest @ ..] => conformance::command(rest),
         ["zoo", rest @ ..] => zoo::command(rest),
+        ["digits", rest @ ..] => digits::command(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
@@ -808,11 +811,14 @@ fn test() -> Result<()> {
         cargo().args(["build", "-p", "grim-compiler"]),
     )?;
 
+    let digits = digits::ensure()?;
+
     heading("test: cargo test --workspace");
     let mut cargo_test = cargo();
     cargo_test
         .args(["test", "--workspace", "--no-fail-fast"])
-        .env("GRIM_RUNTIME_DIR", target_dir().join("grim-runtime"));
+        .env("GRIM_RUNTIME_DIR", target_dir().join("grim-runtime"))
+        .env("GRIM_DIGITS_DIR", &digits);
     let (cargo_ok, cargo_output) = run_streaming("test (cargo test)", &mut cargo_test)?;
     let (cargo_passed, cargo_failed) = cargo_test_counts(&cargo_output);
 

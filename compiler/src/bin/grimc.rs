@@ -11,6 +11,9 @@ use grim_model::{read_npy, write_npy};
 use grim_passes::levels::Level;
 use std::{path::PathBuf, process::ExitCode};
 
+#[path = "grimc/prune.rs"]
+mod prune;
+
 #[derive(Parser)]
 #[command(
     name = "grimc",
@@ -61,6 +64,10 @@ fn parse_level(text: &str) -> Result<Level, String> {
 
 #[derive(Subcommand)]
 enum Command {
+    /// BCR-prune an ONNX model: one-shot projection, or ADMM retraining on
+    /// the user's data; writes the same graph with pruned weights (+0.0)
+    /// and its LR file.
+    Prune(prune::PruneArgs),
     /// Compile a model to an object, assembly, LLVM IR, MLIR and a C header.
     Compile {
         #[command(flatten)]
@@ -155,12 +162,26 @@ enum Command {
         /// Random seed of the weights.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// digits-mlp, digits-cnn, digits-gru: train the model dense on
+        /// --data before writing it.
+        #[arg(long)]
+        train: bool,
+        /// --train: the training data (.npz, as `cargo xtask digits` writes).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// --train: validation data (default: a seeded tenth of --data).
+        #[arg(long)]
+        val_data: Option<PathBuf>,
+        /// --train: epochs.
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
         /// Which model: mlp, cnn, resnet-stage (a stem conv and basic
         /// blocks of Conv, BatchNormalization, Relu, Conv,
         /// BatchNormalization, residual Add, Relu, as PyTorch exports them),
         /// resnet18, resnet50, vgg16, mobilenetv2, gru-speech (2 GRU layers
-        /// of 1024 on 153 features, 61 classes) or lstm (2 LSTM layers of
-        /// 650).
+        /// of 1024 on 153 features, 61 classes), lstm (2 LSTM layers of
+        /// 650), or digits-mlp, digits-cnn, digits-gru (scikit-learn's 8x8
+        /// digits; see --train).
         #[arg(long, default_value = "mlp")]
         model: String,
         /// The CNN instead of the MLP (the same as --model cnn).
@@ -672,9 +693,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Prune(args) => prune::run(args, parse_input_shape),
         Command::Example {
             seed,
             model,
+            train,
+            data,
+            val_data,
+            epochs,
             cnn,
             blocks,
             channels,
@@ -687,6 +713,34 @@ fn run(cli: Cli) -> Result<()> {
             seq,
         } => {
             let model = if cnn { "cnn".to_string() } else { model };
+            if let Some(kind) = grim_prune::examples::Digits::named(&model) {
+                if !train {
+                    let graph = kind.graph(seed);
+                    grim_model::save_onnx(&graph, &output)?;
+                    println!(
+                        "wrote {} (untrained; --train --data TRAIN.npz trains it)",
+                        output.display()
+                    );
+                    return Ok(());
+                }
+                let data = data.context("--train needs the training data: --data TRAIN.npz (cargo xtask digits writes them)")?;
+                let schedule = grim_prune::Schedule {
+                    epochs,
+                    seed,
+                    ..grim_prune::Schedule::default()
+                };
+                let metric = grim_prune::train_example(
+                    kind,
+                    &data,
+                    val_data.as_deref(),
+                    &schedule,
+                    &output,
+                    &mut |l| eprintln!("{l}"),
+                )?;
+                println!("trained {model}: {metric}");
+                println!("wrote {}", output.display());
+                return Ok(());
+            }
             if let Some(mut spec) = grim_model::zoo::speech::SpeechModel::named(&model) {
                 spec.seq = seq;
                 spec.batch = batch;
