@@ -456,19 +456,22 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
             )));
         }
         let ce = options.loss == Loss::CrossEntropy;
+        // Outputs per sample, from the model as declared (batch as loaded).
+        let classes = graph.outputs[0].shape.iter().product::<usize>() / input.shape[axis].max(1);
         let all = data::load(train_path, &input.shape, axis, ce)?;
+        all.check_classes(classes)?;
         let (train_set, val_set) = match &options.val_data {
-            Some(v) => (all, data::load(v, &input.shape, axis, ce)?),
+            Some(v) => {
+                let val = data::load(v, &input.shape, axis, ce)?;
+                val.check_classes(classes)?;
+                (all, val)
+            }
             None => all.split(0.1, s.seed),
         };
         let batch = s.batch.min(train_set.len());
         let tgraph = at_batch(&proto, path, &load, &input.name, axis, &input.shape, batch)?;
         let names: Vec<String> = weights.keys().cloned().collect();
         let mut trainer = Trainer::new(&tgraph, path, &names, options.loss, batch)?;
-        let out_elems: usize = tgraph.outputs[0].shape.iter().product();
-        for set in [&train_set, &val_set] {
-            set.check_classes(out_elems / batch)?;
-        }
         let d = trainer.evaluate(&val_set)?;
         log(&format!("dense model: {d}"));
         dense = Some(d);
