@@ -118,6 +118,19 @@ pub fn split_rate(block: BlockSize, rate: f64) -> Result<Keep, ModelError> {
     Ok(best.map(|(_, k)| k).unwrap_or(Keep { rows: 1, cols: 1 }))
 }
 
+/// Values [`project`] keeps of a `rows x cols` matrix (edge blocks
+/// included), without projecting.
+pub fn kept_count(rows: usize, cols: usize, block: BlockSize, keep: Keep) -> usize {
+    let mut kept = 0;
+    for r0 in (0..rows).step_by(block.rows.max(1)) {
+        let kr = keep.rows_of(block, block.rows.min(rows - r0));
+        for c0 in (0..cols).step_by(block.cols.max(1)) {
+            kept += kr * keep.cols_of(block, block.cols.min(cols - c0));
+        }
+    }
+    kept
+}
+
 /// `ceil(keep * n)` clamped to `0..=n`, tolerant of float noise such as
 /// `0.3 * 10 = 3.0000000000000004`.
 pub(crate) fn keep_count(keep: f64, n: usize) -> usize {

@@ -66,8 +66,13 @@ impl Matrix {
 /// A prunable layer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
-    /// The node's name (or `#index`): the LR file's layer name.
+    /// The node's name (or `#index`).
     pub node: String,
+    /// The node's index in the graph.
+    pub index: usize,
+    /// The LR file's name for this weight: the node, or for a recurrent
+    /// op the compiler's unit `<node>.W` / `<node>.R`.
+    pub unit: String,
     /// Its ONNX op type.
     pub op: &'static str,
     /// The weight's value name (an initializer of the graph).
@@ -90,6 +95,8 @@ impl Layer {
 pub struct Skipped {
     /// The node.
     pub node: String,
+    /// The LR file's name for the weight (as [`Layer::unit`]).
+    pub unit: String,
     /// Its ONNX op type.
     pub op: &'static str,
     /// Why (a sentence fragment: "depthwise conv", ...).
@@ -111,6 +118,7 @@ pub fn find(graph: &Graph, block: BlockSize) -> (Vec<Layer>, Vec<Skipped>) {
         };
         let skip = |reason: String| Skipped {
             node: label.clone(),
+            unit: label.clone(),
             op,
             reason,
         };
@@ -126,9 +134,10 @@ pub fn find(graph: &Graph, block: BlockSize) -> (Vec<Layer>, Vec<Skipped>) {
         let shape = w.shape.clone();
         // (weight, matrices) to prune in this node: one weight, or a
         // recurrent op's W and R, each sized up on its own.
-        let mut candidates: Vec<(String, Vec<usize>, Vec<Matrix>)> = Vec::new();
+        let mut candidates: Vec<(String, String, Vec<usize>, Vec<Matrix>)> = Vec::new();
         match &node.op {
             Op::Gemm { trans_b, .. } if shape.len() == 2 => candidates.push((
+                label.clone(),
                 name.clone(),
                 shape.clone(),
                 vec![Matrix {
@@ -140,6 +149,7 @@ pub fn find(graph: &Graph, block: BlockSize) -> (Vec<Layer>, Vec<Skipped>) {
                 }],
             )),
             Op::MatMul if shape.len() == 2 => candidates.push((
+                label.clone(),
                 name.clone(),
                 shape.clone(),
                 vec![Matrix {
@@ -163,6 +173,7 @@ pub fn find(graph: &Graph, block: BlockSize) -> (Vec<Layer>, Vec<Skipped>) {
                     continue;
                 }
                 candidates.push((
+                    label.clone(),
                     name.clone(),
                     shape.clone(),
                     vec![Matrix {
@@ -190,15 +201,23 @@ pub fn find(graph: &Graph, block: BlockSize) -> (Vec<Layer>, Vec<Skipped>) {
                         })
                         .collect()
                 };
-                candidates.push((name.clone(), shape.clone(), per_gate(w)));
+                candidates.push((
+                    format!("{label}.W"),
+                    name.clone(),
+                    shape.clone(),
+                    per_gate(w),
+                ));
                 match node
                     .inputs
                     .get(2)
                     .and_then(|n| graph.initializers.get_key_value(n))
                 {
-                    Some((rname, rt)) if rt.shape.len() == 3 => {
-                        candidates.push((rname.clone(), rt.shape.clone(), per_gate(rt)))
-                    }
+                    Some((rname, rt)) if rt.shape.len() == 3 => candidates.push((
+                        format!("{label}.R"),
+                        rname.clone(),
+                        rt.shape.clone(),
+                        per_gate(rt),
+                    )),
                     _ => skipped.push(skip("its recurrent weight R is not a constant".to_string())),
                 }
             }
@@ -209,19 +228,24 @@ pub fn find(graph: &Graph, block: BlockSize) -> (Vec<Layer>, Vec<Skipped>) {
                 continue;
             }
         }
-        for (weight, shape, matrices) in candidates {
+        for (unit, weight, shape, matrices) in candidates {
             if let Some(m) = matrices
                 .iter()
                 .find(|m| m.rows < block.rows || m.cols < block.cols)
             {
-                skipped.push(skip(format!(
-                    "too small: its {}x{} matrix of '{weight}' is smaller than a {block} block",
-                    m.rows, m.cols
-                )));
+                skipped.push(Skipped {
+                    unit,
+                    ..skip(format!(
+                        "too small: its {}x{} matrix of '{weight}' is smaller than a {block} block",
+                        m.rows, m.cols
+                    ))
+                });
                 continue;
             }
             layers.push(Layer {
                 node: label.clone(),
+                index,
+                unit,
                 op,
                 weight,
                 shape,

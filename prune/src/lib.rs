@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auto;
 pub mod data;
 pub mod error;
 pub mod examples;

@@ -39,8 +39,13 @@ pub struct PruneOptions {
     pub lr_out: Option<PathBuf>,
     /// Dense values per kept one, >= 1.
     pub rate: f64,
-    /// The block of every layer.
+    /// The block of every layer (without `auto`).
     pub block: BlockSize,
+    /// Blocks by the cost model and rates by sensitivity ([`crate::auto`]).
+    pub auto: bool,
+    /// The cost model's target in its text form (`avx2`, `neon`, ...), for
+    /// `auto`.
+    pub cost_target: String,
     /// `None`: ADMM with data, projection without.
     pub method: Option<Method>,
     /// Training data.
@@ -60,8 +65,10 @@ pub struct PruneOptions {
 /// What happened to one weight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerReport {
-    /// The node (the LR file's layer name).
+    /// The node.
     pub node: String,
+    /// The LR file's layer name ([`Layer::unit`]).
+    pub unit: String,
     /// Its op type.
     pub op: &'static str,
     /// The weight's value name.
@@ -308,17 +315,17 @@ fn trainable(graph: &Graph, layers: &[Layer]) -> Vec<String> {
 /// The BCR projection of every pruned weight in `weights`.
 fn project_all(
     layers: &[Layer],
-    keeps: &[Keep],
-    block: BlockSize,
+    plan: &[(BlockSize, Keep)],
     weights: &mut BTreeMap<String, Vec<f32>>,
 ) -> Result<Vec<LayerReport>, PruneError> {
     let mut reports = Vec::new();
-    for (layer, &keep) in layers.iter().zip(keeps) {
+    for (layer, &(block, keep)) in layers.iter().zip(plan) {
         let Some(w) = weights.get_mut(&layer.weight) else {
             continue;
         };
         let mut r = LayerReport {
             node: layer.node.clone(),
+            unit: layer.unit.clone(),
             op: layer.op,
             weight: layer.weight.clone(),
             block,
@@ -345,12 +352,11 @@ fn project_all(
 /// Squared distance of the pruned weights from their projection, relative.
 fn distance(
     layers: &[Layer],
-    keeps: &[Keep],
-    block: BlockSize,
+    plan: &[(BlockSize, Keep)],
     weights: &BTreeMap<String, Vec<f32>>,
 ) -> Result<f64, PruneError> {
     let mut projected = weights.clone();
-    project_all(layers, keeps, block, &mut projected)?;
+    project_all(layers, plan, &mut projected)?;
     let (mut d, mut n) = (0.0, 0.0);
     for l in layers {
         if let (Some(a), Some(b)) = (weights.get(&l.weight), projected.get(&l.weight)) {
@@ -398,8 +404,13 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
     let loaded = grim_model::onnx::from_proto_with(&proto, path, &load)?;
     let mut notes = loaded.notes.clone();
     let graph = loaded.graph;
-    let block = options.block;
-    let (layers, skipped) = layers::find(&graph, block);
+    // With --auto a layer is too small only for the smallest candidate.
+    let find_block = if options.auto {
+        grim_model::cost::BLOCK_CANDIDATES[0]
+    } else {
+        options.block
+    };
+    let (layers, skipped) = layers::find(&graph, find_block);
     if layers.is_empty() {
         let reasons = if skipped.is_empty() {
             "it has no Conv, Gemm, MatMul, GRU, LSTM or RNN with a constant weight".to_string()
@@ -415,14 +426,20 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
             reasons,
         });
     }
-    let keep = split_rate(block, options.rate)?;
-    let keeps = vec![keep; layers.len()];
+    let mut plan = if options.auto {
+        let target = grim_model::cost::Target::parse(&options.cost_target)
+            .map_err(|e| PruneError::Options(format!("the cost model's target: {e}")))?;
+        let blocks = auto_blocks(&target, &graph, &layers, options.rate)?;
+        blocks
+            .into_iter()
+            .map(|b| Ok((b, split_rate(b, options.rate)?)))
+            .collect::<Result<Vec<_>, PruneError>>()?
+    } else {
+        vec![(options.block, split_rate(options.block, options.rate)?); layers.len()]
+    };
     log(&format!(
-        "{} weights to prune with {block} blocks keeping {}x{} (rate {:.2}); {} layers left dense",
+        "{} weights to prune; {} layers left dense",
         layers.len(),
-        keep.rows,
-        keep.cols,
-        (block.rows * block.cols) as f64 / (keep.rows * keep.cols) as f64,
         skipped.len()
     ));
 
@@ -475,10 +492,13 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
         let d = trainer.evaluate(&val_set)?;
         log(&format!("dense model: {d}"));
         dense = Some(d);
+        if options.auto {
+            let sens = sensitivity_on_data(&mut trainer, &layers, &plan, &val_set, d)?;
+            plan = auto_keeps(&layers, plan, &sens, options.rate)?;
+        }
         let ctx = Retrain {
             layers: &layers,
-            keeps: &keeps,
-            block,
+            plan: &plan,
             schedule: s,
         };
         reports = match method {
@@ -490,7 +510,11 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
         pruned = Some(p);
         weights = trainer.weights()?;
     } else {
-        reports = project_all(&layers, &keeps, block, &mut weights)?;
+        if options.auto {
+            let sens = sensitivity_of_magnitude(&layers, &plan, &weights)?;
+            plan = auto_keeps(&layers, plan, &sens, options.rate)?;
+        }
+        reports = project_all(&layers, &plan, &mut weights)?;
     }
 
     let tensors: BTreeMap<String, Tensor> = weights
@@ -516,12 +540,192 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
     Ok(report)
 }
 
+/// The product each matrix of each layer runs (for the cost model): a
+/// gemm's batch rows, a conv's output pixels per image, a recurrent op's
+/// input projection over all steps and its recurrent product per step.
+fn layer_costs(graph: &Graph, layers: &[Layer]) -> Result<Vec<crate::auto::LayerCost>, PruneError> {
+    use grim_model::cost::{ConvGeometry, Product};
+    let shapes = graph.infer_shapes()?;
+    let shape = |n: &str| shapes.get(n).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for layer in layers {
+        let node = &graph.nodes[layer.index];
+        let x = shape(&node.inputs[0]);
+        let y = shape(&node.outputs[0]);
+        let products = match &node.op {
+            Op::Conv {
+                strides,
+                pads,
+                group,
+                ..
+            } if x.len() == 4 && y.len() == 4 => {
+                let m = &layer.matrices[0];
+                let k = &layer.shape;
+                if *group == 1 {
+                    let geometry = ConvGeometry {
+                        channels: x[1],
+                        input: [x[2], x[3]],
+                        kernel: [k[2], k[3]],
+                        stride: *strides,
+                        pads: *pads,
+                        output: [y[2], y[3]],
+                    };
+                    vec![(Product::conv(m.rows, x[0], geometry), 1.0)]
+                } else {
+                    vec![(Product::gemm(m.rows, m.cols, y[2] * y[3] * x[0]), 1.0)]
+                }
+            }
+            Op::Recurrent(r) => {
+                let (seq, batch) = if r.batch_major {
+                    (x[1], x[0])
+                } else {
+                    (x[0], x[1])
+                };
+                let recurrent = layer.unit.ends_with(".R");
+                layer
+                    .matrices
+                    .iter()
+                    .map(|m| {
+                        if recurrent {
+                            (Product::gemm(m.rows, m.cols, batch), seq as f64)
+                        } else {
+                            (Product::gemm(m.rows, m.cols, seq * batch), 1.0)
+                        }
+                    })
+                    .collect()
+            }
+            _ => {
+                let n: usize = x[..x.len().saturating_sub(1)]
+                    .iter()
+                    .product::<usize>()
+                    .max(1);
+                let m = &layer.matrices[0];
+                vec![(Product::gemm(m.rows, m.cols, n), 1.0)]
+            }
+        };
+        out.push(crate::auto::LayerCost { products });
+    }
+    Ok(out)
+}
+
+/// Each layer's block by the cost model; a recurrent op's W and R share the
+/// block best for both (the compiler gives the op one).
+fn auto_blocks(
+    target: &grim_model::cost::Target,
+    graph: &Graph,
+    layers: &[Layer],
+    rate: f64,
+) -> Result<Vec<BlockSize>, PruneError> {
+    let costs = layer_costs(graph, layers)?;
+    // Merge the units of one node into one layer for the choice.
+    let mut nodes: Vec<(String, Layer, crate::auto::LayerCost)> = Vec::new();
+    for (l, c) in layers.iter().zip(&costs) {
+        match nodes.iter_mut().find(|(n, _, _)| *n == l.node) {
+            Some((_, merged, mc)) => {
+                merged.matrices.extend(l.matrices.iter().cloned());
+                mc.products.extend(c.products.iter().cloned());
+            }
+            None => nodes.push((l.node.clone(), l.clone(), c.clone())),
+        }
+    }
+    let merged: Vec<Layer> = nodes.iter().map(|n| n.1.clone()).collect();
+    let merged_costs: Vec<crate::auto::LayerCost> = nodes.iter().map(|n| n.2.clone()).collect();
+    let choices = crate::auto::choose_blocks(target, &merged, &merged_costs, rate)?;
+    Ok(layers
+        .iter()
+        .map(|l| {
+            let i = nodes.iter().position(|n| n.0 == l.node).unwrap_or(0);
+            choices[i].block
+        })
+        .collect())
+}
+
+/// Per-layer keeps for the overall rate from sensitivities at the anchors.
+fn auto_keeps(
+    layers: &[Layer],
+    plan: Vec<(BlockSize, Keep)>,
+    sens: &[[f64; 5]],
+    rate: f64,
+) -> Result<Vec<(BlockSize, Keep)>, PruneError> {
+    let blocks: Vec<BlockSize> = plan.iter().map(|p| p.0).collect();
+    let keeps = crate::auto::choose_keeps(layers, &blocks, sens, rate)?;
+    Ok(blocks.into_iter().zip(keeps).collect())
+}
+
+/// Sensitivity without data: the squared magnitude each projection of one
+/// layer alone removes, as a fraction of the layer's.
+fn sensitivity_of_magnitude(
+    layers: &[Layer],
+    plan: &[(BlockSize, Keep)],
+    weights: &BTreeMap<String, Vec<f32>>,
+) -> Result<Vec<[f64; 5]>, PruneError> {
+    let mut out = Vec::new();
+    for (layer, &(block, _)) in layers.iter().zip(plan) {
+        let mut at = [0.0; 5];
+        for (a, rate) in crate::auto::ANCHORS.iter().enumerate() {
+            let keep = split_rate(block, *rate)?;
+            let (mut kept, mut total) = (0.0, 0.0);
+            if let Some(w) = weights.get(&layer.weight) {
+                for m in &layer.matrices {
+                    let mut mat = m.get(w);
+                    let sq: f64 = mat.iter().map(|v| (*v as f64).powi(2)).sum();
+                    let p = project(&mut mat, m.rows, m.cols, block, keep)?;
+                    kept += p.magnitude_kept * sq;
+                    total += sq;
+                }
+            }
+            at[a] = if total > 0.0 { 1.0 - kept / total } else { 0.0 };
+        }
+        out.push(at);
+    }
+    Ok(out)
+}
+
+/// Sensitivity with validation data: the accuracy (classification) or the
+/// relative loss lost when one layer alone is projected, plus a hundredth
+/// of the magnitude removed to order layers whose accuracy does not move.
+fn sensitivity_on_data(
+    trainer: &mut Trainer,
+    layers: &[Layer],
+    plan: &[(BlockSize, Keep)],
+    val: &Dataset,
+    dense: Metric,
+) -> Result<Vec<[f64; 5]>, PruneError> {
+    let weights = trainer.weights()?;
+    let magnitude = sensitivity_of_magnitude(layers, plan, &weights)?;
+    let mut out = Vec::new();
+    for (i, (layer, &(block, _))) in layers.iter().zip(plan).enumerate() {
+        let mut at = [0.0; 5];
+        for (a, rate) in crate::auto::ANCHORS.iter().enumerate() {
+            let keep = split_rate(block, *rate)?;
+            let mut w = weights[&layer.weight].clone();
+            for m in &layer.matrices {
+                let mut mat = m.get(&w);
+                project(&mut mat, m.rows, m.cols, block, keep)?;
+                m.put(&mut w, &mat);
+            }
+            trainer.set(&layer.weight, &w)?;
+            let metric = trainer.evaluate(val)?;
+            let lost = match (dense.accuracy, metric.accuracy) {
+                (Some(d), Some(p)) => (d - p).max(0.0),
+                _ => ((metric.loss - dense.loss) / dense.loss.max(f64::MIN_POSITIVE)).max(0.0),
+            };
+            at[a] = lost + 0.01 * magnitude[i][a];
+        }
+        trainer.set(&layer.weight, &weights[&layer.weight])?;
+        out.push(at);
+    }
+    Ok(out)
+}
+
 /// The LR file of a run: a BCR entry per pruned node (block, keeps, rate),
 /// a dense one per node left dense.
 fn lr_file(report: &PruneReport, graph: &Graph, path: &Path) -> LrFile {
     let model = path.file_stem().map(|s| s.to_string_lossy().into_owned());
     let mut lr = LrFile::new(model);
     let mut seen = BTreeSet::new();
+    // One entry per node: a recurrent op's units share one kernel and block
+    // in the compiler (graph-apply-lr), so its W and R are one entry.
     for r in &report.layers {
         if !seen.insert(r.node.clone()) {
             continue;
@@ -533,11 +737,15 @@ fn lr_file(report: &PruneReport, graph: &Graph, path: &Path) -> LrFile {
             name: r.node.clone(),
             op: Some(r.op.to_string()),
             shape: graph.initializers.get(&r.weight).map(|t| t.shape.clone()),
-            sparsity: Sparsity::Bcr {
-                block_rows: r.block.rows,
-                block_cols: r.block.cols,
-                row_keep: Some(r.keep.row_keep(r.block)),
-                col_keep: Some(r.keep.col_keep(r.block)),
+            sparsity: {
+                // Kept fractions are recorded when the node's units agree.
+                let agree = same.iter().all(|x| x.keep == r.keep);
+                Sparsity::Bcr {
+                    block_rows: r.block.rows,
+                    block_cols: r.block.cols,
+                    row_keep: agree.then(|| r.keep.row_keep(r.block)),
+                    col_keep: agree.then(|| r.keep.col_keep(r.block)),
+                }
             },
             order: None,
             schedule: None,
@@ -567,14 +775,13 @@ fn lr_file(report: &PruneReport, graph: &Graph, path: &Path) -> LrFile {
 /// The retraining half of a run.
 struct Retrain<'a> {
     layers: &'a [Layer],
-    keeps: &'a [Keep],
-    block: BlockSize,
+    plan: &'a [(BlockSize, Keep)],
     schedule: &'a Schedule,
 }
 
 impl Retrain<'_> {
     fn project(&self, w: &mut BTreeMap<String, Vec<f32>>) -> Result<Vec<LayerReport>, PruneError> {
-        project_all(self.layers, self.keeps, self.block, w)
+        project_all(self.layers, self.plan, w)
     }
 
     fn load(
@@ -659,7 +866,7 @@ impl Retrain<'_> {
             }
             z = wu;
             let metric = trainer.evaluate(val)?;
-            let dist = distance(self.layers, self.keeps, self.block, &w)?;
+            let dist = distance(self.layers, self.plan, &w)?;
             let msg = format!("loss {loss:.4}, {metric}, distance to BCR {dist:.4}, rho {rho:.2e}");
             bar.finish_with_message(msg.clone());
             if bar.is_hidden() {

@@ -23,6 +23,8 @@ fn options(model: &Path, out: &Path) -> PruneOptions {
         lr_out: Some(out.with_extension("json")),
         rate: 8.0,
         block: "8x16".parse().unwrap(),
+        auto: false,
+        cost_target: "avx2".into(),
         method: None,
         data: None,
         val_data: None,
@@ -328,4 +330,55 @@ fn admm_on_the_digits_mlp_beats_one_shot_projection() {
     )
     .unwrap();
     assert_eq!(again.pruned, admm.pruned);
+}
+
+#[test]
+fn auto_meets_the_overall_rate_within_two_percent_with_per_layer_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path(), Digits::Cnn);
+    let out = dir.path().join("auto.onnx");
+    for rate in [4.0, 8.0, 16.0] {
+        let report = prune(
+            &PruneOptions {
+                auto: true,
+                rate,
+                ..options(&model, &out)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        let fraction = report.kept_fraction();
+        assert!(
+            (fraction * rate - 1.0).abs() <= 0.02,
+            "rate {rate}: kept {fraction}"
+        );
+        let rates: Vec<f64> = report
+            .layers
+            .iter()
+            .map(|l| l.elements as f64 / l.kept as f64)
+            .collect();
+        assert!(
+            rates.iter().any(|r| (r - rates[0]).abs() > 0.5),
+            "rate {rate}: one rate for all {rates:?}"
+        );
+        for l in &report.layers {
+            assert!(
+                grim_model::cost::BLOCK_CANDIDATES.contains(&l.block),
+                "{l:?}"
+            );
+        }
+        let lr = LrFile::load(&out.with_extension("json")).unwrap();
+        let total: f64 = report.layers.iter().map(|l| l.elements as f64).sum();
+        let kept: f64 = lr
+            .layers
+            .iter()
+            .filter_map(|l| {
+                Some(report.layers.iter().find(|r| r.node == l.name)?.elements as f64 / l.rate?)
+            })
+            .sum();
+        assert!(
+            (kept / total * rate - 1.0).abs() <= 0.02,
+            "LR rates disagree: {kept} of {total}"
+        );
+    }
 }

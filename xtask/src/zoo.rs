@@ -39,6 +39,12 @@ enum Net {
         seq: usize,
         batch: usize,
     },
+    /// A digits example (`digits-mlp`, ...) trained briefly and pruned 8x by
+    /// `grimc prune` (ADMM) on the digits splits in `layout`.
+    Digits {
+        name: &'static str,
+        layout: &'static str,
+    },
 }
 
 impl Net {
@@ -46,6 +52,7 @@ impl Net {
         match self {
             Net::Image(a) => a.name().to_string(),
             Net::Recurrent { name, seq, batch } => format!("{name}_t{seq}_b{batch}"),
+            Net::Digits { name, .. } => name.to_string(),
         }
     }
 
@@ -66,6 +73,20 @@ impl Net {
                 "--batch".into(),
                 batch.to_string(),
             ],
+            Net::Digits { name, layout } => {
+                let train = target_dir()
+                    .join("digits")
+                    .join(format!("train-{layout}.npz"));
+                vec![
+                    "--model".into(),
+                    name.to_string(),
+                    "--train".into(),
+                    "--epochs".into(),
+                    "3".into(),
+                    "--data".into(),
+                    train.display().to_string(),
+                ]
+            }
         }
     }
 
@@ -74,6 +95,11 @@ impl Net {
         let shape = match self {
             Net::Image(_) => vec![1, 3, SIZE, SIZE],
             Net::Recurrent { seq, batch, .. } => vec![*seq, *batch, 153],
+            Net::Digits { layout, .. } => match *layout {
+                "flat" => vec![1, 64],
+                "image" => vec![1, 1, 8, 8],
+                _ => vec![8, 1, 8],
+            },
         };
         let n = shape.iter().product();
         Ok(Tensor::new(
@@ -119,6 +145,11 @@ fn checks() -> Vec<Check> {
         dense,
         target,
     };
+    let digits = |name, layout| Check {
+        net: Net::Digits { name, layout },
+        dense: false,
+        target: "host",
+    };
     vec![
         host(Vgg16, true),
         host(ResNet50, true),
@@ -136,6 +167,9 @@ fn checks() -> Vec<Check> {
         host(MobileNetV2, true),
         host(MobileNetV2, false),
         host(ResNet18, false),
+        digits("digits-cnn", "image"),
+        digits("digits-mlp", "flat"),
+        digits("digits-gru", "rows"),
     ]
 }
 
@@ -162,6 +196,7 @@ pub fn suite(grimc: &Path) -> Result<usize> {
         "zoo: the model zoo at {SIZE}x{SIZE} against onnxruntime"
     ));
     let python = crate::conformance::venv_python()?;
+    crate::digits::ensure()?;
     let dir = target_dir().join("zoo");
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
@@ -214,6 +249,9 @@ fn make_model(grimc: &Path, python: &Path, dir: &Path, check: &Check) -> Result<
         example.arg("--dense");
     }
     quiet("grimc example", &mut example)?;
+    if let Net::Digits { layout, .. } = check.net {
+        prune_digits(grimc, &model_dir, layout)?;
+    }
     quiet(
         "onnxruntime",
         Command::new(python)
@@ -222,6 +260,78 @@ fn make_model(grimc: &Path, python: &Path, dir: &Path, check: &Check) -> Result<
             .arg(&input)
             .arg(model_dir.join("reference.npy")),
     )
+}
+
+/// Prunes a trained digits model in place with `grimc prune` (a short ADMM
+/// run, 8x with 8x16 blocks), writing `lr.json`; checks that `grimc
+/// inspect` with that LR compiles every pruned layer as BCR 8x16 with no
+/// stored zero (fill 1.000).
+fn prune_digits(grimc: &Path, model_dir: &Path, layout: &str) -> Result<()> {
+    let model = model_dir.join("model.onnx");
+    let trained = model_dir.join("trained.onnx");
+    std::fs::rename(&model, &trained)?;
+    let data = target_dir().join("digits");
+    let lr = model_dir.join("lr.json");
+    quiet(
+        "grimc prune",
+        Command::new(grimc)
+            .arg("prune")
+            .arg(&trained)
+            .args([
+                "--rate",
+                "8",
+                "--epochs",
+                "2",
+                "--finetune-epochs",
+                "1",
+                "--quiet",
+            ])
+            .arg("--data")
+            .arg(data.join(format!("train-{layout}.npz")))
+            .arg("--val-data")
+            .arg(data.join(format!("val-{layout}.npz")))
+            .arg("-o")
+            .arg(&model)
+            .arg("--lr-out")
+            .arg(&lr),
+    )?;
+    let lr_file = grim_model::LrFile::load(&lr)?;
+    let output = Command::new(grimc)
+        .arg("inspect")
+        .arg(&model)
+        .arg("--lr")
+        .arg(&lr)
+        .output()
+        .context("cannot run grimc inspect")?;
+    let table = String::from_utf8_lossy(&output.stdout);
+    for layer in &lr_file.layers {
+        if layer.sparsity == grim_model::Sparsity::Dense {
+            continue;
+        }
+        // The layer's row, or a recurrent op's unit rows (`gru.W`, `gru.R`).
+        let unit = format!("{}.", layer.name);
+        let rows: Vec<&str> = table
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .filter(|l| {
+                let first = l.split_whitespace().next().unwrap_or("");
+                first == layer.name || first.starts_with(&unit)
+            })
+            .collect();
+        if rows.is_empty() {
+            bail!("grimc inspect does not list pruned layer '{}'", layer.name);
+        }
+        for row in rows {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            if !(fields.contains(&"bcr") && fields.contains(&"8x16") && fields.contains(&"1.000")) {
+                bail!(
+                    "pruned layer '{}' does not compile as BCR 8x16 with fill 1: {row}",
+                    layer.name
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One check: grimc's output on `input` against onnxruntime's; returns the
@@ -235,6 +345,14 @@ fn run_check(grimc: &Path, dir: &Path, check: &Check) -> Result<f32> {
         Command::new(grimc)
             .arg("run")
             .arg(model_dir.join("model.onnx"))
+            .args(if matches!(check.net, Net::Digits { .. }) {
+                vec![
+                    "--lr".to_string(),
+                    model_dir.join("lr.json").display().to_string(),
+                ]
+            } else {
+                vec![]
+            })
             .args(["--target", check.target, "--input"])
             .arg(&input)
             .arg("--output")

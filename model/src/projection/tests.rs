@@ -173,6 +173,7 @@ proptest! {
             }
         }
         prop_assert_eq!(counted, p.kept);
+        prop_assert_eq!(kept_count(m, k, block, keep), p.kept);
         prop_assert!(w.iter().all(|v| *v != 0.0 || v.to_bits() == 0));
     }
 }

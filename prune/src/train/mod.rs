@@ -65,12 +65,12 @@ pub struct Schedule {
 impl Default for Schedule {
     fn default() -> Self {
         Schedule {
-            epochs: 20,
-            finetune_epochs: 10,
+            epochs: 30,
+            finetune_epochs: 20,
             batch: 32,
             lr: 1e-3,
-            rho: 1e-3,
-            rho_growth: 1.5,
+            rho: 1e-2,
+            rho_growth: 1.1,
             seed: 0,
             quiet: false,
         }

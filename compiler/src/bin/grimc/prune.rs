@@ -14,9 +14,21 @@ pub struct PruneArgs {
     /// 1/RATE of its weights, as close as its blocks allow.
     #[arg(long)]
     rate: f64,
-    /// The BCR block RxC.
+    /// The BCR block RxC (without --auto).
     #[arg(long, default_value = "8x16")]
     block: String,
+    /// Choose each layer's block with the cost model (for --target) and
+    /// each layer's rate from its sensitivity, meeting --rate overall
+    /// within 2%.
+    #[arg(long)]
+    auto: bool,
+    /// --auto: the target the model will be compiled for (host or
+    /// aarch64-linux-gnu).
+    #[arg(long, default_value = "host")]
+    target: String,
+    /// --auto: CPU name (default: cortex-a76 for aarch64, the host CPU for host).
+    #[arg(long)]
+    cpu: Option<String>,
     /// admm (retrain; the default with --data) or project (one-shot; with
     /// --data and --epochs, then masked fine-tuning).
     #[arg(long, value_parser = ["admm", "project"])]
@@ -40,9 +52,12 @@ pub struct PruneArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = Schedule::default().lr)]
     learning_rate: f64,
-    /// ADMM's first rho (it grows 1.5x per epoch).
+    /// ADMM's first rho.
     #[arg(long, default_value_t = Schedule::default().rho)]
     rho: f64,
+    /// rho's growth factor per ADMM epoch.
+    #[arg(long, default_value_t = Schedule::default().rho_growth)]
+    rho_growth: f64,
     /// Seeds the batch order and the validation split.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -89,6 +104,9 @@ pub fn run(
         lr_out: args.lr_out.clone(),
         rate: args.rate,
         block,
+        auto: args.auto,
+        cost_target: grim_compiler::codegen::TargetSpec::new(&args.target, args.cpu.as_deref())?
+            .cost_target,
         method: args.method.as_deref().map(|m| {
             if m == "admm" {
                 Method::Admm
@@ -111,6 +129,7 @@ pub fn run(
             batch: args.batch_size,
             lr: args.learning_rate,
             rho: args.rho,
+            rho_growth: args.rho_growth,
             seed: args.seed,
             quiet: args.quiet,
             ..Schedule::default()
@@ -128,7 +147,7 @@ pub fn run(
     let width = report
         .layers
         .iter()
-        .map(|l| l.node.len() + l.weight.len() + 3)
+        .map(|l| l.unit.len() + l.weight.len() + 3)
         .max()
         .unwrap_or(5)
         .max(5);
@@ -139,7 +158,7 @@ pub fn run(
     for l in &report.layers {
         println!(
             "{:<width$} {:>7} {:>7} {:>10} {:>7.2}  {}/{}",
-            format!("{} ({})", l.node, l.weight),
+            format!("{} ({})", l.unit, l.weight),
             l.block.to_string(),
             format!("{}x{}", l.keep.rows, l.keep.cols),
             format!("{}/{}", l.kept, l.elements),
@@ -151,7 +170,7 @@ pub fn run(
     for s in &report.skipped {
         println!(
             "{:<width$} dense: {}",
-            format!("{} ({})", s.node, s.op),
+            format!("{} ({})", s.unit, s.op),
             s.reason
         );
     }
