@@ -574,5 +574,8 @@ pub enum OperandKind {
     Peepholes = 3,
 }
 
+mod example;
+pub use example::single_node;
+
 #[cfg(test)]
 mod tests;

@@ -330,12 +330,14 @@ fn pool(x: &Tensor, p: &Pool, out: &[usize]) -> candle_core::Result<Tensor> {
             } else {
                 // Divide by the real (or, counting pads, the declared-pad)
                 // positions in each window instead of the whole window.
-                let ones = Tensor::ones((1, 1, h, w), DType::F32, x.device())?;
+                // Ones over the real image, or (counting pads) over the
+                // image with its declared pads; zeros over the extra
+                // padding ceil_mode adds, which ONNX never counts.
                 let ones = if p.count_include_pad {
-                    ones.pad_with_zeros(2, p.pads[0], p.pads[2])?
-                        .pad_with_zeros(3, p.pads[1], p.pads[3])?
+                    let (hh, ww) = (h + p.pads[0] + p.pads[2], w + p.pads[1] + p.pads[3]);
+                    Tensor::ones((1, 1, hh, ww), DType::F32, x.device())?
                 } else {
-                    ones
+                    Tensor::ones((1, 1, h, w), DType::F32, x.device())?
                 };
                 let (ot, ol) = if p.count_include_pad { (0, 0) } else { (t, l) };
                 let (hh, ww) = (ones.dims()[2], ones.dims()[3]);

@@ -143,6 +143,18 @@ impl<'g> Trainer<'g> {
             .collect()
     }
 
+    /// The graph's first output for `x` (the trainer's batch along the
+    /// input's batch axis), as training computes it: what tests compare
+    /// with the reference interpreter.
+    pub fn output(&self, x: &grim_model::Tensor) -> Result<grim_model::Tensor, PruneError> {
+        let x = forward::tensor(x).during("making the input")?;
+        let y = self.net.forward(&self.params, &x)?;
+        Ok(grim_model::Tensor {
+            shape: y.dims().to_vec(),
+            data: values(&y)?,
+        })
+    }
+
     /// Replaces the weight `name`.
     pub fn set(&mut self, name: &str, data: &[f32]) -> Result<(), PruneError> {
         if let Some(v) = self.params.get(name) {
