@@ -872,7 +872,13 @@ impl Retrain<'_> {
             if bar.is_hidden() {
                 log(&format!("admm epoch {}/{}: {msg}", e + 1, s.epochs));
             }
+            // U is the scaled dual (lambda / rho): when rho grows, U
+            // shrinks by the same factor, or the old duals would pull W
+            // harder than the multipliers they stand for.
             rho *= s.rho_growth;
+            for v in u.values_mut().flatten() {
+                *v /= s.rho_growth as f32;
+            }
         }
         self.masked_finetune(trainer, train_set, val, s.finetune_epochs, "finetune", log)
     }

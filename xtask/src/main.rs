@@ -68,6 +68,9 @@ commands:
             `runtime`, then time grim's BCR kernels against numpy/OpenBLAS, onnxruntime, scipy CSR and MKL CSR
             on the shapes of xtask/bench/layers.json; writes docs/benchmarks/kernels.{md,json,png}
             (--quick: a smoke test, report in target/bench/quick/)
+  bench pruning [--quick]
+            the digits examples trained dense, pruned 4x/8x/16x one-shot, one-shot + fine-tuning, ADMM and
+            ADMM --auto over 3 seeds: test accuracy (onnxruntime) and grim latency; writes docs/benchmarks/pruning.{md,json}
   bench rnns [--quick]
             `runtime`, then the speech GRU and the LSTM (dense and BCR-pruned 10x) at 100 steps, batch 1 and 8,
             1 and 2 threads, grim against onnxruntime and tract; writes docs/benchmarks/rnns.{md,json}

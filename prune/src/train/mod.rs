@@ -5,7 +5,7 @@
 //! the W-step, Adam on `loss + rho/2 sum_l ||W_l - Z_l + U_l||^2` over the
 //! epoch's batches; the Z-step, `Z_l = proj(W_l + U_l)` (the BCR projection
 //! of `grim_model::projection`, exact per block where it claims so); and the
-//! U-step, `U_l += W_l - Z_l`. `rho` grows geometrically each epoch, pulling
+//! U-step, `U_l += W_l - Z_l` (U is the scaled dual, rescaled when rho grows). `rho` grows geometrically each epoch, pulling
 //! W onto the BCR set while the loss keeps it accurate; then W is projected
 //! (hard pruning) and fine-tuned with the mask fixed.
 //!

@@ -29,6 +29,7 @@ mod measure;
 mod models;
 mod peers;
 mod report;
+mod pruning;
 mod rnns;
 mod run;
 
@@ -142,6 +143,7 @@ pub fn bench(args: &[&str]) -> Result<()> {
         ["mca"] => mca_command(),
         ["models", rest @ ..] => models::models(rest),
         ["rnns", rest @ ..] => rnns::rnns(rest),
+        ["pruning", rest @ ..] => pruning::pruning(rest),
         [] => bail!("bench: name the benchmark\n\n{USAGE}"),
         [other, ..] => bail!("bench: unknown benchmark `{other}`\n\n{USAGE}"),
     }
