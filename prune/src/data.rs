@@ -214,3 +214,71 @@ impl Dataset {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows_dataset() -> Dataset {
+        // [seq 2, samples 3, features 2]: value = 100 * step + 10 * sample + feature.
+        let mut x = Vec::new();
+        for t in 0..2 {
+            for s in 0..3 {
+                for f in 0..2 {
+                    x.push((100 * t + 10 * s + f) as f32);
+                }
+            }
+        }
+        Dataset {
+            path: PathBuf::from("d.npz"),
+            x,
+            shape: vec![2, 3, 2],
+            batch_axis: 1,
+            targets: Targets::Classes(vec![0, 1, 2]),
+        }
+    }
+
+    #[test]
+    fn batches_gather_along_the_batch_axis_and_pad_with_zeros() {
+        let d = rows_dataset();
+        let (shape, x) = d.batch_x(&[2, 0], 3);
+        assert_eq!(shape, vec![2, 3, 2]);
+        assert_eq!(
+            x,
+            vec![20., 21., 0., 1., 0., 0., 120., 121., 100., 101., 0., 0.]
+        );
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_keeps_targets_with_their_samples() {
+        let d = rows_dataset();
+        let (a, b) = d.split(0.34, 7);
+        assert_eq!((a.len(), b.len()), (2, 1));
+        assert_eq!(d.split(0.34, 7), (a.clone(), b.clone()));
+        let (Targets::Classes(ya), Targets::Classes(yb)) = (&a.targets, &b.targets) else {
+            panic!("classes")
+        };
+        let mut all: Vec<i64> = ya.iter().chain(yb).copied().collect();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2]);
+        // Sample s of the split holds the features of the original sample
+        // whose label it carries.
+        for (set, y) in [(&a, ya), (&b, yb)] {
+            for (i, &label) in y.iter().enumerate() {
+                let (_, x) = set.batch_x(&[i], 1);
+                assert_eq!(x[0], (10 * label) as f32);
+                assert_eq!(x[2], (100 + 10 * label) as f32);
+            }
+        }
+    }
+
+    #[test]
+    fn labels_out_of_range_name_the_index() {
+        let d = rows_dataset();
+        let e = d.check_classes(2).unwrap_err().to_string();
+        assert!(
+            e.contains("label y[2] = 2 is out of range: the model outputs 2 classes"),
+            "{e}"
+        );
+    }
+}

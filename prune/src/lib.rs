@@ -20,5 +20,5 @@ pub mod train;
 pub mod write;
 
 pub use error::PruneError;
-pub use run::{prune, train_example, LayerReport, Method, PruneOptions, PruneReport};
+pub use run::{evaluate, prune, train_example, LayerReport, Method, PruneOptions, PruneReport};
 pub use train::{Loss, Metric, Schedule, Trainer};

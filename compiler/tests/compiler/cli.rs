@@ -509,3 +509,70 @@ fn inspect_and_bench_show_recurrent_units_and_steps() {
     assert_eq!(gru["steps"], 3);
     assert!(gru["kernel"].as_str().unwrap().starts_with("bcr"), "{gru}");
 }
+
+#[test]
+fn grimc_prune_errors_exit_1_naming_the_problem_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp.onnx");
+    let (code, err) = grimc(&[
+        "example",
+        "--model",
+        "digits-mlp",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("pruned.onnx");
+    let o = out.to_str().unwrap();
+    let m = model.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["prune", m, "--rate", "0.5", "-o", o],
+            "--rate must be a number >= 1",
+        ),
+        (
+            vec!["prune", m, "--rate", "8", "--block", "8x99", "-o", o],
+            "--block must be RxC",
+        ),
+        (
+            vec!["prune", m, "--rate", "8", "--method", "admm", "-o", o],
+            "--data TRAIN.npz",
+        ),
+        (
+            vec![
+                "prune",
+                m,
+                "--rate",
+                "8",
+                "--data",
+                "/nonexistent/train.npz",
+                "-o",
+                o,
+            ],
+            "/nonexistent/train.npz",
+        ),
+        (
+            vec!["prune", "/nonexistent/m.onnx", "--rate", "8", "-o", o],
+            "/nonexistent/m.onnx",
+        ),
+    ] {
+        let (code, err) = grimc(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote {o}");
+    }
+    // And the happy path writes both files and prints the per-layer table.
+    let lr = dir.path().join("lr.json");
+    let (code, err) = grimc(&[
+        "prune",
+        m,
+        "--rate",
+        "8",
+        "-o",
+        o,
+        "--lr-out",
+        lr.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.exists() && lr.exists());
+}

@@ -28,8 +28,8 @@ mod machine;
 mod measure;
 mod models;
 mod peers;
-mod report;
 mod pruning;
+mod report;
 mod rnns;
 mod run;
 

@@ -53,7 +53,10 @@ fn accuracy(python: &Path, model: &Path, test: &Path, axis: usize) -> Result<f64
 
 fn latency_ms(grimc: &Path, model: &Path, lr: Option<&Path>, runs: usize) -> Result<(f64, Value)> {
     let mut command = Command::new(grimc);
-    command.arg("bench").arg(model).args(["--threads", "1", "--runs", &runs.to_string(), "--json"]);
+    command
+        .arg("bench")
+        .arg(model)
+        .args(["--threads", "1", "--runs", &runs.to_string(), "--json"]);
     match lr {
         Some(lr) => {
             command.arg("--lr").arg(lr);
@@ -84,11 +87,20 @@ pub fn pruning(args: &[&str]) -> Result<()> {
     let grimc = crate::build_grimc("bench pruning")?;
     let digits = crate::digits::ensure()?;
     let python = crate::conformance::venv_python()?;
-    let dir = target_dir().join("bench").join(if quick { "pruning-quick" } else { "pruning" });
+    let dir = target_dir()
+        .join("bench")
+        .join(if quick { "pruning-quick" } else { "pruning" });
     std::fs::create_dir_all(&dir)?;
-    let report_dir = if quick { dir.clone() } else { repo_root().join("docs").join("benchmarks") };
-    let (models, seeds, rates, runs): (&[(&str, &str, usize)], &[u64], &[f64], usize) =
-        if quick { (&MODELS[..1], &[0], &[8.0], 20) } else { (&MODELS, &[0, 1, 2], &[4.0, 8.0, 16.0], 200) };
+    let report_dir = if quick {
+        dir.clone()
+    } else {
+        repo_root().join("docs").join("benchmarks")
+    };
+    let (models, seeds, rates, runs): (&[(&str, &str, usize)], &[u64], &[f64], usize) = if quick {
+        (&MODELS[..1], &[0], &[8.0], 20)
+    } else {
+        (&MODELS, &[0, 1, 2], &[4.0, 8.0, 16.0], 200)
+    };
     let mut rows = Vec::new();
     let mut isa = Value::Null;
     for &(model, layout, axis) in models {
@@ -102,7 +114,14 @@ pub fn pruning(args: &[&str]) -> Result<()> {
             run(
                 "bench pruning (grimc example --train)",
                 Command::new(&grimc)
-                    .args(["example", "--model", model, "--train", "--epochs", &TRAIN_EPOCHS.to_string()])
+                    .args([
+                        "example",
+                        "--model",
+                        model,
+                        "--train",
+                        "--epochs",
+                        &TRAIN_EPOCHS.to_string(),
+                    ])
                     .args(["--seed", &seed.to_string(), "--data"])
                     .arg(&train)
                     .arg("--val-data")
@@ -114,9 +133,14 @@ pub fn pruning(args: &[&str]) -> Result<()> {
             let acc = accuracy(&python, &dense, &test, axis)?;
             let (ms, timing) = latency_ms(&grimc, &dense, None, runs)?;
             isa = timing["isa"].clone();
-            println!("bench pruning: {model} seed {seed} dense: test {:.2}%, {ms:.4} ms", 100.0 * acc);
-            rows.push(json!({"model": model, "seed": seed, "rate": 1.0, "method": "dense",
-                "accuracy": acc, "latency_ms": ms, "seconds": train_s}));
+            println!(
+                "bench pruning: {model} seed {seed} dense: test {:.2}%, {ms:.4} ms",
+                100.0 * acc
+            );
+            rows.push(
+                json!({"model": model, "seed": seed, "rate": 1.0, "method": "dense",
+                "accuracy": acc, "latency_ms": ms, "seconds": train_s}),
+            );
             for &rate in rates {
                 for (method, flags) in methods() {
                     let tag = method.replace([' ', '+'], "_").replace("--", "");
@@ -126,14 +150,24 @@ pub fn pruning(args: &[&str]) -> Result<()> {
                     command
                         .arg("prune")
                         .arg(&dense)
-                        .args(["--rate", &rate.to_string(), "--seed", &seed.to_string(), "--quiet"])
+                        .args([
+                            "--rate",
+                            &rate.to_string(),
+                            "--seed",
+                            &seed.to_string(),
+                            "--quiet",
+                        ])
                         .args(&flags)
                         .arg("-o")
                         .arg(&out)
                         .arg("--lr-out")
                         .arg(&lr);
                     if method != "one-shot" {
-                        command.arg("--data").arg(&train).arg("--val-data").arg(&val);
+                        command
+                            .arg("--data")
+                            .arg(&train)
+                            .arg("--val-data")
+                            .arg(&val);
                     }
                     let t = Instant::now();
                     capture("bench pruning (grimc prune)", &mut command)?;
@@ -144,8 +178,10 @@ pub fn pruning(args: &[&str]) -> Result<()> {
                         "bench pruning: {model} seed {seed} {rate}x {method:<12} test {:.2}%, {ms:.4} ms, pruned in {seconds:.1} s",
                         100.0 * acc
                     );
-                    rows.push(json!({"model": model, "seed": seed, "rate": rate, "method": method,
-                        "accuracy": acc, "latency_ms": ms, "seconds": seconds}));
+                    rows.push(
+                        json!({"model": model, "seed": seed, "rate": rate, "method": method,
+                        "accuracy": acc, "latency_ms": ms, "seconds": seconds}),
+                    );
                 }
             }
         }
@@ -161,7 +197,10 @@ pub fn pruning(args: &[&str]) -> Result<()> {
         "finetune_epochs": FINETUNE_EPOCHS,
         "rows": rows,
     });
-    std::fs::write(report_dir.join("pruning.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(
+        report_dir.join("pruning.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
     std::fs::write(report_dir.join("pruning.md"), report(&results))?;
     println!(
         "bench pruning: wrote {} ({:.0} s)",
@@ -175,7 +214,11 @@ pub fn pruning(args: &[&str]) -> Result<()> {
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n.max(1.0);
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (mean, var.sqrt())
 }
 
@@ -185,7 +228,10 @@ fn report(results: &Value) -> String {
     let rows = results["rows"].as_array().cloned().unwrap_or_default();
     let machine = &results["machine"];
     let mut md = String::new();
-    let _ = writeln!(md, "# Pruning: accuracy and latency of the digits examples\n");
+    let _ = writeln!(
+        md,
+        "# Pruning: accuracy and latency of the digits examples\n"
+    );
     let _ = writeln!(
         md,
         "Written by `cargo xtask bench pruning` ({}; git {}). Machine: {} ({} logical CPUs); grim generates for **{}**. Each model trained dense by `grimc example --train` ({} epochs), then pruned by `grimc prune` with 8x16 blocks: one-shot projection, one-shot + {} epochs of masked fine-tuning, ADMM ({} ADMM + {} fine-tuning epochs), and ADMM with `--auto` (per-layer blocks and rates). Test accuracy by onnxruntime on the 360-sample test split (one sample is 0.28 points), mean ± standard deviation over the seeds; latency: `grimc bench`, 1 thread, batch 1, median of runs, with the LR file `grimc prune` wrote, mean over seeds.\n",
@@ -199,7 +245,10 @@ fn report(results: &Value) -> String {
         results["admm_epochs"],
         results["finetune_epochs"],
     );
-    let _ = writeln!(md, "| model | rate | method | test accuracy % | vs dense (points) | latency us | pruning s |");
+    let _ = writeln!(
+        md,
+        "| model | rate | method | test accuracy % | vs dense (points) | latency us | pruning s |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     let mut keys: Vec<(String, String, String)> = Vec::new();
     for r in &rows {
@@ -215,19 +264,31 @@ fn report(results: &Value) -> String {
     let pick = |m: &str, rate: &str, method: &str, field: &str| -> Vec<f64> {
         rows.iter()
             .filter(|r| {
-                r["model"] == m && format!("{}", r["rate"].as_f64().unwrap_or(0.0)) == rate && r["method"] == method
+                r["model"] == m
+                    && format!("{}", r["rate"].as_f64().unwrap_or(0.0)) == rate
+                    && r["method"] == method
             })
             .filter_map(|r| r[field].as_f64())
             .collect()
     };
     for (m, rate, method) in &keys {
-        let acc: Vec<f64> = pick(m, rate, method, "accuracy").iter().map(|a| 100.0 * a).collect();
-        let dense: Vec<f64> = pick(m, "1", "dense", "accuracy").iter().map(|a| 100.0 * a).collect();
+        let acc: Vec<f64> = pick(m, rate, method, "accuracy")
+            .iter()
+            .map(|a| 100.0 * a)
+            .collect();
+        let dense: Vec<f64> = pick(m, "1", "dense", "accuracy")
+            .iter()
+            .map(|a| 100.0 * a)
+            .collect();
         let (a, sd) = mean_sd(&acc);
         let (d, _) = mean_sd(&dense);
         let (lat, _) = mean_sd(&pick(m, rate, method, "latency_ms"));
         let (secs, _) = mean_sd(&pick(m, rate, method, "seconds"));
-        let rate_label = if method == "dense" { "1".to_string() } else { format!("{rate}x") };
+        let rate_label = if method == "dense" {
+            "1".to_string()
+        } else {
+            format!("{rate}x")
+        };
         let _ = writeln!(
             md,
             "| {m} | {rate_label} | {method} | {a:.2} ± {sd:.2} | {:+.2} | {:.1} | {secs:.1} |",
