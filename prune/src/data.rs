@@ -162,6 +162,21 @@ impl Dataset {
         Ok(())
     }
 
+    /// Regression targets checked against the model's `outputs` per sample.
+    pub fn check_targets(&self, outputs: usize) -> Result<(), PruneError> {
+        if let Targets::Values { per_sample, .. } = &self.targets {
+            if *per_sample != outputs {
+                return Err(data_err(
+                    &self.path,
+                    format!(
+                        "'y' has {per_sample} targets per sample but the model outputs {outputs}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The samples `idx` as one batch (the model input's shape with
     /// `idx.len()` along the batch axis), rows of `pad_to - idx.len()`
     /// zero samples appended.

@@ -382,3 +382,61 @@ fn auto_meets_the_overall_rate_within_two_percent_with_per_layer_choices() {
         );
     }
 }
+
+#[test]
+fn mse_targets_train_and_a_wrong_target_count_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path(), Digits::Mlp);
+    let out = dir.path().join("pruned.onnx");
+    let write = |name: &str, per: u64| {
+        let p = dir.path().join(name);
+        let mut npz = npyz::npz::NpzWriter::create(&p).unwrap();
+        let n = 40u64;
+        let mut w = npz
+            .array::<f32>("x", Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(&[n, 64])
+            .begin_nd()
+            .unwrap();
+        w.extend((0..n * 64).map(|i| (i % 7) as f32 / 7.0)).unwrap();
+        w.finish().unwrap();
+        let mut w = npz
+            .array::<f32>("y", Default::default())
+            .unwrap()
+            .default_dtype()
+            .shape(&[n, per])
+            .begin_nd()
+            .unwrap();
+        w.extend((0..n * per).map(|i| (i % 3) as f32)).unwrap();
+        w.finish().unwrap();
+        p
+    };
+    let base = PruneOptions {
+        loss: grim_prune::Loss::Mse,
+        schedule: Schedule {
+            epochs: 2,
+            finetune_epochs: 1,
+            batch: 8,
+            quiet: true,
+            ..Schedule::default()
+        },
+        ..options(&model, &out)
+    };
+    let wrong = PruneOptions {
+        data: Some(write("wrong.npz", 3)),
+        ..base.clone()
+    };
+    expect_error(
+        &wrong,
+        "'y' has 3 targets per sample but the model outputs 10",
+    );
+    let right = PruneOptions {
+        data: Some(write("right.npz", 10)),
+        ..base
+    };
+    let report = prune(&right, &mut |_| {}).unwrap();
+    let (d, p) = (report.dense.unwrap(), report.pruned.unwrap());
+    assert!(d.accuracy.is_none() && p.loss.is_finite());
+    assert!(out.exists());
+}

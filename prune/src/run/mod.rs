@@ -233,13 +233,15 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
         }
         let ce = options.loss == Loss::CrossEntropy;
         // Outputs per sample, from the model as declared (batch as loaded).
-        let classes = graph.outputs[0].shape.iter().product::<usize>() / input.shape[axis].max(1);
+        let classes = outputs_per_sample(&graph, path, input.shape[axis])?;
         let all = data::load(train_path, &input.shape, axis, ce)?;
         all.check_classes(classes)?;
+        all.check_targets(classes)?;
         let (train_set, val_set) = match &options.val_data {
             Some(v) => {
                 let val = data::load(v, &input.shape, axis, ce)?;
                 val.check_classes(classes)?;
+                val.check_targets(classes)?;
                 (all, val)
             }
             None => all.split(0.1, s.seed),

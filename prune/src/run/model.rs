@@ -105,7 +105,7 @@ pub fn evaluate(
     })?;
     let axis = batch_axis.unwrap_or_else(|| batch_axis_of(&proto, &graph));
     let set = data::load(data, &input.shape, axis, loss == Loss::CrossEntropy)?;
-    let classes = graph.outputs[0].shape.iter().product::<usize>() / input.shape[axis].max(1);
+    let classes = outputs_per_sample(&graph, model, input.shape[axis])?;
     set.check_classes(classes)?;
     let batch = set.len().min(64);
     let tgraph = at_batch(&proto, model, &load, &input.name, axis, &input.shape, batch)?;
@@ -187,6 +187,19 @@ pub fn train_example(
     crate::write::update(&mut proto, &tensors);
     grim_model::write_atomic(output, &proto.encode_to_vec())?;
     Ok(metric)
+}
+
+/// Values of the model's first output per sample (the classes of a
+/// classifier), `batch` samples being what the model was imported with.
+pub(super) fn outputs_per_sample(
+    graph: &Graph,
+    path: &Path,
+    batch: usize,
+) -> Result<usize, PruneError> {
+    let out = graph.outputs.first().ok_or_else(|| {
+        PruneError::Options(format!("{}: the model has no graph output", path.display()))
+    })?;
+    Ok(out.shape.iter().product::<usize>() / batch.max(1))
 }
 
 /// The weights training may change: the pruned ones, the biases of their

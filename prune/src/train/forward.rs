@@ -95,7 +95,12 @@ impl<'g> Net<'g> {
                 }
             }
         }
-        let out = &self.graph.outputs[0].name;
+        let out = &self
+            .graph
+            .outputs
+            .first()
+            .ok_or_else(|| PruneError::Options("the model has no graph output".into()))?
+            .name;
         env.remove(out.as_str())
             .or_else(|| params.get(out).map(|v| v.as_tensor().clone()))
             .ok_or_else(|| PruneError::Options(format!("graph output '{out}' is not computed")))
