@@ -777,11 +777,7 @@ pub fn bcr_project(
     check_matrix(w.len(), rows, cols, block)?;
     check_keep("row_keep", row_keep)?;
     check_keep("col_keep", col_keep)?;
-    let keep = crate::projection::Keep {
-        rows: keep_count(row_keep, block.rows),
-        cols: keep_count(col_keep, block.cols),
-    };
-    crate::projection::project(w, rows, cols, block, keep).map(|_| ())
+    crate::projection::project_fractions(w, rows, cols, block, row_keep, col_keep).map(|_| ())
 }
 
 /// A benchmark/test weight in BCR form: each block keeps

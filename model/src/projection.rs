@@ -147,17 +147,39 @@ pub fn project(
     keep: Keep,
 ) -> Result<Projection, ModelError> {
     block.check()?;
-    if rows == 0 || cols == 0 || rows.checked_mul(cols) != Some(w.len()) {
-        return Err(ModelError::Bcr {
-            message: format!("matrix is {rows}x{cols} but {} values were given", w.len()),
-        });
-    }
     if !(1..=block.rows).contains(&keep.rows) || !(1..=block.cols).contains(&keep.cols) {
         return Err(ModelError::Bcr {
             message: format!(
                 "a {block} block cannot keep {} rows and {} columns",
                 keep.rows, keep.cols
             ),
+        });
+    }
+    project_fractions(
+        w,
+        rows,
+        cols,
+        block,
+        keep.row_keep(block),
+        keep.col_keep(block),
+    )
+}
+
+/// [`project`] keeping, in every block of `r x c` values (edge blocks
+/// included), `ceil(row_keep * r)` rows and `ceil(col_keep * c)` columns
+/// (at least one of each).
+pub(crate) fn project_fractions(
+    w: &mut [f32],
+    rows: usize,
+    cols: usize,
+    block: BlockSize,
+    row_keep: f64,
+    col_keep: f64,
+) -> Result<Projection, ModelError> {
+    block.check()?;
+    if rows == 0 || cols == 0 || rows.checked_mul(cols) != Some(w.len()) {
+        return Err(ModelError::Bcr {
+            message: format!("matrix is {rows}x{cols} but {} values were given", w.len()),
         });
     }
     let total_sq: f64 = w.iter().map(|&v| (v as f64).powi(2)).sum();
@@ -179,7 +201,8 @@ pub fn project(
                 let row = &w[(r0 + i) * cols + c0..][..bc];
                 sq.extend(row.iter().map(|&v| (v as f64).powi(2)));
             }
-            let (kr, kc) = (keep.rows_of(block, br), keep.cols_of(block, bc));
+            let kr = keep_count(row_keep, br).max(1);
+            let kc = keep_count(col_keep, bc).max(1);
             let s = select(&sq, br, bc, kr, kc);
             out.blocks += 1;
             out.exact_blocks += s.exact as usize;
