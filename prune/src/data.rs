@@ -202,7 +202,7 @@ impl Dataset {
     pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
         let n = self.len();
         let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_0f_da7a));
+        idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x005e_ed0f_da7a));
         let held = ((n as f64 * fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
         let (val, train) = idx.split_at(held);
         (self.subset(train), self.subset(val))

@@ -166,16 +166,19 @@ impl Builder {
         name.into()
     }
 
+    /// A zero bias of `n` values.
+    fn zeros(&mut self, name: &str, n: usize) -> String {
+        let t = Tensor {
+            shape: vec![n],
+            data: vec![0.0; n],
+        };
+        self.inits.insert(name.into(), t);
+        name.into()
+    }
+
     fn linear(&mut self, name: &str, x: &str, k: usize, m: usize, relu: bool) -> String {
         let w = self.he(&format!("{name}.weight"), vec![m, k], k);
-        let bias = format!("{name}.bias");
-        self.inits.insert(
-            bias.clone(),
-            Tensor {
-                shape: vec![m],
-                data: vec![0.0; m],
-            },
-        );
+        let bias = self.zeros(&format!("{name}.bias"), m);
         self.nodes
             .push(node(name, Op::LINEAR, vec![x.into(), w, bias]));
         self.relu(name, relu)
@@ -183,14 +186,7 @@ impl Builder {
 
     fn conv(&mut self, name: &str, x: &str, c: usize, m: usize) -> String {
         let w = self.he(&format!("{name}.weight"), vec![m, c, 3, 3], c * 9);
-        let bias = format!("{name}.bias");
-        self.inits.insert(
-            bias.clone(),
-            Tensor {
-                shape: vec![m],
-                data: vec![0.0; m],
-            },
-        );
+        let bias = self.zeros(&format!("{name}.bias"), m);
         let op = Op::Conv {
             strides: [1, 1],
             pads: [1; 4],

@@ -264,7 +264,15 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
         };
         reports = match method {
             Method::Admm => ctx.admm(&mut trainer, &train_set, &val_set, log)?,
-            Method::Project => ctx.finetune_projected(&mut trainer, &train_set, &val_set, log)?,
+            // One-shot projection, then (with epochs) masked fine-tuning.
+            Method::Project => ctx.masked_finetune(
+                &mut trainer,
+                &train_set,
+                &val_set,
+                s.epochs,
+                "finetune",
+                log,
+            )?,
         };
         let p = trainer.evaluate(&val_set)?;
         log(&format!("pruned model: {p}"));

@@ -116,24 +116,6 @@ impl Retrain<'_> {
         self.masked_finetune(trainer, train_set, val, s.finetune_epochs, "finetune", log)
     }
 
-    /// One-shot projection, then (with epochs) masked fine-tuning.
-    pub(super) fn finetune_projected(
-        &self,
-        trainer: &mut Trainer,
-        train_set: &Dataset,
-        val: &Dataset,
-        log: &mut dyn FnMut(&str),
-    ) -> Result<Vec<LayerReport>, PruneError> {
-        self.masked_finetune(
-            trainer,
-            train_set,
-            val,
-            self.schedule.epochs,
-            "finetune",
-            log,
-        )
-    }
-
     /// Projects, then trains `epochs` with the pruned values held at zero.
     pub(super) fn masked_finetune(
         &self,
