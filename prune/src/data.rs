@@ -198,14 +198,20 @@ impl Dataset {
     }
 
     /// Splits off a seeded `fraction` of the samples (at least one) as
-    /// validation data.
-    pub fn split(&self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
+    /// validation data; at least two samples are needed.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), PruneError> {
         let n = self.len();
+        if n < 2 {
+            return Err(data_err(
+                &self.path,
+                format!("'x' holds {n} sample; holding out validation data needs at least 2 (or give --val-data)"),
+            ));
+        }
         let mut idx: Vec<usize> = (0..n).collect();
         idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x005e_ed0f_da7a));
         let held = ((n as f64 * fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
         let (val, train) = idx.split_at(held);
-        (self.subset(train), self.subset(val))
+        Ok((self.subset(train), self.subset(val)))
     }
 
     fn subset(&self, idx: &[usize]) -> Dataset {
@@ -267,9 +273,9 @@ mod tests {
     #[test]
     fn split_is_seeded_disjoint_and_keeps_targets_with_their_samples() {
         let d = rows_dataset();
-        let (a, b) = d.split(0.34, 7);
+        let (a, b) = d.split(0.34, 7).unwrap();
         assert_eq!((a.len(), b.len()), (2, 1));
-        assert_eq!(d.split(0.34, 7), (a.clone(), b.clone()));
+        assert_eq!(d.split(0.34, 7).unwrap(), (a.clone(), b.clone()));
         let (Targets::Classes(ya), Targets::Classes(yb)) = (&a.targets, &b.targets) else {
             panic!("classes")
         };

@@ -244,7 +244,7 @@ pub fn prune(options: &PruneOptions, log: &mut dyn FnMut(&str)) -> Result<PruneR
                 val.check_targets(classes)?;
                 (all, val)
             }
-            None => all.split(0.1, s.seed),
+            None => all.split(0.1, s.seed)?,
         };
         let batch = s.batch.min(train_set.len());
         let tgraph = at_batch(&proto, path, &load, &input.name, axis, &input.shape, batch)?;

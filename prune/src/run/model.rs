@@ -130,7 +130,7 @@ pub fn train_example(
     let all = data::load(data, &input.shape, axis, true)?;
     let (train_set, val_set) = match val {
         Some(v) => (all, data::load(v, &input.shape, axis, true)?),
-        None => all.split(0.1, schedule.seed),
+        None => all.split(0.1, schedule.seed)?,
     };
     let batch = schedule.batch.min(train_set.len()).max(1);
     let tgraph = at_batch(
