@@ -125,22 +125,26 @@ pub(super) fn sensitivity_of_magnitude(
     plan: &[(BlockSize, Keep)],
     weights: &BTreeMap<String, Vec<f32>>,
 ) -> Result<Vec<[f64; 5]>, PruneError> {
+    anchors(layers, plan, weights, |_, _, removed| Ok(removed))
+}
+
+/// For every layer and anchor rate, `f(layer, projected weight, magnitude
+/// removed)` of that layer alone projected at the rate.
+fn anchors(
+    layers: &[Layer],
+    plan: &[(BlockSize, Keep)],
+    weights: &BTreeMap<String, Vec<f32>>,
+    mut f: impl FnMut(&Layer, &[f32], f64) -> Result<f64, PruneError>,
+) -> Result<Vec<[f64; 5]>, PruneError> {
     let mut out = Vec::new();
     for (layer, &(block, _)) in layers.iter().zip(plan) {
         let mut at = [0.0; 5];
-        for (a, rate) in crate::auto::ANCHORS.iter().enumerate() {
-            let keep = split_rate(block, *rate)?;
-            let (mut kept, mut total) = (0.0, 0.0);
-            if let Some(w) = weights.get(&layer.weight) {
-                for m in &layer.matrices {
-                    let mut mat = m.get(w);
-                    let sq: f64 = mat.iter().map(|v| (*v as f64).powi(2)).sum();
-                    let p = project(&mut mat, m.rows, m.cols, block, keep)?;
-                    kept += p.magnitude_kept * sq;
-                    total += sq;
-                }
+        if let Some(original) = weights.get(&layer.weight) {
+            for (a, rate) in crate::auto::ANCHORS.iter().enumerate() {
+                let mut w = original.clone();
+                let p = project_layer(layer, block, split_rate(block, *rate)?, &mut w)?;
+                at[a] = f(layer, &w, 1.0 - p.magnitude_kept)?;
             }
-            at[a] = if total > 0.0 { 1.0 - kept / total } else { 0.0 };
         }
         out.push(at);
     }
@@ -158,28 +162,15 @@ pub(super) fn sensitivity_on_data(
     dense: Metric,
 ) -> Result<Vec<[f64; 5]>, PruneError> {
     let weights = trainer.weights()?;
-    let magnitude = sensitivity_of_magnitude(layers, plan, &weights)?;
-    let mut out = Vec::new();
-    for (i, (layer, &(block, _))) in layers.iter().zip(plan).enumerate() {
-        let mut at = [0.0; 5];
-        for (a, rate) in crate::auto::ANCHORS.iter().enumerate() {
-            let keep = split_rate(block, *rate)?;
-            let mut w = weights[&layer.weight].clone();
-            for m in &layer.matrices {
-                let mut mat = m.get(&w);
-                project(&mut mat, m.rows, m.cols, block, keep)?;
-                m.put(&mut w, &mat);
-            }
-            trainer.set(&layer.weight, &w)?;
-            let metric = trainer.evaluate(val)?;
-            let lost = match (dense.accuracy, metric.accuracy) {
-                (Some(d), Some(p)) => (d - p).max(0.0),
-                _ => ((metric.loss - dense.loss) / dense.loss.max(f64::MIN_POSITIVE)).max(0.0),
-            };
-            at[a] = lost + 0.01 * magnitude[i][a];
-        }
+    let out = anchors(layers, plan, &weights, |layer, w, removed| {
+        trainer.set(&layer.weight, w)?;
+        let metric = trainer.evaluate(val)?;
         trainer.set(&layer.weight, &weights[&layer.weight])?;
-        out.push(at);
-    }
+        let lost = match (dense.accuracy, metric.accuracy) {
+            (Some(d), Some(p)) => (d - p).max(0.0),
+            _ => ((metric.loss - dense.loss) / dense.loss.max(f64::MIN_POSITIVE)).max(0.0),
+        };
+        Ok(lost + 0.01 * removed)
+    })?;
     Ok(out)
 }

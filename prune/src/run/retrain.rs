@@ -1,6 +1,7 @@
 //! The retraining half of a run: ADMM and masked fine-tuning.
 
 use super::*;
+use crate::error::During;
 
 /// The retraining half of a run.
 pub(super) struct Retrain<'a> {
@@ -59,10 +60,7 @@ impl Retrain<'_> {
                     t.map(|t| (n.clone(), t))
                 })
                 .collect::<candle_core::Result<_>>()
-                .map_err(|source| PruneError::Candle {
-                    during: "the ADMM targets".into(),
-                    source,
-                })?;
+                .during("the ADMM targets")?;
             let half_rho = rho / 2.0;
             let extra = |p: &crate::train::forward::Params| -> candle_core::Result<Option<candle_core::Tensor>> {
                 let mut sum: Option<candle_core::Tensor> = None;
@@ -143,23 +141,14 @@ impl Retrain<'_> {
                     .map(|t| (l.weight.clone(), t))
             })
             .collect::<candle_core::Result<_>>()
-            .map_err(|source| PruneError::Candle {
-                during: "the pruning masks".into(),
-                source,
-            })?;
+            .during("the pruning masks")?;
         let mut opt = trainer.adam(s.lr)?;
         let mut rng = train::rng(s.seed.wrapping_add(1));
         let mut reapply = |p: &crate::train::forward::Params| -> Result<(), PruneError> {
             for (n, m) in &masks {
                 let v = &p[n];
-                let t = v.as_tensor().mul(m).map_err(|source| PruneError::Candle {
-                    during: "masking".into(),
-                    source,
-                })?;
-                v.set(&t).map_err(|source| PruneError::Candle {
-                    during: "masking".into(),
-                    source,
-                })?;
+                let t = v.as_tensor().mul(m).during("masking")?;
+                v.set(&t).during("masking")?;
             }
             Ok(())
         };
