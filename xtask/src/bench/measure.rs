@@ -53,6 +53,18 @@ pub(super) struct GrimTiming {
     pub(super) json: Value,
 }
 
+/// Runs a `grimc bench ... --json` command and parses the JSON line it
+/// prints last (per-layer tables and notes come before it).
+pub(super) fn bench_json(what: &str, command: &mut Command) -> Result<Value> {
+    let stdout = capture(what, command)?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("grimc bench printed no JSON")?;
+    serde_json::from_str(line).with_context(|| format!("grimc bench printed invalid JSON: {line}"))
+}
+
 pub(super) fn grimc_bench(
     grimc: &Path,
     case: &Case,
@@ -71,14 +83,8 @@ pub(super) fn grimc_bench(
         &runs.to_string(),
         "--json",
     ]);
-    let stdout = capture(&format!("bench (grimc bench {})", case.id), &mut command)?;
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .context("grimc bench printed no JSON")?;
-    let json: Value = serde_json::from_str(line)
-        .with_context(|| format!("grimc bench printed invalid JSON: {line}"))?;
+    let json = bench_json(&format!("bench (grimc bench {})", case.id), &mut command)?;
+    let line = json.to_string();
     let number = |name: &str| {
         json[name]
             .as_f64()

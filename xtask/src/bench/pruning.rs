@@ -65,13 +65,7 @@ fn latency_ms(grimc: &Path, model: &Path, lr: Option<&Path>, runs: usize) -> Res
             command.args(["--kernel", "dense"]);
         }
     }
-    let out = capture("bench pruning (grimc bench)", &mut command)?;
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .context("grimc bench printed no JSON")?;
-    let v: Value = serde_json::from_str(line)?;
+    let v = super::measure::bench_json("bench pruning (grimc bench)", &mut command)?;
     Ok((v["median_ms"].as_f64().context("no median_ms")?, v))
 }
 

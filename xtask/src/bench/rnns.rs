@@ -10,7 +10,7 @@
 //! thread, few runs) writes it to target/bench/rnns-quick/.
 
 use super::models::number;
-use crate::{capture, heading, repo_root, run, target_dir, venv};
+use crate::{heading, repo_root, run, target_dir, venv};
 use anyhow::{bail, Context as _, Result};
 use grim_model::{write_npy, Tensor};
 use serde_json::{json, Value};
@@ -109,16 +109,10 @@ pub fn rnns(args: &[&str]) -> Result<()> {
             if model.dense {
                 command.args(["--kernel", "dense"]);
             }
-            let stdout = capture(
+            let timing = super::measure::bench_json(
                 &format!("bench rnns (grimc bench {})", model.id()),
                 &mut command,
             )?;
-            let line = stdout
-                .lines()
-                .rev()
-                .find(|l| l.trim_start().starts_with('{'))
-                .context("grimc bench printed no JSON")?;
-            let timing: Value = serde_json::from_str(line)?;
             let implementation = if model.dense {
                 "grim-dense"
             } else {

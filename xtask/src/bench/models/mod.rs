@@ -245,16 +245,10 @@ fn grimc_bench(
     if per_layer {
         command.arg("--per-layer");
     }
-    let stdout = capture(
+    super::measure::bench_json(
         &format!("bench models (grimc bench {})", model.id()),
         &mut command,
-    )?;
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .context("grimc bench printed no JSON")?;
-    serde_json::from_str(line).with_context(|| format!("grimc bench printed invalid JSON: {line}"))
+    )
 }
 
 /// `grimc inspect --json` of `model`: the kernel and the cost model's
