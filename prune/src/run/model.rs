@@ -151,10 +151,12 @@ pub fn train_example(
     let mut rng = train::rng(schedule.seed);
     let mut metric = trainer.evaluate(&val_set)?;
     for e in 0..schedule.epochs {
-        let bar = train::bar(
+        let epoch = train::Epoch::start(
             schedule.quiet,
             trainer.steps(&train_set),
-            format!("train {}/{}", e + 1, schedule.epochs),
+            "train",
+            e,
+            schedule.epochs,
         );
         let loss = trainer.epoch(
             &mut opt,
@@ -162,14 +164,10 @@ pub fn train_example(
             &mut rng,
             &|_| Ok(None),
             &mut |_| Ok(()),
-            &bar,
+            &epoch.bar,
         )?;
         metric = trainer.evaluate(&val_set)?;
-        let msg = format!("loss {loss:.4}, {metric}");
-        bar.finish_with_message(msg.clone());
-        if bar.is_hidden() {
-            log(&format!("train epoch {}/{}: {msg}", e + 1, schedule.epochs));
-        }
+        epoch.finish(format!("loss {loss:.4}, {metric}"), log);
     }
     let tensors: BTreeMap<String, Tensor> = trainer
         .weights()?

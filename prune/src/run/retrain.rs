@@ -73,13 +73,15 @@ impl Retrain<'_> {
                 }
                 sum.map(|s| s.affine(half_rho, 0.0)).transpose()
             };
-            let bar = train::bar(
-                s.quiet,
-                trainer.steps(train_set),
-                format!("admm {}/{}", e + 1, s.epochs),
-            );
-            let loss =
-                trainer.epoch(&mut opt, train_set, &mut rng, &extra, &mut |_| Ok(()), &bar)?;
+            let epoch = train::Epoch::start(s.quiet, trainer.steps(train_set), "admm", e, s.epochs);
+            let loss = trainer.epoch(
+                &mut opt,
+                train_set,
+                &mut rng,
+                &extra,
+                &mut |_| Ok(()),
+                &epoch.bar,
+            )?;
             w = trainer.weights()?;
             // Z-step and U-step.
             let mut wu = w.clone();
@@ -98,11 +100,10 @@ impl Retrain<'_> {
             z = wu;
             let metric = trainer.evaluate(val)?;
             let dist = distance(self.layers, self.plan, &w)?;
-            let msg = format!("loss {loss:.4}, {metric}, distance to BCR {dist:.4}, rho {rho:.2e}");
-            bar.finish_with_message(msg.clone());
-            if bar.is_hidden() {
-                log(&format!("admm epoch {}/{}: {msg}", e + 1, s.epochs));
-            }
+            epoch.finish(
+                format!("loss {loss:.4}, {metric}, distance to BCR {dist:.4}, rho {rho:.2e}"),
+                log,
+            );
             // U is the scaled dual (lambda / rho): when rho grows, U
             // shrinks by the same factor, or the old duals would pull W
             // harder than the multipliers they stand for.
@@ -153,25 +154,17 @@ impl Retrain<'_> {
             Ok(())
         };
         for e in 0..epochs {
-            let bar = train::bar(
-                s.quiet,
-                trainer.steps(train_set),
-                format!("{what} {}/{epochs}", e + 1),
-            );
+            let epoch = train::Epoch::start(s.quiet, trainer.steps(train_set), what, e, epochs);
             let loss = trainer.epoch(
                 &mut opt,
                 train_set,
                 &mut rng,
                 &|_| Ok(None),
                 &mut reapply,
-                &bar,
+                &epoch.bar,
             )?;
             let metric = trainer.evaluate(val)?;
-            let msg = format!("loss {loss:.4}, {metric}");
-            bar.finish_with_message(msg.clone());
-            if bar.is_hidden() {
-                log(&format!("{what} epoch {}/{epochs}: {msg}", e + 1));
-            }
+            epoch.finish(format!("loss {loss:.4}, {metric}"), log);
         }
         Ok(reports)
     }

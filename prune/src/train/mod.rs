@@ -283,18 +283,42 @@ pub(crate) fn values(t: &Tensor) -> Result<Vec<f32>, PruneError> {
         .during("reading weights")
 }
 
-/// A progress bar for one epoch (hidden when quiet).
-pub(crate) fn bar(quiet: bool, steps: usize, prefix: String) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
+/// One epoch's progress bar (hidden when quiet) and its closing line.
+pub(crate) struct Epoch {
+    pub(crate) bar: ProgressBar,
+    label: String,
+}
+
+impl Epoch {
+    /// The bar of epoch `e` (from 0) of `of` of the phase `what`, over
+    /// `steps` batches.
+    pub(crate) fn start(quiet: bool, steps: usize, what: &str, e: usize, of: usize) -> Epoch {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::new(steps as u64);
+            if let Ok(style) =
+                ProgressStyle::with_template("{prefix:>14} [{bar:24}] {pos:>4}/{len} {msg}")
+            {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(format!("{what} {}/{of}", e + 1));
+            bar
+        };
+        Epoch {
+            bar,
+            label: format!("{what} epoch {}/{of}", e + 1),
+        }
     }
-    let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template("{prefix:>14} [{bar:24}] {pos:>4}/{len} {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
+
+    /// Ends the bar with `msg`; when the bar cannot draw (quiet, or stderr
+    /// is not a terminal), `log` gets the line instead.
+    pub(crate) fn finish(self, msg: String, log: &mut dyn FnMut(&str)) {
+        if self.bar.is_hidden() {
+            log(&format!("{}: {msg}", self.label));
+        }
+        self.bar.finish_with_message(msg);
     }
-    bar.set_prefix(prefix);
-    bar
 }
 
 /// Seeded batch order for a run.
