@@ -91,6 +91,16 @@ pub fn link_runner(
 /// The aarch64 sysroot qemu needs (`-L`).
 pub const AARCH64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
 
+/// The raw little-endian file of input `index` in a runner's directory.
+pub fn input_file(index: usize) -> String {
+    format!("in{index}.raw")
+}
+
+/// The raw file the runner writes output `index` to.
+pub fn output_file(index: usize) -> String {
+    format!("out{index}.raw")
+}
+
 /// Runs a linked runner on `inputs`; returns the outputs (sizes from `output_shapes`)
 /// and what it printed on stdout.
 pub fn run_runner(
@@ -116,7 +126,7 @@ pub fn run_runner(
         .arg("--repeat")
         .arg(repeat.max(1).to_string());
     for (index, tensor) in inputs.iter().enumerate() {
-        let path = work.join(format!("in{index}.raw"));
+        let path = work.join(input_file(index));
         let bytes: Vec<u8> = tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&path, bytes)
             .map_err(|e| CompileError::Tool(format!("{}: error: {e}", path.display())))?;
@@ -124,7 +134,7 @@ pub fn run_runner(
     }
     command.arg("--");
     let outputs: Vec<PathBuf> = (0..output_shapes.len())
-        .map(|i| work.join(format!("out{i}.raw")))
+        .map(|i| work.join(output_file(i)))
         .collect();
     command.args(&outputs);
     let output = tool_output(&mut command, "the model runner")?;

@@ -9,7 +9,10 @@ use grim_compiler::{
 };
 use grim_model::{read_npy, write_npy};
 use grim_passes::levels::Level;
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 #[path = "grimc/prune.rs"]
 mod prune;
@@ -154,6 +157,11 @@ enum Command {
         /// layer; their cost is a clock read per layer boundary).
         #[arg(long)]
         per_layer: bool,
+        /// Keep the linked runner, its object and its inputs in this
+        /// directory (for `perf record DIR/model-runner ...`; the command
+        /// line is in DIR/run.sh).
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
     },
     /// Write a built-in BCR-pruned example model as ONNX (no download): the
     /// MLP, a small CNN, a ResNet stage, or a zoo network (resnet18,
@@ -304,14 +312,40 @@ fn run_compiled(
     repeat: usize,
 ) -> Result<(Vec<grim_model::Tensor>, String)> {
     let work = tempfile::tempdir()?;
-    let object = work.path().join("model.o");
-    std::fs::write(&object, &compiled.artifacts.object)?;
-    let exe = work.path().join("model-runner");
-    link::link_runner(&compiled.target, &object, work.path(), &exe)?;
+    run_in(compiled, inputs, threads, repeat, work.path())
+}
+
+/// [`run_compiled`] in `dir`, which keeps the object, the runner, its
+/// inputs and a `run.sh` that reruns it (`grimc bench --keep`).
+fn run_in(
+    compiled: &driver::Compiled,
+    inputs: &[grim_model::Tensor],
+    threads: usize,
+    repeat: usize,
+    dir: &Path,
+) -> Result<(Vec<grim_model::Tensor>, String)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let object = dir.join("model.o");
+    std::fs::write(&object, &compiled.artifacts.object)
+        .with_context(|| format!("{}: cannot write", object.display()))?;
+    let exe = dir.join("model-runner");
+    link::link_runner(&compiled.target, &object, dir, &exe)?;
+    let ins: Vec<String> = (0..inputs.len()).map(link::input_file).collect();
+    let outs: Vec<String> = (0..compiled.interface.outputs.len())
+        .map(link::output_file)
+        .collect();
+    let script = format!(
+        "#!/bin/sh\n# Reruns the benchmarked model (written by grimc).\ncd \"$(dirname \"$0\")\" && exec ./model-runner --threads {threads} --repeat {repeat} {} -- {}\n",
+        ins.join(" "),
+        outs.join(" ")
+    );
+    let run_sh = dir.join("run.sh");
+    std::fs::write(&run_sh, script)
+        .with_context(|| format!("{}: cannot write", run_sh.display()))?;
     Ok(link::run_runner(
         &compiled.target,
         &exe,
-        work.path(),
+        dir,
         inputs,
         &compiled.interface.outputs,
         threads,
@@ -576,6 +610,7 @@ fn run(cli: Cli) -> Result<()> {
             runs,
             json,
             per_layer,
+            keep,
         } => {
             if runs < 1 {
                 bail!("--runs must be at least 1");
@@ -587,7 +622,10 @@ fn run(cli: Cli) -> Result<()> {
             print_notes(&compiled.notes);
             let tensors = model_inputs(&compiled.interface.inputs, given)?;
             // The runner warms up once, then times R runs; it prints timing for R > 1 only.
-            let (_, stdout) = run_compiled(&compiled, &tensors, threads, runs.max(2))?;
+            let (_, stdout) = match &keep {
+                Some(dir) => run_in(&compiled, &tensors, threads, runs.max(2), dir)?,
+                None => run_compiled(&compiled, &tensors, threads, runs.max(2))?,
+            };
             let timing = stdout
                 .lines()
                 .find_map(|l| l.strip_prefix("timing_ms: "))

@@ -212,6 +212,53 @@ fn bench_prints_json_with_latency_figures() {
     }
 }
 
+/// `grimc bench --keep DIR` leaves the runner it timed, with its inputs and
+/// a `run.sh`, so that a profiler can rerun exactly that binary; the rerun
+/// computes the model (its output equals the reference interpreter's).
+#[test]
+fn bench_keep_leaves_a_runner_that_reruns_the_model() {
+    let work = tempfile::tempdir().unwrap();
+    let model = work.path().join("keep.onnx");
+    let graph = grim_model::demo_mlp(5);
+    save_onnx(&graph, &model).unwrap();
+    let keep = work.path().join("kept");
+    let (code, stderr) = grimc(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--runs",
+        "3",
+        "--keep",
+        keep.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for file in ["model-runner", "model.o", "run.sh", "in0.raw"] {
+        assert!(keep.join(file).is_file(), "no {file} in {keep:?}");
+    }
+    std::fs::remove_file(keep.join("out0.raw")).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg(keep.join("run.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let floats = |name: &str| -> Vec<f32> {
+        std::fs::read(keep.join(name))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let input = grim_model::Tensor {
+        shape: graph.inputs[0].shape.clone(),
+        data: floats("in0.raw"),
+    };
+    let expected = grim_model::reference::run_reference(&graph, &[input]).unwrap();
+    let got = floats("out0.raw");
+    assert_eq!(got.len(), expected[0].data.len());
+    for (g, e) in got.iter().zip(&expected[0].data) {
+        assert!((g - e).abs() <= 1e-4 * e.abs().max(1.0), "{g} vs {e}");
+    }
+}
+
 /// A dynamic batch as PyTorch's `dynamic_axes` writes it: every command
 /// that reads the model takes it as 1 with a note, `--input-shape` fixes
 /// it (the compiled model then runs that batch), and a wrong or unknown
