@@ -175,6 +175,42 @@ func.func @spmv_compact(%blob: memref<?xi8>, %x: memref<32xf32>, %y: memref<256x
 
 // -----
 
+// Checks bcr.spmm over compact panels for a narrow product (N = 4): the
+// strip loop carries the value offset and one vector<8xf32> sum per output
+// column across all blocks; per kept column one expandload of its kept
+// rows, then one broadcast activation x[k, j] and one vector.fma per
+// column j; the four sums go through a stack buffer into the rows of the
+// row-major output once per strip; items hold 1024 / (2 blocks x 4
+// columns) = 128 strips, capped at a quarter of the 32 strips.
+
+// CHECK-LABEL: func.func @spmm_compact
+// CHECK: scf.for {{.*}} -> (index, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: %[[BYTES:.*]] = vector.load {{.*}} : memref<?xi8>, vector<1xi8>
+// CHECK: %[[MASK:.*]] = vector.bitcast %[[BYTES]] : vector<1xi8> to vector<8xi1>
+// CHECK: scf.if {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.expandload {{.*}}, %[[MASK]], {{.*}} : memref<?xf32>, vector<8xi1>, vector<8xf32> into vector<8xf32>
+// CHECK-COUNT-4: vector.fma
+// CHECK: vector.expandload
+// CHECK-COUNT-4: vector.fma
+// CHECK: vector.expandload
+// CHECK-COUNT-4: vector.fma
+// CHECK: } else {
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.expandload
+// CHECK-COUNT-4: vector.store {{.*}} : memref<32xf32>, vector<8xf32>
+// CHECK: arith.minui
+// CHECK: scf.for
+// CHECK-COUNT-4: memref.store {{.*}} : memref<256x4xf32>
+// CHECK: } {grim.grain = 8 : i64, grim.parallel}
+// CHECK-NOT: bcr.
+func.func @spmm_compact(%blob: memref<?xi8>, %x: memref<32x4xf32>, %y: memref<256x4xf32>) {
+  %p:4 = "bcr.packed"(%blob) {value = dense<1.000000e+00> : tensor<256x32xf32>, name = "w", slot = 0 : i64, rows = 256 : i64, cols = 32 : i64, block_rows = 8 : i64, block_cols = 16 : i64, order = "grouped", layout = "compact_panels", kept_rows = 4 : i64, kept_cols = 3 : i64} : (memref<?xi8>) -> (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>)
+  "bcr.spmm"(%p#0, %p#1, %p#2, %p#3, %x, %y) {block_rows = 8 : i64, block_cols = 16 : i64, vector_width = 16 : i64} : (memref<?xi32>, memref<?xi16>, memref<?xi8>, memref<?xf32>, memref<32x4xf32>, memref<256x4xf32>) -> ()
+  return
+}
+
+// -----
+
 // Checks that a dense matrix-vector bcr.gemm (panels of 16 rows, 8 lanes)
 // becomes a parallel loop over the 3 panels of 40 rows, each keeping two
 // vector<8xf32> sums over all of K (one broadcast activation, two weight

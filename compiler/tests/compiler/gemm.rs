@@ -82,6 +82,57 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Narrow BCR products (2 to 16 columns, as a recurrent step over a
+    /// batch) with 8- or 16-row blocks and rows pruned equal the reference;
+    /// on an AVX-512 host they read compact panels (one sum per output
+    /// column in registers, lower/bcr_to_loops/compact.rs), elsewhere the
+    /// row-major walk. M and K include edge strips and blocks.
+    #[test]
+    fn narrow_bcr_gemm_on_compact_panels_matches_reference(
+        m in 1usize..70,
+        k in 1usize..70,
+        n in 2usize..=16,
+        rows in prop_oneof![Just(8usize), Just(16)],
+        cols in 1usize..33,
+        row_keep in 0.2f64..0.6,
+        col_keep in 0.1f64..1.0,
+        seed in 0u64..1000,
+    ) {
+        let block = BlockSize::new(rows, cols).unwrap();
+        let graph = gemm_graph(m, k, n, block, row_keep, col_keep, seed, seed.is_multiple_of(2));
+        let x = lcg_input(vec![n, k], seed);
+        let expected = run_reference(&graph, std::slice::from_ref(&x)).unwrap();
+        let (actual, bcr) = compile_and_run_forced(
+            &graph,
+            "host",
+            (rows as i64, cols as i64),
+            !seed.is_multiple_of(3),
+            1 + (seed % 2) as usize,
+            &[x],
+            &[("w", "bcr")],
+        );
+        if host_has_avx512() && m >= rows {
+            prop_assert!(bcr.contains("compact_panels"), "{m}x{k}x{n}: {bcr}");
+        }
+        assert_close(&actual, &expected);
+    }
+}
+
+/// Whether the host (the target of "host" compiles) has AVX-512F.
+fn host_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// A layer that stays dense (no zero weight): the driver gives it the dense
 /// kernel (`bcr.gemm` on row panels), whose result must equal the reference.
 fn check_dense(target: &str, m: usize, k: usize, n: usize, seed: u64, threads: usize) {

@@ -134,10 +134,19 @@ pub const LAYOUT_COL_PANELS: &str = "col_panels";
 /// Each kept column as a panel of the block's kept rows only (the
 /// row-major sub-matrix transposed): matrix-vector work expands a panel to
 /// the block's height by the row mask as it loads it, reading half the
-/// bytes of a column panel when half the rows are pruned.
+/// bytes of a column panel when half the rows are pruned. `bcr.spmm` reads
+/// it too, keeping one sum per output column in registers (narrow
+/// products: see [`COMPACT_SPMM_MAX_N`]).
 pub const LAYOUT_COMPACT_PANELS: &str = "compact_panels";
 
-/// Whether `layout` is one of the matrix-vector layouts only `bcr.spmv` reads.
+/// The most output columns of a `bcr.spmm` whose weight lower-grim-to-bcr
+/// stores as compact panels: the kernel keeps a strip's sums as one vector
+/// of the block's rows per column, and 16 of them plus the loaded panel
+/// and its broadcasts fit AVX-512's 32 registers. (A wider product over
+/// compact panels is still correct; its sums spill.)
+pub const COMPACT_SPMM_MAX_N: i64 = 16;
+
+/// Whether `layout` is one of the layouts the matrix-vector kernels read.
 pub fn is_panel_layout(layout: &str) -> bool {
     layout == LAYOUT_COL_PANELS || layout == LAYOUT_COMPACT_PANELS
 }
@@ -914,7 +923,7 @@ pub fn verify<'c: 'a, 'a>(op: &impl OperationLike<'c, 'a>) -> Result<(), String>
                         packed.name, packed.rows, packed.cols, c[0], k
                     ));
                 }
-                if is_panel_layout(&packed.layout) && name == SPMM {
+                if packed.layout == LAYOUT_COL_PANELS && name == SPMM {
                     return Err(format!(
                         "packed matrix '{}' has {} values, which only bcr.spmv reads",
                         packed.name, packed.layout

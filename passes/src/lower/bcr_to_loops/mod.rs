@@ -24,6 +24,12 @@
 //!   column, one broadcast activation times one panel load; only column
 //!   masks are decoded; the sums are added to the output once per strip.
 //!   Over row-major values it is the spmm walk with scalar `math.fma`.
+//! * `bcr.spmv` and `bcr.spmm` over compact panels (`layout =
+//!   "compact_panels"`, compact.rs): each kept column's kept rows expanded
+//!   to the block's height by the row mask as they load; the strip's sums
+//!   stay in registers across its blocks, one vector per output column
+//!   (spmm: a narrow product, at most 16 columns as lower-grim-to-bcr
+//!   packs it), added to the output once per strip.
 //! * `bcr.gemm` (dense): row-panel weights; for a matrix, work items of
 //!   `tile_m` rows or of one N tile (bcr-tile), K blocks of `tile_k`, each
 //!   activation block packed GotoBLAS-style into register-chunk panels (an
@@ -46,6 +52,7 @@
 
 // One file per pattern; the BCRC walk is shared by spmm and spmv, the
 // register tile by spmm and the dense GEMM.
+mod compact;
 mod dense_gemm;
 mod masks;
 mod pack;
@@ -224,10 +231,9 @@ impl Pass for LowerBcrToLoops {
                     };
                     if layout.as_deref() == Some(bcr::LAYOUT_COL_PANELS) && name == bcr::SPMV {
                         spmv::panel_spmv(&b, &product, c_shape[0]);
-                    } else if layout.as_deref() == Some(bcr::LAYOUT_COMPACT_PANELS)
-                        && name == bcr::SPMV
-                    {
-                        spmv::compact_spmv(&b, &product, c_shape[0]);
+                    } else if layout.as_deref() == Some(bcr::LAYOUT_COMPACT_PANELS) {
+                        let columns = (name == bcr::SPMM).then(|| c_shape[1]);
+                        compact::compact_product(&b, &product, c_shape[0], columns);
                     } else {
                         // An image read in place (implicit im2col over a padded image).
                         let image = match bcr::im2col_of(&op) {

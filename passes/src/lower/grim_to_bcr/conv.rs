@@ -21,6 +21,7 @@
 //! The epilogue: each output image starts as bias plus its residual image,
 //! the product accumulates into it, then the activation is applied over it.
 
+use super::weights::Reads;
 use super::{
     gemm::{apply_activation, init_rows, Bias, Epilogue},
     values::Tensor,
@@ -85,7 +86,7 @@ impl<'c> Lowering<'c, '_> {
         // A weight computed at run time is packed into the first temporary.
         let (weights, first_temporary) = match weight {
             Tensor::Weight { name, value, .. } => {
-                (self.weights(b, &op, &name, value, m, k, false)?, 0)
+                (self.weights(b, &op, &name, value, m, k, Reads::Image)?, 0)
             }
             runtime => (self.runtime_panels(b, &op, &runtime, false, 1.0)?, 1),
         };

@@ -7,6 +7,7 @@
 //! either: a transposed input is read in place, and a result read only by a
 //! transpose is the accumulator itself.
 
+use super::weights::Reads;
 use super::{key, transpose::transpose, values::Tensor, Lowering};
 use crate::{
     builder::{Builder, V},
@@ -159,7 +160,7 @@ impl<'c> Lowering<'c, '_> {
         let mut temporaries = 0;
         let weights = match weight {
             Tensor::Weight { name, value, .. } => {
-                self.weights(b, &op, &name, value, m, k, n == 1)?
+                self.weights(b, &op, &name, value, m, k, Reads::of_columns(n))?
             }
             runtime => {
                 temporaries += 1;

@@ -39,7 +39,7 @@
 //! (each product's own parallel loop runs per step), vectorised gates
 //! (the gate loop is scalar: its `XP` reads are strided by `T * B`).
 
-use super::{values::Tensor, Lowering};
+use super::{values::Tensor, weights::Reads, Lowering};
 use crate::{
     builder::{Builder, V},
     op_error, PassError,
@@ -344,12 +344,17 @@ impl<'c> Lowering<'c, '_> {
             for unit in &units {
                 let (rows, cols) = (unit.matrix[0] as i64, unit.matrix[1] as i64);
                 let first = unit.first_row as i64;
-                let (source, start, vector, panels) = match unit.source {
-                    Matrix::W => (&w, d * gh * input + first * input, n == 1, W_PANELS),
+                let (source, start, reads, panels) = match unit.source {
+                    Matrix::W => (
+                        &w,
+                        d * gh * input + first * input,
+                        Reads::of_columns(n),
+                        W_PANELS,
+                    ),
                     Matrix::R => (
                         &rr,
                         d * gh * hidden + first * hidden,
-                        batch == 1,
+                        Reads::of_columns(batch),
                         if split_reset && first >= 2 * hidden {
                             RH_PANELS
                         } else {
@@ -364,7 +369,7 @@ impl<'c> Lowering<'c, '_> {
                     &unit.name,
                     start,
                     (rows, cols),
-                    vector,
+                    reads,
                     dense,
                     panels,
                 )?;
@@ -722,7 +727,7 @@ impl<'c> Lowering<'c, '_> {
         name: &str,
         start: i64,
         (rows, cols): (i64, i64),
-        vector: bool,
+        reads: Reads,
         dense: bool,
         panels: usize,
     ) -> Result<super::weights::Weights<'c>, PassError> {
@@ -730,7 +735,7 @@ impl<'c> Lowering<'c, '_> {
             Source::Constant(data) => {
                 let slice = data[start as usize..(start + rows * cols) as usize].to_vec();
                 let value = weights::resource(self.context, name, &[rows, cols], slice);
-                self.weights_on(b, op, name, value, rows, cols, vector, dense)
+                self.weights_on(b, op, name, value, rows, cols, reads, dense)
             }
             Source::Runtime(tensor) => {
                 let view = self.view_at(b, tensor, start, &[rows, cols]);

@@ -47,6 +47,28 @@ impl<'c> Weights<'c> {
     }
 }
 
+/// How a product reads its weight, which decides the weight's layout.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Reads {
+    /// A matrix-vector product.
+    Vector,
+    /// A matrix product over this many columns of a `[K, N]` activation.
+    Columns(i64),
+    /// A conv's image, through (implicit) im2col: the row-major walk only.
+    Image,
+}
+
+impl Reads {
+    /// A matrix product over `n` columns (1: a matrix-vector product).
+    pub(super) fn of_columns(n: i64) -> Reads {
+        if n == 1 {
+            Reads::Vector
+        } else {
+            Reads::Columns(n)
+        }
+    }
+}
+
 /// Whether a matrix-vector product's weight is stored as compact panels
 /// (`grim_model::cost::compact_panels` says when).
 fn compact_pays(
@@ -74,7 +96,7 @@ pub(super) struct Slots<'c> {
     pub(super) next_slot: i64,
     /// Unnamed constants seen (they are named `<function>.const<index>`).
     constants: usize,
-    packed: HashMap<(usize, i64, i64, bool), [V<'c>; 4]>,
+    packed: HashMap<(usize, i64, i64, &'static str), [V<'c>; 4]>,
     dense: HashMap<(usize, Vec<i64>), V<'c>>,
     /// Row-panel weights of dense products, by (weight, matrix-vector).
     panels: HashMap<(usize, bool), V<'c>>,
@@ -126,10 +148,12 @@ impl<'c> Slots<'c> {
 }
 
 impl<'c> Lowering<'c, '_> {
-    /// The weights of a product with an `m x k` weight matrix: row panels
+    /// The weights of a product with an `m x k` weight matrix, read as
+    /// `reads` says: row panels
     /// when the op asks for the dense kernel (`kernel = "dense"`), BCRC
-    /// arrays otherwise. `vector`: a matrix-vector product (its own copy:
-    /// its panels are taller, its BCR values column panels).
+    /// arrays otherwise. A matrix-vector product gets its own copy (its
+    /// panels are taller, its BCR values column panels); so does a narrow
+    /// one whose BCR values are compact panels.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn weights(
         &mut self,
@@ -139,11 +163,11 @@ impl<'c> Lowering<'c, '_> {
         value: Attribute<'c>,
         m: i64,
         k: i64,
-        vector: bool,
+        reads: Reads,
     ) -> Result<Weights<'c>, PassError> {
         let dense = grim_dialects::attr::string(op, grim::KERNEL_ATTR).as_deref()
             == Some(grim::KERNEL_DENSE);
-        self.weights_on(b, op, name, value, m, k, vector, dense)
+        self.weights_on(b, op, name, value, m, k, reads, dense)
     }
 
     /// [`Lowering::weights`] with the kernel given (`dense`: row panels).
@@ -156,17 +180,17 @@ impl<'c> Lowering<'c, '_> {
         value: Attribute<'c>,
         m: i64,
         k: i64,
-        vector: bool,
+        reads: Reads,
         dense: bool,
     ) -> Result<Weights<'c>, PassError> {
         let blob = self.blob();
         if !dense {
             return Ok(Weights::Bcr(
-                self.packed_weight(b, op, name, value, m, k, vector)?,
+                self.packed_weight(b, op, name, value, m, k, reads)?,
             ));
         }
         let slots = &mut self.weights;
-        let cache = (identity(value), vector);
+        let cache = (identity(value), reads == Reads::Vector);
         let w = match slots.panels.get(&cache) {
             Some(w) => *w,
             None => {
@@ -198,7 +222,7 @@ impl<'c> Lowering<'c, '_> {
         value: Attribute<'c>,
         m: i64,
         k: i64,
-        panels: bool,
+        reads: Reads,
     ) -> Result<(bcr::Packed<'c, 'c>, i64, i64), PassError> {
         let blob = self.blob();
         let block_rows =
@@ -213,20 +237,28 @@ impl<'c> Lowering<'c, '_> {
         }
         let pinned = grim_dialects::attr::string(op, grim::ORDER_ATTR);
         let order = pinned.clone().unwrap_or_else(|| self.pass.order.clone());
-        // Matrix-vector products read column panels (a strip's outputs stay in registers).
+        // Matrix-vector products read column panels (a strip's outputs stay
+        // in registers); a narrow matrix product (a recurrent step over a
+        // small batch) reads compact panels too, with one sum per column.
+        let narrow = match reads {
+            Reads::Vector => true,
+            Reads::Columns(n) => n <= bcr::COMPACT_SPMM_MAX_N,
+            Reads::Image => false,
+        };
+        let compact = narrow && compact_pays(self.isa, value, m, k, block_rows, block_cols);
+        let layout = if compact {
+            bcr::LAYOUT_COMPACT_PANELS
+        } else if reads == Reads::Vector {
+            bcr::LAYOUT_COL_PANELS
+        } else {
+            bcr::LAYOUT_ROW_MAJOR
+        };
         let slots = &mut self.weights;
-        let cache = (identity(value), block_rows, block_cols, panels);
+        let cache = (identity(value), block_rows, block_cols, layout);
         let packed = match slots.packed.get(&cache) {
             Some(values) => *values,
             None => {
-                let layout = if !panels {
-                    bcr::LAYOUT_ROW_MAJOR
-                } else if compact_pays(self.isa, value, m, k, block_rows, block_cols) {
-                    bcr::LAYOUT_COMPACT_PANELS
-                } else {
-                    bcr::LAYOUT_COL_PANELS
-                }
-                .to_string();
+                let layout = layout.to_string();
                 let info = bcr::PackedInfo {
                     name: name.to_string(),
                     slot: slots.next_slot,
