@@ -6,35 +6,11 @@
 
 use crate::builder::{Builder, V};
 use melior::dialect::arith::CmpiPredicate;
-use melior::ir::{Attribute, Type};
 
-/// The `bits`-bit mask at `masks[mask_base..]` as one i64: one load of 2,
-/// 4 or 8 bytes where the mask is that long (a 16-column block's mask is
-/// one `movzwl`, not two byte loads, a shift and an or: the compact
-/// matrix-vector walk is instruction-bound, measured), else byte by byte.
+/// The `bits`-bit mask at `masks[mask_base..]` as one i64.
 pub(super) fn mask_word<'c>(b: &Builder<'c>, masks: V<'c>, mask_base: V<'c>, bits: i64) -> V<'c> {
-    let bytes = (bits + 7) / 8;
-    if [2, 4, 8].contains(&bytes) {
-        let bytes_type = Type::vector(&[bytes as u64], b.int_type(8));
-        let word_type = b.int_type(8 * bytes as u32);
-        let loaded = b.op("vector.load", &[masks, mask_base], &[bytes_type], &[])[0];
-        let one = b.op(
-            "vector.bitcast",
-            &[loaded],
-            &[Type::vector(&[1], word_type)],
-            &[],
-        )[0];
-        let position = Attribute::parse(b.context, "array<i64: 0>").expect("i64 array");
-        let word = b.op(
-            "vector.extract",
-            &[one],
-            &[word_type],
-            &[("static_position", position)],
-        )[0];
-        return if bytes == 8 { word } else { b.extui(word, 64) };
-    }
     let mut word = b.int(0, 64);
-    for byte_index in 0..bytes {
+    for byte_index in 0..(bits + 7) / 8 {
         let at = b.addi(mask_base, b.index(byte_index));
         let byte = b.load(masks, &[at]);
         let byte = b.extui(byte, 64);
